@@ -1,0 +1,4 @@
+//! Adapters: the only crate that knows DynamoDB item shapes, SDK errors and API Gateway event JSON.
+
+pub mod clock;
+pub mod memory;

@@ -1,0 +1,219 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use domain::{
+    Connection, ConnectionId, ConnectionRepository, JoinError, Page, PageToken, Removed,
+    RepositoryError, RoomName, Timestamp,
+};
+
+/// A thread-safe [`ConnectionRepository`] in a mutex: pages, expiry and the join/remove race behave
+/// as the DynamoDB adapter's do (the contract suite checks both).
+pub struct InMemoryConnectionRepository {
+    state: Mutex<State>,
+    page_size: usize,
+}
+
+#[derive(Default)]
+struct State {
+    connections: BTreeMap<ConnectionId, Connection>,
+    members: BTreeMap<RoomName, BTreeSet<ConnectionId>>,
+    rooms: BTreeMap<ConnectionId, BTreeSet<RoomName>>,
+}
+
+impl Default for InMemoryConnectionRepository {
+    fn default() -> Self {
+        Self::with_page_size(100)
+    }
+}
+
+impl InMemoryConnectionRepository {
+    pub fn with_page_size(page_size: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            page_size: page_size.max(1),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain collections behind, still consistent enough
+        // to serve: better than failing every later call.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rows stored, live or not: for tests that check nothing is left behind.
+    pub fn stored_rows(&self) -> (usize, usize) {
+        let state = self.state();
+        let memberships = state.members.values().map(BTreeSet::len).sum();
+        (state.connections.len(), memberships)
+    }
+}
+
+/// One page of `keys` after `token`, the way DynamoDB pages: `page_size` rows read, then filtered.
+fn page_after<'a>(
+    keys: impl Iterator<Item = &'a ConnectionId>,
+    page_size: usize,
+    live: impl Fn(&ConnectionId) -> bool,
+) -> Page<ConnectionId> {
+    let mut items = Vec::new();
+    let mut last = None;
+    let mut keys = keys.peekable();
+    for id in keys.by_ref().take(page_size) {
+        if live(id) {
+            items.push(id.clone());
+        }
+        last = Some(id);
+    }
+    let next = match (keys.peek(), last) {
+        (Some(_), Some(last)) => Some(PageToken::new(last.as_str())),
+        _ => None,
+    };
+    Page { items, next }
+}
+
+fn start_after(token: Option<PageToken>) -> Result<Bound<ConnectionId>, RepositoryError> {
+    match token {
+        None => Ok(Bound::Unbounded),
+        Some(token) => ConnectionId::parse(token.as_str())
+            .map(Bound::Excluded)
+            .map_err(|e| RepositoryError::Unavailable(format!("bad page token: {e}"))),
+    }
+}
+
+impl State {
+    fn is_live(&self, id: &ConnectionId, now: Timestamp) -> bool {
+        self.connections.get(id).is_some_and(|c| c.is_live_at(now))
+    }
+}
+
+#[async_trait]
+impl ConnectionRepository for InMemoryConnectionRepository {
+    async fn save(&self, connection: &Connection) -> Result<(), RepositoryError> {
+        self.state()
+            .connections
+            .insert(connection.id.clone(), connection.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, id: &ConnectionId) -> Result<Removed, RepositoryError> {
+        let mut state = self.state();
+        let connection = state.connections.remove(id);
+        let rooms = state.rooms.remove(id).unwrap_or_default();
+        for room in &rooms {
+            if let Some(members) = state.members.get_mut(room) {
+                members.remove(id);
+                if members.is_empty() {
+                    state.members.remove(room);
+                }
+            }
+        }
+        Ok(Removed {
+            connection,
+            rooms: rooms.into_iter().collect(),
+        })
+    }
+
+    async fn get(
+        &self,
+        id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Option<Connection>, RepositoryError> {
+        Ok(self
+            .state()
+            .connections
+            .get(id)
+            .filter(|c| c.is_live_at(now))
+            .cloned())
+    }
+
+    async fn join(
+        &self,
+        id: &ConnectionId,
+        room: &RoomName,
+        max_rooms: usize,
+        now: Timestamp,
+    ) -> Result<(), JoinError> {
+        let mut state = self.state();
+        if !state.is_live(id, now) {
+            return Err(JoinError::NotConnected);
+        }
+        let rooms = state.rooms.entry(id.clone()).or_default();
+        if !rooms.contains(room) && rooms.len() >= max_rooms {
+            return Err(JoinError::TooManyRooms { max: max_rooms });
+        }
+        rooms.insert(room.clone());
+        state
+            .members
+            .entry(room.clone())
+            .or_default()
+            .insert(id.clone());
+        Ok(())
+    }
+
+    async fn leave(&self, id: &ConnectionId, room: &RoomName) -> Result<(), RepositoryError> {
+        let mut state = self.state();
+        if let Some(rooms) = state.rooms.get_mut(id) {
+            rooms.remove(room);
+        }
+        if let Some(members) = state.members.get_mut(room) {
+            members.remove(id);
+            if members.is_empty() {
+                state.members.remove(room);
+            }
+        }
+        Ok(())
+    }
+
+    async fn rooms_of(
+        &self,
+        id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Vec<RoomName>, RepositoryError> {
+        let state = self.state();
+        if !state.is_live(id, now) {
+            return Ok(Vec::new());
+        }
+        Ok(state
+            .rooms
+            .get(id)
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn members_of(
+        &self,
+        room: &RoomName,
+        page: Option<PageToken>,
+        now: Timestamp,
+    ) -> Result<Page<ConnectionId>, RepositoryError> {
+        let start = start_after(page)?;
+        let state = self.state();
+        let Some(members) = state.members.get(room) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let keys = members.range((start, Bound::Unbounded));
+        Ok(page_after(keys, self.page_size, |id| {
+            state.is_live(id, now)
+        }))
+    }
+
+    async fn all_connections(
+        &self,
+        page: Option<PageToken>,
+        now: Timestamp,
+    ) -> Result<Page<ConnectionId>, RepositoryError> {
+        let start = start_after(page)?;
+        let state = self.state();
+        let keys = state
+            .connections
+            .range((start, Bound::Unbounded))
+            .map(|(k, _)| k);
+        Ok(page_after(keys, self.page_size, |id| {
+            state.is_live(id, now)
+        }))
+    }
+}

@@ -1,0 +1,183 @@
+//! Fan-out: one frame to many connections, read page by page, posted with bounded concurrency,
+//! retried when retrying can help, pruned when the connection is gone.
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::connection::ConnectionId;
+use crate::ports::{
+    ClientNotifier, ConnectionRepository, NotifyError, Page, PageToken, RepositoryError, Sleeper,
+};
+use crate::room::RoomName;
+use crate::settings::Settings;
+use crate::time::Timestamp;
+
+/// Who a fan-out reaches.
+#[derive(Debug, Clone, Copy)]
+pub enum Audience<'a> {
+    Everyone,
+    Room(&'a RoomName),
+}
+
+/// What happened to each recipient of one fan-out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub delivered: u64,
+    /// Closed connections (410): their rows and memberships were removed.
+    pub gone: u64,
+    /// Posts that did not get through after every attempt allowed.
+    pub failed: u64,
+    /// The part of `failed` that no retry can fix (403, 413): a deploy or configuration fault.
+    pub misconfigured: u64,
+}
+
+impl DeliveryReport {
+    pub fn recipients(&self) -> u64 {
+        self.delivered + self.gone + self.failed
+    }
+
+    pub(crate) fn add_outcome(self, outcome: Outcome) -> Self {
+        self.add(outcome)
+    }
+
+    fn add(mut self, outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Delivered => self.delivered += 1,
+            Outcome::Gone => self.gone += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Misconfigured => {
+                self.failed += 1;
+                self.misconfigured += 1;
+            }
+            Outcome::Skipped => {}
+        }
+        self
+    }
+}
+
+/// Reading recipients failed part-way: `report` says what was delivered before it did.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("fan-out stopped after {} recipients: {source}", report.recipients())]
+pub struct FanOutError {
+    pub report: DeliveryReport,
+    pub source: RepositoryError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Delivered,
+    Gone,
+    Failed,
+    Misconfigured,
+    Skipped,
+}
+
+pub(crate) struct FanOut<'a> {
+    pub repo: &'a dyn ConnectionRepository,
+    pub notifier: &'a dyn ClientNotifier,
+    pub sleeper: &'a dyn Sleeper,
+    pub settings: &'a Settings,
+}
+
+enum Cursor {
+    Start,
+    At(PageToken),
+    End,
+}
+
+impl FanOut<'_> {
+    /// Posts `frame` to every live member of `audience` except `skip`.
+    pub async fn broadcast(
+        &self,
+        audience: Audience<'_>,
+        frame: &[u8],
+        skip: Option<&ConnectionId>,
+        now: Timestamp,
+    ) -> Result<DeliveryReport, FanOutError> {
+        // Pages are read lazily as sends finish, so reading page n+1 overlaps sending page n and
+        // the number in flight stays at the bound across page boundaries.
+        let pages = stream::try_unfold(Cursor::Start, move |cursor| async move {
+            let token = match cursor {
+                Cursor::Start => None,
+                Cursor::At(token) => Some(token),
+                Cursor::End => return Ok(None),
+            };
+            let Page { items, next } = self.read_page(audience, token, now).await?;
+            Ok(Some((items, next.map_or(Cursor::End, Cursor::At))))
+        });
+        let recipients = pages
+            .map_ok(|ids| stream::iter(ids.into_iter().map(Ok::<_, RepositoryError>)))
+            .try_flatten();
+
+        let outcomes = recipients
+            .map(|recipient| async move {
+                match recipient {
+                    Ok(id) if Some(&id) == skip => Ok(Outcome::Skipped),
+                    Ok(id) => Ok(self.deliver(&id, frame).await),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(self.settings.fanout_concurrency.get());
+        let mut outcomes = std::pin::pin!(outcomes);
+
+        let mut report = DeliveryReport::default();
+        let mut read_error = None;
+        while let Some(outcome) = outcomes.next().await {
+            match outcome {
+                Ok(outcome) => report = report.add(outcome),
+                Err(e) => read_error = Some(e),
+            }
+        }
+        match read_error {
+            None => Ok(report),
+            Some(source) => Err(FanOutError { report, source }),
+        }
+    }
+
+    async fn read_page(
+        &self,
+        audience: Audience<'_>,
+        token: Option<PageToken>,
+        now: Timestamp,
+    ) -> Result<Page<ConnectionId>, RepositoryError> {
+        match audience {
+            Audience::Everyone => self.repo.all_connections(token, now).await,
+            Audience::Room(room) => self.repo.members_of(room, token, now).await,
+        }
+    }
+
+    /// Posts to one connection: retries `Throttled` and `Transient` with jittered backoff, prunes
+    /// on `Gone`, gives up at once on faults no retry can fix.
+    pub async fn deliver(&self, to: &ConnectionId, frame: &[u8]) -> Outcome {
+        let retry = &self.settings.retry;
+        let mut attempt = 1;
+        loop {
+            match self.notifier.send(to, frame).await {
+                Ok(()) => return Outcome::Delivered,
+                Err(NotifyError::Gone) => {
+                    self.prune(to).await;
+                    return Outcome::Gone;
+                }
+                Err(e @ (NotifyError::Throttled | NotifyError::Transient(_))) => {
+                    if attempt >= retry.max_attempts {
+                        tracing::warn!(connectionId = %to, attempts = attempt, error = %e, "giving up on a post");
+                        return Outcome::Failed;
+                    }
+                    self.sleeper.sleep(retry.pause(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e @ (NotifyError::Forbidden(_) | NotifyError::PayloadTooLarge)) => {
+                    tracing::error!(connectionId = %to, error = %e, "configuration fault: check the management endpoint, stage and IAM policy");
+                    return Outcome::Misconfigured;
+                }
+            }
+        }
+    }
+
+    async fn prune(&self, id: &ConnectionId) {
+        // A failed prune costs one more 410 next time, and TTL removes the row in the end: not
+        // worth failing the fan-out for.
+        if let Err(e) = self.repo.remove(id).await {
+            tracing::warn!(connectionId = %id, error = %e, "could not remove a gone connection");
+        }
+    }
+}

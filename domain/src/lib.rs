@@ -1,0 +1,30 @@
+//! The rules of a serverless WebSocket service, with no AWS in sight.
+//!
+//! - [`connection`]: who is connected, and for how long API Gateway keeps them.
+//! - [`protocol`]: the JSON frames clients send and receive.
+//! - [`fanout`]: delivering one frame to many connections, correctly and fast.
+//! - [`service`]: the use cases `$connect`, `$disconnect` and client messages.
+//! - [`ports`]: what the domain needs from storage, API Gateway and the clock.
+
+pub mod connection;
+pub mod fanout;
+pub mod ports;
+pub mod protocol;
+pub mod room;
+pub mod service;
+pub mod settings;
+pub mod time;
+
+pub use connection::{ConnectRequest, Connection, ConnectionId, Principal, Sender};
+pub use fanout::{Audience, DeliveryReport, FanOutError};
+pub use ports::{
+    ClientNotifier, Clock, ConnectionRepository, JoinError, NotifyError, Page, PageToken, Removed,
+    RepositoryError, Sleeper,
+};
+pub use room::RoomName;
+pub use service::{ConnectError, DisconnectError, HandleError, Handled, WebSocketService};
+pub use settings::{RetryPolicy, Settings};
+pub use time::Timestamp;
+
+#[cfg(test)]
+mod tests;

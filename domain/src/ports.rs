@@ -1,0 +1,170 @@
+//! The ports: what the domain needs from the outside world, and what every adapter MUST do.
+//!
+//! Adapters live in the `adapters` crate. The in-memory fake and the DynamoDB adapter pass one
+//! contract suite (`tests/tests/repository_contract.rs`), so the rules below are checked, not hoped.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::connection::{Connection, ConnectionId};
+use crate::room::RoomName;
+use crate::time::Timestamp;
+
+/// Where to resume a paged read. Opaque: only the adapter that made it can read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken(String);
+
+impl PageToken {
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One page of a read. `next` is `None` only on the last page; a page may be empty and still have a
+/// `next` (DynamoDB filters expired rows after it reads a page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<PageToken>,
+}
+
+/// The storage failed. Carries the cause as text so the domain never sees an SDK type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepositoryError {
+    /// The store was reachable but refused for now (throttling, capacity): worth retrying later.
+    #[error("the connection store is throttling: {0}")]
+    Throttled(String),
+    /// Anything else: unreachable, misconfigured, a malformed item.
+    #[error("the connection store failed: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    #[error("the connection does not exist or has expired")]
+    NotConnected,
+    #[error("the connection is already in {max} rooms")]
+    TooManyRooms { max: usize },
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// What `remove` removed: the connection row (if there was one) and the rooms it was in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Removed {
+    pub connection: Option<Connection>,
+    pub rooms: Vec<RoomName>,
+}
+
+/// Stores connections and room memberships.
+///
+/// Every adapter MUST:
+/// - treat a connection whose `expires_at` is not after `now` as absent in every read
+///   (`get`, `rooms_of`, `members_of`, `all_connections`), whether or not storage has deleted it yet;
+/// - make `save` an upsert, so a retried `$connect` is harmless;
+/// - make `remove` delete the connection and every membership it had, return what it deleted, and
+///   return `Removed::default()` for an unknown id (a second `$disconnect` is not an error);
+/// - make `join` fail with `JoinError::NotConnected` when the connection is absent or expired, and
+///   never leave a membership behind for a connection that `remove` has deleted, even when the two race;
+/// - make `join` and `leave` idempotent: joining twice is one membership, leaving a room one is not
+///   in succeeds;
+/// - page `members_of` and `all_connections` with at most `page_size`-ish items a page, and return
+///   `next: None` only when nothing is left; `all_connections` never yields membership rows.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ConnectionRepository: Send + Sync {
+    async fn save(&self, connection: &Connection) -> Result<(), RepositoryError>;
+
+    async fn remove(&self, id: &ConnectionId) -> Result<Removed, RepositoryError>;
+
+    async fn get(
+        &self,
+        id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Option<Connection>, RepositoryError>;
+
+    /// Adds `id` to `room`, unless that would put it in more than `max_rooms` rooms.
+    async fn join(
+        &self,
+        id: &ConnectionId,
+        room: &RoomName,
+        max_rooms: usize,
+        now: Timestamp,
+    ) -> Result<(), JoinError>;
+
+    async fn leave(&self, id: &ConnectionId, room: &RoomName) -> Result<(), RepositoryError>;
+
+    async fn rooms_of(
+        &self,
+        id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Vec<RoomName>, RepositoryError>;
+
+    async fn members_of(
+        &self,
+        room: &RoomName,
+        page: Option<PageToken>,
+        now: Timestamp,
+    ) -> Result<Page<ConnectionId>, RepositoryError>;
+
+    async fn all_connections(
+        &self,
+        page: Option<PageToken>,
+        now: Timestamp,
+    ) -> Result<Page<ConnectionId>, RepositoryError>;
+}
+
+/// Why a post to a connection did not get through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    /// 410: the connection is closed or never existed. Retrying cannot help.
+    #[error("the connection is gone")]
+    Gone,
+    /// 403: the caller may not post here: a wrong endpoint, stage or IAM policy. A deploy fault.
+    #[error("forbidden by the management API: {0}")]
+    Forbidden(String),
+    /// 413: the frame is over API Gateway's message limit.
+    #[error("the frame is larger than the management API accepts")]
+    PayloadTooLarge,
+    /// 429: the account's request rate is exceeded. Worth retrying after a pause.
+    #[error("throttled by the management API")]
+    Throttled,
+    /// 5xx, timeouts, broken connections. Worth retrying.
+    #[error("transient management API failure: {0}")]
+    Transient(String),
+}
+
+/// Talks back to clients through API Gateway's `@connections` API.
+///
+/// Every adapter MUST:
+/// - return `Ok(())` only when the frame was accepted for delivery (HTTP 200);
+/// - map by HTTP status, whatever the body says or lacks: 410 -> `Gone`, 403 -> `Forbidden`,
+///   413 -> `PayloadTooLarge`, 429 -> `Throttled`, 5xx, timeouts and I/O errors -> `Transient`;
+/// - never retry by itself beyond what one call's time budget allows: the domain owns retries, so
+///   that it can count them.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ClientNotifier: Send + Sync {
+    async fn send(&self, to: &ConnectionId, frame: &[u8]) -> Result<(), NotifyError>;
+
+    /// Closes the connection (`DELETE @connections/{id}`). `Gone` when it is already closed.
+    async fn disconnect(&self, id: &ConnectionId) -> Result<(), NotifyError>;
+}
+
+/// The time, injected so tests choose it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// Waiting, injected so retry tests run instantly and can see every pause.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Sleeper: Send + Sync {
+    async fn sleep(&self, duration: Duration);
+}

@@ -1,0 +1,272 @@
+//! Parsing inbound frames into typed requests, with a typed error for every way a frame can be wrong.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::connection::ConnectionId;
+use crate::protocol::ErrorCode;
+use crate::room::RoomName;
+
+/// A client's correlation id, echoed in `ack` and `error` frames: 1 to 128 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(raw: impl Into<String>) -> Option<Self> {
+        let raw = raw.into();
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_LEN
+            && raw.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        ok.then_some(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a client asked for. `data` is kept as the client wrote it, byte for byte.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Broadcast to every live connection (the name AWS's simple-websockets-chat-app uses).
+    SendMessage {
+        data: Box<RawValue>,
+    },
+    Send {
+        to: ConnectionId,
+        data: Box<RawValue>,
+    },
+    Join {
+        room: RoomName,
+    },
+    Leave {
+        room: RoomName,
+    },
+    Publish {
+        room: RoomName,
+        data: Box<RawValue>,
+    },
+    Ping,
+    WhoAmI,
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::SendMessage { .. } => "sendmessage",
+            Action::Send { .. } => "send",
+            Action::Join { .. } => "join",
+            Action::Leave { .. } => "leave",
+            Action::Publish { .. } => "publish",
+            Action::Ping => "ping",
+            Action::WhoAmI => "whoami",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub request_id: Option<RequestId>,
+    pub action: Action,
+}
+
+/// Why a frame is not a request. `request_id` is kept when it could be read, so the error frame can
+/// carry it back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub request_id: Option<RequestId>,
+}
+
+impl ParseError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+}
+
+/// Deepest nesting of arrays and objects accepted. `data` is forwarded unparsed, so serde_json's own
+/// recursion limit never sees it: without this, one frame could hand every recipient a parser bomb.
+pub const MAX_NESTING: usize = 64;
+
+/// Parses one inbound frame. Never panics, whatever the bytes (a proptest checks it).
+pub fn parse_request(body: &[u8], max_bytes: usize) -> Result<Request, ParseError> {
+    if body.len() > max_bytes {
+        return Err(ParseError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the message is {} bytes; the limit is {max_bytes}",
+                body.len()
+            ),
+        ));
+    }
+    if nesting_exceeds(body, MAX_NESTING) {
+        return Err(ParseError::new(
+            ErrorCode::BadJson,
+            format!("JSON nested deeper than {MAX_NESTING} levels"),
+        ));
+    }
+    let fields: Fields = serde_json::from_slice(body)
+        .map_err(|e| ParseError::new(ErrorCode::BadJson, format!("not a JSON object: {e}")))?;
+    let request_id = match fields.get("requestId") {
+        None => None,
+        Some(raw) => Some(request_id_from(raw)?),
+    };
+    action_from(&fields)
+        .map_err(|mut e| {
+            e.request_id.clone_from(&request_id);
+            e
+        })
+        .map(|action| Request { request_id, action })
+}
+
+fn request_id_from(raw: &RawValue) -> Result<RequestId, ParseError> {
+    let text: String = string_field("requestId", raw)?;
+    RequestId::parse(text).ok_or_else(|| {
+        ParseError::new(
+            ErrorCode::InvalidField,
+            "requestId must be 1 to 128 printable ASCII characters",
+        )
+    })
+}
+
+fn action_from(fields: &Fields) -> Result<Action, ParseError> {
+    let name = string_field("action", required(fields, "action")?)?;
+    Ok(match name.as_str() {
+        "sendmessage" => Action::SendMessage {
+            data: data(fields)?,
+        },
+        "send" => Action::Send {
+            to: ConnectionId::parse(string_field("to", required(fields, "to")?)?)
+                .map_err(|e| ParseError::new(ErrorCode::InvalidField, format!("to: {e}")))?,
+            data: data(fields)?,
+        },
+        "join" => Action::Join {
+            room: room(fields)?,
+        },
+        "leave" => Action::Leave {
+            room: room(fields)?,
+        },
+        "publish" => Action::Publish {
+            room: room(fields)?,
+            data: data(fields)?,
+        },
+        "ping" => Action::Ping,
+        "whoami" => Action::WhoAmI,
+        other => {
+            let shown: String = other.chars().take(64).collect();
+            return Err(ParseError::new(
+                ErrorCode::UnknownAction,
+                format!(
+                    "unknown action {shown:?}; expected one of sendmessage, send, join, leave, publish, ping, whoami"
+                ),
+            ));
+        }
+    })
+}
+
+fn required<'a>(fields: &'a Fields, name: &str) -> Result<&'a RawValue, ParseError> {
+    fields
+        .get(name)
+        .ok_or_else(|| ParseError::new(ErrorCode::InvalidField, format!("{name} is required")))
+}
+
+fn string_field(name: &str, raw: &RawValue) -> Result<String, ParseError> {
+    serde_json::from_str::<String>(raw.get()).map_err(|e| {
+        ParseError::new(
+            ErrorCode::InvalidField,
+            format!("{name} must be a string: {e}"),
+        )
+    })
+}
+
+fn room(fields: &Fields) -> Result<RoomName, ParseError> {
+    RoomName::parse(string_field("room", required(fields, "room")?)?)
+        .map_err(|e| ParseError::new(ErrorCode::InvalidField, format!("room: {e}")))
+}
+
+fn data(fields: &Fields) -> Result<Box<RawValue>, ParseError> {
+    Ok(required(fields, "data")?.to_owned())
+}
+
+/// The top-level members of a JSON object, in order, refusing duplicate keys: with duplicates, two
+/// readers of the same frame could disagree on who it is for.
+struct Fields(Vec<(String, Box<RawValue>)>);
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&RawValue> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_ref())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut fields: Vec<(String, Box<RawValue>)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if fields.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format!("duplicate key {key:?}")));
+                    }
+                    let value: Box<RawValue> = map.next_value()?;
+                    fields.push((key, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// Whether `[`/`{` nesting outside strings goes deeper than `max`. Malformed input is left to the
+/// JSON parser: this only has to be right for the input the parser would accept.
+fn nesting_exceeds(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}

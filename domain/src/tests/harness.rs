@@ -1,0 +1,102 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::ports::{Clock, MockClientNotifier, MockConnectionRepository, Sleeper};
+use crate::{ConnectionId, Principal, Sender, Settings, Timestamp, WebSocketService};
+
+pub const NOW: u64 = 1_700_000_000_000;
+
+pub struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(NOW)
+    }
+}
+
+/// Returns at once and remembers every pause, so retry tests take no time.
+#[derive(Default)]
+pub struct RecordingSleeper {
+    pub pauses: Mutex<Vec<Duration>>,
+}
+
+#[async_trait]
+impl Sleeper for RecordingSleeper {
+    async fn sleep(&self, duration: Duration) {
+        self.pauses.lock().unwrap().push(duration);
+    }
+}
+
+pub fn id(raw: &str) -> ConnectionId {
+    ConnectionId::parse(raw).unwrap()
+}
+
+pub fn sender(raw: &str) -> Sender {
+    Sender {
+        id: id(raw),
+        principal: Some(Principal::parse(format!("user-{raw}")).unwrap()),
+    }
+}
+
+/// Every frame the mock notifier accepted: (recipient, decoded JSON).
+#[derive(Clone, Default)]
+pub struct Outbox(Arc<Mutex<Vec<(String, Value)>>>);
+
+impl Outbox {
+    pub fn record(&self, to: &ConnectionId, frame: &[u8]) {
+        let json = serde_json::from_slice(frame).expect("frames are JSON");
+        self.0.lock().unwrap().push((to.to_string(), json));
+    }
+
+    pub fn frames_to(&self, to: &str) -> Vec<Value> {
+        let all = self.0.lock().unwrap();
+        all.iter()
+            .filter(|(t, _)| t == to)
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
+    pub fn recipients_of_type(&self, kind: &str) -> Vec<String> {
+        let all = self.0.lock().unwrap();
+        let mut ids: Vec<String> = all
+            .iter()
+            .filter(|(_, f)| f["type"] == kind)
+            .map(|(t, _)| t.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// A notifier that accepts everything and records it in the returned outbox.
+pub fn accepting_notifier() -> (MockClientNotifier, Outbox) {
+    let outbox = Outbox::default();
+    let mut notifier = MockClientNotifier::new();
+    let recorded = outbox.clone();
+    notifier.expect_send().returning(move |to, frame| {
+        recorded.record(to, frame);
+        Ok(())
+    });
+    (notifier, outbox)
+}
+
+pub type TestService = WebSocketService<MockConnectionRepository, MockClientNotifier>;
+
+pub fn service(
+    repo: MockConnectionRepository,
+    notifier: MockClientNotifier,
+    settings: Settings,
+) -> (TestService, Arc<RecordingSleeper>) {
+    let sleeper = Arc::new(RecordingSleeper::default());
+    let service = WebSocketService::new(
+        repo,
+        notifier,
+        Arc::new(FixedClock),
+        sleeper.clone(),
+        settings,
+    );
+    (service, sleeper)
+}

@@ -1,0 +1,702 @@
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mockall::predicate::eq;
+use serde_json::json;
+
+use super::harness::*;
+use crate::ports::{MockClientNotifier, MockConnectionRepository};
+use crate::protocol::ErrorCode;
+use crate::{
+    ClientNotifier, ConnectRequest, ConnectionId, DeliveryReport, HandleError, Handled, JoinError,
+    NotifyError, Page, PageToken, Removed, RepositoryError, RoomName, Settings, Timestamp,
+    WebSocketService,
+};
+
+fn one_page(ids: &[&str]) -> Page<ConnectionId> {
+    Page {
+        items: ids.iter().map(|s| id(s)).collect(),
+        next: None,
+    }
+}
+
+fn everyone_is(repo: &mut MockConnectionRepository, ids: &'static [&'static str]) {
+    repo.expect_all_connections()
+        .returning(move |_, _| Ok(one_page(ids)));
+}
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+#[tokio::test]
+async fn connect_stores_the_connection_until_two_hours_plus_margin_and_sends_nothing() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_save()
+        .withf(|c| c.id.as_str() == "a" && c.principal.is_none())
+        .times(1)
+        .returning(|_| Ok(()));
+    // No expectation on the notifier: any post would fail the test.
+    let settings = Settings {
+        ttl_margin: Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let (service, _) = service(repo, MockClientNotifier::new(), settings);
+
+    let connection = service
+        .connect(ConnectRequest::new(id("a"), Timestamp::from_millis(1_000)))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        connection.expires_at,
+        Timestamp::from_millis(1_000 + (2 * 3600 + 60) * 1000)
+    );
+}
+
+#[tokio::test]
+async fn connect_reports_a_storage_failure() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_save()
+        .returning(|_| Err(RepositoryError::Unavailable("down".into())));
+    let (service, _) = service(repo, MockClientNotifier::new(), Settings::default());
+
+    let result = service
+        .connect(ConnectRequest::new(id("a"), Timestamp::from_millis(0)))
+        .await;
+
+    assert!(result.is_err());
+}
+
+#[tokio::test]
+async fn disconnect_of_an_unknown_connection_is_not_an_error() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_remove()
+        .with(eq(id("ghost")))
+        .times(1)
+        .returning(|_| Ok(Removed::default()));
+    let (service, _) = service(repo, MockClientNotifier::new(), Settings::default());
+
+    assert_eq!(
+        service.disconnect(&id("ghost")).await,
+        Ok(Removed::default())
+    );
+}
+
+#[tokio::test]
+async fn a_gone_recipient_is_removed_with_its_memberships_and_counted_as_gone() {
+    let mut repo = MockConnectionRepository::new();
+    everyone_is(&mut repo, &["a", "b", "gone"]);
+    repo.expect_remove()
+        .with(eq(id("gone")))
+        .times(1)
+        .returning(|_| Ok(Removed::default()));
+    let mut notifier = MockClientNotifier::new();
+    notifier.expect_send().returning(|to, _| {
+        if to.as_str() == "gone" {
+            Err(NotifyError::Gone)
+        } else {
+            Ok(())
+        }
+    });
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    let handled = service
+        .handle_message(&sender("a"), br#"{"action":"sendmessage","data":"hi"}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        handled,
+        Handled::Done {
+            action: "sendmessage",
+            report: DeliveryReport {
+                delivered: 2,
+                gone: 1,
+                failed: 0,
+                misconfigured: 0
+            }
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_post_is_retried_after_a_jittered_pause_then_delivered() {
+    let mut repo = MockConnectionRepository::new();
+    everyone_is(&mut repo, &["b"]);
+    let mut notifier = MockClientNotifier::new();
+    let mut seq = mockall::Sequence::new();
+    notifier
+        .expect_send()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Err(NotifyError::Throttled));
+    notifier
+        .expect_send()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(()));
+    let settings = Settings::default();
+    let ceiling = settings.retry.ceiling(1);
+    let (service, sleeper) = service(repo, notifier, settings);
+
+    let handled = service
+        .handle_message(&sender("a"), br#"{"action":"sendmessage","data":1}"#)
+        .await
+        .unwrap();
+
+    assert!(
+        matches!(handled, Handled::Done { report, .. } if report.delivered == 1 && report.failed == 0)
+    );
+    let pauses = sleeper.pauses.lock().unwrap();
+    assert_eq!(pauses.len(), 1);
+    assert!(pauses[0] <= ceiling);
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_up_to_the_attempt_limit_then_counted_as_failed() {
+    let mut repo = MockConnectionRepository::new();
+    everyone_is(&mut repo, &["b"]);
+    let mut notifier = MockClientNotifier::new();
+    notifier
+        .expect_send()
+        .times(3)
+        .returning(|_, _| Err(NotifyError::Transient("503".into())));
+    let (service, sleeper) = service(repo, notifier, Settings::default());
+
+    let handled = service
+        .handle_message(&sender("a"), br#"{"action":"sendmessage","data":1}"#)
+        .await
+        .unwrap();
+
+    assert!(
+        matches!(handled, Handled::Done { report, .. } if report.failed == 1 && report.delivered == 0)
+    );
+    assert_eq!(sleeper.pauses.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_forbidden_post_is_not_retried_and_is_reported_as_a_configuration_fault() {
+    let mut repo = MockConnectionRepository::new();
+    everyone_is(&mut repo, &["b"]);
+    let mut notifier = MockClientNotifier::new();
+    notifier
+        .expect_send()
+        .times(1)
+        .returning(|_, _| Err(NotifyError::Forbidden("wrong stage".into())));
+    let (service, sleeper) = service(repo, notifier, Settings::default());
+
+    let handled = service
+        .handle_message(&sender("a"), br#"{"action":"sendmessage","data":1}"#)
+        .await
+        .unwrap();
+
+    assert!(
+        matches!(handled, Handled::Done { report, .. } if report.failed == 1 && report.misconfigured == 1)
+    );
+    assert!(sleeper.pauses.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_payload_too_large_answer_is_not_retried() {
+    let mut repo = MockConnectionRepository::new();
+    everyone_is(&mut repo, &["b"]);
+    let mut notifier = MockClientNotifier::new();
+    notifier
+        .expect_send()
+        .times(1)
+        .returning(|_, _| Err(NotifyError::PayloadTooLarge));
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    let handled = service
+        .handle_message(&sender("a"), br#"{"action":"sendmessage","data":1}"#)
+        .await
+        .unwrap();
+
+    assert!(matches!(handled, Handled::Done { report, .. } if report.misconfigured == 1));
+}
+
+#[tokio::test]
+async fn publish_by_a_non_member_is_refused_and_reaches_nobody() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of()
+        .returning(|_, _| Ok(vec![RoomName::parse("other").unwrap()]));
+    repo.expect_members_of().never();
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    let handled = service
+        .handle_message(
+            &sender("a"),
+            br#"{"action":"publish","room":"r1","data":1,"requestId":"q"}"#,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(handled, Handled::Rejected(ErrorCode::NotMember));
+    let frames = outbox.frames_to("a");
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0]["code"], "not_member");
+    assert_eq!(frames[0]["requestId"], "q");
+}
+
+#[tokio::test]
+async fn publish_by_a_member_reaches_the_room_with_the_room_named() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of()
+        .returning(|_, _| Ok(vec![RoomName::parse("r1").unwrap()]));
+    repo.expect_members_of()
+        .withf(|r, _, _| r.as_str() == "r1")
+        .returning(|_, _, _| Ok(one_page(&["a", "b"])));
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(
+            &sender("a"),
+            br#"{"action":"publish","room":"r1","data":{"x":1}}"#,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(outbox.recipients_of_type("message"), vec!["a", "b"]);
+    let frame = &outbox.frames_to("b")[0];
+    assert_eq!(frame["room"], "r1");
+    assert_eq!(frame["data"], json!({"x": 1}));
+    assert_eq!(frame["from"], "a");
+    assert_eq!(frame["sentAt"], NOW);
+}
+
+#[tokio::test]
+async fn an_oversize_body_is_refused_before_anything_is_read_or_sent() {
+    let repo = MockConnectionRepository::new(); // any call would panic
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+    let body = format!(
+        r#"{{"action":"sendmessage","data":"{}"}}"#,
+        "x".repeat(128 * 1024)
+    );
+
+    let handled = service
+        .handle_message(&sender("a"), body.as_bytes())
+        .await
+        .unwrap();
+
+    assert_eq!(handled, Handled::Rejected(ErrorCode::TooLarge));
+    assert_eq!(outbox.recipients_of_type("error"), vec!["a"]);
+    assert!(outbox.recipients_of_type("message").is_empty());
+}
+
+#[tokio::test]
+async fn an_outbound_frame_over_the_limit_is_refused_before_any_recipient_is_read() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_all_connections().never();
+    let (notifier, outbox) = accepting_notifier();
+    let settings = Settings {
+        max_message_bytes: 100,
+        ..Settings::default()
+    };
+    let (service, _) = service(repo, notifier, settings);
+    // 80 bytes in, but the message frame adds from, sentAt and type.
+    let body = format!(r#"{{"action":"sendmessage","data":"{}"}}"#, "x".repeat(45));
+    assert!(body.len() <= 100);
+
+    let handled = service
+        .handle_message(&sender("a"), body.as_bytes())
+        .await
+        .unwrap();
+
+    assert_eq!(handled, Handled::Rejected(ErrorCode::TooLarge));
+    assert!(outbox.recipients_of_type("message").is_empty());
+}
+
+#[tokio::test]
+async fn a_body_that_names_another_sender_changes_nothing() {
+    let mut repo = MockConnectionRepository::new();
+    everyone_is(&mut repo, &["b"]);
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(
+            &sender("a"),
+            br#"{"action":"sendmessage","data":"hi","from":"mallory","connectionId":"mallory","principal":"admin","sender":"mallory"}"#,
+        )
+        .await
+        .unwrap();
+
+    let frame = &outbox.frames_to("b")[0];
+    assert_eq!(frame["from"], "a");
+    assert_eq!(frame["principal"], "user-a");
+}
+
+#[tokio::test]
+async fn a_fan_out_across_three_pages_reaches_every_recipient() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_all_connections()
+        .times(3)
+        .returning(|token, _| {
+            let (ids, next) = match token.as_ref().map(PageToken::as_str) {
+                None => (vec!["a", "b"], Some("p2")),
+                Some("p2") => (vec![], Some("p3")), // an empty page that is not the last
+                Some("p3") => (vec!["c", "d", "e"], None),
+                Some(other) => panic!("unexpected token {other}"),
+            };
+            Ok(Page {
+                items: ids.into_iter().map(id).collect(),
+                next: next.map(PageToken::new),
+            })
+        });
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(&sender("a"), br#"{"action":"sendmessage","data":1}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outbox.recipients_of_type("message"),
+        vec!["a", "b", "c", "d", "e"]
+    );
+}
+
+#[tokio::test]
+async fn a_read_failure_mid_fan_out_is_an_error_carrying_what_was_delivered() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_all_connections()
+        .returning(|token, _| match token {
+            None => Ok(Page {
+                items: vec![id("b")],
+                next: Some(PageToken::new("p2")),
+            }),
+            Some(_) => Err(RepositoryError::Throttled("slow down".into())),
+        });
+    let (notifier, _) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    let result = service
+        .handle_message(&sender("a"), br#"{"action":"sendmessage","data":1}"#)
+        .await;
+
+    match result {
+        Err(HandleError::FanOut(e)) => assert_eq!(e.report.delivered, 1),
+        other => panic!("expected a fan-out error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_sender_is_left_out_of_its_own_broadcast_when_echo_is_off() {
+    let mut repo = MockConnectionRepository::new();
+    everyone_is(&mut repo, &["a", "b"]);
+    let (notifier, outbox) = accepting_notifier();
+    let settings = Settings {
+        echo_to_sender: false,
+        ..Settings::default()
+    };
+    let (service, _) = service(repo, notifier, settings);
+
+    service
+        .handle_message(&sender("a"), br#"{"action":"sendmessage","data":1}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(outbox.recipients_of_type("message"), vec!["b"]);
+}
+
+#[tokio::test]
+async fn a_request_id_is_acknowledged_with_the_delivery_counts() {
+    let mut repo = MockConnectionRepository::new();
+    everyone_is(&mut repo, &["a", "b"]);
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(
+            &sender("a"),
+            br#"{"action":"sendmessage","data":1,"requestId":"r-7"}"#,
+        )
+        .await
+        .unwrap();
+
+    let ack = outbox
+        .frames_to("a")
+        .into_iter()
+        .find(|f| f["type"] == "ack")
+        .unwrap();
+    assert_eq!(
+        ack,
+        json!({"type":"ack","requestId":"r-7","delivered":2,"gone":0,"failed":0})
+    );
+}
+
+#[tokio::test]
+async fn ping_is_answered_with_pong_carrying_the_request_id() {
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(
+        MockConnectionRepository::new(),
+        notifier,
+        Settings::default(),
+    );
+
+    service
+        .handle_message(&sender("a"), br#"{"action":"ping","requestId":"p"}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outbox.frames_to("a"),
+        vec![json!({"type":"pong","requestId":"p"})]
+    );
+}
+
+#[tokio::test]
+async fn whoami_answers_with_the_connection_id_and_principal_from_the_request_context() {
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(
+        MockConnectionRepository::new(),
+        notifier,
+        Settings::default(),
+    );
+
+    service
+        .handle_message(&sender("a"), br#"{"action":"whoami","connectionId":"x"}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outbox.frames_to("a"),
+        vec![json!({"type":"identity","connectionId":"a","principal":"user-a"})]
+    );
+}
+
+#[tokio::test]
+async fn a_direct_send_reaches_only_its_target() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_get()
+        .with(eq(id("b")), mockall::predicate::always())
+        .returning(|_, _| Ok(Some(connection("b"))));
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(&sender("a"), br#"{"action":"send","to":"b","data":[1,2]}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(outbox.recipients_of_type("message"), vec!["b"]);
+    assert_eq!(outbox.frames_to("b")[0]["data"], json!([1, 2]));
+}
+
+#[tokio::test]
+async fn a_direct_send_to_an_unknown_connection_is_refused() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_get().returning(|_, _| Ok(None));
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    let handled = service
+        .handle_message(&sender("a"), br#"{"action":"send","to":"zz","data":1}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(handled, Handled::Rejected(ErrorCode::UnknownConnection));
+    assert_eq!(outbox.frames_to("a")[0]["code"], "unknown_connection");
+}
+
+#[tokio::test]
+async fn a_direct_send_to_a_connection_that_turns_out_gone_prunes_it_and_tells_the_sender() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_get()
+        .returning(|_, _| Ok(Some(connection("b"))));
+    repo.expect_remove()
+        .with(eq(id("b")))
+        .times(1)
+        .returning(|_| Ok(Removed::default()));
+    let outbox = Outbox::default();
+    let mut notifier = MockClientNotifier::new();
+    let recorded = outbox.clone();
+    notifier.expect_send().returning(move |to, frame| {
+        if to.as_str() == "b" {
+            return Err(NotifyError::Gone);
+        }
+        recorded.record(to, frame);
+        Ok(())
+    });
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    let handled = service
+        .handle_message(&sender("a"), br#"{"action":"send","to":"b","data":1}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(handled, Handled::Rejected(ErrorCode::UnknownConnection));
+}
+
+#[tokio::test]
+async fn join_passes_the_room_limit_to_storage_and_reports_too_many_rooms() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_join()
+        .withf(|_, r, max, _| r.as_str() == "r51" && *max == 50)
+        .returning(|_, _, max, _| Err(JoinError::TooManyRooms { max }));
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    let handled = service
+        .handle_message(&sender("a"), br#"{"action":"join","room":"r51"}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(handled, Handled::Rejected(ErrorCode::TooManyRooms));
+    assert_eq!(outbox.frames_to("a")[0]["code"], "too_many_rooms");
+}
+
+#[tokio::test]
+async fn join_and_leave_are_acknowledged_when_a_request_id_is_given() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_join().times(1).returning(|_, _, _, _| Ok(()));
+    repo.expect_leave()
+        .with(eq(id("a")), eq(room("r")))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(
+            &sender("a"),
+            br#"{"action":"join","room":"r","requestId":"1"}"#,
+        )
+        .await
+        .unwrap();
+    service
+        .handle_message(
+            &sender("a"),
+            br#"{"action":"leave","room":"r","requestId":"2"}"#,
+        )
+        .await
+        .unwrap();
+
+    let acks: Vec<_> = outbox
+        .frames_to("a")
+        .into_iter()
+        .map(|f| f["requestId"].clone())
+        .collect();
+    assert_eq!(acks, vec![json!("1"), json!("2")]);
+}
+
+#[tokio::test]
+async fn a_storage_failure_is_a_service_error_not_a_client_error() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of()
+        .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    let result = service
+        .handle_message(&sender("a"), br#"{"action":"publish","room":"r","data":1}"#)
+        .await;
+
+    assert!(matches!(result, Err(HandleError::Repository(_))));
+    assert!(outbox.frames_to("a").is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_message_gets_an_error_frame_and_touches_no_storage() {
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(
+        MockConnectionRepository::new(),
+        notifier,
+        Settings::default(),
+    );
+
+    let handled = service
+        .handle_message(&sender("a"), b"{not json")
+        .await
+        .unwrap();
+
+    assert_eq!(handled, Handled::Rejected(ErrorCode::BadJson));
+    assert_eq!(outbox.frames_to("a")[0]["type"], "error");
+}
+
+fn connection(raw: &str) -> crate::Connection {
+    crate::Connection {
+        id: id(raw),
+        connected_at: Timestamp::from_millis(NOW),
+        expires_at: Timestamp::from_millis(NOW + 1),
+        principal: None,
+        source_ip: None,
+        user_agent: None,
+    }
+}
+
+/// Counts sends in flight; each send yields to the scheduler a few times so others can start.
+#[derive(Default)]
+struct InFlightNotifier {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+    total: AtomicUsize,
+}
+
+#[async_trait]
+impl ClientNotifier for InFlightNotifier {
+    async fn send(&self, _to: &ConnectionId, _frame: &[u8]) -> Result<(), NotifyError> {
+        let current = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(current, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        self.total.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn disconnect(&self, _id: &ConnectionId) -> Result<(), NotifyError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn sends_in_flight_reach_but_never_exceed_the_concurrency_bound_across_pages() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_all_connections().returning(|token, _| {
+        let page: usize = token.map_or(0, |t| t.as_str().parse().unwrap());
+        let items = (0..10).map(|i| id(&format!("c{page}-{i}"))).collect();
+        let next = (page < 9).then(|| PageToken::new((page + 1).to_string()));
+        Ok(Page { items, next })
+    });
+    let notifier = Arc::new(InFlightNotifier::default());
+    let settings = Settings {
+        fanout_concurrency: NonZeroUsize::new(8).unwrap(),
+        ..Settings::default()
+    };
+    let service = WebSocketService::new(
+        repo,
+        SharedNotifier(notifier.clone()),
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        settings,
+    );
+
+    service
+        .handle_message(&sender("c0-0"), br#"{"action":"sendmessage","data":1}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(notifier.total.load(Ordering::SeqCst), 100);
+    assert_eq!(notifier.peak.load(Ordering::SeqCst), 8);
+}
+
+struct SharedNotifier(Arc<InFlightNotifier>);
+
+#[async_trait]
+impl ClientNotifier for SharedNotifier {
+    async fn send(&self, to: &ConnectionId, frame: &[u8]) -> Result<(), NotifyError> {
+        self.0.send(to, frame).await
+    }
+
+    async fn disconnect(&self, id: &ConnectionId) -> Result<(), NotifyError> {
+        self.0.disconnect(id).await
+    }
+}

@@ -1,0 +1,1 @@
+//! Support for the end-to-end tests: starting, reaching and stopping the servers they need.

@@ -1,0 +1,11 @@
+//! The repository contract against the in-memory fake.
+
+mod contract;
+
+use adapters::memory::InMemoryConnectionRepository;
+
+async fn fresh(page_size: usize) -> InMemoryConnectionRepository {
+    InMemoryConnectionRepository::with_page_size(page_size)
+}
+
+repository_contract!(fresh);
