@@ -1,4 +1,5 @@
 //! Adapters: the only crate that knows DynamoDB item shapes, SDK errors and API Gateway event JSON.
 
 pub mod clock;
+pub mod dynamodb;
 pub mod memory;

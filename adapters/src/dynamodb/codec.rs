@@ -1,0 +1,190 @@
+//! Item shapes: the only place that knows attribute names.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use domain::{
+    Connection, ConnectionId, PageToken, Principal, RepositoryError, RoomName, Timestamp,
+};
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const LIST_PK: &str = "lpk";
+pub const LIST_SK: &str = "lsk";
+pub const TTL: &str = "ttl";
+pub const EXPIRES_AT: &str = "expiresAt";
+pub const CONNECTED_AT: &str = "connectedAt";
+pub const PRINCIPAL: &str = "principal";
+pub const SOURCE_IP: &str = "sourceIp";
+pub const USER_AGENT: &str = "userAgent";
+pub const ROOMS: &str = "rooms";
+pub const META: &str = "META";
+pub const LIST_INDEX: &str = "connections";
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn connection_pk(id: &ConnectionId) -> String {
+    format!("CONN#{id}")
+}
+
+pub fn room_pk(room: &RoomName) -> String {
+    format!("ROOM#{room}")
+}
+
+pub fn member_sk(id: &ConnectionId) -> String {
+    format!("CONN#{id}")
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn connection_key(id: &ConnectionId) -> Item {
+    HashMap::from([
+        (PK.to_string(), s(connection_pk(id))),
+        (SK.to_string(), s(META)),
+    ])
+}
+
+pub fn membership_key(id: &ConnectionId, room: &RoomName) -> Item {
+    HashMap::from([
+        (PK.to_string(), s(room_pk(room))),
+        (SK.to_string(), s(member_sk(id))),
+    ])
+}
+
+/// Which listing partition a connection goes to: FNV-1a of its id, stable across releases.
+pub fn shard_of(id: &ConnectionId, shards: u16) -> u16 {
+    let hash = id.as_str().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % u64::from(shards.max(1))) as u16
+}
+
+pub fn list_pk(shard: u16) -> String {
+    format!("CONNS#{shard}")
+}
+
+fn malformed(what: &str) -> RepositoryError {
+    RepositoryError::Unavailable(format!("malformed item in the connections table: {what}"))
+}
+
+fn string(item: &Item, name: &str) -> Option<String> {
+    item.get(name)?.as_s().ok().cloned()
+}
+
+fn number(item: &Item, name: &str) -> Result<u64, RepositoryError> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| malformed(name))
+}
+
+pub fn expires_at(item: &Item) -> Result<Timestamp, RepositoryError> {
+    number(item, EXPIRES_AT).map(Timestamp::from_millis)
+}
+
+pub fn connection_from(item: &Item) -> Result<Connection, RepositoryError> {
+    let pk = string(item, PK).ok_or_else(|| malformed(PK))?;
+    let raw_id = pk.strip_prefix("CONN#").ok_or_else(|| malformed(PK))?;
+    let principal = string(item, PRINCIPAL)
+        .map(Principal::parse)
+        .transpose()
+        .map_err(|e| malformed(&format!("principal: {e}")))?;
+    Ok(Connection {
+        id: ConnectionId::parse(raw_id).map_err(|e| malformed(&format!("id: {e}")))?,
+        connected_at: Timestamp::from_millis(number(item, CONNECTED_AT)?),
+        expires_at: expires_at(item)?,
+        principal,
+        source_ip: string(item, SOURCE_IP),
+        user_agent: string(item, USER_AGENT),
+    })
+}
+
+pub fn rooms_from(item: &Item) -> Vec<RoomName> {
+    item.get(ROOMS)
+        .and_then(|v| v.as_ss().ok())
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| RoomName::parse(n.as_str()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn id_from_member(item: &Item) -> Result<ConnectionId, RepositoryError> {
+    let sk = string(item, SK).ok_or_else(|| malformed(SK))?;
+    let raw = sk.strip_prefix("CONN#").ok_or_else(|| malformed(SK))?;
+    ConnectionId::parse(raw).map_err(|e| malformed(&format!("member id: {e}")))
+}
+
+pub fn id_from_listing(item: &Item) -> Result<ConnectionId, RepositoryError> {
+    let raw = string(item, LIST_SK).ok_or_else(|| malformed(LIST_SK))?;
+    ConnectionId::parse(raw).map_err(|e| malformed(&format!("listed id: {e}")))
+}
+
+/// A page token: the listing shard and DynamoDB's `LastEvaluatedKey`, whose attributes are all
+/// strings in this table, as JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    shard: u16,
+    key: HashMap<String, String>,
+}
+
+pub fn encode_token(shard: u16, key: &Item) -> Result<PageToken, RepositoryError> {
+    let key = key
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                k.clone(),
+                v.as_s().map_err(|_| malformed("key attribute"))?.clone(),
+            ))
+        })
+        .collect::<Result<HashMap<_, _>, RepositoryError>>()?;
+    let json = serde_json::to_string(&Cursor { shard, key })
+        .map_err(|e| RepositoryError::Unavailable(e.to_string()))?;
+    Ok(PageToken::new(json))
+}
+
+pub fn decode_token(token: &PageToken) -> Result<(u16, Option<Item>), RepositoryError> {
+    let cursor: Cursor = serde_json::from_str(token.as_str())
+        .map_err(|e| RepositoryError::Unavailable(format!("bad page token: {e}")))?;
+    let key =
+        (!cursor.key.is_empty()).then(|| cursor.key.into_iter().map(|(k, v)| (k, s(v))).collect());
+    Ok((cursor.shard, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_spread_ids_and_stay_stable() {
+        let id = ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap();
+        assert_eq!(shard_of(&id, 1), 0);
+        assert_eq!(shard_of(&id, 16), shard_of(&id, 16));
+        let used: std::collections::BTreeSet<u16> = (0..200)
+            .map(|i| shard_of(&ConnectionId::parse(format!("c{i}")).unwrap(), 4))
+            .collect();
+        assert_eq!(used.len(), 4);
+    }
+
+    #[test]
+    fn page_tokens_round_trip() {
+        let key = HashMap::from([("pk".to_string(), s("CONN#a")), ("lsk".to_string(), s("a"))]);
+        let token = encode_token(3, &key).unwrap();
+        let (shard, back) = decode_token(&token).unwrap();
+        assert_eq!(shard, 3);
+        assert_eq!(back.unwrap(), key);
+    }
+
+    #[test]
+    fn a_garbled_page_token_is_an_error_not_a_panic() {
+        assert!(decode_token(&PageToken::new("{nope")).is_err());
+    }
+}

@@ -1,0 +1,449 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update,
+    WriteRequest,
+};
+use domain::{
+    Connection, ConnectionId, ConnectionRepository, JoinError, Page, PageToken, Removed,
+    RepositoryError, RoomName, Timestamp,
+};
+
+use super::codec::{self, Item, n, s};
+use super::errors::repository_error;
+
+/// BatchWriteItem's limit.
+const BATCH: usize = 25;
+/// Bounded retries for unprocessed batch items and conflicting transactions.
+const MAX_ROUNDS: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct DynamoSettings {
+    pub table: String,
+    /// `Limit` of each Query page.
+    pub page_size: i32,
+    /// Listing partitions for `all_connections`; raise past ~1 000 connects/s (see module docs).
+    pub list_shards: u16,
+}
+
+impl DynamoSettings {
+    pub fn new(table: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            page_size: 500,
+            list_shards: 1,
+        }
+    }
+}
+
+pub struct DynamoConnectionRepository {
+    client: Client,
+    settings: DynamoSettings,
+}
+
+impl DynamoConnectionRepository {
+    pub fn new(client: Client, settings: DynamoSettings) -> Self {
+        Self { client, settings }
+    }
+
+    fn table(&self) -> &str {
+        &self.settings.table
+    }
+
+    async fn item(&self, id: &ConnectionId) -> Result<Option<Item>, RepositoryError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(codec::connection_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(repository_error)?;
+        Ok(out.item)
+    }
+
+    async fn live_item(
+        &self,
+        id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Option<Item>, RepositoryError> {
+        match self.item(id).await? {
+            Some(item) if codec::expires_at(&item)? > now => Ok(Some(item)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Deletes membership items 25 at a time, resending what DynamoDB leaves unprocessed.
+    async fn delete_memberships(
+        &self,
+        id: &ConnectionId,
+        rooms: &[RoomName],
+    ) -> Result<(), RepositoryError> {
+        for chunk in rooms.chunks(BATCH) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|room| {
+                    let delete = DeleteRequest::builder()
+                        .set_key(Some(codec::membership_key(id, room)))
+                        .build()
+                        .map_err(|e| RepositoryError::Unavailable(e.to_string()))?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<_, RepositoryError>>()?;
+            let mut round = 0;
+            while !requests.is_empty() {
+                round += 1;
+                if round > MAX_ROUNDS {
+                    return Err(RepositoryError::Throttled(format!(
+                        "{} membership deletes still unprocessed after {MAX_ROUNDS} rounds",
+                        requests.len()
+                    )));
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(self.table(), requests)
+                    .send()
+                    .await
+                    .map_err(repository_error)?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut left| left.remove(self.table()))
+                    .unwrap_or_default();
+                if !requests.is_empty() {
+                    pause(round).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn query_page(
+        &self,
+        index: Option<&str>,
+        key_condition: &str,
+        values: HashMap<String, AttributeValue>,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), RepositoryError> {
+        let out = self
+            .client
+            .query()
+            .table_name(self.table())
+            .set_index_name(index.map(str::to_string))
+            .key_condition_expression(key_condition)
+            .filter_expression("#exp > :now")
+            .expression_attribute_names("#exp", codec::EXPIRES_AT)
+            .set_expression_attribute_values(Some(values))
+            .limit(self.settings.page_size)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(repository_error)?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+    }
+}
+
+/// Jittered pause between rounds of unprocessed items or conflicting transactions.
+async fn pause(round: u32) {
+    let ceiling = 20u64.saturating_mul(1 << round.min(6));
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ceiling))).await;
+}
+
+fn build<T, E: std::fmt::Display>(built: Result<T, E>) -> Result<T, RepositoryError> {
+    built.map_err(|e| RepositoryError::Unavailable(format!("could not build a request: {e}")))
+}
+
+#[async_trait]
+impl ConnectionRepository for DynamoConnectionRepository {
+    async fn save(&self, c: &Connection) -> Result<(), RepositoryError> {
+        // An upsert that leaves `rooms` alone: a retried `$connect` must not forget memberships.
+        let mut set = vec![
+            "connectedAt = :c",
+            "expiresAt = :e",
+            "#ttl = :t",
+            "lpk = :lpk",
+            "lsk = :lsk",
+        ];
+        let mut remove = Vec::new();
+        let mut values = HashMap::from([
+            (":c".to_string(), n(c.connected_at.as_millis())),
+            (":e".to_string(), n(c.expires_at.as_millis())),
+            (":t".to_string(), n(c.expires_at.as_secs_ceil())),
+            (
+                ":lpk".to_string(),
+                s(codec::list_pk(codec::shard_of(
+                    &c.id,
+                    self.settings.list_shards,
+                ))),
+            ),
+            (":lsk".to_string(), s(c.id.as_str())),
+        ]);
+        let optional = [
+            (
+                codec::PRINCIPAL,
+                ":p",
+                c.principal.as_ref().map(|p| p.as_str()),
+            ),
+            (codec::SOURCE_IP, ":ip", c.source_ip.as_deref()),
+            (codec::USER_AGENT, ":ua", c.user_agent.as_deref()),
+        ];
+        let mut clauses = Vec::new();
+        for (attr, placeholder, value) in optional {
+            match value {
+                Some(v) => {
+                    clauses.push(format!("{attr} = {placeholder}"));
+                    values.insert(placeholder.to_string(), s(v));
+                }
+                None => remove.push(attr),
+            }
+        }
+        set.extend(clauses.iter().map(String::as_str));
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        self.client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(codec::connection_key(&c.id)))
+            .update_expression(expression)
+            .expression_attribute_names("#ttl", codec::TTL)
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(repository_error)?;
+        Ok(())
+    }
+
+    async fn remove(&self, id: &ConnectionId) -> Result<Removed, RepositoryError> {
+        // Deleting the connection first closes the door: from here on every join fails its
+        // condition, so the room set returned is complete.
+        let out = self
+            .client
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(codec::connection_key(id)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(repository_error)?;
+        let Some(old) = out.attributes else {
+            return Ok(Removed::default());
+        };
+        let rooms = codec::rooms_from(&old);
+        self.delete_memberships(id, &rooms).await?;
+        Ok(Removed {
+            connection: codec::connection_from(&old).ok(),
+            rooms,
+        })
+    }
+
+    async fn get(
+        &self,
+        id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Option<Connection>, RepositoryError> {
+        self.live_item(id, now)
+            .await?
+            .map(|item| codec::connection_from(&item))
+            .transpose()
+    }
+
+    async fn join(
+        &self,
+        id: &ConnectionId,
+        room: &RoomName,
+        max_rooms: usize,
+        now: Timestamp,
+    ) -> Result<(), JoinError> {
+        for round in 1..=MAX_ROUNDS {
+            let Some(item) = self.live_item(id, now).await? else {
+                return Err(JoinError::NotConnected);
+            };
+            let rooms = codec::rooms_from(&item);
+            if rooms.contains(room) {
+                return Ok(());
+            }
+            if rooms.len() >= max_rooms {
+                return Err(JoinError::TooManyRooms { max: max_rooms });
+            }
+            let expires_at = codec::expires_at(&item)?;
+            let add_room = build(
+                Update::builder()
+                    .table_name(self.table())
+                    .set_key(Some(codec::connection_key(id)))
+                    .update_expression("ADD rooms :room")
+                    .condition_expression(
+                        "attribute_exists(pk) AND expiresAt > :now AND \
+                         (attribute_not_exists(rooms) OR size(rooms) < :max OR contains(rooms, :name))",
+                    )
+                    .expression_attribute_values(":room", AttributeValue::Ss(vec![room.to_string()]))
+                    .expression_attribute_values(":name", s(room.as_str()))
+                    .expression_attribute_values(":now", n(now.as_millis()))
+                    .expression_attribute_values(":max", n(max_rooms as u64))
+                    .build(),
+            )?;
+            let mut membership = codec::membership_key(id, room);
+            membership.insert(codec::EXPIRES_AT.into(), n(expires_at.as_millis()));
+            membership.insert(codec::TTL.into(), n(expires_at.as_secs_ceil()));
+            let put = build(
+                Put::builder()
+                    .table_name(self.table())
+                    .set_item(Some(membership))
+                    .build(),
+            )?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(add_room).build())
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                // A failed condition or a conflicting transaction: read again and decide.
+                Err(e) if is_cancelled(&e) => pause(round).await,
+                Err(e) => return Err(repository_error(e).into()),
+            }
+        }
+        Err(RepositoryError::Throttled(format!(
+            "join kept conflicting with other writes for {MAX_ROUNDS} rounds"
+        ))
+        .into())
+    }
+
+    async fn leave(&self, id: &ConnectionId, room: &RoomName) -> Result<(), RepositoryError> {
+        for round in 1..=MAX_ROUNDS {
+            let delete = build(
+                Delete::builder()
+                    .table_name(self.table())
+                    .set_key(Some(codec::membership_key(id, room)))
+                    .build(),
+            )?;
+            let drop_room = build(
+                Update::builder()
+                    .table_name(self.table())
+                    .set_key(Some(codec::connection_key(id)))
+                    .update_expression("DELETE rooms :room")
+                    // Without this the update would create a stub item for a removed connection.
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(
+                        ":room",
+                        AttributeValue::Ss(vec![room.to_string()]),
+                    )
+                    .build(),
+            )?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(delete).build())
+                .transact_items(TransactWriteItem::builder().update(drop_room).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) if is_cancelled(&e) => {
+                    if self.item(id).await?.is_none() {
+                        // The connection is gone: only a stray membership could be left.
+                        self.client
+                            .delete_item()
+                            .table_name(self.table())
+                            .set_key(Some(codec::membership_key(id, room)))
+                            .send()
+                            .await
+                            .map_err(repository_error)?;
+                        return Ok(());
+                    }
+                    pause(round).await;
+                }
+                Err(e) => return Err(repository_error(e)),
+            }
+        }
+        Err(RepositoryError::Throttled(format!(
+            "leave kept conflicting with other writes for {MAX_ROUNDS} rounds"
+        )))
+    }
+
+    async fn rooms_of(
+        &self,
+        id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Vec<RoomName>, RepositoryError> {
+        Ok(self
+            .live_item(id, now)
+            .await?
+            .map(|item| codec::rooms_from(&item))
+            .unwrap_or_default())
+    }
+
+    async fn members_of(
+        &self,
+        room: &RoomName,
+        page: Option<PageToken>,
+        now: Timestamp,
+    ) -> Result<Page<ConnectionId>, RepositoryError> {
+        let start = page
+            .map(|t| codec::decode_token(&t))
+            .transpose()?
+            .and_then(|(_, key)| key);
+        let values = HashMap::from([
+            (":pk".to_string(), s(codec::room_pk(room))),
+            (":now".to_string(), n(now.as_millis())),
+        ]);
+        let (items, last) = self.query_page(None, "pk = :pk", values, start).await?;
+        Ok(Page {
+            items: items
+                .iter()
+                .map(codec::id_from_member)
+                .collect::<Result<_, _>>()?,
+            next: last.map(|key| codec::encode_token(0, &key)).transpose()?,
+        })
+    }
+
+    async fn all_connections(
+        &self,
+        page: Option<PageToken>,
+        now: Timestamp,
+    ) -> Result<Page<ConnectionId>, RepositoryError> {
+        let (shard, start) = match page {
+            Some(token) => codec::decode_token(&token)?,
+            None => (0, None),
+        };
+        let values = HashMap::from([
+            (":lpk".to_string(), s(codec::list_pk(shard))),
+            (":now".to_string(), n(now.as_millis())),
+        ]);
+        let (items, last) = self
+            .query_page(Some(codec::LIST_INDEX), "lpk = :lpk", values, start)
+            .await?;
+        let next = match last {
+            Some(key) => Some(codec::encode_token(shard, &key)?),
+            // This shard is done; the next one starts from its beginning.
+            None if shard + 1 < self.settings.list_shards => {
+                Some(codec::encode_token(shard + 1, &HashMap::new())?)
+            }
+            None => None,
+        };
+        Ok(Page {
+            items: items
+                .iter()
+                .map(codec::id_from_listing)
+                .collect::<Result<_, _>>()?,
+            next,
+        })
+    }
+}
+
+fn is_cancelled<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(|e| e.is_transaction_canceled_exception())
+}
