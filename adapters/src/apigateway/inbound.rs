@@ -1,0 +1,1 @@
+//! API Gateway WebSocket events in, domain calls, proxy responses out. (Filled in below.)
