@@ -2,5 +2,10 @@
 
 pub mod apigateway;
 pub mod clock;
+pub mod config;
 pub mod dynamodb;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod memory;
+pub mod telemetry;
+pub mod wiring;

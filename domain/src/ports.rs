@@ -168,3 +168,65 @@ pub trait Clock: Send + Sync {
 pub trait Sleeper: Send + Sync {
     async fn sleep(&self, duration: Duration);
 }
+
+/// Shared adapters (one store behind several handlers) are adapters too.
+#[async_trait]
+impl<T: ConnectionRepository + ?Sized> ConnectionRepository for std::sync::Arc<T> {
+    async fn save(&self, connection: &Connection) -> Result<(), RepositoryError> {
+        (**self).save(connection).await
+    }
+    async fn remove(&self, id: &ConnectionId) -> Result<Removed, RepositoryError> {
+        (**self).remove(id).await
+    }
+    async fn get(
+        &self,
+        id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Option<Connection>, RepositoryError> {
+        (**self).get(id, now).await
+    }
+    async fn join(
+        &self,
+        id: &ConnectionId,
+        room: &RoomName,
+        max_rooms: usize,
+        now: Timestamp,
+    ) -> Result<(), JoinError> {
+        (**self).join(id, room, max_rooms, now).await
+    }
+    async fn leave(&self, id: &ConnectionId, room: &RoomName) -> Result<(), RepositoryError> {
+        (**self).leave(id, room).await
+    }
+    async fn rooms_of(
+        &self,
+        id: &ConnectionId,
+        now: Timestamp,
+    ) -> Result<Vec<RoomName>, RepositoryError> {
+        (**self).rooms_of(id, now).await
+    }
+    async fn members_of(
+        &self,
+        room: &RoomName,
+        page: Option<PageToken>,
+        now: Timestamp,
+    ) -> Result<Page<ConnectionId>, RepositoryError> {
+        (**self).members_of(room, page, now).await
+    }
+    async fn all_connections(
+        &self,
+        page: Option<PageToken>,
+        now: Timestamp,
+    ) -> Result<Page<ConnectionId>, RepositoryError> {
+        (**self).all_connections(page, now).await
+    }
+}
+
+#[async_trait]
+impl<T: ClientNotifier + ?Sized> ClientNotifier for std::sync::Arc<T> {
+    async fn send(&self, to: &ConnectionId, frame: &[u8]) -> Result<(), NotifyError> {
+        (**self).send(to, frame).await
+    }
+    async fn disconnect(&self, id: &ConnectionId) -> Result<(), NotifyError> {
+        (**self).disconnect(id).await
+    }
+}

@@ -1,1 +1,231 @@
-//! API Gateway WebSocket events in, domain calls, proxy responses out. (Filled in below.)
+//! API Gateway WebSocket events in, domain calls, proxy responses out: shared by the Lambdas and
+//! the local gateway, so both run exactly this code.
+//!
+//! Status codes: `$connect` answers 200 with no body (a body can break the handshake). A client
+//! mistake in a message is answered with an `error` frame to the sender and a 200 here: API
+//! Gateway has nothing more to tell the client. A service failure (storage down) is an `Err`: the
+//! Lambda fails, and API Gateway sends the client its own `{"message": "Internal server error"}`.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use base64::Engine;
+use domain::{
+    ClientNotifier, ConnectRequest, ConnectionId, ConnectionRepository, Handled, Principal, Sender,
+    Timestamp, WebSocketService,
+};
+use serde_json::Value;
+
+/// Why an event could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    /// The event is not an API Gateway WebSocket event we can trust: a deploy or test fault.
+    #[error("malformed API Gateway WebSocket event: {0}")]
+    BadEvent(String),
+    #[error(transparent)]
+    Connect(#[from] domain::ConnectError),
+    #[error(transparent)]
+    Disconnect(#[from] domain::DisconnectError),
+    #[error(transparent)]
+    Message(#[from] domain::HandleError),
+}
+
+impl InboundError {
+    /// A short, stable name for logs and the Lambda runtime's `errorType`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InboundError::BadEvent(_) => "BadEvent",
+            InboundError::Connect(_) => "ConnectFailed",
+            InboundError::Disconnect(_) => "DisconnectFailed",
+            InboundError::Message(_) => "MessageFailed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Connect,
+    Disconnect,
+    Message,
+}
+
+/// The parts of an event the domain needs, checked.
+#[derive(Debug, Clone)]
+pub struct WebSocketEvent {
+    pub route: Route,
+    pub route_key: String,
+    pub connection_id: ConnectionId,
+    pub connected_at: Timestamp,
+    pub request_id: Option<String>,
+    pub principal: Option<Principal>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub query: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+    pub disconnect_status_code: Option<i64>,
+    pub disconnect_reason: Option<String>,
+}
+
+impl WebSocketEvent {
+    /// Reads an event from its JSON, with an error that names what is wrong (the runtime's own
+    /// deserializer would only say the payload did not parse).
+    pub fn from_json(json: Value) -> Result<Self, InboundError> {
+        let principal = principal_from(&json)?;
+        let event: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_value(json).map_err(|e| InboundError::BadEvent(e.to_string()))?;
+        let ctx = &event.request_context;
+        let connection_id = ctx
+            .connection_id
+            .as_deref()
+            .ok_or_else(|| InboundError::BadEvent("requestContext.connectionId is missing".into()))
+            .and_then(|raw| {
+                ConnectionId::parse(raw).map_err(|e| {
+                    InboundError::BadEvent(format!("requestContext.connectionId: {e}"))
+                })
+            })?;
+        let route_key = ctx.route_key.clone().unwrap_or_default();
+        let route = match (ctx.event_type.as_deref(), route_key.as_str()) {
+            (Some("CONNECT"), _) | (None, "$connect") => Route::Connect,
+            (Some("DISCONNECT"), _) | (None, "$disconnect") => Route::Disconnect,
+            (Some("MESSAGE"), _) | (None, _) => Route::Message,
+            (Some(other), _) => {
+                return Err(InboundError::BadEvent(format!(
+                    "unknown requestContext.eventType {other:?}"
+                )));
+            }
+        };
+        let connected_at = u64::try_from(ctx.connected_at)
+            .map_err(|_| InboundError::BadEvent("requestContext.connectedAt is negative".into()))?;
+        let body = match (&event.body, event.is_base64_encoded) {
+            (None, _) => Vec::new(),
+            (Some(text), false) => text.as_bytes().to_vec(),
+            (Some(text), true) => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| InboundError::BadEvent(format!("body is not valid base64: {e}")))?,
+        };
+        let headers: BTreeMap<String, String> = event
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let user_agent = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+            .map(|(_, v)| v.clone());
+        let query = event
+            .query_string_parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok(Self {
+            route,
+            route_key,
+            connection_id,
+            connected_at: Timestamp::from_millis(connected_at),
+            request_id: ctx.request_id.clone(),
+            principal,
+            source_ip: ctx.identity.source_ip.clone(),
+            user_agent,
+            headers,
+            query,
+            body,
+            disconnect_status_code: ctx.disconnect_status_code,
+            disconnect_reason: ctx.disconnect_reason.clone(),
+        })
+    }
+}
+
+/// The principal a REQUEST authorizer returned: `requestContext.authorizer.principalId` (or the
+/// same under `lambda`, as HTTP APIs nest it). The typed struct drops these flat keys, hence JSON.
+fn principal_from(json: &Value) -> Result<Option<Principal>, InboundError> {
+    let authorizer = &json["requestContext"]["authorizer"];
+    let raw = authorizer["principalId"]
+        .as_str()
+        .or_else(|| authorizer["lambda"]["principalId"].as_str());
+    raw.map(|p| {
+        Principal::parse(p).map_err(|e| {
+            InboundError::BadEvent(format!("requestContext.authorizer.principalId: {e}"))
+        })
+    })
+    .transpose()
+}
+
+fn ok() -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = 200;
+    response
+}
+
+/// Routes events to the domain service.
+pub struct WebSocketHandler<R, N> {
+    service: WebSocketService<R, N>,
+}
+
+impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
+    pub fn new(service: WebSocketService<R, N>) -> Self {
+        Self { service }
+    }
+
+    pub fn service(&self) -> &WebSocketService<R, N> {
+        &self.service
+    }
+
+    pub async fn handle_json(&self, json: Value) -> Result<ApiGatewayProxyResponse, InboundError> {
+        self.handle(WebSocketEvent::from_json(json)?).await
+    }
+
+    #[tracing::instrument(
+        skip_all,
+        fields(connectionId = %event.connection_id, routeKey = %event.route_key, requestId = event.request_id.as_deref().unwrap_or(""))
+    )]
+    pub async fn handle(
+        &self,
+        event: WebSocketEvent,
+    ) -> Result<ApiGatewayProxyResponse, InboundError> {
+        match event.route {
+            Route::Connect => {
+                let request = ConnectRequest {
+                    id: event.connection_id,
+                    connected_at: event.connected_at,
+                    principal: event.principal,
+                    source_ip: event.source_ip,
+                    user_agent: event.user_agent,
+                    headers: event.headers,
+                    query: event.query,
+                };
+                self.service.connect(request).await?;
+                tracing::info!("connected");
+            }
+            Route::Disconnect => {
+                let removed = self.service.disconnect(&event.connection_id).await?;
+                tracing::info!(
+                    disconnectStatusCode = event.disconnect_status_code,
+                    disconnectReason = event.disconnect_reason.as_deref().unwrap_or(""),
+                    rooms = removed.rooms.len(),
+                    "disconnected"
+                );
+            }
+            Route::Message => {
+                let sender = Sender {
+                    id: event.connection_id,
+                    principal: event.principal,
+                };
+                match self.service.handle_message(&sender, &event.body).await? {
+                    Handled::Rejected(code) => {
+                        tracing::info!(code = code.as_str(), "message refused")
+                    }
+                    Handled::Done { action, report } => tracing::info!(
+                        action,
+                        delivered = report.delivered,
+                        gone = report.gone,
+                        failed = report.failed,
+                        misconfigured = report.misconfigured,
+                        "message handled"
+                    ),
+                }
+            }
+        }
+        Ok(ok())
+    }
+}

@@ -1,0 +1,61 @@
+//! Building the real service once: SDK clients, adapters, domain service, handler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use domain::{ClientNotifier, ConnectionRepository, Settings, WebSocketService};
+
+use crate::apigateway::inbound::WebSocketHandler;
+use crate::apigateway::{ApiGatewayNotifier, NotifierTimeouts};
+use crate::clock::{SystemClock, TokioSleeper};
+use crate::config::ServiceConfig;
+use crate::dynamodb::DynamoConnectionRepository;
+
+pub type AwsHandler = WebSocketHandler<DynamoConnectionRepository, ApiGatewayNotifier>;
+
+/// The shared SDK configuration: credentials and region from the Lambda environment.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+/// The DynamoDB client: the SDK's standard retry mode (3 attempts, exponential backoff with
+/// jitter, throttling errors included) and timeouts short enough to fit a Lambda's budget.
+pub fn dynamodb_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
+    let mut config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .build(),
+        );
+    if let Some(url) = endpoint {
+        config = config.endpoint_url(url);
+    }
+    aws_sdk_dynamodb::Client::from_conf(config.build())
+}
+
+pub fn service<R: ConnectionRepository, N: ClientNotifier>(
+    repo: R,
+    notifier: N,
+    settings: Settings,
+) -> WebSocketService<R, N> {
+    WebSocketService::new(
+        repo,
+        notifier,
+        Arc::new(SystemClock),
+        Arc::new(TokioSleeper),
+        settings,
+    )
+}
+
+/// The handler the Lambdas run: DynamoDB for storage, `@connections` for replies.
+pub async fn aws_handler(config: &ServiceConfig) -> AwsHandler {
+    let sdk = sdk_config().await;
+    let repo = DynamoConnectionRepository::new(dynamodb_client(&sdk, None), config.dynamo.clone());
+    let notifier = ApiGatewayNotifier::new(&sdk, &config.endpoint, NotifierTimeouts::default());
+    WebSocketHandler::new(service(repo, notifier, config.settings.clone()))
+}
