@@ -1,7 +1,8 @@
 //! Fan-out: one frame to many connections, read page by page, posted with bounded concurrency,
 //! retried when retrying can help, pruned when the connection is gone.
 
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use crate::connection::ConnectionId;
 use crate::ports::{
@@ -48,7 +49,6 @@ impl DeliveryReport {
                 self.failed += 1;
                 self.misconfigured += 1;
             }
-            Outcome::Skipped => {}
         }
         self
     }
@@ -68,7 +68,6 @@ pub(crate) enum Outcome {
     Gone,
     Failed,
     Misconfigured,
-    Skipped,
 }
 
 pub(crate) struct FanOut<'a> {
@@ -76,12 +75,6 @@ pub(crate) struct FanOut<'a> {
     pub notifier: &'a dyn ClientNotifier,
     pub sleeper: &'a dyn Sleeper,
     pub settings: &'a Settings,
-}
-
-enum Cursor {
-    Start,
-    At(PageToken),
-    End,
 }
 
 impl FanOut<'_> {
@@ -93,44 +86,46 @@ impl FanOut<'_> {
         skip: Option<&ConnectionId>,
         now: Timestamp,
     ) -> Result<DeliveryReport, FanOutError> {
-        // Pages are read lazily as sends finish, so reading page n+1 overlaps sending page n and
-        // the number in flight stays at the bound across page boundaries.
-        let pages = stream::try_unfold(Cursor::Start, move |cursor| async move {
-            let token = match cursor {
-                Cursor::Start => None,
-                Cursor::At(token) => Some(token),
-                Cursor::End => return Ok(None),
-            };
-            let Page { items, next } = self.read_page(audience, token, now).await?;
-            Ok(Some((items, next.map_or(Cursor::End, Cursor::At))))
-        });
-        let recipients = pages
-            .map_ok(|ids| stream::iter(ids.into_iter().map(Ok::<_, RepositoryError>)))
-            .try_flatten();
-
-        let outcomes = recipients
-            .map(|recipient| async move {
-                match recipient {
-                    Ok(id) if Some(&id) == skip => Ok(Outcome::Skipped),
-                    Ok(id) => Ok(self.deliver(&id, frame).await),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffer_unordered(self.settings.fanout_concurrency.get());
-        let mut outcomes = std::pin::pin!(outcomes);
-
+        let bound = self.settings.fanout_concurrency.get();
+        let mut in_flight = FuturesUnordered::new();
         let mut report = DeliveryReport::default();
-        let mut read_error = None;
-        while let Some(outcome) = outcomes.next().await {
-            match outcome {
-                Ok(outcome) => report = report.add(outcome),
-                Err(e) => read_error = Some(e),
+        let mut token: Option<PageToken> = None;
+        loop {
+            let page = match self.read_page(audience, token.take(), now).await {
+                Ok(page) => page,
+                Err(source) => {
+                    // Finish what was started, then say how far we got.
+                    while let Some(outcome) = in_flight.next().await {
+                        report = report.add(outcome);
+                    }
+                    return Err(FanOutError { report, source });
+                }
+            };
+            for id in page.items {
+                if Some(&id) == skip {
+                    continue;
+                }
+                // Keep at most `bound` posts in flight, across page boundaries too.
+                while in_flight.len() >= bound {
+                    if let Some(outcome) = in_flight.next().await {
+                        report = report.add(outcome);
+                    }
+                }
+                in_flight.push(self.deliver_owned(id, frame));
+            }
+            match page.next {
+                Some(next) => token = Some(next),
+                None => break,
             }
         }
-        match read_error {
-            None => Ok(report),
-            Some(source) => Err(FanOutError { report, source }),
+        while let Some(outcome) = in_flight.next().await {
+            report = report.add(outcome);
         }
+        Ok(report)
+    }
+
+    async fn deliver_owned(&self, to: ConnectionId, frame: &[u8]) -> Outcome {
+        self.deliver(&to, frame).await
     }
 
     async fn read_page(

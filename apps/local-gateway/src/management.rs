@@ -1,0 +1,118 @@
+//! The `@connections` management API, answering as API Gateway does (status, `x-amzn-ErrorType`,
+//! JSON body). SigV4 signatures are accepted and not verified.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use domain::ConnectionId;
+use serde_json::json;
+
+use crate::{Gateway, Outbound};
+
+fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        [
+            ("x-amzn-ErrorType", kind.to_string()),
+            ("content-type", "application/json".to_string()),
+        ],
+        json!({ "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+fn gone() -> Response {
+    aws_error(StatusCode::GONE, "GoneException", "")
+}
+
+fn iso8601(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub async fn connection(
+    State(gateway): State<Arc<Gateway>>,
+    Path((stage, id)): Path<(String, String)>,
+    method: Method,
+    body: Bytes,
+) -> Response {
+    if stage != gateway.stage {
+        return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+    }
+    serve(&gateway, &id, method, body)
+}
+
+pub async fn connection_without_stage(
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    method: Method,
+    body: Bytes,
+) -> Response {
+    serve(&gateway, &id, method, body)
+}
+
+fn serve(gateway: &Gateway, raw_id: &str, method: Method, body: Bytes) -> Response {
+    let Ok(id) = ConnectionId::parse(raw_id) else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "Invalid connectionId",
+        );
+    };
+    match method {
+        Method::POST => {
+            if body.len() > gateway.limits.max_message_bytes {
+                return aws_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PayloadTooLargeException",
+                    "Message too long",
+                );
+            }
+            let sockets = gateway.sockets();
+            let Some(socket) = sockets.get(&id) else {
+                return gone();
+            };
+            let out = match String::from_utf8(body.to_vec()) {
+                Ok(text) => Outbound::Text(text),
+                Err(e) => Outbound::Binary(e.into_bytes()),
+            };
+            if socket.tx.send(out).is_err() {
+                return gone();
+            }
+            StatusCode::OK.into_response()
+        }
+        Method::GET => {
+            let sockets = gateway.sockets();
+            let Some(socket) = sockets.get(&id) else {
+                return gone();
+            };
+            let info = json!({
+                "connectedAt": iso8601(socket.connected_at),
+                "identity": {"sourceIp": socket.source_ip, "userAgent": socket.user_agent},
+                "lastActiveAt": iso8601(socket.last_active_at),
+            });
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                info.to_string(),
+            )
+                .into_response()
+        }
+        Method::DELETE => {
+            let sockets = gateway.sockets();
+            let Some(socket) = sockets.get(&id) else {
+                return gone();
+            };
+            let _ = socket.tx.send(Outbound::Close(1000, "Connection deleted"));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        other => aws_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            &format!("{other} is not supported on @connections"),
+        ),
+    }
+}

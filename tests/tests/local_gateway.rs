@@ -1,0 +1,323 @@
+//! The local gateway end to end: real sockets (tokio-tungstenite), the real handlers, the real
+//! `ApiGatewayNotifier` posting to the gateway's own `@connections` API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::apigateway::inbound::WebSocketHandler;
+use adapters::memory::RecordingNotifier;
+use clap::Parser;
+use domain::ports::MockConnectionRepository;
+use domain::{RepositoryError, Settings};
+use futures::{SinkExt, StreamExt};
+use local_gateway::{GatewayConfig, Limits, Options, RunningGateway, start};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn gateway(extra: &[&str]) -> RunningGateway {
+    let mut args = vec!["local-gateway", "--port", "0"];
+    args.extend_from_slice(extra);
+    let options = Options::try_parse_from(args).unwrap();
+    start(options.gateway_config().await.unwrap())
+        .await
+        .unwrap()
+}
+
+async fn client(gw: &RunningGateway) -> Client {
+    let (socket, _) = tokio::time::timeout(WAIT, connect_async(gw.ws_url()))
+        .await
+        .expect("connect timed out")
+        .expect("handshake refused");
+    socket
+}
+
+async fn send(c: &mut Client, message: Value) {
+    c.send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next text frame as JSON; fails the test after 5 s.
+async fn next_json(c: &mut Client) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, c.next())
+            .await
+            .expect("no frame within 5 s")
+            .expect("socket ended")
+            .expect("socket error");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+/// The close frame's code; fails the test after `within`.
+async fn close_code(c: &mut Client, within: Duration) -> u16 {
+    loop {
+        match tokio::time::timeout(within, c.next())
+            .await
+            .expect("no close in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("socket error instead of a close: {e}"),
+        }
+    }
+}
+
+async fn whoami(c: &mut Client) -> String {
+    send(c, json!({"action": "whoami"})).await;
+    let frame = next_json(c).await;
+    assert_eq!(frame["type"], "identity");
+    frame["connectionId"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn whoami_answers_with_an_api_gateway_style_connection_id() {
+    let gw = gateway(&[]).await;
+    let mut a = client(&gw).await;
+
+    let id = whoami(&mut a).await;
+
+    assert_eq!(id.len(), 16);
+    assert!(id.ends_with('='));
+}
+
+#[tokio::test]
+async fn two_clients_chat_in_a_room_and_through_broadcast_and_direct_sends() {
+    let gw = gateway(&[]).await;
+    let mut a = client(&gw).await;
+    let mut b = client(&gw).await;
+    let a_id = whoami(&mut a).await;
+    let b_id = whoami(&mut b).await;
+
+    send(
+        &mut a,
+        json!({"action": "join", "room": "lobby", "requestId": "j1"}),
+    )
+    .await;
+    assert_eq!(next_json(&mut a).await["type"], "ack");
+    send(
+        &mut b,
+        json!({"action": "join", "room": "lobby", "requestId": "j2"}),
+    )
+    .await;
+    assert_eq!(next_json(&mut b).await["type"], "ack");
+
+    send(
+        &mut a,
+        json!({"action": "publish", "room": "lobby", "data": {"text": "hi"}}),
+    )
+    .await;
+    let got = next_json(&mut b).await;
+    assert_eq!(got["type"], "message");
+    assert_eq!(got["room"], "lobby");
+    assert_eq!(got["from"], a_id.as_str());
+    assert_eq!(got["data"], json!({"text": "hi"}));
+    assert_eq!(next_json(&mut a).await["type"], "message"); // the sender's echo
+
+    send(&mut b, json!({"action": "sendmessage", "data": "to all"})).await;
+    assert_eq!(next_json(&mut a).await["data"], "to all");
+    assert_eq!(next_json(&mut b).await["data"], "to all");
+
+    send(
+        &mut b,
+        json!({"action": "send", "to": a_id, "data": 42, "requestId": "d"}),
+    )
+    .await;
+    let direct = next_json(&mut a).await;
+    assert_eq!(
+        (direct["from"].as_str(), direct["data"].clone()),
+        (Some(b_id.as_str()), json!(42))
+    );
+    let ack = next_json(&mut b).await;
+    assert_eq!(
+        ack,
+        json!({"type":"ack","requestId":"d","delivered":1,"gone":0,"failed":0})
+    );
+}
+
+#[tokio::test]
+async fn ping_gets_pong_and_bad_json_gets_an_error_frame() {
+    let gw = gateway(&[]).await;
+    let mut a = client(&gw).await;
+
+    send(&mut a, json!({"action": "ping", "requestId": "p1"})).await;
+    assert_eq!(
+        next_json(&mut a).await,
+        json!({"type":"pong","requestId":"p1"})
+    );
+
+    a.send(Message::Text("{oops".into())).await.unwrap();
+    let error = next_json(&mut a).await;
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some("error"), Some("bad_json"))
+    );
+}
+
+#[tokio::test]
+async fn an_oversize_message_closes_the_socket_with_1009() {
+    let gw = gateway(&["--max-message-bytes", "1024"]).await;
+    let mut a = client(&gw).await;
+
+    a.send(Message::Text("x".repeat(2048).into()))
+        .await
+        .unwrap();
+
+    assert_eq!(close_code(&mut a, WAIT).await, 1009);
+}
+
+#[tokio::test]
+async fn an_idle_socket_is_closed_with_1001_after_the_idle_timeout() {
+    let gw = gateway(&["--idle-timeout-secs", "1"]).await;
+    let mut a = client(&gw).await;
+
+    assert_eq!(close_code(&mut a, Duration::from_secs(5)).await, 1001);
+}
+
+#[tokio::test]
+async fn closing_a_socket_runs_disconnect_and_removes_its_memberships() {
+    let gw = gateway(&[]).await;
+    let mut a = client(&gw).await;
+    let mut b = client(&gw).await;
+    let a_id = whoami(&mut a).await;
+    send(
+        &mut a,
+        json!({"action": "join", "room": "r", "requestId": "1"}),
+    )
+    .await;
+    next_json(&mut a).await;
+    send(
+        &mut b,
+        json!({"action": "join", "room": "r", "requestId": "2"}),
+    )
+    .await;
+    next_json(&mut b).await;
+
+    a.close(None).await.unwrap();
+    for _ in 0..100 {
+        if gw.open_sockets() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give $disconnect its turn, then publish: a gone member would show in the ack.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send(
+        &mut b,
+        json!({"action": "publish", "room": "r", "data": 1, "requestId": "x"}),
+    )
+    .await;
+    let mut frames = vec![next_json(&mut b).await, next_json(&mut b).await];
+    frames.sort_by_key(|f| f["type"].as_str().unwrap_or_default().to_string());
+    assert_eq!(
+        frames[0],
+        json!({"type":"ack","requestId":"x","delivered":1,"gone":0,"failed":0})
+    );
+    assert_ne!(frames[1]["from"], a_id.as_str());
+}
+
+#[tokio::test]
+async fn a_failing_connect_handler_refuses_the_handshake() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_save()
+        .returning(|_| Err(RepositoryError::Unavailable("down".into())));
+    let handler = WebSocketHandler::new(adapters::wiring::service(
+        repo,
+        RecordingNotifier::new(),
+        Settings::default(),
+    ));
+    let gw = start(GatewayConfig {
+        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        stage: "local".into(),
+        limits: Limits::default(),
+        handler: Arc::new(handler),
+    })
+    .await
+    .unwrap();
+
+    let refused = connect_async(gw.ws_url()).await;
+
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 500)
+        }
+        other => panic!(
+            "expected the handshake to be refused, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+}
+
+#[tokio::test]
+async fn the_rust_sdk_posts_reads_and_deletes_connections_and_gets_410_for_unknown_ids() {
+    let gw = gateway(&[]).await;
+    let mut a = client(&gw).await;
+    let id = whoami(&mut a).await;
+    let sdk = tests::local_sdk_config().await;
+    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+        .endpoint_url(gw.management_url())
+        .build();
+    let management = aws_sdk_apigatewaymanagement::Client::from_conf(config);
+
+    management
+        .post_to_connection()
+        .connection_id(&id)
+        .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(
+            r#"{"hello":1}"#,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut a).await, json!({"hello": 1}));
+
+    let info = management
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert!(info.connected_at().is_some());
+    assert!(info.last_active_at().is_some());
+    assert_eq!(
+        info.identity().and_then(|i| i.source_ip()),
+        Some("127.0.0.1")
+    );
+
+    let unknown = management
+        .post_to_connection()
+        .connection_id("AAAAAAAAAAAAAAA=")
+        .data(aws_sdk_apigatewaymanagement::primitives::Blob::new("x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(unknown.into_service_error().is_gone_exception());
+
+    management
+        .delete_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut a, WAIT).await, 1000);
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_socket_with_1001() {
+    let gw = gateway(&[]).await;
+    let mut a = client(&gw).await;
+    whoami(&mut a).await;
+
+    let closing = tokio::spawn(async move { close_code(&mut a, WAIT).await });
+    gw.shutdown().await;
+
+    assert_eq!(closing.await.unwrap(), 1001);
+}
