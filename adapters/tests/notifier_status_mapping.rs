@@ -93,6 +93,9 @@ async fn notifier(endpoint: &str) -> ApiGatewayNotifier {
     )
 }
 
+/// Whether a send's result is the one a case expects.
+type Expectation = fn(&Result<(), NotifyError>) -> bool;
+
 fn id(raw: &str) -> ConnectionId {
     ConnectionId::parse(raw).unwrap()
 }
@@ -102,7 +105,7 @@ async fn each_status_maps_to_the_outcome_the_domain_expects() {
     let server = start_server().await;
     let notifier = notifier(&format!("{}/dev", server.base)).await;
 
-    let table: Vec<(&str, fn(&Result<(), NotifyError>) -> bool)> = vec![
+    let table: Vec<(&str, Expectation)> = vec![
         ("s200", |r| r.is_ok()),
         ("s204", |r| r.is_ok()),
         ("s403", |r| matches!(r, Err(NotifyError::Forbidden(_)))),

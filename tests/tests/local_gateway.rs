@@ -216,7 +216,7 @@ async fn closing_a_socket_runs_disconnect_and_removes_its_memberships() {
         json!({"action": "publish", "room": "r", "data": 1, "requestId": "x"}),
     )
     .await;
-    let mut frames = vec![next_json(&mut b).await, next_json(&mut b).await];
+    let mut frames = [next_json(&mut b).await, next_json(&mut b).await];
     frames.sort_by_key(|f| f["type"].as_str().unwrap_or_default().to_string());
     assert_eq!(
         frames[0],
