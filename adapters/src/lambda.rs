@@ -42,3 +42,31 @@ where
     }))
     .await
 }
+
+/// Runs the `$connect` REQUEST authorizer. `Unauthorized` must reach API Gateway as exactly that
+/// error message for it to answer 401.
+pub async fn serve_authorizer<V>(verifier: V) -> Result<(), lambda_runtime::Error>
+where
+    V: domain::TokenVerifier + 'static,
+{
+    let verifier = Arc::new(verifier);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let verifier = verifier.clone();
+        async move {
+            crate::auth::authorize_json(verifier.as_ref(), &event.payload)
+                .await
+                .map_err(|e| {
+                    let error_type = match e {
+                        crate::auth::AuthorizerError::Unauthorized => "Unauthorized",
+                        crate::auth::AuthorizerError::BadEvent(_) => "BadEvent",
+                        crate::auth::AuthorizerError::Unavailable(_) => "KeysUnavailable",
+                    };
+                    Diagnostic {
+                        error_type: error_type.to_string(),
+                        error_message: e.to_string(),
+                    }
+                })
+        }
+    }))
+    .await
+}

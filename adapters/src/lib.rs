@@ -1,6 +1,7 @@
 //! Adapters: the only crate that knows DynamoDB item shapes, SDK errors and API Gateway event JSON.
 
 pub mod apigateway;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod dynamodb;

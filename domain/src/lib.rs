@@ -6,6 +6,7 @@
 //! - [`service`]: the use cases `$connect`, `$disconnect` and client messages.
 //! - [`ports`]: what the domain needs from storage, API Gateway and the clock.
 
+pub mod auth;
 pub mod connection;
 pub mod fanout;
 pub mod ports;
@@ -15,6 +16,7 @@ pub mod service;
 pub mod settings;
 pub mod time;
 
+pub use auth::{TokenError, TokenVerifier};
 pub use connection::{ConnectRequest, Connection, ConnectionId, Principal, Sender};
 pub use fanout::{Audience, DeliveryReport, FanOutError};
 pub use ports::{

@@ -240,6 +240,7 @@ async fn a_failing_connect_handler_refuses_the_handshake() {
         stage: "local".into(),
         limits: Limits::default(),
         handler: Arc::new(handler),
+        authorizer: None,
     })
     .await
     .unwrap();
@@ -320,4 +321,77 @@ async fn shutdown_closes_every_socket_with_1001() {
     gw.shutdown().await;
 
     assert_eq!(closing.await.unwrap(), 1001);
+}
+
+const SECRET: &str = "local-test-secret-at-least-32-bytes-long";
+
+fn minted(subject: &str) -> String {
+    Options::try_parse_from(["local-gateway", "--jwt-secret", SECRET])
+        .unwrap()
+        .minted_token(subject)
+        .unwrap()
+}
+
+async fn handshake_status(url: &str) -> u16 {
+    match connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Ok(_) => 101,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn with_auth_on_a_client_without_a_valid_token_cannot_open_a_socket() {
+    let gw = gateway(&["--jwt-secret", SECRET]).await;
+    let wrong_secret = Options::try_parse_from([
+        "lg",
+        "--jwt-secret",
+        "another-secret-that-is-32-bytes-long!!",
+    ])
+    .unwrap()
+    .minted_token("mallory")
+    .unwrap();
+
+    assert_eq!(handshake_status(&gw.ws_url()).await, 401, "no token");
+    assert_eq!(
+        handshake_status(&format!("{}?token=", gw.ws_url())).await,
+        401,
+        "empty token"
+    );
+    assert_eq!(
+        handshake_status(&format!("{}?token=garbage", gw.ws_url())).await,
+        403,
+        "malformed"
+    );
+    assert_eq!(
+        handshake_status(&format!("{}?token={wrong_secret}", gw.ws_url())).await,
+        403,
+        "bad signature"
+    );
+    assert_eq!(gw.open_sockets(), 0);
+}
+
+#[tokio::test]
+async fn with_auth_on_the_principal_reaches_whoami_and_every_message_frame() {
+    let gw = gateway(&["--jwt-secret", SECRET]).await;
+    let (mut alice, _) = connect_async(format!("{}?token={}", gw.ws_url(), minted("alice")))
+        .await
+        .unwrap();
+    let (mut bob, _) = connect_async(format!("{}?token={}", gw.ws_url(), minted("bob")))
+        .await
+        .unwrap();
+
+    send(&mut alice, json!({"action": "whoami"})).await;
+    assert_eq!(next_json(&mut alice).await["principal"], "alice");
+
+    send(
+        &mut alice,
+        json!({"action": "sendmessage", "data": "hi", "principal": "admin"}),
+    )
+    .await;
+    let got = next_json(&mut bob).await;
+    assert_eq!(
+        (got["type"].as_str(), got["principal"].as_str()),
+        (Some("message"), Some("alice"))
+    );
 }

@@ -15,6 +15,9 @@ pub struct ConnectionContext {
     pub connected_at: i64,
     pub source_ip: String,
     pub user_agent: String,
+    /// What the authorizer returned (`principalId` and its context), as API Gateway repeats it in
+    /// `requestContext.authorizer` of every event of the connection.
+    pub authorizer: Option<Value>,
 }
 
 /// An id in API Gateway's style: 16 characters of base64 (`L0SM9cOFvHcCIhw=`).
@@ -61,7 +64,26 @@ fn context(
     ctx.insert("domainName".into(), json!(gateway.addr.to_string()));
     ctx.insert("connectionId".into(), json!(conn.connection_id));
     ctx.insert("apiId".into(), json!(gateway.api_id));
+    if let Some(authorizer) = &conn.authorizer {
+        ctx.insert("authorizer".into(), authorizer.clone());
+    }
     ctx
+}
+
+/// The REQUEST authorizer event API Gateway sends before `$connect`.
+pub fn authorize(
+    gateway: &Gateway,
+    conn: &ConnectionContext,
+    headers: &HeaderMap,
+    query: &BTreeMap<String, String>,
+) -> Value {
+    let mut event = connect(gateway, conn, headers, query);
+    event["type"] = json!("REQUEST");
+    event["methodArn"] = json!(format!(
+        "arn:aws:execute-api:local:000000000000:{}/{}/$connect",
+        gateway.api_id, gateway.stage
+    ));
+    event
 }
 
 pub fn connect(

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use axum::Router;
 use axum::routing::{any, get};
-use domain::{ClientNotifier, ConnectionId, ConnectionRepository};
+use domain::{ClientNotifier, ConnectionId, ConnectionRepository, TokenVerifier};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -65,6 +65,8 @@ pub struct GatewayConfig {
     pub stage: String,
     pub limits: Limits,
     pub handler: Arc<dyn EventHandler>,
+    /// Runs the project's REQUEST authorizer on every upgrade when set, as API Gateway does.
+    pub authorizer: Option<Arc<dyn TokenVerifier>>,
 }
 
 /// What the gateway tells a socket task to send.
@@ -90,6 +92,7 @@ pub(crate) struct Gateway {
     pub addr: SocketAddr,
     pub limits: Limits,
     pub handler: Arc<dyn EventHandler>,
+    pub authorizer: Option<Arc<dyn TokenVerifier>>,
     pub sockets: Mutex<HashMap<ConnectionId, OpenSocket>>,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -150,6 +153,7 @@ pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
         addr,
         limits: config.limits,
         handler: config.handler,
+        authorizer: config.authorizer,
         sockets: Mutex::new(HashMap::new()),
         shutdown,
     });

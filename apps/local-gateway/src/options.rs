@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use adapters::apigateway::inbound::WebSocketHandler;
 use adapters::apigateway::{ApiGatewayNotifier, ManagementEndpoint, NotifierTimeouts};
+use adapters::auth::{AuthConfig, AuthConfigError};
 use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_table_if_missing};
 use adapters::memory::InMemoryConnectionRepository;
 use adapters::wiring;
 use clap::Parser;
-use domain::{ConnectionRepository, Settings};
+use domain::{ConnectionRepository, Settings, TokenVerifier};
 
 use crate::{EventHandler, GatewayConfig, Limits};
 
@@ -39,6 +40,20 @@ pub struct Options {
     /// The table to use with --dynamodb-endpoint; created when missing.
     #[arg(long, env = "CONNECTIONS_TABLE", default_value = "connections-local")]
     pub table: String,
+    /// Turn the authorizer on with an HS256 secret (at least 32 bytes); clients then connect with
+    /// `?token=<JWT>`.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Turn the authorizer on with the keys of a JWKS document (RS256/ES256).
+    #[arg(long, env = "JWKS_URL")]
+    pub jwks_url: Option<String>,
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Print an HS256 token for this subject, signed with --jwt-secret and valid for an hour, then exit.
+    #[arg(long, value_name = "SUBJECT")]
+    pub mint_token: Option<String>,
 }
 
 impl Options {
@@ -66,6 +81,7 @@ impl Options {
             }
         };
         Ok(GatewayConfig {
+            authorizer: self.authorizer()?,
             listener,
             stage: self.stage.clone(),
             limits: Limits {
@@ -75,6 +91,52 @@ impl Options {
             },
             handler,
         })
+    }
+}
+
+impl Options {
+    fn auth_config(&self) -> AuthConfig {
+        AuthConfig {
+            jwks_url: self.jwks_url.clone(),
+            secret: self.jwt_secret.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            leeway: Duration::from_secs(30),
+            jwks_refresh: Duration::from_secs(3600),
+        }
+    }
+
+    /// The authorizer, when a secret or a JWKS URL is configured: off by default for the quick start.
+    fn authorizer(&self) -> Result<Option<Arc<dyn TokenVerifier>>, AuthConfigError> {
+        if self.jwt_secret.is_none() && self.jwks_url.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(self.auth_config().verifier()?)))
+    }
+
+    /// A token the authorizer accepts, for trying auth locally.
+    pub fn minted_token(&self, subject: &str) -> Result<String, Box<dyn std::error::Error>> {
+        let secret = self
+            .jwt_secret
+            .as_deref()
+            .ok_or("--mint-token needs --jwt-secret (or JWT_SECRET)")?;
+        self.auth_config().verifier()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let mut claims = serde_json::json!({"sub": subject, "iat": now, "exp": now + 3600});
+        if let Some(issuer) = &self.jwt_issuer {
+            claims["iss"] = issuer.clone().into();
+        }
+        if let Some(audience) = &self.jwt_audience {
+            claims["aud"] = audience.clone().into();
+        }
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+        Ok(jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &key,
+        )?)
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use adapters::auth::{AuthorizerError, authorize_json};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -74,7 +75,31 @@ async fn open(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string(),
+        authorizer: None,
     };
+    let mut conn = conn;
+    if let Some(verifier) = &gateway.authorizer {
+        let event = events::authorize(&gateway, &conn, &headers, &query);
+        match authorize_json(verifier.as_ref(), &event).await {
+            Ok(policy) if policy["policyDocument"]["Statement"][0]["Effect"] == "Allow" => {
+                let mut context = policy["context"].clone();
+                if !context.is_object() {
+                    context = json!({});
+                }
+                context["principalId"] = policy["principalId"].clone();
+                conn.authorizer = Some(context);
+            }
+            Ok(_) => return (StatusCode::FORBIDDEN, "Forbidden").into_response(),
+            Err(AuthorizerError::Unauthorized) => {
+                return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "authorizer failed: handshake refused");
+                return (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+                    .into_response();
+            }
+        }
+    }
     let event = events::connect(&gateway, &conn, &headers, &query);
     // As in AWS, the socket opens only once `$connect` says 2xx; anything else refuses the
     // handshake with that status.

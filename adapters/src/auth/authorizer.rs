@@ -1,0 +1,75 @@
+//! The REQUEST authorizer for `$connect`: API Gateway's event in, an IAM policy out.
+//!
+//! Answers: a missing or expired token -> the error `Unauthorized` (API Gateway: 401, the client
+//! should fetch a new token); any other bad token -> a Deny policy (403); a good one -> Allow on
+//! this very `$connect` method ARN, with the principal as `principalId`, which API Gateway then
+//! puts in `requestContext.authorizer` of every later event of the connection.
+
+use domain::auth::authenticate;
+use domain::{TokenError, TokenVerifier};
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizerError {
+    /// The exact message API Gateway turns into a 401.
+    #[error("Unauthorized")]
+    Unauthorized,
+    #[error("malformed authorizer event: {0}")]
+    BadEvent(String),
+    /// The keys could not be had: API Gateway answers 500, and the client may retry.
+    #[error("cannot verify tokens right now: {0}")]
+    Unavailable(TokenError),
+}
+
+/// The token from `route.request.querystring.token`: browsers cannot set headers on a WebSocket.
+pub fn token_from_event(event: &Value) -> Option<&str> {
+    event["queryStringParameters"]["token"].as_str()
+}
+
+pub async fn authorize_json(
+    verifier: &dyn TokenVerifier,
+    event: &Value,
+) -> Result<Value, AuthorizerError> {
+    let method_arn = event["methodArn"]
+        .as_str()
+        .ok_or_else(|| AuthorizerError::BadEvent("methodArn is missing".into()))?;
+    match authenticate(verifier, token_from_event(event)).await {
+        Ok(principal) => {
+            tracing::info!(principal = %principal, "connection allowed");
+            Ok(policy(
+                principal.as_str(),
+                "Allow",
+                method_arn,
+                Some(principal.as_str()),
+            ))
+        }
+        Err(e @ TokenError::KeysUnavailable(_)) => Err(AuthorizerError::Unavailable(e)),
+        Err(e) if e.asks_for_a_new_token() => {
+            tracing::info!(reason = e.kind(), "connection refused: 401");
+            Err(AuthorizerError::Unauthorized)
+        }
+        Err(e) => {
+            tracing::info!(reason = e.kind(), "connection refused: 403");
+            Ok(policy("unauthenticated", "Deny", method_arn, None))
+        }
+    }
+}
+
+fn policy(principal: &str, effect: &str, method_arn: &str, subject: Option<&str>) -> Value {
+    let mut response = json!({
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Action": "execute-api:Invoke",
+                "Effect": effect,
+                "Resource": method_arn,
+            }],
+        },
+    });
+    if let Some(subject) = subject {
+        // API Gateway caps the context at 8 KB; the subject is at most 256 bytes.
+        response["context"] = json!({ "sub": subject });
+    }
+    response
+}

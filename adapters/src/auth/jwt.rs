@@ -1,0 +1,143 @@
+//! `TokenVerifier` with the jsonwebtoken crate.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::{Principal, TokenError, TokenVerifier};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::Deserialize;
+
+use super::jwks::JwksSource;
+
+/// Where the verification keys come from. The algorithms accepted follow from it, so a token
+/// signed one way can never be checked the other way (no HS/RS confusion).
+pub enum Keys {
+    /// HS256 with a shared secret: simple setups and local runs.
+    Secret(Vec<u8>),
+    /// RS256 or ES256 with the keys of a JWKS document (Cognito, Auth0, ...).
+    Jwks(JwksSource),
+}
+
+pub struct JwtVerifier {
+    keys: Keys,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Duration,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+impl JwtVerifier {
+    pub fn new(
+        keys: Keys,
+        issuer: Option<String>,
+        audience: Option<String>,
+        leeway: Duration,
+    ) -> Self {
+        Self {
+            keys,
+            issuer,
+            audience,
+            leeway,
+        }
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = self.leeway.as_secs();
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        match &self.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
+}
+
+/// Errors of the jsonwebtoken crate, as the domain names them. The token itself never appears.
+fn token_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::InvalidSignature
+        | ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm => TokenError::BadSignature,
+        ErrorKind::MissingRequiredClaim(claim) => {
+            TokenError::Malformed(format!("the {claim} claim is required"))
+        }
+        ErrorKind::InvalidClaimFormat(claim) => {
+            TokenError::Malformed(format!("the {claim} claim is malformed"))
+        }
+        ErrorKind::Json(_) => TokenError::Malformed("the claims are not the expected JSON".into()),
+        ErrorKind::Base64(_) | ErrorKind::Utf8(_) | ErrorKind::InvalidToken => {
+            TokenError::Malformed("not three base64url parts".into())
+        }
+        _ => TokenError::BadSignature,
+    }
+}
+
+/// `alg: none` and other algorithms the crate does not know fail as a header that does not parse;
+/// a readable header naming an `alg` is a refused algorithm, not a malformed token.
+fn header_error(token: &str, kind: &ErrorKind) -> TokenError {
+    use base64::Engine;
+    let names_an_algorithm = token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .is_some_and(|h| h["alg"].is_string());
+    match kind {
+        ErrorKind::Json(_) if names_an_algorithm => TokenError::BadSignature,
+        other => token_error(other),
+    }
+}
+
+#[async_trait]
+impl TokenVerifier for JwtVerifier {
+    async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let header = decode_header(token).map_err(|e| header_error(token, e.kind()))?;
+        let (key, algorithm) = match &self.keys {
+            Keys::Secret(secret) => {
+                if header.alg != Algorithm::HS256 {
+                    return Err(TokenError::BadSignature);
+                }
+                (DecodingKey::from_secret(secret), Algorithm::HS256)
+            }
+            Keys::Jwks(source) => {
+                if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+                    return Err(TokenError::BadSignature);
+                }
+                let kid = header.kid.as_deref().ok_or(TokenError::BadSignature)?;
+                let (key, algorithm) = source.key(kid).await?;
+                if algorithm != header.alg {
+                    return Err(TokenError::BadSignature);
+                }
+                (key, algorithm)
+            }
+        };
+        let data = decode::<Claims>(token, &key, &self.validation(algorithm))
+            .map_err(|e| token_error(e.kind()))?;
+        Principal::parse(data.claims.sub).map_err(|e| TokenError::Malformed(format!("sub: {e}")))
+    }
+}

@@ -1,0 +1,12 @@
+//! Authentication adapters: JWT verification (HS256 secret or a JWKS) and the REQUEST authorizer
+//! event mapping shared by the authorizer Lambda and the local gateway.
+
+mod authorizer;
+mod config;
+mod jwks;
+mod jwt;
+
+pub use authorizer::{AuthorizerError, authorize_json, token_from_event};
+pub use config::{AuthConfig, AuthConfigError};
+pub use jwks::JwksSource;
+pub use jwt::{JwtVerifier, Keys};
