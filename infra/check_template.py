@@ -4,9 +4,10 @@
 Fails (exit 1, one line per problem) on: a function not on provided.al2023, a missing WebSocket
 route, TTL off on the table, any wildcard IAM resource beyond the two allowed suffixes (a log
 group's streams `:*`, and `/@connections/*` on this API's stage), and an artifact without an
-executable `bootstrap` at its root.
+executable `bootstrap` at its root, an authorizer on a route other than $connect, and (with
+--expect-authorizer) a $connect without one.
 
-    python3 check_template.py .serverless/cloudformation-template-update-stack.json [--zips DIR]
+    python3 check_template.py TEMPLATE.json [--zips DIR] [--expect-authorizer]
 """
 import json
 import re
@@ -60,7 +61,7 @@ def wildcard_problems(template):
     return problems
 
 
-def check(template, zips_dir=None):
+def check(template, zips_dir=None, expect_authorizer=False):
     problems = []
     functions = resources(template, "AWS::Lambda::Function")
     if not functions:
@@ -71,9 +72,17 @@ def check(template, zips_dir=None):
             problems.append(f"{name}: runtime {props.get('Runtime')!r}, expected {RUNTIME!r}")
         if props.get("Handler") != "bootstrap":
             problems.append(f"{name}: handler {props.get('Handler')!r}, expected 'bootstrap'")
-    routes = {r["Properties"].get("RouteKey") for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
+    route_resources = resources(template, "AWS::ApiGatewayV2::Route").values()
+    routes = {r["Properties"].get("RouteKey") for r in route_resources}
     for missing in sorted(REQUIRED_ROUTES - routes):
         problems.append(f"missing WebSocket route {missing}")
+    # API Gateway authorizes a WebSocket once, at $connect: an authorizer elsewhere never runs.
+    authorized = {r["Properties"].get("RouteKey") for r in route_resources
+                  if r["Properties"].get("AuthorizationType", "NONE") != "NONE"}
+    if authorized - {"$connect"}:
+        problems.append(f"authorizer on {sorted(authorized - {'$connect'})}: only $connect can be authorized")
+    if expect_authorizer and "$connect" not in authorized:
+        problems.append("$connect has no authorizer (auth is on by default)")
     tables = resources(template, "AWS::DynamoDB::Table")
     if not tables:
         problems.append("no DynamoDB table")
@@ -99,7 +108,7 @@ def check(template, zips_dir=None):
 
 def zip_problems(zips_dir):
     problems = []
-    for function in ("connect", "disconnect", "default"):
+    for function in ("connect", "disconnect", "default", "authorizer"):
         path = zips_dir / function / "bootstrap.zip"
         if not path.is_file():
             problems.append(f"{path}: missing (run cargo lambda build --release --output-format zip)")
@@ -119,7 +128,7 @@ def main(argv):
         return 2
     template = json.loads(Path(argv[1]).read_text())
     zips = argv[argv.index("--zips") + 1] if "--zips" in argv else None
-    problems = check(template, zips)
+    problems = check(template, zips, expect_authorizer="--expect-authorizer" in argv)
     for p in problems:
         print(f"check_template: {p}")
     if problems:

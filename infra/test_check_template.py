@@ -73,7 +73,7 @@ class TemplateCheck(unittest.TestCase):
 
     def test_a_zip_without_bootstrap_fails_and_one_with_it_passes(self):
         with tempfile.TemporaryDirectory() as tmp:
-            for function in ("connect", "disconnect", "default"):
+            for function in ("connect", "disconnect", "default", "authorizer"):
                 folder = Path(tmp) / function
                 folder.mkdir()
                 with zipfile.ZipFile(folder / "bootstrap.zip", "w") as z:
@@ -82,6 +82,15 @@ class TemplateCheck(unittest.TestCase):
                     z.writestr(entry, b"\x7fELF")
             problems = check_template.zip_problems(Path(tmp))
             self.assertEqual(problems, [f"{Path(tmp) / 'default' / 'bootstrap.zip'}: no 'bootstrap' at the root"])
+
+
+    def test_an_authorizer_off_connect_fails_and_a_missing_one_fails_when_expected(self):
+        t = minimal()
+        self.assertIn("$connect has no authorizer (auth is on by default)", check_template.check(t, expect_authorizer=True))
+        t["Resources"]["R1"]["Properties"].update({"AuthorizationType": "CUSTOM", "AuthorizerId": {"Ref": "A"}})
+        self.assertEqual(check_template.check(t, expect_authorizer=True), [])
+        t["Resources"]["R3"]["Properties"]["AuthorizationType"] = "CUSTOM"
+        self.assertTrue(any("only $connect" in p for p in check_template.check(t)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,175 @@
+//! `cargo run --release -p bench -- <scenario>`: prints Markdown tables of medians for BENCHMARKS.md.
+//! `--quick` runs a scenario with tiny sizes: `./scripts/test` uses it to prove the benchmarks still
+//! work, and asserts no speed.
+
+mod artifacts;
+mod cold_start;
+mod fanout;
+mod gateway_load;
+mod handler;
+mod management_stub;
+mod runtime_stub;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks of the template, all on 127.0.0.1")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+    /// Tiny sizes, one run: proves the scenario works, measures nothing worth recording.
+    #[arg(long, global = true)]
+    quick: bool,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Broadcast through the real ApiGatewayNotifier to a local @connections server.
+    Fanout {
+        #[arg(long, default_value_t = 20)]
+        delay_ms: u64,
+        #[arg(long, default_value_t = 0.05)]
+        gone_share: f64,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// Process start to first `next` and to first response of the release `default` Lambda.
+    ColdStart {
+        #[arg(long, default_value = "target/lambda/default/bootstrap")]
+        binary: PathBuf,
+        #[arg(long, default_value_t = 25)]
+        starts: usize,
+    },
+    /// Zip sizes of the Lambda artifacts.
+    Artifacts {
+        #[arg(long, default_value = "target/lambda")]
+        dir: PathBuf,
+    },
+    /// The local gateway with 100, 1 000 and 10 000 clients.
+    GatewayLoad {
+        #[arg(long, default_value = "target/release/local-gateway")]
+        binary: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+        clients: Vec<usize>,
+        #[arg(long, default_value_t = 10)]
+        room_size: usize,
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Domain + in-memory adapters: publishes to a room, no network.
+    Handler {
+        #[arg(long, default_value_t = 10)]
+        room_size: usize,
+        #[arg(long, default_value_t = 200_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+/// A connection that never expires, for scenarios that are not about expiry.
+pub fn forever(raw: &str) -> domain::Connection {
+    domain::Connection {
+        id: domain::ConnectionId::parse(raw).expect("a valid id"),
+        connected_at: domain::Timestamp::from_millis(0),
+        expires_at: domain::Timestamp::from_millis(u64::MAX),
+        principal: None,
+        source_ip: None,
+        user_agent: None,
+    }
+}
+
+/// Dummy credentials and a fixed region: nothing here may reach AWS.
+pub async fn local_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
+            "bench", "bench", None, None, "bench",
+        ))
+        .load()
+        .await
+}
+
+fn raise_open_file_limit() {
+    if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
+        let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    raise_open_file_limit();
+    let cli = Cli::parse();
+    let quick = cli.quick;
+    match cli.scenario {
+        Scenario::Fanout {
+            delay_ms,
+            gone_share,
+            runs,
+        } => {
+            let args = if quick {
+                fanout::Args {
+                    recipients: vec![50],
+                    concurrency: vec![1, 16],
+                    delay: Duration::from_millis(2),
+                    gone_share,
+                    runs: 1,
+                    max_lower_bound: Duration::from_secs(5),
+                }
+            } else {
+                fanout::Args {
+                    recipients: vec![1_000, 10_000],
+                    concurrency: vec![1, 16, 64, 256, 1024],
+                    delay: Duration::from_millis(delay_ms),
+                    gone_share,
+                    runs,
+                    max_lower_bound: Duration::from_secs(60),
+                }
+            };
+            fanout::run(args).await;
+        }
+        Scenario::ColdStart { binary, starts } => {
+            cold_start::run(&binary, if quick { 2 } else { starts }).await?;
+        }
+        Scenario::Artifacts { dir } => artifacts::run(&dir)?,
+        Scenario::GatewayLoad {
+            binary,
+            clients,
+            room_size,
+            rate,
+            seconds,
+        } => {
+            let (clients, rate, seconds) = if quick {
+                (vec![20], 100, 1)
+            } else {
+                (clients, rate, seconds)
+            };
+            let args = |n| gateway_load::Args {
+                clients: n,
+                room_size,
+                rate,
+                seconds,
+            };
+            let mut rows = Vec::new();
+            for &n in &clients {
+                rows.push(gateway_load::run(&binary, args(n)).await?);
+            }
+            gateway_load::print(&rows, &args(0));
+        }
+        Scenario::Handler {
+            room_size,
+            messages,
+            runs,
+        } => {
+            let (messages, runs) = if quick { (1_000, 1) } else { (messages, runs) };
+            handler::run(messages, room_size, runs).await;
+        }
+    }
+    Ok(())
+}
