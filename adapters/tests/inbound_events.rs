@@ -259,8 +259,16 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// `PROPTEST_CASES` raises the count for long fuzzing runs (see README, Hardening).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
+    #![proptest_config(ProptestConfig::with_cases(cases(500)))]
 
     #[test]
     fn arbitrary_json_never_panics_the_event_mapping(event in arbitrary_json()) {

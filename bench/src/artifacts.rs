@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::stats;
 
-pub fn run(lambda_dir: &Path) -> Result<(), String> {
+pub fn run(lambda_dir: &Path, binaries: &Path) -> Result<(), String> {
     let mut rows = Vec::new();
     for function in ["connect", "disconnect", "default", "authorizer"] {
         let zip = lambda_dir.join(function).join("bootstrap.zip");
@@ -16,7 +16,7 @@ pub fn run(lambda_dir: &Path) -> Result<(), String> {
                 )
             })?
             .len();
-        let binary = std::fs::metadata(lambda_dir.join(function).join("bootstrap"))
+        let binary = std::fs::metadata(binaries.join(function))
             .map(|m| m.len())
             .ok();
         rows.push(vec![

@@ -24,6 +24,7 @@ pub struct Args {
     pub room_size: usize,
     pub rate: u32,
     pub seconds: u64,
+    pub gateway_args: Vec<String>,
 }
 
 #[derive(Default)]
@@ -34,13 +35,17 @@ struct Observed {
     rtts: Mutex<Vec<Duration>>,
 }
 
-async fn spawn_gateway(binary: &Path) -> Result<(tokio::process::Child, String), String> {
+async fn spawn_gateway(
+    binary: &Path,
+    extra: &[String],
+) -> Result<(tokio::process::Child, String), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
     let child = tokio::process::Command::new(binary)
         .args(["--port", &port.to_string(), "--idle-timeout-secs", "3600"])
+        .args(extra)
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -98,19 +103,30 @@ async fn wait_for(counter: &AtomicU64, target: u64, within: Duration) -> bool {
     true
 }
 
-pub async fn run(binary: &Path, args: Args) -> Result<Vec<String>, String> {
-    let (gateway, url) = spawn_gateway(binary).await?;
+/// A running gateway with `clients` connected sockets, each in a room of `room_size`.
+struct Loaded {
+    gateway: tokio::process::Child,
+    pid: u32,
+    sinks: Vec<Sink>,
+    seen: Arc<Observed>,
+    idle_rss: u64,
+    connect_time: Duration,
+}
+
+async fn connect_and_join(binary: &Path, args: &Args) -> Result<Loaded, String> {
+    let (clients, room_size) = (args.clients, args.room_size);
+    let (gateway, url) = spawn_gateway(binary, &args.gateway_args).await?;
     let pid = gateway.id().unwrap_or(0);
     let idle_rss = stats::rss_kib(pid).map_or(0, |r| r.0);
     let seen = Arc::new(Observed::default());
 
     // Connect, at most 200 handshakes in flight.
     let started = Instant::now();
-    let mut sinks: Vec<Sink> = Vec::with_capacity(args.clients);
+    let mut sinks: Vec<Sink> = Vec::with_capacity(clients);
     let mut pending = FuturesUnordered::new();
     let mut next = 0;
-    while sinks.len() < args.clients {
-        while next < args.clients && pending.len() < 200 {
+    while sinks.len() < clients {
+        while next < clients && pending.len() < 200 {
             pending.push(connect_async(url.clone()));
             next += 1;
         }
@@ -127,84 +143,170 @@ pub async fn run(binary: &Path, args: Args) -> Result<Vec<String>, String> {
         }
     }
     let connect_time = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let connected_rss = stats::rss_kib(pid).map_or(0, |r| r.0);
 
     // Rooms of K: client i joins room i / K.
     for (i, sink) in sinks.iter_mut().enumerate() {
         let join =
-            json!({"action": "join", "room": format!("r{}", i / args.room_size), "requestId": "j"});
+            json!({"action": "join", "room": format!("r{}", i / room_size), "requestId": "j"});
         sink.send(Message::Text(join.to_string().into()))
             .await
             .map_err(|e| e.to_string())?;
     }
-    if !wait_for(&seen.acks, args.clients as u64, Duration::from_secs(60)).await {
+    if !wait_for(&seen.acks, clients as u64, Duration::from_secs(60)).await {
         return Err(format!(
             "only {} of {} joins acknowledged",
             seen.acks.load(Ordering::Relaxed),
-            args.clients
+            clients
         ));
     }
+    Ok(Loaded {
+        gateway,
+        pid,
+        sinks,
+        seen,
+        idle_rss,
+        connect_time,
+    })
+}
 
-    // A steady mix: half room publishes, half pings, at `rate` messages/s in all.
-    let total = args.rate as u64 * args.seconds;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+/// Sends `total` messages at `rate`/s, alternating room publishes and pings.
+async fn steady_mix(
+    loaded: &mut Loaded,
+    room_size: usize,
+    rate: u32,
+    total: u64,
+    first: u64,
+) -> Result<(), String> {
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
     let mut ticker = tokio::time::interval(interval);
-    let frames_before = seen.frames.load(Ordering::Relaxed);
-    let load_started = Instant::now();
-    for n in 0..total {
+    for n in first..first + total {
         ticker.tick().await;
-        let i = (n as usize * 7919) % sinks.len();
+        let i = (n as usize * 7919) % loaded.sinks.len();
         let message = if n % 2 == 0 {
-            json!({"action": "publish", "room": format!("r{}", i / args.room_size), "data": n})
+            json!({"action": "publish", "room": format!("r{}", i / room_size), "data": n})
         } else {
             let id = format!("p{n}");
-            seen.pings
+            loaded
+                .seen
+                .pings
                 .lock()
                 .expect("pings")
                 .insert(id.clone(), Instant::now());
             json!({"action": "ping", "requestId": id})
         };
-        sinks[i]
+        loaded.sinks[i]
             .send(Message::Text(message.to_string().into()))
             .await
             .map_err(|e| e.to_string())?;
     }
-    let expected_pongs = total / 2;
+    Ok(())
+}
+
+async fn wait_for_pongs(seen: &Observed, expected: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while (seen.rtts.lock().expect("rtts").len() as u64) < expected_pongs
-        && Instant::now() < deadline
-    {
+    while (seen.rtts.lock().expect("rtts").len() as u64) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+pub async fn run(binary: &Path, args: Args) -> Result<Vec<String>, String> {
+    let mut loaded = connect_and_join(binary, &args).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let connected_rss = stats::rss_kib(loaded.pid).map_or(0, |r| r.0);
+
+    let total = u64::from(args.rate) * args.seconds;
+    let frames_before = loaded.seen.frames.load(Ordering::Relaxed);
+    let load_started = Instant::now();
+    steady_mix(&mut loaded, args.room_size, args.rate, total, 0).await?;
+    wait_for_pongs(&loaded.seen, total / 2).await;
     let load_time = load_started.elapsed();
-    let frames = seen.frames.load(Ordering::Relaxed) - frames_before;
-    let loaded_rss = stats::rss_kib(pid).map_or(0, |r| r.0);
-    let mut rtts = seen.rtts.lock().expect("rtts").clone();
+    let frames = loaded.seen.frames.load(Ordering::Relaxed) - frames_before;
+    let loaded_rss = stats::rss_kib(loaded.pid).map_or(0, |r| r.0);
+    let mut rtts = loaded.seen.rtts.lock().expect("rtts").clone();
     rtts.sort();
-    drop(sinks);
-    drop(gateway);
 
     Ok(vec![
         args.clients.to_string(),
-        format!("{:.0}", args.clients as f64 / connect_time.as_secs_f64()),
+        format!(
+            "{:.0}",
+            args.clients as f64 / loaded.connect_time.as_secs_f64()
+        ),
         format!(
             "{:.1} / {:.1} / {:.1}",
-            idle_rss as f64 / 1024.0,
+            loaded.idle_rss as f64 / 1024.0,
             connected_rss as f64 / 1024.0,
             loaded_rss as f64 / 1024.0
         ),
         format!("{:.0}", frames as f64 / load_time.as_secs_f64()),
-        format!("{} / {}", rtts.len(), expected_pongs),
+        format!("{} / {}", rtts.len(), total / 2),
         stats::ms(stats::percentile(&rtts, 50.0)),
         stats::ms(stats::percentile(&rtts, 99.0)),
     ])
 }
 
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// The soak: a steady mix for `minutes`, sampling the gateway's RSS and open files each `every`.
+pub async fn soak(binary: &Path, args: Args, minutes: u64, every: Duration) -> Result<(), String> {
+    let mut loaded = connect_and_join(binary, &args).await?;
+    // Warm up for one interval so allocator pools reach their working size before the baseline.
+    let per_sample = u64::from(args.rate) * every.as_secs();
+    steady_mix(&mut loaded, args.room_size, args.rate, per_sample, 0).await?;
+    let baseline = (
+        stats::rss_kib(loaded.pid).map_or(0, |r| r.0),
+        open_fds(loaded.pid),
+    );
+    let samples = (minutes * 60) / every.as_secs().max(1);
+    let mut rows = vec![vec![
+        "0".to_string(),
+        format!("{:.1}", baseline.0 as f64 / 1024.0),
+        baseline.1.to_string(),
+        "-".into(),
+    ]];
+    let mut sent = per_sample;
+    for sample in 1..=samples {
+        steady_mix(&mut loaded, args.room_size, args.rate, per_sample, sent).await?;
+        sent += per_sample;
+        let rss = stats::rss_kib(loaded.pid).map_or(0, |r| r.0);
+        let pongs = loaded.seen.rtts.lock().expect("rtts").len();
+        rows.push(vec![
+            (sample * every.as_secs()).to_string(),
+            format!("{:.1}", rss as f64 / 1024.0),
+            open_fds(loaded.pid).to_string(),
+            format!("{pongs} / {}", sent / 2),
+        ]);
+    }
+    wait_for_pongs(&loaded.seen, sent / 2).await;
+    let end = (
+        stats::rss_kib(loaded.pid).map_or(0, |r| r.0),
+        open_fds(loaded.pid),
+    );
+    let pongs = loaded.seen.rtts.lock().expect("rtts").len() as u64;
+    println!(
+        "soak: {} clients in rooms of {}, {} messages/s for {minutes} min after a warm-up of {} s\n",
+        args.clients,
+        args.room_size,
+        args.rate,
+        every.as_secs()
+    );
+    stats::table(&["seconds", "RSS MiB", "open fds", "pongs / pings"], &rows);
+    let growth = (end.0 as f64 - baseline.0 as f64) / baseline.0.max(1) as f64 * 100.0;
+    println!(
+        "\nRSS growth {growth:+.1} % (goal: under 5 %); open files {} -> {}; lost pongs: {}",
+        baseline.1,
+        end.1,
+        (sent / 2).saturating_sub(pongs)
+    );
+    drop(loaded.gateway);
+    Ok(())
+}
+
 pub fn print(rows: &[Vec<String>], args: &Args) {
     println!(
-        "local gateway under load: rooms of {}, {} messages/s for {} s (half publishes, half pings)\n",
-        args.room_size, args.rate, args.seconds
+        "local gateway under load: rooms of {}, {} messages/s for {} s (half publishes, half pings), gateway args {:?}\n",
+        args.room_size, args.rate, args.seconds, args.gateway_args
     );
     stats::table(
         &[

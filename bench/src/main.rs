@@ -39,7 +39,11 @@ enum Scenario {
     },
     /// Process start to first `next` and to first response of the release `default` Lambda.
     ColdStart {
-        #[arg(long, default_value = "target/lambda/default/bootstrap")]
+        /// What `cargo lambda build --release --x86-64` built (the zip holds this binary as `bootstrap`).
+        #[arg(
+            long,
+            default_value = "target/x86_64-unknown-linux-gnu/release/default"
+        )]
         binary: PathBuf,
         #[arg(long, default_value_t = 25)]
         starts: usize,
@@ -48,10 +52,16 @@ enum Scenario {
     Artifacts {
         #[arg(long, default_value = "target/lambda")]
         dir: PathBuf,
+        /// Where the unzipped binaries are.
+        #[arg(long, default_value = "target/x86_64-unknown-linux-gnu/release")]
+        binaries: PathBuf,
     },
     /// The local gateway with 100, 1 000 and 10 000 clients.
     GatewayLoad {
-        #[arg(long, default_value = "target/release/local-gateway")]
+        #[arg(
+            long,
+            default_value = "target/x86_64-unknown-linux-gnu/release/local-gateway"
+        )]
         binary: PathBuf,
         #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
         clients: Vec<usize>,
@@ -61,6 +71,29 @@ enum Scenario {
         rate: u32,
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Extra arguments for the gateway, e.g. --gateway-arg=--notifier --gateway-arg=in-process.
+        #[arg(long, allow_hyphen_values = true)]
+        gateway_arg: Vec<String>,
+    },
+    /// The local gateway for many minutes: RSS and open files sampled (not in CI).
+    Soak {
+        #[arg(
+            long,
+            default_value = "target/x86_64-unknown-linux-gnu/release/local-gateway"
+        )]
+        binary: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        room_size: usize,
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        #[arg(long, default_value_t = 30)]
+        every_seconds: u64,
+        #[arg(long, allow_hyphen_values = true)]
+        gateway_arg: Vec<String>,
     },
     /// Domain + in-memory adapters: publishes to a room, no network.
     Handler {
@@ -137,13 +170,14 @@ async fn main() -> Result<(), String> {
         Scenario::ColdStart { binary, starts } => {
             cold_start::run(&binary, if quick { 2 } else { starts }).await?;
         }
-        Scenario::Artifacts { dir } => artifacts::run(&dir)?,
+        Scenario::Artifacts { dir, binaries } => artifacts::run(&dir, &binaries)?,
         Scenario::GatewayLoad {
             binary,
             clients,
             room_size,
             rate,
             seconds,
+            gateway_arg,
         } => {
             let (clients, rate, seconds) = if quick {
                 (vec![20], 100, 1)
@@ -155,12 +189,36 @@ async fn main() -> Result<(), String> {
                 room_size,
                 rate,
                 seconds,
+                gateway_args: gateway_arg.clone(),
             };
             let mut rows = Vec::new();
             for &n in &clients {
                 rows.push(gateway_load::run(&binary, args(n)).await?);
             }
             gateway_load::print(&rows, &args(0));
+        }
+        Scenario::Soak {
+            binary,
+            clients,
+            room_size,
+            rate,
+            minutes,
+            every_seconds,
+            gateway_arg,
+        } => {
+            let args = gateway_load::Args {
+                clients,
+                room_size,
+                rate,
+                seconds: 0,
+                gateway_args: gateway_arg,
+            };
+            let (minutes, every) = if quick {
+                (1, Duration::from_secs(5))
+            } else {
+                (minutes, Duration::from_secs(every_seconds))
+            };
+            gateway_load::soak(&binary, args, minutes, every).await?;
         }
         Scenario::Handler {
             room_size,

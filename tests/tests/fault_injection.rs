@@ -87,7 +87,7 @@ async fn a_fan_out_to_ten_thousand_with_gone_and_throttled_recipients_reaches_ev
         .buffer_unordered(64)
         .collect::<Vec<_>>()
         .await;
-    let is_gone = |i: usize| i % 10 == 0; // 10 %
+    let is_gone = |i: usize| i.is_multiple_of(10); // 10 %
     let is_throttled = |i: usize| i % 20 == 1; // 5 %, first attempt only
     // Memberships for 200 of them, half gone, to see the cascade.
     let gone_members = (0..).step_by(10).take(100);

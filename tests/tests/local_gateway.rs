@@ -241,6 +241,7 @@ async fn a_failing_connect_handler_refuses_the_handshake() {
         limits: Limits::default(),
         handler: Arc::new(handler),
         authorizer: None,
+        sockets: Arc::default(),
     })
     .await
     .unwrap();
@@ -393,5 +394,26 @@ async fn with_auth_on_the_principal_reaches_whoami_and_every_message_frame() {
     assert_eq!(
         (got["type"].as_str(), got["principal"].as_str()),
         (Some("message"), Some("alice"))
+    );
+}
+
+#[tokio::test]
+async fn the_in_process_notifier_delivers_the_same_frames_without_the_http_hop() {
+    let gw = gateway(&["--notifier", "in-process"]).await;
+    let mut a = client(&gw).await;
+    let mut b = client(&gw).await;
+    let a_id = whoami(&mut a).await;
+    whoami(&mut b).await;
+
+    send(
+        &mut b,
+        json!({"action": "send", "to": a_id, "data": "direct", "requestId": "d"}),
+    )
+    .await;
+
+    assert_eq!(next_json(&mut a).await["data"], "direct");
+    assert_eq!(
+        next_json(&mut b).await,
+        json!({"type":"ack","requestId":"d","delivered":1,"gone":0,"failed":0})
     );
 }

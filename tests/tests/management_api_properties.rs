@@ -65,10 +65,16 @@ fn encoded_id() -> impl Strategy<Value = String> {
     ]
 }
 
+/// `PROPTEST_CASES` raises the count for long fuzzing runs (see README, Hardening).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(
-        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300)
-    ))]
+    #![proptest_config(ProptestConfig::with_cases(cases(300)))]
 
     #[test]
     fn every_request_gets_an_api_gateway_status_and_the_server_keeps_serving(

@@ -7,11 +7,12 @@
 mod events;
 mod management;
 mod options;
+mod registry;
 mod sockets;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::apigateway::inbound::{InboundError, WebSocketHandler};
@@ -24,7 +25,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-pub use options::Options;
+pub use options::{NotifierKind, Options};
+pub use registry::{InProcessNotifier, PostError, Sockets};
 
 /// The code the Lambdas run, behind one object-safe trait so any store can sit behind it.
 #[async_trait]
@@ -48,6 +50,9 @@ pub struct Limits {
     pub max_message_bytes: usize,
     pub idle_timeout: Duration,
     pub max_connection: Duration,
+    /// Handler invocations running at once, like a Lambda function's concurrency limit: a burst
+    /// of messages queues instead of opening a loopback connection per reply.
+    pub max_concurrent_invocations: usize,
 }
 
 impl Default for Limits {
@@ -56,6 +61,7 @@ impl Default for Limits {
             max_message_bytes: 128 * 1024,
             idle_timeout: Duration::from_secs(600),
             max_connection: Duration::from_secs(7200),
+            max_concurrent_invocations: 256,
         }
     }
 }
@@ -67,6 +73,8 @@ pub struct GatewayConfig {
     pub handler: Arc<dyn EventHandler>,
     /// Runs the project's REQUEST authorizer on every upgrade when set, as API Gateway does.
     pub authorizer: Option<Arc<dyn TokenVerifier>>,
+    /// The open sockets; shared with an `InProcessNotifier` when the handler uses one.
+    pub sockets: Arc<Sockets>,
 }
 
 /// What the gateway tells a socket task to send.
@@ -93,13 +101,21 @@ pub(crate) struct Gateway {
     pub limits: Limits,
     pub handler: Arc<dyn EventHandler>,
     pub authorizer: Option<Arc<dyn TokenVerifier>>,
-    pub sockets: Mutex<HashMap<ConnectionId, OpenSocket>>,
+    pub sockets: Arc<Sockets>,
     pub shutdown: watch::Receiver<bool>,
+    invocations: tokio::sync::Semaphore,
 }
 
 impl Gateway {
+    /// Runs the handler as API Gateway invokes a Lambda: at most `max_concurrent_invocations` at
+    /// once, the rest waiting their turn.
+    pub async fn invoke(&self, event: Value) -> Result<ApiGatewayProxyResponse, InboundError> {
+        let _permit = self.invocations.acquire().await;
+        self.handler.handle_json(event).await
+    }
+
     pub fn sockets(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, OpenSocket>> {
-        self.sockets.lock().unwrap_or_else(|e| e.into_inner())
+        self.sockets.lock()
     }
 }
 
@@ -154,8 +170,9 @@ pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
         limits: config.limits,
         handler: config.handler,
         authorizer: config.authorizer,
-        sockets: Mutex::new(HashMap::new()),
+        sockets: config.sockets,
         shutdown,
+        invocations: tokio::sync::Semaphore::new(config.limits.max_concurrent_invocations.max(1)),
     });
     let app = Router::new()
         .route("/", get(sockets::root))

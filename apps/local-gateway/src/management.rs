@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use domain::ConnectionId;
 use serde_json::json;
 
-use crate::{Gateway, Outbound};
+use crate::{Gateway, PostError};
 
 fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
     (
@@ -26,6 +26,17 @@ fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
 
 fn gone() -> Response {
     aws_error(StatusCode::GONE, "GoneException", "")
+}
+
+fn post_error(e: PostError) -> Response {
+    match e {
+        PostError::Gone => gone(),
+        PostError::TooLarge => aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            "Message too long",
+        ),
+    }
 }
 
 fn iso8601(t: time::OffsetDateTime) -> String {
@@ -63,27 +74,13 @@ fn serve(gateway: &Gateway, raw_id: &str, method: Method, body: Bytes) -> Respon
         );
     };
     match method {
-        Method::POST => {
-            if body.len() > gateway.limits.max_message_bytes {
-                return aws_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PayloadTooLargeException",
-                    "Message too long",
-                );
-            }
-            let sockets = gateway.sockets();
-            let Some(socket) = sockets.get(&id) else {
-                return gone();
-            };
-            let out = match String::from_utf8(body.to_vec()) {
-                Ok(text) => Outbound::Text(text),
-                Err(e) => Outbound::Binary(e.into_bytes()),
-            };
-            if socket.tx.send(out).is_err() {
-                return gone();
-            }
-            StatusCode::OK.into_response()
-        }
+        Method::POST => match gateway
+            .sockets
+            .post(&id, &body, gateway.limits.max_message_bytes)
+        {
+            Ok(()) => StatusCode::OK.into_response(),
+            Err(e) => post_error(e),
+        },
         Method::GET => {
             let sockets = gateway.sockets();
             let Some(socket) = sockets.get(&id) else {
@@ -101,14 +98,10 @@ fn serve(gateway: &Gateway, raw_id: &str, method: Method, body: Bytes) -> Respon
             )
                 .into_response()
         }
-        Method::DELETE => {
-            let sockets = gateway.sockets();
-            let Some(socket) = sockets.get(&id) else {
-                return gone();
-            };
-            let _ = socket.tx.send(Outbound::Close(1000, "Connection deleted"));
-            StatusCode::NO_CONTENT.into_response()
-        }
+        Method::DELETE => match gateway.sockets.close(&id) {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => post_error(e),
+        },
         other => aws_error(
             StatusCode::BAD_REQUEST,
             "BadRequestException",

@@ -11,9 +11,15 @@ use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_tabl
 use adapters::memory::InMemoryConnectionRepository;
 use adapters::wiring;
 use clap::Parser;
-use domain::{ConnectionRepository, Settings, TokenVerifier};
+use domain::{ClientNotifier, ConnectionRepository, Settings, TokenVerifier};
 
-use crate::{EventHandler, GatewayConfig, Limits};
+use crate::{EventHandler, GatewayConfig, InProcessNotifier, Limits, Sockets};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NotifierKind {
+    Http,
+    InProcess,
+}
 
 #[derive(Debug, Parser)]
 #[command(about = "A local API Gateway WebSocket emulator running this project's handlers")]
@@ -34,6 +40,13 @@ pub struct Options {
     /// Seconds a socket may live (API Gateway: 7200).
     #[arg(long, env = "LOCAL_GATEWAY_MAX_CONNECTION", default_value_t = 7200)]
     pub max_connection_secs: u64,
+    /// Handler invocations at once, like a Lambda concurrency limit; more messages wait their turn.
+    #[arg(long, env = "LOCAL_GATEWAY_CONCURRENCY", default_value_t = 256)]
+    pub max_concurrent_invocations: usize,
+    /// How replies reach sockets: `http` posts to this gateway's own @connections API through the
+    /// real ApiGatewayNotifier, as in AWS; `in-process` skips the HTTP hop (faster under load).
+    #[arg(long, env = "LOCAL_GATEWAY_NOTIFIER", value_enum, default_value_t = NotifierKind::Http)]
+    pub notifier: NotifierKind,
     /// Use a DynamoDB-compatible server (moto, DynamoDB Local) instead of the in-memory store.
     #[arg(long, env = "LOCAL_GATEWAY_DYNAMODB_ENDPOINT")]
     pub dynamodb_endpoint: Option<String>,
@@ -65,7 +78,18 @@ impl Options {
         let addr = listener.local_addr()?;
         let endpoint = ManagementEndpoint::parse(&format!("http://{addr}/{}", self.stage))?;
         let sdk = local_sdk_config().await;
-        let notifier = ApiGatewayNotifier::new(&sdk, &endpoint, NotifierTimeouts::default());
+        let sockets = Arc::new(Sockets::default());
+        let notifier: Arc<dyn ClientNotifier> = match self.notifier {
+            NotifierKind::Http => Arc::new(ApiGatewayNotifier::new(
+                &sdk,
+                &endpoint,
+                NotifierTimeouts::default(),
+            )),
+            NotifierKind::InProcess => Arc::new(InProcessNotifier {
+                sockets: sockets.clone(),
+                max_message_bytes: self.max_message_bytes,
+            }),
+        };
         let settings = Settings {
             max_message_bytes: self.max_message_bytes,
             ..Settings::default()
@@ -81,6 +105,7 @@ impl Options {
             }
         };
         Ok(GatewayConfig {
+            sockets,
             authorizer: self.authorizer()?,
             listener,
             stage: self.stage.clone(),
@@ -88,6 +113,7 @@ impl Options {
                 max_message_bytes: self.max_message_bytes,
                 idle_timeout: Duration::from_secs(self.idle_timeout_secs),
                 max_connection: Duration::from_secs(self.max_connection_secs),
+                max_concurrent_invocations: self.max_concurrent_invocations,
             },
             handler,
         })
@@ -142,7 +168,7 @@ impl Options {
 
 fn handler<R: ConnectionRepository + 'static>(
     repo: R,
-    notifier: ApiGatewayNotifier,
+    notifier: Arc<dyn ClientNotifier>,
     settings: Settings,
 ) -> Arc<dyn EventHandler> {
     Arc::new(WebSocketHandler::new(wiring::service(

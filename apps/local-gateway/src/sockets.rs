@@ -103,7 +103,7 @@ async fn open(
     let event = events::connect(&gateway, &conn, &headers, &query);
     // As in AWS, the socket opens only once `$connect` says 2xx; anything else refuses the
     // handshake with that status.
-    match gateway.handler.handle_json(event).await {
+    match gateway.invoke(event).await {
         Ok(response) if (200..300).contains(&response.status_code) => {}
         Ok(response) => {
             let status = u16::try_from(response.status_code)
@@ -124,7 +124,11 @@ async fn open(
         .max_message_bytes
         .saturating_mul(8)
         .max(1 << 20);
-    ws.max_message_size(wire_limit)
+    // The library's default 128 KiB read buffer per socket would make 10 000 idle sockets cost
+    // 1.3 GB; frames are small, and a big one grows the buffer only while it is read.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(wire_limit)
         .max_frame_size(wire_limit)
         .on_upgrade(move |socket| run(gateway, conn, socket))
 }
@@ -219,7 +223,7 @@ async fn run(gateway: Arc<Gateway>, conn: ConnectionContext, socket: WebSocket) 
     gateway.sockets().remove(&id);
     drop(tx);
     let event = events::disconnect(&gateway, &conn, code, reason);
-    if let Err(e) = gateway.handler.handle_json(event).await {
+    if let Err(e) = gateway.invoke(event).await {
         tracing::warn!(connectionId = %id, error = %e, "$disconnect failed");
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
@@ -233,7 +237,7 @@ async fn dispatch(
 ) {
     let event = events::message(&gateway, &conn, body);
     let request_id = event["requestContext"]["requestId"].clone();
-    if let Err(e) = gateway.handler.handle_json(event).await {
+    if let Err(e) = gateway.invoke(event).await {
         tracing::error!(connectionId = conn.connection_id, error = %e, "integration failed");
         // What API Gateway sends when the integration fails.
         let frame = json!({
