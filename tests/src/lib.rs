@@ -1,6 +1,8 @@
 //! Support for the end-to-end tests: reaching the servers they need, with clear failures when a
 //! server is missing (never a silent skip).
 
+pub mod ws;
+
 use aws_sdk_dynamodb::Client;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -3,65 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use futures::{SinkExt, StreamExt};
-use local_gateway::{Options, RunningGateway, start};
-use serde_json::{Value, json};
+use serde_json::json;
+use tests::ws::{Client, WAIT, client, gateway, send, until};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn gateway(extra: &[&str]) -> RunningGateway {
-    let mut args = vec!["local-gateway", "--port", "0"];
-    args.extend_from_slice(extra);
-    start(
-        Options::try_parse_from(args)
-            .unwrap()
-            .gateway_config()
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap()
-}
-
-async fn client(gw: &RunningGateway) -> Client {
-    tokio::time::timeout(WAIT, connect_async(gw.ws_url()))
-        .await
-        .expect("connect timed out")
-        .expect("handshake refused")
-        .0
-}
-
-async fn send(c: &mut Client, message: Value) {
-    c.send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-}
-
-/// Reads frames until one satisfies `wanted`, within 10 s.
-async fn until(c: &mut Client, wanted: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let message = tokio::time::timeout(left, c.next())
-            .await
-            .expect("the frame did not come within 10 s")
-            .expect("socket ended")
-            .expect("socket error");
-        if let Message::Text(text) = message {
-            let frame: Value = serde_json::from_str(&text).unwrap();
-            if wanted(&frame) {
-                return frame;
-            }
-        }
-    }
-}
 
 /// A bystander's ping round trip: the service must keep answering others.
 async fn ping_round_trip(c: &mut Client, id: &str) -> Duration {

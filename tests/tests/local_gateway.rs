@@ -9,68 +9,12 @@ use adapters::memory::RecordingNotifier;
 use clap::Parser;
 use domain::ports::MockConnectionRepository;
 use domain::{RepositoryError, Settings};
-use futures::{SinkExt, StreamExt};
-use local_gateway::{GatewayConfig, Limits, Options, RunningGateway, start};
-use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use futures::SinkExt;
+use local_gateway::{GatewayConfig, Limits, Options, start};
+use serde_json::json;
+use tests::ws::{Client, WAIT, client, close_code, gateway, next_json, send};
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(5);
-
-async fn gateway(extra: &[&str]) -> RunningGateway {
-    let mut args = vec!["local-gateway", "--port", "0"];
-    args.extend_from_slice(extra);
-    let options = Options::try_parse_from(args).unwrap();
-    start(options.gateway_config().await.unwrap())
-        .await
-        .unwrap()
-}
-
-async fn client(gw: &RunningGateway) -> Client {
-    let (socket, _) = tokio::time::timeout(WAIT, connect_async(gw.ws_url()))
-        .await
-        .expect("connect timed out")
-        .expect("handshake refused");
-    socket
-}
-
-async fn send(c: &mut Client, message: Value) {
-    c.send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-}
-
-/// The next text frame as JSON; fails the test after 5 s.
-async fn next_json(c: &mut Client) -> Value {
-    loop {
-        let message = tokio::time::timeout(WAIT, c.next())
-            .await
-            .expect("no frame within 5 s")
-            .expect("socket ended")
-            .expect("socket error");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
-}
-
-/// The close frame's code; fails the test after `within`.
-async fn close_code(c: &mut Client, within: Duration) -> u16 {
-    loop {
-        match tokio::time::timeout(within, c.next())
-            .await
-            .expect("no close in time")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
-            Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => panic!("socket error instead of a close: {e}"),
-        }
-    }
-}
 
 async fn whoami(c: &mut Client) -> String {
     send(c, json!({"action": "whoami"})).await;
