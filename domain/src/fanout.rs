@@ -36,11 +36,7 @@ impl DeliveryReport {
         self.delivered + self.gone + self.failed
     }
 
-    pub(crate) fn add_outcome(self, outcome: Outcome) -> Self {
-        self.add(outcome)
-    }
-
-    fn add(mut self, outcome: Outcome) -> Self {
+    pub(crate) fn add(mut self, outcome: Outcome) -> Self {
         match outcome {
             Outcome::Delivered => self.delivered += 1,
             Outcome::Gone => self.gone += 1,

@@ -233,7 +233,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
                 .reject(sender, ErrorCode::UnknownConnection, &unknown, rid)
                 .await));
         }
-        Ok(Ok(DeliveryReport::default().add_outcome(outcome)))
+        Ok(Ok(DeliveryReport::default().add(outcome)))
     }
 
     async fn join(

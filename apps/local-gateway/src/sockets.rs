@@ -66,7 +66,7 @@ async fn open(
     query: BTreeMap<String, String>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let conn = ConnectionContext {
+    let mut conn = ConnectionContext {
         connection_id: events::new_connection_id(),
         connected_at: events::now_millis(),
         source_ip: peer.ip().to_string(),
@@ -77,7 +77,6 @@ async fn open(
             .to_string(),
         authorizer: None,
     };
-    let mut conn = conn;
     if let Some(verifier) = &gateway.authorizer {
         let event = events::authorize(&gateway, &conn, &headers, &query);
         match authorize_json(verifier.as_ref(), &event).await {
@@ -175,8 +174,8 @@ async fn run(gateway: Arc<Gateway>, conn: ConnectionContext, socket: WebSocket) 
     let limits = gateway.limits;
     let deadline = Instant::now() + limits.max_connection;
     let mut shutdown = gateway.shutdown.clone();
-    let going_away = (1001, "Going away");
-    let (code, reason) = loop {
+    let going_away = Ending::WeClose(1001, "Going away");
+    let ending = loop {
         let next = tokio::select! {
             next = tokio::time::timeout(limits.idle_timeout, stream.next()) => next,
             _ = tokio::time::sleep_until(deadline) => break going_away,
@@ -184,10 +183,10 @@ async fn run(gateway: Arc<Gateway>, conn: ConnectionContext, socket: WebSocket) 
         };
         let message = match next {
             Err(_idle) => break going_away,
-            Ok(None) => break (1006, "Connection closed abnormally"),
+            Ok(None) => break Ending::PeerGone(1006, "Connection closed abnormally"),
             Ok(Some(Err(e))) => {
                 tracing::info!(connectionId = %id, error = %e, "socket error");
-                break (1009, "Message too big");
+                break Ending::WeClose(1009, "Message too big");
             }
             Ok(Some(Ok(message))) => message,
         };
@@ -198,7 +197,7 @@ async fn run(gateway: Arc<Gateway>, conn: ConnectionContext, socket: WebSocket) 
                 let (code, reason) =
                     frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
                 tracing::info!(connectionId = %id, code, reason, "client closed");
-                break (code, "Client closed the connection");
+                break Ending::PeerGone(code, "Client closed the connection");
             }
             Message::Ping(_) | Message::Pong(_) => continue,
         };
@@ -207,7 +206,7 @@ async fn run(gateway: Arc<Gateway>, conn: ConnectionContext, socket: WebSocket) 
             MessageBody::Binary(b) => b.len(),
         };
         if size > limits.max_message_bytes {
-            break (1009, "Message too big");
+            break Ending::WeClose(1009, "Message too big");
         }
         if let Some(socket) = gateway.sockets().get_mut(&id) {
             socket.last_active_at = time::OffsetDateTime::now_utc();
@@ -216,10 +215,15 @@ async fn run(gateway: Arc<Gateway>, conn: ConnectionContext, socket: WebSocket) 
         tokio::spawn(dispatch(gateway.clone(), conn.clone(), body, tx.clone()));
     };
 
-    // We close when the client did not; a client's close is already answered by the library.
-    if !matches!(code, 1000 | 1005 | 1006) || reason != "Client closed the connection" {
-        let _ = tx.send(Outbound::Close(code, reason));
-    }
+    // A close the client sent is answered by the library, and a dead socket takes no frame:
+    // only a close we decided on is ours to send.
+    let (code, reason) = match ending {
+        Ending::WeClose(code, reason) => {
+            let _ = tx.send(Outbound::Close(code, reason));
+            (code, reason)
+        }
+        Ending::PeerGone(code, reason) => (code, reason),
+    };
     gateway.sockets().remove(&id);
     drop(tx);
     let event = events::disconnect(&gateway, &conn, code, reason);
@@ -227,6 +231,14 @@ async fn run(gateway: Arc<Gateway>, conn: ConnectionContext, socket: WebSocket) 
         tracing::warn!(connectionId = %id, error = %e, "$disconnect failed");
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+}
+
+/// Why a socket's loop ended, and so who sends the close frame.
+enum Ending {
+    /// The gateway ends it (limits, shutdown): it sends this code and reason.
+    WeClose(u16, &'static str),
+    /// The client closed, or the connection died: no frame to send.
+    PeerGone(u16, &'static str),
 }
 
 async fn dispatch(
