@@ -1,10 +1,11 @@
 //! The `$connect` authorizer: allow, deny for each error kind, 401 for missing and expired tokens,
 //! `alg: none` and HS/RS confusion refused, JWKS caching and rotation, and no token in any log.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod support;
 
 use adapters::auth::{AuthorizerError, JwksSource, JwtVerifier, Keys, authorize_json};
 use axum::Router;
@@ -382,29 +383,9 @@ async fn an_unreachable_jwks_is_keys_unavailable_not_a_deny() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_token_or_part_of_one_ever_reaches_the_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = support::CapturedLogs::start();
     let tokens = [
         hs256(&claims(json!({})), SECRET),
         hs256(&claims(json!({"aud": "other"})), SECRET),
@@ -416,7 +397,7 @@ async fn no_token_or_part_of_one_ever_reaches_the_logs() {
         let _ = authorize_json(&secret_verifier(), &event(Some(token))).await;
     }
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("connection allowed") && logs.contains("connection refused"),
         "{logs}"

@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
+mod support;
+
 use adapters::apigateway::inbound::{InboundError, WebSocketHandler};
 use adapters::memory::{InMemoryConnectionRepository, RecordingNotifier};
 use adapters::wiring;
 use domain::ports::MockConnectionRepository;
-use domain::{ConnectionId, ConnectionRepository, RepositoryError, Settings, Timestamp};
+use domain::testing::{id, proptest_cases};
+use domain::{ConnectionRepository, RepositoryError, Settings, Timestamp};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -40,10 +43,6 @@ fn message(body: Option<&str>) -> Value {
     event["requestContext"]["routeKey"] = json!("$default");
     event["body"] = body.map_or(Value::Null, |b| json!(b));
     event
-}
-
-fn id(raw: &str) -> ConnectionId {
-    ConnectionId::parse(raw).unwrap()
 }
 
 fn frames_to(notifier: &RecordingNotifier, to: &str) -> Vec<Value> {
@@ -259,16 +258,49 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
     })
 }
 
-/// `PROPTEST_CASES` raises the count for long fuzzing runs (see README, Hardening).
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default)
+#[tokio::test]
+async fn refusals_log_the_error_code_but_never_what_the_client_wrote() {
+    let (handler, notifier) = handler();
+    handler.handle_json(fixture(CONNECT)).await.unwrap();
+    let (logs, _guard) = support::CapturedLogs::start();
+    // serde's own messages quote the offending value: each of these would put it in the text.
+    let bodies = [
+        r#""canary-in-a-string""#,
+        r#"{"action":"canary-action-name"}"#,
+        r#"{"action":"join","room":["canary-in-a-field"]}"#,
+        r#"{"action":"publish","room":"canary-room","data":1}"#,
+        r#"{"action":"send","to":"canary-connection","data":1}"#,
+    ];
+
+    for body in bodies {
+        handler.handle_json(message(Some(body))).await.unwrap();
+    }
+
+    let errors = frames_to(&notifier, "TWegAcC4EowCHnA=");
+    assert_eq!(errors.len(), bodies.len(), "each body is refused");
+    assert!(errors.iter().all(|f| f["type"] == "error"), "{errors:?}");
+    let text = logs.text();
+    for code in [
+        "bad_json",
+        "unknown_action",
+        "invalid_field",
+        "not_member",
+        "unknown_connection",
+    ] {
+        assert!(text.contains(code), "the refusal {code} is logged: {text}");
+    }
+    assert!(
+        text.contains("line 1 column"),
+        "a JSON error logs where it broke: {text}"
+    );
+    assert!(
+        !text.contains("canary"),
+        "client content reached the logs: {text}"
+    );
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(500)))]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(500)))]
 
     #[test]
     fn arbitrary_json_never_panics_the_event_mapping(event in arbitrary_json()) {

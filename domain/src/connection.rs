@@ -7,7 +7,10 @@ use std::time::Duration;
 use crate::time::Timestamp;
 
 /// API Gateway closes every WebSocket after two hours, whatever the client does.
-pub const API_GATEWAY_MAX_CONNECTION: Duration = Duration::from_secs(2 * 60 * 60);
+pub const API_GATEWAY_MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// API Gateway closes a WebSocket that has carried no message for ten minutes.
+pub const API_GATEWAY_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// The id API Gateway gives a connection (e.g. `L0SM9cOFvHcCIhw=`).
 ///

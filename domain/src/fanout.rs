@@ -36,12 +36,12 @@ impl DeliveryReport {
         self.delivered + self.gone + self.failed
     }
 
-    pub(crate) fn add(mut self, outcome: Outcome) -> Self {
+    pub(crate) fn add(mut self, outcome: PostOutcome) -> Self {
         match outcome {
-            Outcome::Delivered => self.delivered += 1,
-            Outcome::Gone => self.gone += 1,
-            Outcome::Failed => self.failed += 1,
-            Outcome::Misconfigured => {
+            PostOutcome::Delivered => self.delivered += 1,
+            PostOutcome::Gone => self.gone += 1,
+            PostOutcome::Failed => self.failed += 1,
+            PostOutcome::Misconfigured => {
                 self.failed += 1;
                 self.misconfigured += 1;
             }
@@ -59,7 +59,7 @@ pub struct FanOutError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum PostOutcome {
     Delivered,
     Gone,
     Failed,
@@ -107,7 +107,8 @@ impl FanOut<'_> {
                         report = report.add(outcome);
                     }
                 }
-                in_flight.push(self.deliver_owned(id, frame));
+                // The future owns the id: the page it came from is gone by the time it runs.
+                in_flight.push(async move { self.deliver(&id, frame).await });
             }
             match page.next {
                 Some(next) => token = Some(next),
@@ -118,10 +119,6 @@ impl FanOut<'_> {
             report = report.add(outcome);
         }
         Ok(report)
-    }
-
-    async fn deliver_owned(&self, to: ConnectionId, frame: &[u8]) -> Outcome {
-        self.deliver(&to, frame).await
     }
 
     async fn read_page(
@@ -138,27 +135,27 @@ impl FanOut<'_> {
 
     /// Posts to one connection: retries `Throttled` and `Transient` with jittered backoff, prunes
     /// on `Gone`, gives up at once on faults no retry can fix.
-    pub async fn deliver(&self, to: &ConnectionId, frame: &[u8]) -> Outcome {
+    pub async fn deliver(&self, to: &ConnectionId, frame: &[u8]) -> PostOutcome {
         let retry = &self.settings.retry;
         let mut attempt = 1;
         loop {
             match self.notifier.send(to, frame).await {
-                Ok(()) => return Outcome::Delivered,
+                Ok(()) => return PostOutcome::Delivered,
                 Err(NotifyError::Gone) => {
                     self.prune(to).await;
-                    return Outcome::Gone;
+                    return PostOutcome::Gone;
                 }
                 Err(e @ (NotifyError::Throttled | NotifyError::Transient(_))) => {
                     if attempt >= retry.max_attempts {
                         tracing::warn!(connectionId = %to, attempts = attempt, error = %e, "giving up on a post");
-                        return Outcome::Failed;
+                        return PostOutcome::Failed;
                     }
                     self.sleeper.sleep(retry.pause(attempt)).await;
                     attempt += 1;
                 }
                 Err(e @ (NotifyError::Forbidden(_) | NotifyError::PayloadTooLarge)) => {
                     tracing::error!(connectionId = %to, error = %e, "configuration fault: check the management endpoint, stage and IAM policy");
-                    return Outcome::Misconfigured;
+                    return PostOutcome::Misconfigured;
                 }
             }
         }

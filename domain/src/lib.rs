@@ -5,6 +5,7 @@
 //! - [`fanout`]: delivering one frame to many connections, correctly and fast.
 //! - [`service`]: the use cases `$connect`, `$disconnect` and client messages.
 //! - [`ports`]: what the domain needs from storage, API Gateway and the clock.
+//! - `testing` (feature `mocks`): helpers for every crate's tests.
 
 pub mod auth;
 pub mod connection;
@@ -16,8 +17,14 @@ pub mod service;
 pub mod settings;
 pub mod time;
 
+#[cfg(any(test, feature = "mocks"))]
+pub mod testing;
+
 pub use auth::{TokenError, TokenVerifier};
-pub use connection::{ConnectRequest, Connection, ConnectionId, Principal, Sender};
+pub use connection::{
+    API_GATEWAY_IDLE_TIMEOUT, API_GATEWAY_MAX_CONNECTION_DURATION, ConnectRequest, Connection,
+    ConnectionId, Principal, Sender,
+};
 pub use fanout::{Audience, DeliveryReport, FanOutError};
 pub use ports::{
     ClientNotifier, Clock, ConnectionRepository, JoinError, NotifyError, Page, PageToken, Removed,

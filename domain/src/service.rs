@@ -5,13 +5,13 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use crate::connection::{
-    API_GATEWAY_MAX_CONNECTION, ConnectRequest, Connection, ConnectionId, Sender,
+    API_GATEWAY_MAX_CONNECTION_DURATION, ConnectRequest, Connection, ConnectionId, Sender,
 };
-use crate::fanout::{Audience, DeliveryReport, FanOut, FanOutError, Outcome};
+use crate::fanout::{Audience, DeliveryReport, FanOut, FanOutError, PostOutcome};
 use crate::ports::{
     ClientNotifier, Clock, ConnectionRepository, JoinError, Removed, RepositoryError, Sleeper,
 };
-use crate::protocol::{self, Action, ErrorCode, Frame, FrameError, Request, RequestId};
+use crate::protocol::{self, Action, ErrorCode, Frame, Request, RequestId};
 use crate::room::RoomName;
 use crate::settings::Settings;
 
@@ -86,9 +86,9 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     /// returns, so a post now would fail with 410.
     pub async fn connect(&self, request: ConnectRequest) -> Result<Connection, ConnectError> {
         let connection = Connection {
-            expires_at: request
-                .connected_at
-                .saturating_add(API_GATEWAY_MAX_CONNECTION + self.settings.ttl_margin),
+            expires_at: request.connected_at.saturating_add(
+                API_GATEWAY_MAX_CONNECTION_DURATION.saturating_add(self.settings.ttl_margin),
+            ),
             id: request.id,
             connected_at: request.connected_at,
             principal: request.principal,
@@ -112,199 +112,230 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         sender: &Sender,
         body: &[u8],
     ) -> Result<Handled, HandleError> {
-        let request = match protocol::parse_request(body, self.settings.max_message_bytes) {
+        let Request {
+            name,
+            request_id,
+            action,
+        } = match protocol::parse_request(body, self.settings.max_message_bytes) {
             Ok(request) => request,
             Err(e) => {
-                return Ok(self
-                    .reject(sender, e.code, &e.message, e.request_id.as_ref())
-                    .await);
-            }
-        };
-        let Request { request_id, action } = request;
-        let rid = request_id.as_ref();
-        let name = action.name();
-        let report = match action {
-            Action::Ping => {
-                self.reply(sender, &Frame::Pong { request_id: rid }).await;
-                return Ok(done(name));
-            }
-            Action::WhoAmI => {
-                let frame = Frame::Identity {
-                    connection_id: &sender.id,
-                    principal: sender.principal.as_ref(),
-                    request_id: rid,
+                let refusal = Refusal {
+                    code: e.code,
+                    message: e.message,
+                    detail: e.detail,
                 };
-                self.reply(sender, &frame).await;
-                return Ok(done(name));
-            }
-            Action::SendMessage { data } => {
-                match self.fan_out(sender, Audience::Everyone, &data, rid).await? {
-                    Ok(report) => report,
-                    Err(code) => return Ok(code),
-                }
-            }
-            Action::Publish { room, data } => {
-                let now = self.clock.now();
-                if !self.repo.rooms_of(&sender.id, now).await?.contains(&room) {
-                    let message = format!("you are not a member of room {room}; join it first");
-                    return Ok(self
-                        .reject(sender, ErrorCode::NotMember, &message, rid)
-                        .await);
-                }
-                match self
-                    .fan_out(sender, Audience::Room(&room), &data, rid)
-                    .await?
-                {
-                    Ok(report) => report,
-                    Err(code) => return Ok(code),
-                }
-            }
-            Action::Send { to, data } => match self.send_direct(sender, &to, &data, rid).await? {
-                Ok(report) => report,
-                Err(code) => return Ok(code),
-            },
-            Action::Join { room } => match self.join(sender, &room, rid).await? {
-                Some(code) => return Ok(code),
-                None => DeliveryReport::default(),
-            },
-            Action::Leave { room } => {
-                self.repo.leave(&sender.id, &room).await?;
-                DeliveryReport::default()
+                return Ok(self.refuse(sender, refusal, e.request_id.as_ref()).await);
             }
         };
-        if let Some(request_id) = rid {
-            let ack = Frame::Ack {
-                request_id,
-                delivered: report.delivered,
-                gone: report.gone,
-                failed: report.failed,
-            };
-            self.reply(sender, &ack).await;
-        }
-        Ok(Handled::Done {
-            action: name,
-            report,
-        })
+        let request_id = request_id.as_ref();
+        let step = match action {
+            Action::SendMessage { data } => self.send_message(sender, &data).await,
+            Action::Send { to, data } => self.send(sender, &to, &data).await,
+            Action::Join { room } => self.join(sender, &room).await,
+            Action::Leave { room } => self.leave(sender, &room).await,
+            Action::Publish { room, data } => self.publish(sender, &room, &data).await,
+            Action::Ping => self.ping(sender, request_id).await,
+            Action::WhoAmI => self.who_am_i(sender, request_id).await,
+        };
+        self.answer(sender, name, request_id, step).await
     }
 
-    async fn fan_out(
-        &self,
-        sender: &Sender,
-        audience: Audience<'_>,
-        data: &RawValue,
-        rid: Option<&RequestId>,
-    ) -> Result<Result<DeliveryReport, Handled>, HandleError> {
-        let room = match audience {
-            Audience::Everyone => None,
-            Audience::Room(room) => Some(room),
-        };
-        let frame = match self.encode_message(sender, room, data) {
-            Ok(frame) => frame,
-            Err(e) => return Ok(Err(self.reject_frame(sender, e, rid).await)),
-        };
-        let skip = (!self.settings.echo_to_sender).then_some(&sender.id);
+    // --- One method per action -------------------------------------------------------------------
+
+    async fn send_message(&self, sender: &Sender, data: &RawValue) -> Step<Outcome> {
+        let frame = self.encode(&self.message(sender, None, data))?;
         let report = self
-            .fanout()
-            .broadcast(audience, &frame, skip, self.clock.now())
+            .broadcast(&frame, Audience::Everyone, self.echo_skip(sender))
             .await?;
-        Ok(Ok(report))
+        Ok(Outcome::Done(report))
     }
 
-    async fn send_direct(
-        &self,
-        sender: &Sender,
-        to: &ConnectionId,
-        data: &RawValue,
-        rid: Option<&RequestId>,
-    ) -> Result<Result<DeliveryReport, Handled>, HandleError> {
-        let frame = match self.encode_message(sender, None, data) {
-            Ok(frame) => frame,
-            Err(e) => return Ok(Err(self.reject_frame(sender, e, rid).await)),
+    /// A direct message checks the store before posting: the store, not API Gateway, says who is
+    /// connected to this service. An id API Gateway still knows but the store has forgotten
+    /// (expired, pruned, or never ours) gets nothing, and the sender learns `unknown_connection`
+    /// without a post being spent on it.
+    async fn send(&self, sender: &Sender, to: &ConnectionId, data: &RawValue) -> Step<Outcome> {
+        let frame = self.encode(&self.message(sender, None, data))?;
+        let unknown = || {
+            Refusal::new(
+                ErrorCode::UnknownConnection,
+                format!("connection {to} is not connected"),
+            )
         };
-        let unknown = format!("connection {to} is not connected");
         if self.repo.get(to, self.clock.now()).await?.is_none() {
-            return Ok(Err(self
-                .reject(sender, ErrorCode::UnknownConnection, &unknown, rid)
-                .await));
+            return Err(unknown().into());
         }
         let outcome = self.fanout().deliver(to, &frame).await;
-        if outcome == Outcome::Gone {
-            return Ok(Err(self
-                .reject(sender, ErrorCode::UnknownConnection, &unknown, rid)
-                .await));
+        if outcome == PostOutcome::Gone {
+            return Err(unknown().into());
         }
-        Ok(Ok(DeliveryReport::default().add(outcome)))
+        Ok(Outcome::Done(DeliveryReport::default().add(outcome)))
     }
 
-    async fn join(
-        &self,
-        sender: &Sender,
-        room: &RoomName,
-        rid: Option<&RequestId>,
-    ) -> Result<Option<Handled>, HandleError> {
+    async fn join(&self, sender: &Sender, room: &RoomName) -> Step<Outcome> {
         let max = self.settings.max_rooms_per_connection;
         match self
             .repo
             .join(&sender.id, room, max, self.clock.now())
             .await
         {
-            Ok(()) => Ok(None),
-            Err(JoinError::TooManyRooms { max }) => {
-                let message =
-                    format!("a connection may be in at most {max} rooms; leave one first");
-                Ok(Some(
-                    self.reject(sender, ErrorCode::TooManyRooms, &message, rid)
-                        .await,
-                ))
-            }
-            Err(JoinError::NotConnected) => {
-                let message = "this connection is not registered (it may have expired): reconnect";
-                Ok(Some(
-                    self.reject(sender, ErrorCode::UnknownConnection, message, rid)
-                        .await,
-                ))
-            }
+            Ok(()) => Ok(Outcome::Done(DeliveryReport::default())),
+            Err(JoinError::TooManyRooms { max }) => Err(Refusal::new(
+                ErrorCode::TooManyRooms,
+                format!("a connection may be in at most {max} rooms; leave one first"),
+            )
+            .into()),
+            Err(JoinError::NotConnected) => Err(Refusal::new(
+                ErrorCode::UnknownConnection,
+                "this connection is not registered (it may have expired): reconnect",
+            )
+            .into()),
             Err(JoinError::Repository(e)) => Err(e.into()),
         }
     }
 
-    fn encode_message(
+    async fn leave(&self, sender: &Sender, room: &RoomName) -> Step<Outcome> {
+        self.repo.leave(&sender.id, room).await?;
+        Ok(Outcome::Done(DeliveryReport::default()))
+    }
+
+    async fn publish(&self, sender: &Sender, room: &RoomName, data: &RawValue) -> Step<Outcome> {
+        self.require_member(sender, room).await?;
+        let frame = self.encode(&self.message(sender, Some(room), data))?;
+        let report = self
+            .broadcast(&frame, Audience::Room(room), self.echo_skip(sender))
+            .await?;
+        Ok(Outcome::Done(report))
+    }
+
+    async fn ping(&self, sender: &Sender, request_id: Option<&RequestId>) -> Step<Outcome> {
+        self.reply(sender, &Frame::Pong { request_id }).await;
+        Ok(Outcome::Answered)
+    }
+
+    async fn who_am_i(&self, sender: &Sender, request_id: Option<&RequestId>) -> Step<Outcome> {
+        let frame = Frame::Identity {
+            connection_id: &sender.id,
+            principal: sender.principal.as_ref(),
+            request_id,
+        };
+        self.reply(sender, &frame).await;
+        Ok(Outcome::Answered)
+    }
+
+    // --- Steps the actions share -----------------------------------------------------------------
+
+    /// Refuses with `not_member` unless the sender is in `room` now (a consistent read).
+    async fn require_member(&self, sender: &Sender, room: &RoomName) -> Step<()> {
+        if self
+            .repo
+            .rooms_of(&sender.id, self.clock.now())
+            .await?
+            .contains(room)
+        {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            ErrorCode::NotMember,
+            format!("you are not a member of room {room}; join it first"),
+        )
+        .into())
+    }
+
+    /// A `message` frame from `sender`, stamped now.
+    fn message<'a>(
         &self,
-        sender: &Sender,
-        room: Option<&RoomName>,
-        data: &RawValue,
-    ) -> Result<Vec<u8>, FrameError> {
-        let frame = Frame::Message {
+        sender: &'a Sender,
+        room: Option<&'a RoomName>,
+        data: &'a RawValue,
+    ) -> Frame<'a> {
+        Frame::Message {
             from: &sender.id,
             principal: sender.principal.as_ref(),
             room,
             data,
             sent_at: self.clock.now().as_millis(),
+        }
+    }
+
+    /// Encodes a frame for others, refusing with `too_large` before anybody is sent anything.
+    fn encode(&self, frame: &Frame<'_>) -> Step<Vec<u8>> {
+        protocol::encode(frame, self.settings.max_message_bytes)
+            .map_err(|e| Refusal::new(ErrorCode::TooLarge, e.to_string()).into())
+    }
+
+    /// Posts encoded bytes to every live member of `audience` but `skip`.
+    async fn broadcast(
+        &self,
+        frame: &[u8],
+        audience: Audience<'_>,
+        skip: Option<&ConnectionId>,
+    ) -> Step<DeliveryReport> {
+        Ok(self
+            .fanout()
+            .broadcast(audience, frame, skip, self.clock.now())
+            .await?)
+    }
+
+    /// Who a `sendmessage` or `publish` skips: the sender, unless `echo_to_sender` is on.
+    fn echo_skip<'a>(&self, sender: &'a Sender) -> Option<&'a ConnectionId> {
+        (!self.settings.echo_to_sender).then_some(&sender.id)
+    }
+
+    /// Tells the sender how its request ended. An action whose reply frame is itself the answer
+    /// (`ping` -> `pong`, `whoami` -> `identity`, both carrying the `requestId`) gets no `ack`: one
+    /// request, one answer.
+    async fn answer(
+        &self,
+        sender: &Sender,
+        action: &'static str,
+        request_id: Option<&RequestId>,
+        step: Step<Outcome>,
+    ) -> Result<Handled, HandleError> {
+        let report = match step {
+            Ok(Outcome::Answered) => DeliveryReport::default(),
+            Ok(Outcome::Done(report)) => {
+                if let Some(request_id) = request_id {
+                    let ack = Frame::Ack {
+                        request_id,
+                        delivered: report.delivered,
+                        gone: report.gone,
+                        failed: report.failed,
+                    };
+                    self.reply(sender, &ack).await;
+                }
+                report
+            }
+            Err(Stop::Refused(refusal)) => {
+                return Ok(self.refuse(sender, refusal, request_id).await);
+            }
+            Err(Stop::Failed(e)) => return Err(e),
         };
-        protocol::encode(&frame, self.settings.max_message_bytes)
+        Ok(Handled::Done { action, report })
     }
 
-    async fn reject_frame(
+    /// Sends the sender an `error` frame. The log line carries the code and, for a frame that is
+    /// not JSON, where it broke, but never the message: that may quote the client's content.
+    async fn refuse(
         &self,
         sender: &Sender,
-        error: FrameError,
-        rid: Option<&RequestId>,
-    ) -> Handled {
-        self.reject(sender, ErrorCode::TooLarge, &error.to_string(), rid)
-            .await
-    }
-
-    async fn reject(
-        &self,
-        sender: &Sender,
-        code: ErrorCode,
-        message: &str,
+        refusal: Refusal,
         request_id: Option<&RequestId>,
     ) -> Handled {
-        tracing::info!(connectionId = %sender.id, code = code.as_str(), "request refused: {message}");
-        let frame = Frame::Error {
+        let Refusal {
             code,
             message,
+            detail,
+        } = refusal;
+        tracing::info!(
+            connectionId = %sender.id,
+            code = code.as_str(),
+            detail = detail.as_deref(),
+            "request refused"
+        );
+        let frame = Frame::Error {
+            code,
+            message: &message,
             request_id,
         };
         self.reply(sender, &frame).await;
@@ -333,9 +364,55 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     }
 }
 
-fn done(action: &'static str) -> Handled {
-    Handled::Done {
-        action,
-        report: DeliveryReport::default(),
+/// How an action ended, before the sender is answered.
+enum Outcome {
+    /// The action's own reply was the answer: no `ack`.
+    Answered,
+    /// The action ran: an `ack` with these counts follows when the request had a `requestId`.
+    Done(DeliveryReport),
+}
+
+/// A client mistake, answered with an `error` frame.
+struct Refusal {
+    code: ErrorCode,
+    /// For the client: may quote its own input back.
+    message: String,
+    /// For the log: never client content.
+    detail: Option<String>,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+}
+
+/// Why an action stopped before its end: `?` in an action method turns either into this.
+enum Stop {
+    Refused(Refusal),
+    Failed(HandleError),
+}
+
+type Step<T> = Result<T, Stop>;
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Self {
+        Stop::Refused(refusal)
+    }
+}
+
+impl From<RepositoryError> for Stop {
+    fn from(error: RepositoryError) -> Self {
+        Stop::Failed(error.into())
+    }
+}
+
+impl From<FanOutError> for Stop {
+    fn from(error: FanOutError) -> Self {
+        Stop::Failed(error.into())
     }
 }

@@ -1,6 +1,7 @@
 //! Support for the end-to-end tests: reaching the servers they need, with clear failures when a
 //! server is missing (never a silent skip).
 
+pub mod client;
 pub mod ws;
 
 use aws_sdk_dynamodb::Client;

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use clap::Parser;
-use local_gateway::{Options, RunningGateway, start};
+use local_gateway::RunningGateway;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,17 +19,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn gateway() -> RunningGateway {
-    let options = Options::try_parse_from([
-        "local-gateway",
-        "--port",
-        "0",
-        "--max-message-bytes",
-        "2048",
-    ])
-    .unwrap();
-    start(options.gateway_config().await.unwrap())
-        .await
-        .unwrap()
+    tests::ws::gateway(&["--max-message-bytes", "2048"]).await
 }
 
 /// One raw HTTP/1.1 request, so the path reaches the server exactly as generated.
@@ -65,16 +54,8 @@ fn encoded_id() -> impl Strategy<Value = String> {
     ]
 }
 
-/// `PROPTEST_CASES` raises the count for long fuzzing runs (see README, Hardening).
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(300)))]
+    #![proptest_config(ProptestConfig::with_cases(domain::testing::proptest_cases(300)))]
 
     #[test]
     fn every_request_gets_an_api_gateway_status_and_the_server_keeps_serving(

@@ -21,7 +21,41 @@ pub const ROOMS: &str = "rooms";
 pub const META: &str = "META";
 pub const LIST_INDEX: &str = "connections";
 
+/// Every attribute name above. Expressions elsewhere never spell one: they write `#{NAME}` with
+/// these constants and pass the expressions through [`names_in`].
+pub const ATTRIBUTES: &[&str] = &[
+    PK,
+    SK,
+    LIST_PK,
+    LIST_SK,
+    TTL,
+    EXPIRES_AT,
+    CONNECTED_AT,
+    PRINCIPAL,
+    SOURCE_IP,
+    USER_AGENT,
+    ROOMS,
+];
+
 pub type Item = HashMap<String, AttributeValue>;
+
+/// The `ExpressionAttributeNames` for the `#name` placeholders `expressions` use (DynamoDB refuses
+/// a request that defines a name no expression uses).
+pub fn names_in(expressions: &[&str]) -> HashMap<String, String> {
+    ATTRIBUTES
+        .iter()
+        .filter(|name| {
+            let placeholder = format!("#{name}");
+            expressions.iter().any(|expression| {
+                expression.match_indices(&placeholder).any(|(at, _)| {
+                    !expression[at + placeholder.len()..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                })
+            })
+        })
+        .map(|name| (format!("#{name}"), (*name).to_string()))
+        .collect()
+}
 
 pub fn connection_pk(id: &ConnectionId) -> String {
     format!("CONN#{id}")
@@ -35,25 +69,25 @@ pub fn member_sk(id: &ConnectionId) -> String {
     format!("CONN#{id}")
 }
 
-pub fn s(value: impl Into<String>) -> AttributeValue {
+pub fn string_value(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub fn n(value: u64) -> AttributeValue {
+pub fn number_value(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
 pub fn connection_key(id: &ConnectionId) -> Item {
     HashMap::from([
-        (PK.to_string(), s(connection_pk(id))),
-        (SK.to_string(), s(META)),
+        (PK.to_string(), string_value(connection_pk(id))),
+        (SK.to_string(), string_value(META)),
     ])
 }
 
 pub fn membership_key(id: &ConnectionId, room: &RoomName) -> Item {
     HashMap::from([
-        (PK.to_string(), s(room_pk(room))),
-        (SK.to_string(), s(member_sk(id))),
+        (PK.to_string(), string_value(room_pk(room))),
+        (SK.to_string(), string_value(member_sk(id))),
     ])
 }
 
@@ -154,8 +188,13 @@ pub fn encode_token(shard: u16, key: &Item) -> Result<PageToken, RepositoryError
 pub fn decode_token(token: &PageToken) -> Result<(u16, Option<Item>), RepositoryError> {
     let cursor: Cursor = serde_json::from_str(token.as_str())
         .map_err(|e| RepositoryError::Unavailable(format!("bad page token: {e}")))?;
-    let key =
-        (!cursor.key.is_empty()).then(|| cursor.key.into_iter().map(|(k, v)| (k, s(v))).collect());
+    let key = (!cursor.key.is_empty()).then(|| {
+        cursor
+            .key
+            .into_iter()
+            .map(|(k, v)| (k, string_value(v)))
+            .collect()
+    });
     Ok((cursor.shard, key))
 }
 
@@ -176,11 +215,23 @@ mod tests {
 
     #[test]
     fn page_tokens_round_trip() {
-        let key = HashMap::from([("pk".to_string(), s("CONN#a")), ("lsk".to_string(), s("a"))]);
+        let key = HashMap::from([
+            ("pk".to_string(), string_value("CONN#a")),
+            ("lsk".to_string(), string_value("a")),
+        ]);
         let token = encode_token(3, &key).unwrap();
         let (shard, back) = decode_token(&token).unwrap();
         assert_eq!(shard, 3);
         assert_eq!(back.unwrap(), key);
+    }
+
+    #[test]
+    fn names_in_defines_exactly_the_placeholders_used_as_whole_words() {
+        let names = names_in(&[&format!("#{LIST_PK} = :v AND #{TTL}x > :t")]);
+        assert_eq!(
+            names,
+            HashMap::from([(format!("#{LIST_PK}"), LIST_PK.to_string())])
+        );
     }
 
     #[test]

@@ -37,5 +37,6 @@ mod errors;
 mod repository;
 mod table;
 
+pub use codec::ATTRIBUTES as ATTRIBUTE_NAMES;
 pub use repository::{DynamoConnectionRepository, DynamoSettings};
 pub use table::create_table_if_missing;

@@ -12,7 +12,10 @@ use domain::{
     RepositoryError, RoomName, Timestamp,
 };
 
-use super::codec::{self, Item, n, s};
+use super::codec::{
+    self, CONNECTED_AT, EXPIRES_AT, Item, LIST_PK, LIST_SK, PK, ROOMS, TTL, number_value as n,
+    string_value as s,
+};
 use super::errors::repository_error;
 
 /// BatchWriteItem's limit.
@@ -129,14 +132,15 @@ impl DynamoConnectionRepository {
         values: HashMap<String, AttributeValue>,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>), RepositoryError> {
+        let live = format!("#{EXPIRES_AT} > :now");
         let out = self
             .client
             .query()
             .table_name(self.table())
             .set_index_name(index.map(str::to_string))
+            .set_expression_attribute_names(Some(codec::names_in(&[key_condition, &live])))
             .key_condition_expression(key_condition)
-            .filter_expression("#exp > :now")
-            .expression_attribute_names("#exp", codec::EXPIRES_AT)
+            .filter_expression(live)
             .set_expression_attribute_values(Some(values))
             .limit(self.settings.page_size)
             .set_exclusive_start_key(start)
@@ -162,11 +166,11 @@ impl ConnectionRepository for DynamoConnectionRepository {
     async fn save(&self, c: &Connection) -> Result<(), RepositoryError> {
         // An upsert that leaves `rooms` alone: a retried `$connect` must not forget memberships.
         let mut set = vec![
-            "connectedAt = :c",
-            "expiresAt = :e",
-            "#ttl = :t",
-            "lpk = :lpk",
-            "lsk = :lsk",
+            format!("#{CONNECTED_AT} = :c"),
+            format!("#{EXPIRES_AT} = :e"),
+            format!("#{TTL} = :t"),
+            format!("#{LIST_PK} = :lpk"),
+            format!("#{LIST_SK} = :lsk"),
         ];
         let mut remove = Vec::new();
         let mut values = HashMap::from([
@@ -191,17 +195,15 @@ impl ConnectionRepository for DynamoConnectionRepository {
             (codec::SOURCE_IP, ":ip", c.source_ip.as_deref()),
             (codec::USER_AGENT, ":ua", c.user_agent.as_deref()),
         ];
-        let mut clauses = Vec::new();
         for (attr, placeholder, value) in optional {
             match value {
                 Some(v) => {
-                    clauses.push(format!("{attr} = {placeholder}"));
+                    set.push(format!("#{attr} = {placeholder}"));
                     values.insert(placeholder.to_string(), s(v));
                 }
-                None => remove.push(attr),
+                None => remove.push(format!("#{attr}")),
             }
         }
-        set.extend(clauses.iter().map(String::as_str));
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
@@ -210,8 +212,8 @@ impl ConnectionRepository for DynamoConnectionRepository {
             .update_item()
             .table_name(self.table())
             .set_key(Some(codec::connection_key(&c.id)))
+            .set_expression_attribute_names(Some(codec::names_in(&[&expression])))
             .update_expression(expression)
-            .expression_attribute_names("#ttl", codec::TTL)
             .set_expression_attribute_values(Some(values))
             .send()
             .await
@@ -272,24 +274,30 @@ impl ConnectionRepository for DynamoConnectionRepository {
                 return Err(JoinError::TooManyRooms { max: max_rooms });
             }
             let expires_at = codec::expires_at(&item)?;
+            let update = format!("ADD #{ROOMS} :room");
+            let condition = format!(
+                "attribute_exists(#{PK}) AND #{EXPIRES_AT} > :now AND (attribute_not_exists(#{ROOMS}) \
+                 OR size(#{ROOMS}) < :max OR contains(#{ROOMS}, :name))"
+            );
             let add_room = build(
                 Update::builder()
                     .table_name(self.table())
                     .set_key(Some(codec::connection_key(id)))
-                    .update_expression("ADD rooms :room")
-                    .condition_expression(
-                        "attribute_exists(pk) AND expiresAt > :now AND \
-                         (attribute_not_exists(rooms) OR size(rooms) < :max OR contains(rooms, :name))",
+                    .set_expression_attribute_names(Some(codec::names_in(&[&update, &condition])))
+                    .update_expression(update)
+                    .condition_expression(condition)
+                    .expression_attribute_values(
+                        ":room",
+                        AttributeValue::Ss(vec![room.to_string()]),
                     )
-                    .expression_attribute_values(":room", AttributeValue::Ss(vec![room.to_string()]))
                     .expression_attribute_values(":name", s(room.as_str()))
                     .expression_attribute_values(":now", n(now.as_millis()))
                     .expression_attribute_values(":max", n(max_rooms as u64))
                     .build(),
             )?;
             let mut membership = codec::membership_key(id, room);
-            membership.insert(codec::EXPIRES_AT.into(), n(expires_at.as_millis()));
-            membership.insert(codec::TTL.into(), n(expires_at.as_secs_ceil()));
+            membership.insert(EXPIRES_AT.into(), n(expires_at.as_millis()));
+            membership.insert(TTL.into(), n(expires_at.as_secs_ceil()));
             let put = build(
                 Put::builder()
                     .table_name(self.table())
@@ -324,13 +332,16 @@ impl ConnectionRepository for DynamoConnectionRepository {
                     .set_key(Some(codec::membership_key(id, room)))
                     .build(),
             )?;
+            let update = format!("DELETE #{ROOMS} :room");
+            // Without this the update would create a stub item for a removed connection.
+            let condition = format!("attribute_exists(#{PK})");
             let drop_room = build(
                 Update::builder()
                     .table_name(self.table())
                     .set_key(Some(codec::connection_key(id)))
-                    .update_expression("DELETE rooms :room")
-                    // Without this the update would create a stub item for a removed connection.
-                    .condition_expression("attribute_exists(pk)")
+                    .set_expression_attribute_names(Some(codec::names_in(&[&update, &condition])))
+                    .update_expression(update)
+                    .condition_expression(condition)
                     .expression_attribute_values(
                         ":room",
                         AttributeValue::Ss(vec![room.to_string()]),
@@ -394,7 +405,9 @@ impl ConnectionRepository for DynamoConnectionRepository {
             (":pk".to_string(), s(codec::room_pk(room))),
             (":now".to_string(), n(now.as_millis())),
         ]);
-        let (items, last) = self.query_page(None, "pk = :pk", values, start).await?;
+        let (items, last) = self
+            .query_page(None, &format!("#{PK} = :pk"), values, start)
+            .await?;
         Ok(Page {
             items: items
                 .iter()
@@ -418,7 +431,12 @@ impl ConnectionRepository for DynamoConnectionRepository {
             (":now".to_string(), n(now.as_millis())),
         ]);
         let (items, last) = self
-            .query_page(Some(codec::LIST_INDEX), "lpk = :lpk", values, start)
+            .query_page(
+                Some(codec::LIST_INDEX),
+                &format!("#{LIST_PK} = :lpk"),
+                values,
+                start,
+            )
             .await?;
         let next = match last {
             Some(key) => Some(codec::encode_token(shard, &key)?),

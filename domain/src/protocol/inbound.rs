@@ -31,6 +31,9 @@ impl RequestId {
 }
 
 /// What a client asked for. `data` is kept as the client wrote it, byte for byte.
+///
+/// Each variant is declared on the wire exactly once, in [`ACTIONS`]: its name, its fields and how
+/// they are read.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Broadcast to every live connection (the name AWS's simple-websockets-chat-app uses).
@@ -55,22 +58,58 @@ pub enum Action {
     WhoAmI,
 }
 
-impl Action {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Action::SendMessage { .. } => "sendmessage",
-            Action::Send { .. } => "send",
-            Action::Join { .. } => "join",
-            Action::Leave { .. } => "leave",
-            Action::Publish { .. } => "publish",
-            Action::Ping => "ping",
-            Action::WhoAmI => "whoami",
-        }
-    }
+/// One client action on the wire: the `action` value that selects it and how its fields are read.
+pub struct ActionSpec {
+    pub name: &'static str,
+    parse: fn(&Fields) -> Result<Action, ParseError>,
 }
+
+/// Every action a client can send: the only place an action's wire name is written.
+pub const ACTIONS: &[ActionSpec] = &[
+    ActionSpec {
+        name: "sendmessage",
+        parse: |f| Ok(Action::SendMessage { data: f.data()? }),
+    },
+    ActionSpec {
+        name: "send",
+        parse: |f| {
+            Ok(Action::Send {
+                to: f.connection_id("to")?,
+                data: f.data()?,
+            })
+        },
+    },
+    ActionSpec {
+        name: "join",
+        parse: |f| Ok(Action::Join { room: f.room()? }),
+    },
+    ActionSpec {
+        name: "leave",
+        parse: |f| Ok(Action::Leave { room: f.room()? }),
+    },
+    ActionSpec {
+        name: "publish",
+        parse: |f| {
+            Ok(Action::Publish {
+                room: f.room()?,
+                data: f.data()?,
+            })
+        },
+    },
+    ActionSpec {
+        name: "ping",
+        parse: |_| Ok(Action::Ping),
+    },
+    ActionSpec {
+        name: "whoami",
+        parse: |_| Ok(Action::WhoAmI),
+    },
+];
 
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The action's wire name, from [`ACTIONS`].
+    pub name: &'static str,
     pub request_id: Option<RequestId>,
     pub action: Action,
 }
@@ -81,7 +120,10 @@ pub struct Request {
 #[error("{message}")]
 pub struct ParseError {
     pub code: ErrorCode,
+    /// For the client: may quote the client's own input back to it.
     pub message: String,
+    /// For logs: where and what kind of mistake, never the client's content.
+    pub detail: Option<String>,
     pub request_id: Option<RequestId>,
 }
 
@@ -90,7 +132,27 @@ impl ParseError {
         Self {
             code,
             message: message.into(),
+            detail: None,
             request_id: None,
+        }
+    }
+
+    /// A JSON syntax error. serde's text embeds the offending value, so logs get only its category
+    /// and position.
+    fn bad_json(error: &serde_json::Error) -> Self {
+        let category = match error.classify() {
+            serde_json::error::Category::Io => "io",
+            serde_json::error::Category::Syntax => "syntax",
+            serde_json::error::Category::Data => "data",
+            serde_json::error::Category::Eof => "eof",
+        };
+        Self {
+            detail: Some(format!(
+                "{category} error at line {} column {}",
+                error.line(),
+                error.column()
+            )),
+            ..Self::new(ErrorCode::BadJson, format!("not a JSON object: {error}"))
         }
     }
 }
@@ -116,8 +178,7 @@ pub fn parse_request(body: &[u8], max_bytes: usize) -> Result<Request, ParseErro
             format!("JSON nested deeper than {MAX_NESTING} levels"),
         ));
     }
-    let fields: Fields = serde_json::from_slice(body)
-        .map_err(|e| ParseError::new(ErrorCode::BadJson, format!("not a JSON object: {e}")))?;
+    let fields: Fields = serde_json::from_slice(body).map_err(|e| ParseError::bad_json(&e))?;
     let request_id = match fields.get("requestId") {
         None => None,
         Some(raw) => Some(request_id_from(raw)?),
@@ -127,7 +188,11 @@ pub fn parse_request(body: &[u8], max_bytes: usize) -> Result<Request, ParseErro
             e.request_id.clone_from(&request_id);
             e
         })
-        .map(|action| Request { request_id, action })
+        .map(|(name, action)| Request {
+            name,
+            request_id,
+            action,
+        })
 }
 
 fn request_id_from(raw: &RawValue) -> Result<RequestId, ParseError> {
@@ -140,45 +205,20 @@ fn request_id_from(raw: &RawValue) -> Result<RequestId, ParseError> {
     })
 }
 
-fn action_from(fields: &Fields) -> Result<Action, ParseError> {
-    let name = string_field("action", required(fields, "action")?)?;
-    Ok(match name.as_str() {
-        "sendmessage" => Action::SendMessage {
-            data: data(fields)?,
-        },
-        "send" => Action::Send {
-            to: ConnectionId::parse(string_field("to", required(fields, "to")?)?)
-                .map_err(|e| ParseError::new(ErrorCode::InvalidField, format!("to: {e}")))?,
-            data: data(fields)?,
-        },
-        "join" => Action::Join {
-            room: room(fields)?,
-        },
-        "leave" => Action::Leave {
-            room: room(fields)?,
-        },
-        "publish" => Action::Publish {
-            room: room(fields)?,
-            data: data(fields)?,
-        },
-        "ping" => Action::Ping,
-        "whoami" => Action::WhoAmI,
-        other => {
-            let shown: String = other.chars().take(64).collect();
-            return Err(ParseError::new(
-                ErrorCode::UnknownAction,
-                format!(
-                    "unknown action {shown:?}; expected one of sendmessage, send, join, leave, publish, ping, whoami"
-                ),
-            ));
-        }
-    })
-}
-
-fn required<'a>(fields: &'a Fields, name: &str) -> Result<&'a RawValue, ParseError> {
-    fields
-        .get(name)
-        .ok_or_else(|| ParseError::new(ErrorCode::InvalidField, format!("{name} is required")))
+fn action_from(fields: &Fields) -> Result<(&'static str, Action), ParseError> {
+    let name = string_field("action", fields.required("action")?)?;
+    let Some(spec) = ACTIONS.iter().find(|spec| spec.name == name) else {
+        let shown: String = name.chars().take(64).collect();
+        let known: Vec<&str> = ACTIONS.iter().map(|spec| spec.name).collect();
+        return Err(ParseError::new(
+            ErrorCode::UnknownAction,
+            format!(
+                "unknown action {shown:?}; expected one of {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    Ok((spec.name, (spec.parse)(fields)?))
 }
 
 fn string_field(name: &str, raw: &RawValue) -> Result<String, ParseError> {
@@ -190,25 +230,37 @@ fn string_field(name: &str, raw: &RawValue) -> Result<String, ParseError> {
     })
 }
 
-fn room(fields: &Fields) -> Result<RoomName, ParseError> {
-    RoomName::parse(string_field("room", required(fields, "room")?)?)
-        .map_err(|e| ParseError::new(ErrorCode::InvalidField, format!("room: {e}")))
-}
-
-fn data(fields: &Fields) -> Result<Box<RawValue>, ParseError> {
-    Ok(required(fields, "data")?.to_owned())
-}
-
 /// The top-level members of a JSON object, in order, refusing duplicate keys: with duplicates, two
 /// readers of the same frame could disagree on who it is for.
 struct Fields(Vec<(String, Box<RawValue>)>);
 
+/// The field readers an [`ActionSpec`] parses with: each refuses a missing or malformed field with
+/// `invalid_field` and a message naming it.
 impl Fields {
     fn get(&self, name: &str) -> Option<&RawValue> {
         self.0
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_ref())
+    }
+
+    fn required(&self, name: &str) -> Result<&RawValue, ParseError> {
+        self.get(name)
+            .ok_or_else(|| ParseError::new(ErrorCode::InvalidField, format!("{name} is required")))
+    }
+
+    fn room(&self) -> Result<RoomName, ParseError> {
+        RoomName::parse(string_field("room", self.required("room")?)?)
+            .map_err(|e| ParseError::new(ErrorCode::InvalidField, format!("room: {e}")))
+    }
+
+    fn connection_id(&self, name: &str) -> Result<ConnectionId, ParseError> {
+        ConnectionId::parse(string_field(name, self.required(name)?)?)
+            .map_err(|e| ParseError::new(ErrorCode::InvalidField, format!("{name}: {e}")))
+    }
+
+    fn data(&self) -> Result<Box<RawValue>, ParseError> {
+        Ok(self.required("data")?.to_owned())
     }
 }
 

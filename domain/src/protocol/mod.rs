@@ -6,7 +6,7 @@
 mod inbound;
 mod outbound;
 
-pub use inbound::{Action, ParseError, Request, RequestId, parse_request};
+pub use inbound::{ACTIONS, Action, ActionSpec, ParseError, Request, RequestId, parse_request};
 pub use outbound::{ErrorCode, Frame, FrameError, encode};
 
 /// API Gateway's limit for one WebSocket message, inbound or outbound (128 KB).

@@ -7,30 +7,43 @@ use crate::connection::{ConnectionId, Principal};
 use crate::protocol::RequestId;
 use crate::room::RoomName;
 
-/// The `code` of an `error` frame: stable strings clients can switch on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadJson,
-    UnknownAction,
-    InvalidField,
-    TooLarge,
-    NotMember,
-    UnknownConnection,
-    TooManyRooms,
+/// Declares [`ErrorCode`] with each code's wire string written once.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $wire:literal,)+) => {
+        /// The `code` of an `error` frame: stable strings clients can switch on.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl ErrorCode {
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $wire,)+
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadJson => "bad_json",
-            ErrorCode::UnknownAction => "unknown_action",
-            ErrorCode::InvalidField => "invalid_field",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::NotMember => "not_member",
-            ErrorCode::UnknownConnection => "unknown_connection",
-            ErrorCode::TooManyRooms => "too_many_rooms",
-        }
+error_codes! {
+    /// The frame is not a JSON object (or has duplicate keys, or nests too deep).
+    BadJson = "bad_json",
+    UnknownAction = "unknown_action",
+    /// A field is missing or malformed; the message names it.
+    InvalidField = "invalid_field",
+    /// The frame, or the frame it would make, is over the message limit.
+    TooLarge = "too_large",
+    NotMember = "not_member",
+    UnknownConnection = "unknown_connection",
+    TooManyRooms = "too_many_rooms",
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::ports::{Clock, MockClientNotifier, MockConnectionRepository, Sleeper};
+pub use crate::testing::{id, room};
 use crate::{ConnectionId, Principal, Sender, Settings, Timestamp, WebSocketService};
 
 pub const NOW: u64 = 1_700_000_000_000;
@@ -28,10 +29,6 @@ impl Sleeper for RecordingSleeper {
     async fn sleep(&self, duration: Duration) {
         self.pauses.lock().unwrap().push(duration);
     }
-}
-
-pub fn id(raw: &str) -> ConnectionId {
-    ConnectionId::parse(raw).unwrap()
 }
 
 pub fn sender(raw: &str) -> Sender {

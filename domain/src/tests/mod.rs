@@ -4,3 +4,4 @@ mod harness;
 mod parser_table;
 mod properties;
 mod rules;
+mod tidy;

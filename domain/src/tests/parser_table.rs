@@ -2,7 +2,7 @@
 
 use crate::protocol::{Action, ErrorCode, parse_request};
 
-const LIMIT: usize = 128 * 1024;
+const LIMIT: usize = crate::protocol::API_GATEWAY_MAX_MESSAGE_BYTES;
 
 fn deeply_nested(depth: usize) -> String {
     format!(
@@ -212,4 +212,19 @@ fn nesting_within_the_limit_is_accepted() {
     // Brackets inside strings are text, not nesting.
     let body = format!(r#"{{"action":"sendmessage","data":"{}"}}"#, "[".repeat(500));
     assert!(parse_request(body.as_bytes(), LIMIT).is_ok());
+}
+
+#[test]
+fn every_action_in_the_table_parses_by_its_wire_name_and_the_unknown_action_error_lists_them_all() {
+    let fields = r#""room":"r","data":1,"to":"c""#;
+    for spec in crate::protocol::ACTIONS {
+        let body = format!(r#"{{"action":"{}",{fields}}}"#, spec.name);
+        let request = parse_request(body.as_bytes(), LIMIT).unwrap();
+        assert_eq!(request.name, spec.name);
+    }
+
+    let error = parse_request(br#"{"action":"dance"}"#, LIMIT).unwrap_err();
+    for spec in crate::protocol::ACTIONS {
+        assert!(error.message.contains(spec.name), "{}", error.message);
+    }
 }

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use crate::protocol::{Action, parse_request};
 
-const LIMIT: usize = 128 * 1024;
+const LIMIT: usize = crate::protocol::API_GATEWAY_MAX_MESSAGE_BYTES;
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
@@ -21,16 +21,8 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
-/// `PROPTEST_CASES` raises the count for long fuzzing runs (see README, Hardening).
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(2_000)))]
+    #![proptest_config(ProptestConfig::with_cases(crate::testing::proptest_cases(2_000)))]
 
     #[test]
     fn arbitrary_bytes_never_panic_the_parser(bytes in prop::collection::vec(any::<u8>(), 0..512)) {

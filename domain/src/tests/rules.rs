@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mockall::predicate::eq;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::harness::*;
 use crate::ports::{MockClientNotifier, MockConnectionRepository};
@@ -26,10 +26,6 @@ fn one_page(ids: &[&str]) -> Page<ConnectionId> {
 fn everyone_is(repo: &mut MockConnectionRepository, ids: &'static [&'static str]) {
     repo.expect_all_connections()
         .returning(move |_, _| Ok(one_page(ids)));
-}
-
-fn room(name: &str) -> RoomName {
-    RoomName::parse(name).unwrap()
 }
 
 #[tokio::test]
@@ -277,7 +273,7 @@ async fn an_oversize_body_is_refused_before_anything_is_read_or_sent() {
     let (service, _) = service(repo, notifier, Settings::default());
     let body = format!(
         r#"{{"action":"sendmessage","data":"{}"}}"#,
-        "x".repeat(128 * 1024)
+        "x".repeat(crate::protocol::API_GATEWAY_MAX_MESSAGE_BYTES)
     );
 
     let handled = service
@@ -673,7 +669,7 @@ async fn sends_in_flight_reach_but_never_exceed_the_concurrency_bound_across_pag
     };
     let service = WebSocketService::new(
         repo,
-        SharedNotifier(notifier.clone()),
+        notifier.clone(),
         Arc::new(FixedClock),
         Arc::new(RecordingSleeper::default()),
         settings,
@@ -688,15 +684,41 @@ async fn sends_in_flight_reach_but_never_exceed_the_concurrency_bound_across_pag
     assert_eq!(notifier.peak.load(Ordering::SeqCst), 8);
 }
 
-struct SharedNotifier(Arc<InFlightNotifier>);
+#[tokio::test]
+async fn ping_and_whoami_answer_with_their_own_frame_and_no_ack() {
+    let repo = MockConnectionRepository::new(); // any call would panic
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
 
-#[async_trait]
-impl ClientNotifier for SharedNotifier {
-    async fn send(&self, to: &ConnectionId, frame: &[u8]) -> Result<(), NotifyError> {
-        self.0.send(to, frame).await
+    for body in [
+        br#"{"action":"ping","requestId":"p"}"#.as_slice(),
+        br#"{"action":"whoami","requestId":"w"}"#.as_slice(),
+    ] {
+        service.handle_message(&sender("a"), body).await.unwrap();
     }
 
-    async fn disconnect(&self, id: &ConnectionId) -> Result<(), NotifyError> {
-        self.0.disconnect(id).await
-    }
+    let types: Vec<Value> = outbox
+        .frames_to("a")
+        .iter()
+        .map(|f| f["type"].clone())
+        .collect();
+    assert_eq!(types, vec![json!("pong"), json!("identity")]);
+}
+
+#[tokio::test]
+async fn a_margin_near_the_largest_duration_saturates_instead_of_panicking() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_save().returning(|_| Ok(()));
+    let settings = Settings {
+        ttl_margin: Duration::MAX,
+        ..Settings::default()
+    };
+    let (service, _) = service(repo, MockClientNotifier::new(), settings);
+
+    let connection = service
+        .connect(ConnectRequest::new(id("a"), Timestamp::from_millis(1_000)))
+        .await
+        .unwrap();
+
+    assert_eq!(connection.expires_at, Timestamp::from_millis(u64::MAX));
 }

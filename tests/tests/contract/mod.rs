@@ -6,22 +6,14 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 
-use domain::{
-    Connection, ConnectionId, ConnectionRepository, JoinError, PageToken, Removed, RoomName,
-    Timestamp,
-};
+use domain::testing::collect_pages;
+use domain::{Connection, ConnectionId, ConnectionRepository, JoinError, Removed, Timestamp};
 use futures::StreamExt;
 
 pub const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 const HOUR_MS: u64 = 3_600_000;
 
-pub fn id(raw: &str) -> ConnectionId {
-    ConnectionId::parse(raw).unwrap()
-}
-
-pub fn room(raw: &str) -> RoomName {
-    RoomName::parse(raw).unwrap()
-}
+pub use domain::testing::{id, room};
 
 pub fn live(raw: &str) -> Connection {
     Connection {
@@ -42,36 +34,19 @@ fn expired(raw: &str) -> Connection {
     }
 }
 
+/// Every connection and how many pages it took.
 async fn everyone<R: ConnectionRepository>(repo: &R) -> (Vec<ConnectionId>, usize) {
-    let mut all = Vec::new();
-    let mut token: Option<PageToken> = None;
-    let mut pages = 0;
-    loop {
-        let page = repo.all_connections(token, NOW).await.unwrap();
-        pages += 1;
-        all.extend(page.items);
-        assert!(pages < 10_000, "paging never ends");
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return (all, pages),
-        }
-    }
+    collect_pages(|token| repo.all_connections(token, NOW))
+        .await
+        .unwrap()
 }
 
+/// Every member of room `name` and how many pages it took.
 async fn members<R: ConnectionRepository>(repo: &R, name: &str) -> (Vec<ConnectionId>, usize) {
-    let mut all = Vec::new();
-    let mut token: Option<PageToken> = None;
-    let mut pages = 0;
-    loop {
-        let page = repo.members_of(&room(name), token, NOW).await.unwrap();
-        pages += 1;
-        all.extend(page.items);
-        assert!(pages < 10_000, "paging never ends");
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return (all, pages),
-        }
-    }
+    let room = room(name);
+    collect_pages(|token| repo.members_of(&room, token, NOW))
+        .await
+        .unwrap()
 }
 
 async fn save_all<R: ConnectionRepository>(repo: &R, ids: impl Iterator<Item = String>) {

@@ -1,0 +1,75 @@
+//! A typed client for the WebSocket protocol, so end-to-end tests read as sentences:
+//! `alice.join("lobby").await`, `bob.next_of_type("message").await`. Every wait is bounded.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use local_gateway::RunningGateway;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::ws::{self, Client};
+
+pub struct TestClient {
+    socket: Client,
+    /// The connection id the gateway gave this client.
+    pub id: String,
+}
+
+impl TestClient {
+    /// Opens a socket and learns its connection id with `whoami`.
+    pub async fn connect(gw: &RunningGateway) -> Self {
+        let mut socket = ws::client(gw).await;
+        ws::send(&mut socket, json!({"action": "whoami"})).await;
+        let identity = ws::until(&mut socket, |f| f["type"] == "identity").await;
+        let id = identity["connectionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("identity without a connectionId: {identity}"))
+            .to_string();
+        Self { socket, id }
+    }
+
+    /// Sends `request` with a fresh `requestId` and returns the `ack` or `error` that answers it.
+    pub async fn request(&mut self, mut request: Value) -> Value {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let request_id = format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        request["requestId"] = json!(request_id);
+        ws::send(&mut self.socket, request).await;
+        ws::until(&mut self.socket, |f| {
+            f["requestId"] == request_id.as_str() && (f["type"] == "ack" || f["type"] == "error")
+        })
+        .await
+    }
+
+    /// Joins `room`, failing the test unless the join is acknowledged.
+    pub async fn join(&mut self, room: &str) {
+        let answer = self.request(json!({"action": "join", "room": room})).await;
+        assert_eq!(answer["type"], "ack", "join {room}: {answer}");
+    }
+
+    /// Publishes `data` to `room`; returns the `ack` or `error`.
+    pub async fn publish(&mut self, room: &str, data: Value) -> Value {
+        self.request(json!({"action": "publish", "room": room, "data": data}))
+            .await
+    }
+
+    /// The next frame of type `kind`, skipping others; fails the test after 10 s.
+    pub async fn next_of_type(&mut self, kind: &str) -> Value {
+        ws::until(&mut self.socket, |f| f["type"] == kind).await
+    }
+
+    /// Every text frame that arrives within `window`, as JSON.
+    pub async fn frames_within(&mut self, window: Duration) -> Vec<Value> {
+        let mut frames = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout_at(deadline, self.socket.next()).await
+        {
+            if let Message::Text(text) = message {
+                frames.push(serde_json::from_str(&text).unwrap_or(Value::String(text.to_string())));
+            }
+        }
+        frames
+    }
+}
