@@ -134,6 +134,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             Action::Join { room } => self.join(sender, &room).await,
             Action::Leave { room } => self.leave(sender, &room).await,
             Action::Publish { room, data } => self.publish(sender, &room, &data).await,
+            Action::Typing { room } => self.typing(sender, &room).await,
             Action::Ping => self.ping(sender, request_id).await,
             Action::WhoAmI => self.who_am_i(sender, request_id).await,
         };
@@ -204,6 +205,20 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         let frame = self.encode(&self.message(sender, Some(room), data))?;
         let report = self
             .broadcast(&frame, Audience::Room(room), self.echo_skip(sender))
+            .await?;
+        Ok(Outcome::Done(report))
+    }
+
+    async fn typing(&self, sender: &Sender, room: &RoomName) -> Step<Outcome> {
+        self.require_member(sender, room).await?;
+        let frame = self.encode(&Frame::Typing {
+            from: &sender.id,
+            principal: sender.principal.as_ref(),
+            room,
+        })?;
+        // Never echoed, whatever `echo_to_sender` says: the typist knows they are typing.
+        let report = self
+            .broadcast(&frame, Audience::Room(room), Some(&sender.id))
             .await?;
         Ok(Outcome::Done(report))
     }

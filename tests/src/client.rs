@@ -54,6 +54,12 @@ impl TestClient {
             .await
     }
 
+    /// Tells `room` this client is typing; returns the `ack` or `error`.
+    pub async fn typing(&mut self, room: &str) -> Value {
+        self.request(json!({"action": "typing", "room": room}))
+            .await
+    }
+
     /// The next frame of type `kind`, skipping others; fails the test after 10 s.
     pub async fn next_of_type(&mut self, kind: &str) -> Value {
         ws::until(&mut self.socket, |f| f["type"] == kind).await

@@ -1,9 +1,48 @@
 //! Each client action end to end: real sockets through the local gateway, written with the typed
 //! client. A new action gets its test here.
 
+use std::time::Duration;
+
 use serde_json::json;
 use tests::client::TestClient;
 use tests::ws::gateway;
+
+/// Long enough for a frame that was going to come to have come: the gateway posts in
+/// milliseconds on loopback.
+const QUIET: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn typing_reaches_the_other_members_only_and_a_non_member_is_refused() {
+    let gw = gateway(&[]).await;
+    let mut alice = TestClient::connect(&gw).await;
+    let mut bob = TestClient::connect(&gw).await;
+    let mut carol = TestClient::connect(&gw).await;
+    alice.join("lobby").await;
+    bob.join("lobby").await;
+
+    let ack = alice.typing("lobby").await;
+
+    assert_eq!(ack["type"], "ack");
+    assert_eq!(ack["delivered"], 1);
+    assert_eq!(
+        bob.next_of_type("typing").await,
+        json!({"type": "typing", "from": alice.id, "room": "lobby"})
+    );
+    let to_alice = alice.frames_within(QUIET).await;
+    assert!(
+        to_alice.iter().all(|f| f["type"] != "typing"),
+        "the typist hears nothing: {to_alice:?}"
+    );
+    let refused = carol.typing("lobby").await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["code"], "not_member");
+    let to_bob = bob.frames_within(QUIET).await;
+    assert!(
+        to_bob.is_empty(),
+        "a refused typing reaches nobody: {to_bob:?}"
+    );
+    gw.shutdown().await;
+}
 
 #[tokio::test]
 async fn a_member_publishes_to_the_room_and_every_member_reads_it() {

@@ -54,6 +54,9 @@ pub enum Action {
         room: RoomName,
         data: Box<RawValue>,
     },
+    Typing {
+        room: RoomName,
+    },
     Ping,
     WhoAmI,
 }
@@ -95,6 +98,10 @@ pub const ACTIONS: &[ActionSpec] = &[
                 data: f.data()?,
             })
         },
+    },
+    ActionSpec {
+        name: "typing",
+        parse: |f| Ok(Action::Typing { room: f.room()? }),
     },
     ActionSpec {
         name: "ping",

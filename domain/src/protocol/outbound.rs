@@ -71,6 +71,13 @@ pub enum Frame<'a> {
         #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
         request_id: Option<&'a RequestId>,
     },
+    /// Someone in `room` is typing. Ephemeral: never stored, never echoed to the typist.
+    Typing {
+        from: &'a ConnectionId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        principal: Option<&'a Principal>,
+        room: &'a RoomName,
+    },
     Ack {
         #[serde(rename = "requestId")]
         request_id: &'a RequestId,

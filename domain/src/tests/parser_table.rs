@@ -115,6 +115,16 @@ fn malformed_frames_are_refused_with_the_right_code() {
             ErrorCode::InvalidField,
         ),
         (
+            "typing without room",
+            br#"{"action":"typing"}"#,
+            ErrorCode::InvalidField,
+        ),
+        (
+            "typing in a room with a space",
+            br#"{"action":"typing","room":"a b"}"#,
+            ErrorCode::InvalidField,
+        ),
+        (
             "join without room",
             br#"{"action":"join"}"#,
             ErrorCode::InvalidField,
