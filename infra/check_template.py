@@ -3,9 +3,9 @@
 
 Fails (exit 1, one line per problem) on:
 - a function not on provided.al2023 or whose handler is not `bootstrap`;
-- a missing WebSocket route, an authorizer on a route other than $connect, and (with
-  --expect-authorizer) a $connect without one or a connect Lambda that does not refuse an event
-  with no principal (REQUIRE_PRINCIPAL);
+- a missing WebSocket route, an authorizer on a route other than $connect, (with
+  --expect-authorizer) a $connect without one, and behind an authorized $connect a Lambda that
+  does not refuse an event with no principal (REQUIRE_PRINCIPAL);
 - an SSM secret reference in a stack that does not use it (auth off, or a JWKS URL);
 - a table without TTL on `ttl`, point-in-time recovery, encryption, on-demand billing, or
   `Retain` on deletion and replacement; a log group without retention;
@@ -147,9 +147,9 @@ def route_problems(template, functions, expect_authorizer):
                   if r["Properties"].get("AuthorizationType", "NONE") != "NONE"}
     if authorized - {"$connect"}:
         problems.append(f"authorizer on {sorted(authorized - {'$connect'})}: only $connect can be authorized")
-    if expect_authorizer:
-        if "$connect" not in authorized:
-            problems.append("$connect has no authorizer (auth is on by default)")
+    if expect_authorizer and "$connect" not in authorized:
+        problems.append("$connect has no authorizer (auth is on by default)")
+    if "$connect" in authorized:
         for name in connect_functions(template):
             variables = functions.get(name, {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
             if variables.get("REQUIRE_PRINCIPAL") != "true":
@@ -228,8 +228,16 @@ def table_problems(template):
     return problems
 
 
+def number(value):
+    """A throttling limit as a number; None when absent or not a literal number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def limits(settings):
-    return settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+    return number(settings.get("ThrottlingRateLimit")), number(settings.get("ThrottlingBurstLimit"))
 
 
 def stage_problems(template, expect_production):
@@ -242,9 +250,9 @@ def stage_problems(template, expect_production):
         stage_limits = limits(props.get("DefaultRouteSettings", {}))
         default_limits = limits(props.get("RouteSettings", {}).get("$default", {}))
         if None in stage_limits or None in default_limits:
-            problems.append(f"{name}: throttling (rate and burst) must be set on the stage and on $default")
+            problems.append(f"{name}: throttling (rate and burst, as numbers) must be set on the stage and on $default")
         else:
-            pairs = list(zip(map(float, default_limits), map(float, stage_limits)))
+            pairs = list(zip(default_limits, stage_limits))
             if any(route > stage_limit for route, stage_limit in pairs):
                 problems.append(f"{name}: $default throttled at {default_limits}, looser than the stage's {stage_limits}")
             elif expect_production and not any(route < stage_limit for route, stage_limit in pairs):

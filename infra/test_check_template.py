@@ -167,7 +167,7 @@ class TemplateCheck(unittest.TestCase):
     def test_an_authorized_connect_whose_lambda_does_not_require_a_principal_fails(self):
         t = minimal()
         del variables(t, "ConnectLambdaFunction")["REQUIRE_PRINCIPAL"]
-        self.assertEqual(problems_mentioning("REQUIRE_PRINCIPAL", t, expect_authorizer=True),
+        self.assertEqual(problems_mentioning("REQUIRE_PRINCIPAL", t),
                          ["ConnectLambdaFunction: REQUIRE_PRINCIPAL is not 'true' behind an authorized $connect"])
 
     def test_the_ssm_secret_referenced_without_an_authorizer_or_beside_a_jwks_url_fails(self):
@@ -181,7 +181,10 @@ class TemplateCheck(unittest.TestCase):
     def test_a_stage_without_throttling_or_with_a_looser_default_route_fails(self):
         t = minimal()
         del stage(t)["RouteSettings"]
-        self.assertTrue(problems_mentioning("throttling (rate and burst) must be set", t))
+        self.assertTrue(problems_mentioning("throttling (rate and burst, as numbers) must be set", t))
+        t = minimal()
+        stage(t)["DefaultRouteSettings"]["ThrottlingRateLimit"] = {"Ref": "SomeParameter"}
+        self.assertTrue(problems_mentioning("as numbers", t))
         t = minimal()
         stage(t)["RouteSettings"]["$default"]["ThrottlingBurstLimit"] = "2000"
         self.assertTrue(problems_mentioning("looser than the stage", t))
