@@ -1,22 +1,42 @@
 #!/usr/bin/env python3
-"""Checks the CloudFormation template `serverless package` generated, and the zips it points at.
+"""Checks the CloudFormation template `serverless package` generated, and the zips it deploys.
 
-Fails (exit 1, one line per problem) on: a function not on provided.al2023, a missing WebSocket
-route, TTL off on the table, any wildcard IAM resource beyond the two allowed suffixes (a log
-group's streams `:*`, and `/@connections/*` on this API's stage), and an artifact without an
-executable `bootstrap` at its root, an authorizer on a route other than $connect, and (with
---expect-authorizer) a $connect without one.
+Fails (exit 1, one line per problem) on:
+- a function not on provided.al2023 or whose handler is not `bootstrap`;
+- a missing WebSocket route, an authorizer on a route other than $connect, (with
+  --expect-authorizer) a $connect without one, and behind an authorized $connect a Lambda that
+  does not refuse an event with no principal (REQUIRE_PRINCIPAL);
+- an SSM secret reference in a stack that does not use it (auth off, or a JWKS URL);
+- a table without TTL on `ttl`, point-in-time recovery, encryption, on-demand billing, or
+  `Retain` on deletion and replacement; a log group without retention;
+- any wildcard IAM resource beyond the two allowed suffixes (a log group's streams, and
+  `POST /@connections/*` on this API's stage), a stand-alone IAM policy, any action but Query or
+  Scan on an index;
+- a hard-coded `amazonaws.com` in a function's environment or an output (AWS::URLSuffix differs
+  in the China partitions);
+- a stage without throttling, a $default throttled more loosely than the stage, full request
+  logging (DataTraceEnabled), or an access log format that could write the token;
+- two functions uploaded under one S3 key (each would run the other's code);
+- with --artifacts: a zip (read from serverless-state.json beside the template) whose `bootstrap`
+  is missing, not executable, or built for another architecture than its function's;
+- with --expect-production: a function without reserved concurrency, a stage without an access
+  log, or a $default no stricter than the stage.
 
-    python3 check_template.py TEMPLATE.json [--zips DIR] [--expect-authorizer]
+    python3 check_template.py TEMPLATE.json [--artifacts] [--expect-authorizer] [--expect-production]
 """
 import json
 import re
 import sys
-import zipfile
 from pathlib import Path
+
+import artifacts
 
 REQUIRED_ROUTES = {"$connect", "$disconnect", "$default"}
 RUNTIME = "provided.al2023"
+INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
+# What an access log must never contain: the token rides in $connect's query string.
+LEAKY_LOG_VARIABLES = ("querystring", "requestoverride", "token", "$input", "$request", "$method")
+SSM_REFERENCE = "{{resolve:ssm"
 
 
 def resources(template, kind):
@@ -40,38 +60,84 @@ def strings_in(value):
         # Ref and Fn::GetAtt name one resource: nothing wild about them.
 
 
+def all_strings(value):
+    """Every literal string anywhere inside `value` (for text searches, not for IAM)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from all_strings(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from all_strings(item)
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
 ALLOWED_WILDCARD = [
-    re.compile(r"^arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{WebsocketsApi\}/[A-Za-z0-9_-]+/(POST|GET|DELETE)/@connections/\*$"),
+    re.compile(r"^arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{WebsocketsApi\}/[A-Za-z0-9_-]+/POST/@connections/\*$"),
 ]
 
 
-def wildcard_problems(template):
-    problems = []
+def statements_of(template):
     for name, role in resources(template, "AWS::IAM::Role").items():
         for policy in role.get("Properties", {}).get("Policies", []):
             for statement in policy.get("PolicyDocument", {}).get("Statement", []):
-                targets = statement.get("Resource", [])
-                for text in strings_in(targets):
-                    if "*" in text and not any(p.match(text) for p in ALLOWED_WILDCARD):
-                        problems.append(f"{name}: wildcard IAM resource {text!r}")
-                if "NotResource" in statement:
-                    problems.append(f"{name}: NotResource grants everything else")
-    for name, policy in resources(template, "AWS::IAM::Policy").items():
+                yield name, statement
+
+
+def iam_problems(template):
+    problems = []
+    for name, statement in statements_of(template):
+        targets = list(strings_in(statement.get("Resource", [])))
+        for text in targets:
+            if "*" in text and not any(p.match(text) for p in ALLOWED_WILDCARD):
+                problems.append(f"{name}: wildcard IAM resource {text!r}")
+        if "NotResource" in statement:
+            problems.append(f"{name}: NotResource grants everything else")
+        # An index is read-only: a write action there is a grant no call can use.
+        if any("/index/" in text for text in targets):
+            extra = sorted(set(as_list(statement.get("Action", []))) - INDEX_ACTIONS)
+            if extra:
+                problems.append(f"{name}: {extra} on an index ARN (an index is only queried)")
+    for name in resources(template, "AWS::IAM::Policy"):
         problems.append(f"{name}: a stand-alone IAM policy; grant through the function roles")
     return problems
 
 
-def check(template, zips_dir=None, expect_authorizer=False):
+def function_problems(functions):
     problems = []
-    functions = resources(template, "AWS::Lambda::Function")
     if not functions:
         problems.append("no Lambda functions in the template")
+    keys = {}
     for name, fn in functions.items():
         props = fn.get("Properties", {})
         if props.get("Runtime") != RUNTIME:
             problems.append(f"{name}: runtime {props.get('Runtime')!r}, expected {RUNTIME!r}")
         if props.get("Handler") != "bootstrap":
             problems.append(f"{name}: handler {props.get('Handler')!r}, expected 'bootstrap'")
+        key = props.get("Code", {}).get("S3Key")
+        if key is not None:
+            keys.setdefault(json.dumps(key), []).append(name)
+    for key, names in keys.items():
+        if len(names) > 1:
+            problems.append(f"{sorted(names)} share the S3 key {key}: each would run the other's code")
+    return problems
+
+
+def hard_coded_suffix_problems(template, functions):
+    places = {f"{name} environment": fn.get("Properties", {}).get("Environment", {})
+              for name, fn in functions.items()}
+    places.update({f"output {name}": output for name, output in template.get("Outputs", {}).items()})
+    return [f"{place}: hard-coded 'amazonaws.com'; use ${{AWS::URLSuffix}} (amazonaws.com.cn in China)"
+            for place, value in places.items()
+            if any("amazonaws.com" in text for text in all_strings(value))]
+
+
+def route_problems(template, functions, expect_authorizer):
+    problems = []
     route_resources = resources(template, "AWS::ApiGatewayV2::Route").values()
     routes = {r["Properties"].get("RouteKey") for r in route_resources}
     for missing in sorted(REQUIRED_ROUTES - routes):
@@ -83,6 +149,62 @@ def check(template, zips_dir=None, expect_authorizer=False):
         problems.append(f"authorizer on {sorted(authorized - {'$connect'})}: only $connect can be authorized")
     if expect_authorizer and "$connect" not in authorized:
         problems.append("$connect has no authorizer (auth is on by default)")
+    if "$connect" in authorized:
+        for name in connect_functions(template):
+            variables = functions.get(name, {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
+            if variables.get("REQUIRE_PRINCIPAL") != "true":
+                problems.append(f"{name}: REQUIRE_PRINCIPAL is not 'true' behind an authorized $connect")
+    problems += secret_problems(functions, "$connect" in authorized)
+    return problems
+
+
+def connect_functions(template):
+    """The functions the $connect route invokes: route -> integration -> function."""
+    integrations = resources(template, "AWS::ApiGatewayV2::Integration")
+    names = set()
+    for route in resources(template, "AWS::ApiGatewayV2::Route").values():
+        if route["Properties"].get("RouteKey") != "$connect":
+            continue
+        for integration in referenced(route["Properties"].get("Target"), integrations):
+            names |= referenced(integrations[integration]["Properties"].get("IntegrationUri"),
+                                resources(template, "AWS::Lambda::Function"))
+    return names
+
+
+def referenced(value, candidates):
+    """The logical ids among `candidates` that `value` names through Ref or Fn::GetAtt."""
+    found = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and inner in candidates:
+                found.add(inner)
+            elif key == "Fn::GetAtt" and isinstance(inner, list) and inner and inner[0] in candidates:
+                found.add(inner[0])
+            else:
+                found |= referenced(inner, candidates)
+    elif isinstance(value, list):
+        for item in value:
+            found |= referenced(item, candidates)
+    return found
+
+
+def secret_problems(functions, connect_authorized):
+    """The SSM secret must be referenced only when it is used: without the parameter, a deploy
+    that does not need it would fail."""
+    problems = []
+    for name, fn in functions.items():
+        variables = fn.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        if not any(SSM_REFERENCE in text for text in all_strings(variables)):
+            continue
+        if not connect_authorized:
+            problems.append(f"{name}: references the SSM secret, but $connect has no authorizer")
+        if variables.get("JWKS_URL"):
+            problems.append(f"{name}: references the SSM secret, but verifies with a JWKS URL")
+    return problems
+
+
+def table_problems(template):
+    problems = []
     tables = resources(template, "AWS::DynamoDB::Table")
     if not tables:
         problems.append("no DynamoDB table")
@@ -97,38 +219,115 @@ def check(template, zips_dir=None, expect_authorizer=False):
             problems.append(f"{name}: server-side encryption is off")
         if props.get("BillingMode") != "PAY_PER_REQUEST":
             problems.append(f"{name}: not on-demand")
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if table.get(policy) != "Retain":
+                problems.append(f"{name}: {policy} is {table.get(policy)!r}, expected 'Retain'")
     for name, group in resources(template, "AWS::Logs::LogGroup").items():
         if "RetentionInDays" not in group.get("Properties", {}):
             problems.append(f"{name}: no log retention")
-    problems += wildcard_problems(template)
-    if zips_dir is not None:
-        problems += zip_problems(Path(zips_dir))
     return problems
 
 
-def zip_problems(zips_dir):
+def number(value):
+    """A throttling limit as a number; None when absent or not a literal number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def limits(settings):
+    return number(settings.get("ThrottlingRateLimit")), number(settings.get("ThrottlingBurstLimit"))
+
+
+def stage_problems(template, expect_production):
     problems = []
-    for function in ("connect", "disconnect", "default", "authorizer"):
-        path = zips_dir / function / "bootstrap.zip"
-        if not path.is_file():
-            problems.append(f"{path}: missing (run cargo lambda build --release --output-format zip)")
+    stages = resources(template, "AWS::ApiGatewayV2::Stage")
+    if not stages:
+        problems.append("no API Gateway stage")
+    for name, stage in stages.items():
+        props = stage.get("Properties", {})
+        stage_limits = limits(props.get("DefaultRouteSettings", {}))
+        default_limits = limits(props.get("RouteSettings", {}).get("$default", {}))
+        if None in stage_limits or None in default_limits:
+            problems.append(f"{name}: throttling (rate and burst, as numbers) must be set on the stage and on $default")
+        else:
+            pairs = list(zip(default_limits, stage_limits))
+            if any(route > stage_limit for route, stage_limit in pairs):
+                problems.append(f"{name}: $default throttled at {default_limits}, looser than the stage's {stage_limits}")
+            elif expect_production and not any(route < stage_limit for route, stage_limit in pairs):
+                problems.append(f"{name}: $default is no stricter than the stage ({default_limits})")
+        for route, settings in [("stage", props.get("DefaultRouteSettings", {}))] + list(props.get("RouteSettings", {}).items()):
+            if settings.get("DataTraceEnabled"):
+                problems.append(f"{name}: DataTraceEnabled on {route} logs whole requests, token included")
+        access_log = props.get("AccessLogSettings")
+        if access_log is None:
+            if expect_production:
+                problems.append(f"{name}: no access log")
             continue
-        with zipfile.ZipFile(path) as archive:
-            info = {i.filename: i for i in archive.infolist()}
-            if "bootstrap" not in info:
-                problems.append(f"{path}: no 'bootstrap' at the root")
-            elif not (info["bootstrap"].external_attr >> 16) & 0o111:
-                problems.append(f"{path}: 'bootstrap' is not executable")
+        log_format = str(access_log.get("Format", ""))
+        leaks = [v for v in LEAKY_LOG_VARIABLES if v in log_format.lower()]
+        if leaks:
+            problems.append(f"{name}: the access log format names {leaks}, which could write the token")
+    return problems
+
+
+def production_function_problems(functions):
+    return [f"{name}: no reserved concurrency" for name, fn in functions.items()
+            if "ReservedConcurrentExecutions" not in fn.get("Properties", {})]
+
+
+def artifact_problems(template_path, template, service_dir):
+    """Checks the zips `serverless deploy --package` would upload against their functions."""
+    state_path = Path(template_path).parent / "serverless-state.json"
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError) as e:
+        return [f"{state_path}: cannot read the packaged service ({e})"]
+    by_function_name = {fn.get("Properties", {}).get("FunctionName"): fn
+                        for fn in resources(template, "AWS::Lambda::Function").values()}
+    problems = []
+    for name, function in state.get("service", {}).get("functions", {}).items():
+        artifact = function.get("package", {}).get("artifact")
+        resource = by_function_name.get(function.get("name"))
+        if not artifact or resource is None:
+            problems.append(f"function {name}: no artifact or no resource in the template")
+            continue
+        # Lambda's default when Architectures is absent.
+        architecture = resource.get("Properties", {}).get("Architectures", ["x86_64"])[0]
+        path = Path(service_dir) / artifact
+        if not path.is_file():
+            problems.append(f"{path}: missing (scripts/deploy builds and stages it)")
+        else:
+            problems += artifacts.architecture_problems(path, architecture)
+    return problems
+
+
+def check(template, expect_authorizer=False, expect_production=False):
+    functions = resources(template, "AWS::Lambda::Function")
+    problems = function_problems(functions)
+    problems += route_problems(template, functions, expect_authorizer)
+    problems += table_problems(template)
+    problems += iam_problems(template)
+    problems += hard_coded_suffix_problems(template, functions)
+    problems += stage_problems(template, expect_production)
+    if expect_production:
+        problems += production_function_problems(functions)
     return problems
 
 
 def main(argv):
-    if len(argv) < 2:
+    if len(argv) < 2 or argv[1].startswith("-"):
         print(__doc__)
         return 2
-    template = json.loads(Path(argv[1]).read_text())
-    zips = argv[argv.index("--zips") + 1] if "--zips" in argv else None
-    problems = check(template, zips, expect_authorizer="--expect-authorizer" in argv)
+    template_path = Path(argv[1])
+    template = json.loads(template_path.read_text())
+    problems = check(template, expect_authorizer="--expect-authorizer" in argv,
+                     expect_production="--expect-production" in argv)
+    if "--artifacts" in argv:
+        # serverless resolves artifact paths from the service directory: infra/, where the
+        # package directory (.serverless by default) lives.
+        problems += artifact_problems(template_path, template, template_path.resolve().parent.parent)
     for p in problems:
         print(f"check_template: {p}")
     if problems:

@@ -1,6 +1,7 @@
 """The template check must catch each fault it names: each test breaks a good template one way."""
-import copy
+import json
 import os
+import struct
 import sys
 import tempfile
 import unittest
@@ -8,43 +9,96 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
+import artifacts  # noqa: E402
 import check_template  # noqa: E402
+
+CONNECTIONS_ARN = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebsocketsApi}/dev/%s/@connections/*"
+SSM_SECRET = "{{resolve:ssm:/ws-chat/dev/jwt-secret}}"
 
 
 def minimal():
     return {
         "Resources": {
-            "ConnectLambdaFunction": {"Type": "AWS::Lambda::Function", "Properties": {"Runtime": "provided.al2023", "Handler": "bootstrap"}},
+            "ConnectLambdaFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+                "Runtime": "provided.al2023", "Handler": "bootstrap", "FunctionName": "ws-chat-dev-connect",
+                "Architectures": ["arm64"], "Code": {"S3Key": "serverless/ws-chat/dev/1/connect.zip"},
+                "Environment": {"Variables": {
+                    "REQUIRE_PRINCIPAL": "true",
+                    "MANAGEMENT_ENDPOINT": {"Fn::Sub": "https://${WebsocketsApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/dev"}}}}},
+            "AuthorizerLambdaFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+                "Runtime": "provided.al2023", "Handler": "bootstrap", "FunctionName": "ws-chat-dev-authorizer",
+                "Architectures": ["arm64"], "Code": {"S3Key": "serverless/ws-chat/dev/1/authorizer.zip"},
+                "Environment": {"Variables": {"JWKS_URL": "", "JWT_SECRET": SSM_SECRET}}}},
             "ConnectLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 14}},
-            "R1": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"RouteKey": "$connect"}},
+            "ConnectIntegration": {"Type": "AWS::ApiGatewayV2::Integration", "Properties": {
+                "IntegrationUri": {"Fn::Join": ["", ["arn:", {"Fn::GetAtt": ["ConnectLambdaFunction", "Arn"]}, "/invocations"]]}}},
+            "R1": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {
+                "RouteKey": "$connect", "AuthorizationType": "CUSTOM", "AuthorizerId": {"Ref": "A"},
+                "Target": {"Fn::Join": ["/", ["integrations", {"Ref": "ConnectIntegration"}]]}}},
             "R2": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"RouteKey": "$disconnect"}},
             "R3": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"RouteKey": "$default"}},
-            "ConnectionsTable": {"Type": "AWS::DynamoDB::Table", "Properties": {
+            "Stage": {"Type": "AWS::ApiGatewayV2::Stage", "Properties": {
+                "DefaultRouteSettings": {"ThrottlingRateLimit": "500", "ThrottlingBurstLimit": "1000"},
+                "RouteSettings": {"$default": {"ThrottlingRateLimit": "100", "ThrottlingBurstLimit": "200"}}}},
+            "ConnectionsTable": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain", "Properties": {
                 "BillingMode": "PAY_PER_REQUEST",
                 "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "SSESpecification": {"SSEEnabled": True}}},
             "DefaultRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyDocument": {"Statement": [
                 {"Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": {"Fn::GetAtt": ["ConnectLogGroup", "Arn"]}},
+                {"Effect": "Allow", "Action": ["dynamodb:Query"],
+                 "Resource": {"Fn::Join": ["/", [{"Fn::GetAtt": ["ConnectionsTable", "Arn"]}, "index", "connections"]]}},
                 {"Effect": "Allow", "Action": ["execute-api:ManageConnections"], "Resource": [
-                    {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebsocketsApi}/dev/POST/@connections/*"}]},
+                    {"Fn::Sub": CONNECTIONS_ARN % "POST"}]},
             ]}}]}},
-        }
+        },
+        "Outputs": {"WebSocketUrl": {"Value": {"Fn::Sub": "wss://${WebsocketsApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/dev"}}},
     }
 
 
+def resource(template, name):
+    return template["Resources"][name]
+
+
 def statements(template):
-    return template["Resources"]["DefaultRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    return resource(template, "DefaultRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+def stage(template):
+    return resource(template, "Stage")["Properties"]
+
+
+def variables(template, function):
+    return resource(template, function)["Properties"]["Environment"]["Variables"]
+
+
+def problems_mentioning(text, template, **options):
+    return [p for p in check_template.check(template, **options) if text in p]
+
+
+def elf_header(machine, elf_class=2):
+    """The first bytes of a 64-bit little-endian ELF executable for `machine`."""
+    return b"\x7fELF" + bytes([elf_class, 1, 1]) + bytes(9) + struct.pack("<HH", 2, machine) + bytes(44)
+
+
+def write_zip(path, content, name="bootstrap", mode=0o755):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        entry = zipfile.ZipInfo(name)
+        entry.external_attr = mode << 16
+        archive.writestr(entry, content)
+    return path
 
 
 class TemplateCheck(unittest.TestCase):
     def test_a_good_template_passes(self):
-        self.assertEqual(check_template.check(minimal()), [])
+        self.assertEqual(check_template.check(minimal(), expect_authorizer=True), [])
 
     def test_a_wrong_runtime_fails(self):
         t = minimal()
-        t["Resources"]["ConnectLambdaFunction"]["Properties"]["Runtime"] = "provided.al2"
-        self.assertTrue(any("runtime" in p for p in check_template.check(t)))
+        resource(t, "ConnectLambdaFunction")["Properties"]["Runtime"] = "provided.al2"
+        self.assertTrue(problems_mentioning("runtime", t))
 
     def test_a_missing_route_fails(self):
         t = minimal()
@@ -53,13 +107,19 @@ class TemplateCheck(unittest.TestCase):
 
     def test_ttl_off_fails(self):
         t = minimal()
-        t["Resources"]["ConnectionsTable"]["Properties"]["TimeToLiveSpecification"]["Enabled"] = False
-        self.assertTrue(any("TTL" in p for p in check_template.check(t)))
+        resource(t, "ConnectionsTable")["Properties"]["TimeToLiveSpecification"]["Enabled"] = False
+        self.assertTrue(problems_mentioning("TTL", t))
+
+    def test_a_table_deleted_with_the_stack_or_on_replacement_fails(self):
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            t = minimal()
+            resource(t, "ConnectionsTable")[policy] = "Delete"
+            self.assertEqual(problems_mentioning(policy, t), [f"ConnectionsTable: {policy} is 'Delete', expected 'Retain'"])
 
     def test_a_bare_wildcard_resource_fails(self):
         t = minimal()
         statements(t).append({"Effect": "Allow", "Action": ["dynamodb:Scan"], "Resource": "*"})
-        self.assertTrue(any("wildcard" in p for p in check_template.check(t)))
+        self.assertTrue(problems_mentioning("wildcard", t))
 
     def test_a_wildcard_inside_an_arn_fails(self):
         for arn in [
@@ -69,28 +129,154 @@ class TemplateCheck(unittest.TestCase):
         ]:
             t = minimal()
             statements(t).append({"Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": [arn]})
-            self.assertTrue(any("wildcard" in p for p in check_template.check(t)), arn)
+            self.assertTrue(problems_mentioning("wildcard", t), arn)
 
-    def test_a_zip_without_bootstrap_fails_and_one_with_it_passes(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            for function in ("connect", "disconnect", "default", "authorizer"):
-                folder = Path(tmp) / function
-                folder.mkdir()
-                with zipfile.ZipFile(folder / "bootstrap.zip", "w") as z:
-                    entry = zipfile.ZipInfo("bootstrap" if function != "default" else "main")
-                    entry.external_attr = 0o755 << 16
-                    z.writestr(entry, b"\x7fELF")
-            problems = check_template.zip_problems(Path(tmp))
-            self.assertEqual(problems, [f"{Path(tmp) / 'default' / 'bootstrap.zip'}: no 'bootstrap' at the root"])
+    def test_get_and_delete_on_connections_fail_because_no_use_case_calls_them(self):
+        for method in ("GET", "DELETE"):
+            t = minimal()
+            statements(t)[2]["Resource"].append({"Fn::Sub": CONNECTIONS_ARN % method})
+            self.assertEqual(len(problems_mentioning(f"/{method}/@connections", t)), 1, method)
 
+    def test_a_write_action_on_an_index_arn_fails(self):
+        t = minimal()
+        statements(t)[1]["Action"] = ["dynamodb:Query", "dynamodb:PutItem"]
+        self.assertEqual(problems_mentioning("index", t), ["DefaultRole: ['dynamodb:PutItem'] on an index ARN (an index is only queried)"])
+
+    def test_a_hard_coded_amazonaws_com_in_the_endpoint_or_an_output_fails(self):
+        t = minimal()
+        variables(t, "ConnectLambdaFunction")["MANAGEMENT_ENDPOINT"] = {
+            "Fn::Join": ["", ["https://", {"Ref": "WebsocketsApi"}, ".execute-api.", {"Ref": "AWS::Region"}, ".amazonaws.com/dev"]]}
+        t["Outputs"]["WebSocketUrl"]["Value"] = {"Fn::Sub": "wss://${WebsocketsApi}.execute-api.${AWS::Region}.amazonaws.com/dev"}
+        self.assertEqual(len(problems_mentioning("AWS::URLSuffix", t)), 2)
+
+    def test_two_functions_under_one_s3_key_fail(self):
+        t = minimal()
+        for name in ("ConnectLambdaFunction", "AuthorizerLambdaFunction"):
+            resource(t, name)["Properties"]["Code"]["S3Key"] = "serverless/ws-chat/dev/1/bootstrap.zip"
+        self.assertTrue(problems_mentioning("share the S3 key", t))
 
     def test_an_authorizer_off_connect_fails_and_a_missing_one_fails_when_expected(self):
         t = minimal()
-        self.assertIn("$connect has no authorizer (auth is on by default)", check_template.check(t, expect_authorizer=True))
-        t["Resources"]["R1"]["Properties"].update({"AuthorizationType": "CUSTOM", "AuthorizerId": {"Ref": "A"}})
         self.assertEqual(check_template.check(t, expect_authorizer=True), [])
-        t["Resources"]["R3"]["Properties"]["AuthorizationType"] = "CUSTOM"
-        self.assertTrue(any("only $connect" in p for p in check_template.check(t)))
+        resource(t, "R3")["Properties"]["AuthorizationType"] = "CUSTOM"
+        self.assertTrue(problems_mentioning("only $connect", t))
+        t = minimal()
+        resource(t, "R1")["Properties"]["AuthorizationType"] = "NONE"
+        self.assertIn("$connect has no authorizer (auth is on by default)", check_template.check(t, expect_authorizer=True))
+
+    def test_an_authorized_connect_whose_lambda_does_not_require_a_principal_fails(self):
+        t = minimal()
+        del variables(t, "ConnectLambdaFunction")["REQUIRE_PRINCIPAL"]
+        self.assertEqual(problems_mentioning("REQUIRE_PRINCIPAL", t),
+                         ["ConnectLambdaFunction: REQUIRE_PRINCIPAL is not 'true' behind an authorized $connect"])
+
+    def test_the_ssm_secret_referenced_without_an_authorizer_or_beside_a_jwks_url_fails(self):
+        t = minimal()
+        resource(t, "R1")["Properties"]["AuthorizationType"] = "NONE"
+        self.assertTrue(problems_mentioning("SSM secret, but $connect has no authorizer", t))
+        t = minimal()
+        variables(t, "AuthorizerLambdaFunction")["JWKS_URL"] = "https://example.com/jwks.json"
+        self.assertTrue(problems_mentioning("SSM secret, but verifies with a JWKS URL", t))
+
+    def test_a_stage_without_throttling_or_with_a_looser_default_route_fails(self):
+        t = minimal()
+        del stage(t)["RouteSettings"]
+        self.assertTrue(problems_mentioning("throttling (rate and burst, as numbers) must be set", t))
+        t = minimal()
+        stage(t)["DefaultRouteSettings"]["ThrottlingRateLimit"] = {"Ref": "SomeParameter"}
+        self.assertTrue(problems_mentioning("as numbers", t))
+        t = minimal()
+        stage(t)["RouteSettings"]["$default"]["ThrottlingBurstLimit"] = "2000"
+        self.assertTrue(problems_mentioning("looser than the stage", t))
+
+    def test_full_request_logging_fails(self):
+        t = minimal()
+        stage(t)["DefaultRouteSettings"]["DataTraceEnabled"] = True
+        self.assertTrue(problems_mentioning("DataTraceEnabled", t))
+
+    def test_an_access_log_that_could_write_the_token_fails(self):
+        for variable in ("$context.requestOverride.querystring.token", "$request.querystring.token", "$input.params('token')"):
+            t = minimal()
+            stage(t)["AccessLogSettings"] = {"DestinationArn": "arn", "Format": '{"id":"$context.requestId","t":"%s"}' % variable}
+            self.assertTrue(problems_mentioning("could write the token", t), variable)
+
+    def test_production_needs_an_access_log_reserved_concurrency_and_a_stricter_default_route(self):
+        t = minimal()
+        self.assertEqual(sorted(check_template.check(t, expect_production=True)), [
+            "AuthorizerLambdaFunction: no reserved concurrency",
+            "ConnectLambdaFunction: no reserved concurrency",
+            "Stage: no access log",
+        ])
+        stage(t)["RouteSettings"]["$default"] = dict(stage(t)["DefaultRouteSettings"])
+        self.assertTrue(problems_mentioning("no stricter than the stage", t, expect_production=True))
+        t = minimal()
+        stage(t)["AccessLogSettings"] = {"DestinationArn": "arn", "Format": '{"id":"$context.requestId"}'}
+        for name in ("ConnectLambdaFunction", "AuthorizerLambdaFunction"):
+            resource(t, name)["Properties"]["ReservedConcurrentExecutions"] = 10
+        self.assertEqual(check_template.check(t, expect_production=True), [])
+
+
+class Artifacts(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = Path(self.tmp.name)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def zip_for(self, machine, file_name="connect.zip", **entry):
+        return write_zip(self.dir / file_name, elf_header(machine), **entry)
+
+    def test_a_zip_matching_its_architecture_passes(self):
+        self.assertEqual(artifacts.architecture_problems(self.zip_for(183), "arm64"), [])
+        self.assertEqual(artifacts.architecture_problems(self.zip_for(62), "x86_64"), [])
+
+    def test_an_x86_64_binary_on_an_arm64_function_fails(self):
+        path = self.zip_for(62)
+        self.assertEqual(artifacts.architecture_problems(path, "arm64"),
+                         [f"{path}: 'bootstrap' is built for x86_64, the function runs on arm64"])
+
+    def test_an_arm64_binary_on_an_x86_64_function_fails(self):
+        path = self.zip_for(183)
+        self.assertEqual(artifacts.architecture_problems(path, "x86_64"),
+                         [f"{path}: 'bootstrap' is built for arm64, the function runs on x86_64"])
+
+    def test_a_zip_without_an_executable_elf_bootstrap_fails(self):
+        cases = {
+            "no 'bootstrap' at the root": self.zip_for(183, "a.zip", name="main"),
+            "'bootstrap' is not executable": self.zip_for(183, "b.zip", mode=0o644),
+            "is not an ELF binary": write_zip(self.dir / "c.zip", b"#!/bin/sh\n"),
+            "not a 64-bit little-endian ELF": write_zip(self.dir / "d.zip", elf_header(183, elf_class=1)),
+        }
+        for reason, path in cases.items():
+            problems = artifacts.architecture_problems(path, "arm64")
+            self.assertEqual(len(problems), 1, reason)
+            self.assertIn(reason, problems[0])
+
+    def test_staging_refuses_the_wrong_architecture_and_copies_nothing(self):
+        for function in artifacts.FUNCTIONS:
+            write_zip(self.dir / "lambda" / function / "bootstrap.zip", elf_header(62))
+        target = self.dir / "deploy" / "arm64"
+        problems = artifacts.stage("arm64", self.dir / "lambda", target)
+        self.assertEqual(len(problems), len(artifacts.FUNCTIONS))
+        self.assertFalse(target.exists())
+        self.assertEqual(artifacts.stage("x86_64", self.dir / "lambda", self.dir / "deploy" / "x86_64"), [])
+        self.assertEqual(sorted(p.name for p in (self.dir / "deploy" / "x86_64").iterdir()),
+                         sorted(f"{f}.zip" for f in artifacts.FUNCTIONS))
+
+    def test_the_template_check_reads_each_packaged_artifact_against_its_function(self):
+        package = self.dir / "infra" / ".serverless"
+        package.mkdir(parents=True)
+        state = {"service": {"functions": {
+            "connect": {"name": "ws-chat-dev-connect", "package": {"artifact": "../build/connect.zip"}},
+            "authorizer": {"name": "ws-chat-dev-authorizer", "package": {"artifact": "../build/authorizer.zip"}},
+        }}}
+        (package / "serverless-state.json").write_text(json.dumps(state))
+        write_zip(self.dir / "build" / "connect.zip", elf_header(183))
+        write_zip(self.dir / "build" / "authorizer.zip", elf_header(62))
+        template_path = package / "cloudformation-template-update-stack.json"
+        problems = check_template.artifact_problems(template_path, minimal(), self.dir / "infra")
+        self.assertEqual(problems, [f"{self.dir / 'infra' / '../build/authorizer.zip'}: 'bootstrap' is built for x86_64, the function runs on arm64"])
 
 
 if __name__ == "__main__":

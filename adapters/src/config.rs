@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use domain::Settings;
 
-use crate::apigateway::{EndpointError, ManagementEndpoint};
+use crate::apigateway::{EndpointError, ManagementEndpoint, url_suffix_for};
 use crate::dynamodb::DynamoSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +18,7 @@ pub enum ConfigError {
         reason: String,
     },
     #[error(
-        "the management endpoint is not configured: set MANAGEMENT_ENDPOINT (https://{{apiId}}.execute-api.{{region}}.amazonaws.com/{{stage}}), or API_ID and STAGE with AWS_REGION"
+        "the management endpoint is not configured: set MANAGEMENT_ENDPOINT (https://{{apiId}}.execute-api.{{region}}.amazonaws.com/{{stage}}), or API_ID and STAGE with AWS_REGION (and AWS_URL_SUFFIX outside the aws and aws-cn partitions)"
     )]
     NoEndpoint,
     #[error(transparent)]
@@ -31,6 +31,9 @@ pub struct ServiceConfig {
     pub dynamo: DynamoSettings,
     pub endpoint: ManagementEndpoint,
     pub settings: Settings,
+    /// Refuse a `$connect` that carries no authorizer principal (`REQUIRE_PRINCIPAL`): set when
+    /// the stack deploys the authorizer, so a route that lost it fails closed.
+    pub require_principal: bool,
 }
 
 impl ServiceConfig {
@@ -47,7 +50,9 @@ impl ServiceConfig {
             (Some(url), _, _) if !url.is_empty() => ManagementEndpoint::parse(&url)?,
             (_, Some(api), Some(stage)) => {
                 let region = get("AWS_REGION").ok_or(ConfigError::Missing("AWS_REGION"))?;
-                ManagementEndpoint::for_api(&api, &region, &stage)?
+                let suffix =
+                    get("AWS_URL_SUFFIX").unwrap_or_else(|| url_suffix_for(&region).to_string());
+                ManagementEndpoint::for_api_with_suffix(&api, &region, &suffix, &stage)?
             }
             _ => return Err(ConfigError::NoEndpoint),
         };
@@ -81,6 +86,7 @@ impl ServiceConfig {
             dynamo,
             endpoint,
             settings,
+            require_principal: parse_or(&get, "REQUIRE_PRINCIPAL", false)?,
         })
     }
 }
@@ -136,6 +142,43 @@ mod tests {
         assert_eq!(
             c.endpoint.as_str(),
             "https://abc.execute-api.eu-west-1.amazonaws.com/dev"
+        );
+    }
+
+    #[test]
+    fn the_url_suffix_follows_the_region_unless_set() {
+        let parts = [
+            ("CONNECTIONS_TABLE", "t"),
+            ("API_ID", "abc"),
+            ("STAGE", "dev"),
+            ("AWS_REGION", "cn-northwest-1"),
+        ];
+        assert_eq!(
+            config(&parts).unwrap().endpoint.as_str(),
+            "https://abc.execute-api.cn-northwest-1.amazonaws.com.cn/dev"
+        );
+        let overridden = [parts.as_slice(), &[("AWS_URL_SUFFIX", "example.aws")]].concat();
+        assert_eq!(
+            config(&overridden).unwrap().endpoint.as_str(),
+            "https://abc.execute-api.cn-northwest-1.example.aws/dev"
+        );
+    }
+
+    #[test]
+    fn require_principal_is_off_unless_set_and_must_be_a_boolean() {
+        let base = [
+            ("CONNECTIONS_TABLE", "t"),
+            ("MANAGEMENT_ENDPOINT", "https://x/prod"),
+        ];
+        assert!(!config(&base).unwrap().require_principal);
+        let on = [base.as_slice(), &[("REQUIRE_PRINCIPAL", "true")]].concat();
+        assert!(config(&on).unwrap().require_principal);
+        let typo = [base.as_slice(), &[("REQUIRE_PRINCIPAL", "yes")]].concat();
+        assert!(
+            config(&typo)
+                .unwrap_err()
+                .to_string()
+                .starts_with("REQUIRE_PRINCIPAL = \"yes\"")
         );
     }
 

@@ -58,4 +58,5 @@ pub async fn aws_handler(config: &ServiceConfig) -> AwsHandler {
     let repo = DynamoConnectionRepository::new(dynamodb_client(&sdk, None), config.dynamo.clone());
     let notifier = ApiGatewayNotifier::new(&sdk, &config.endpoint, NotifierTimeouts::default());
     WebSocketHandler::new(service(repo, notifier, config.settings.clone()))
+        .requiring_principal(config.require_principal)
 }

@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-/// `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`, a custom domain with its base path,
-/// or the local gateway's `http://127.0.0.1:3001/{stage}`. Never ends with `/`.
+/// `https://{apiId}.execute-api.{region}.{urlSuffix}/{stage}`, a custom domain with its base path
+/// (which may be empty), or the local gateway's `http://127.0.0.1:3001/{stage}`. Never ends with
+/// `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagementEndpoint(String);
 
@@ -17,7 +18,7 @@ pub enum EndpointError {
     #[error("the management endpoint {0:?} has no host")]
     NoHost(String),
     #[error(
-        "the management endpoint {0:?} has no stage path (e.g. https://abc123.execute-api.eu-west-1.amazonaws.com/prod)"
+        "the management endpoint {0:?} has no stage path (e.g. https://abc123.execute-api.eu-west-1.amazonaws.com/prod); only a custom domain may have an empty base path"
     )]
     NoStage(String),
     #[error("{field} must not be empty or contain '/' or spaces, got {value:?}")]
@@ -36,15 +37,33 @@ impl ManagementEndpoint {
         if host.is_empty() {
             return Err(EndpointError::NoHost(url.to_string()));
         }
-        if path.is_empty() {
+        // API Gateway's own host always needs the stage; a custom domain mapped with an empty
+        // base path serves `@connections` at its root.
+        if path.is_empty() && host.contains(".execute-api.") {
             return Err(EndpointError::NoStage(url.to_string()));
         }
         Ok(Self(trimmed.to_string()))
     }
 
-    /// Builds the endpoint API Gateway gives every WebSocket API.
+    /// Builds the endpoint API Gateway gives every WebSocket API, in `region`'s partition.
     pub fn for_api(api_id: &str, region: &str, stage: &str) -> Result<Self, EndpointError> {
-        for (field, value) in [("API id", api_id), ("region", region), ("stage", stage)] {
+        Self::for_api_with_suffix(api_id, region, url_suffix_for(region), stage)
+    }
+
+    /// Builds the endpoint with an explicit DNS suffix (CloudFormation's `AWS::URLSuffix`), for a
+    /// partition `url_suffix_for` does not know.
+    pub fn for_api_with_suffix(
+        api_id: &str,
+        region: &str,
+        url_suffix: &str,
+        stage: &str,
+    ) -> Result<Self, EndpointError> {
+        for (field, value) in [
+            ("API id", api_id),
+            ("region", region),
+            ("URL suffix", url_suffix),
+            ("stage", stage),
+        ] {
             if value.is_empty() || value.contains(['/', ' ']) {
                 return Err(EndpointError::BadPart {
                     field,
@@ -53,12 +72,23 @@ impl ManagementEndpoint {
             }
         }
         Self::parse(&format!(
-            "https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
+            "https://{api_id}.execute-api.{region}.{url_suffix}/{stage}"
         ))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The DNS suffix of AWS endpoints in `region`'s partition, as CloudFormation's `AWS::URLSuffix`
+/// gives it: `amazonaws.com.cn` in the China regions, `amazonaws.com` elsewhere. Other partitions
+/// set `AWS_URL_SUFFIX` (see `ServiceConfig`).
+pub fn url_suffix_for(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
     }
 }
 
@@ -79,6 +109,38 @@ mod tests {
             e.as_str(),
             "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
         );
+    }
+
+    #[test]
+    fn the_china_partition_gets_its_own_url_suffix() {
+        let e = ManagementEndpoint::for_api("abc123", "cn-north-1", "prod").unwrap();
+        assert_eq!(
+            e.as_str(),
+            "https://abc123.execute-api.cn-north-1.amazonaws.com.cn/prod"
+        );
+    }
+
+    #[test]
+    fn an_explicit_url_suffix_wins() {
+        let e = ManagementEndpoint::for_api_with_suffix("abc", "eu-x-1", "example.aws", "prod")
+            .unwrap();
+        assert_eq!(
+            e.as_str(),
+            "https://abc.execute-api.eu-x-1.example.aws/prod"
+        );
+        assert!(matches!(
+            ManagementEndpoint::for_api_with_suffix("abc", "eu-west-1", "", "prod"),
+            Err(EndpointError::BadPart {
+                field: "URL suffix",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_custom_domain_mapped_with_an_empty_base_path_is_accepted() {
+        let e = ManagementEndpoint::parse("https://ws.example.com/").unwrap();
+        assert_eq!(e.as_str(), "https://ws.example.com");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! API Gateway WebSocket events in, domain calls, proxy responses out: shared by the Lambdas and
 //! the local gateway, so both run exactly this code.
 //!
-//! Status codes: `$connect` answers 200 with no body (a body can break the handshake). A client
+//! Status codes: `$connect` answers 200 with no body (a body can break the handshake), or 403 when
+//! the handler requires a principal and the event carries none (the authorizer is missing from
+//! the route: defence in depth, see `WebSocketHandler::requiring_principal`). A client
 //! mistake in a message is answered with an `error` frame to the sender and a 200 here: API
 //! Gateway has nothing more to tell the client. A service failure (storage down) is an `Err`: the
 //! Lambda fails, and API Gateway sends the client its own `{"message": "Internal server error"}`.
@@ -151,20 +153,37 @@ fn principal_from(json: &Value) -> Result<Option<Principal>, InboundError> {
     .transpose()
 }
 
-fn ok() -> ApiGatewayProxyResponse {
+fn status(code: i64) -> ApiGatewayProxyResponse {
     let mut response = ApiGatewayProxyResponse::default();
-    response.status_code = 200;
+    response.status_code = code;
     response
+}
+
+fn ok() -> ApiGatewayProxyResponse {
+    status(200)
 }
 
 /// Routes events to the domain service.
 pub struct WebSocketHandler<R, N> {
     service: WebSocketService<R, N>,
+    require_principal: bool,
 }
 
 impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
     pub fn new(service: WebSocketService<R, N>) -> Self {
-        Self { service }
+        Self {
+            service,
+            require_principal: false,
+        }
+    }
+
+    /// When `required`, a `$connect` without an authorizer principal is refused with 403 and
+    /// nothing is stored. API Gateway never lets such an event through an authorized route, so
+    /// this only fires when the deployment lost its authorizer; it then fails closed instead of
+    /// admitting anonymous clients.
+    pub fn requiring_principal(mut self, required: bool) -> Self {
+        self.require_principal = required;
+        self
     }
 
     pub fn service(&self) -> &WebSocketService<R, N> {
@@ -184,6 +203,12 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
         event: WebSocketEvent,
     ) -> Result<ApiGatewayProxyResponse, InboundError> {
         match event.route {
+            Route::Connect if self.require_principal && event.principal.is_none() => {
+                tracing::warn!(
+                    "connect refused: no authorizer principal, but REQUIRE_PRINCIPAL is set (is the authorizer on the $connect route?)"
+                );
+                return Ok(status(403));
+            }
             Route::Connect => {
                 let request = ConnectRequest {
                     id: event.connection_id,

@@ -5,5 +5,5 @@ mod endpoint;
 pub mod inbound;
 mod notifier;
 
-pub use endpoint::{EndpointError, ManagementEndpoint};
+pub use endpoint::{EndpointError, ManagementEndpoint, url_suffix_for};
 pub use notifier::{ApiGatewayNotifier, NotifierTimeouts};
