@@ -21,6 +21,18 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::load_defaults(BehaviorVersion::latest()).await
 }
 
+/// An SDK configuration that cannot reach AWS: dummy credentials, a fixed region, and so only the
+/// endpoints a caller names (moto, the local gateway, a stub). For tests, benchmarks and tools.
+pub async fn offline_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "offline", "offline", None, None, "offline",
+        ))
+        .load()
+        .await
+}
+
 /// The DynamoDB client: the SDK's standard retry mode (3 attempts, exponential backoff with
 /// jitter, throttling errors included) and timeouts short enough to fit a Lambda's budget.
 pub fn dynamodb_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {

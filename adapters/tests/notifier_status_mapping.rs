@@ -9,7 +9,8 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use domain::{ClientNotifier, ConnectionId, NotifyError};
+use domain::testing::id;
+use domain::{ClientNotifier, NotifyError};
 use tokio::net::TcpListener;
 
 /// What the server saw: the raw request target, exactly as sent.
@@ -75,13 +76,7 @@ async fn start_server() -> Server {
 }
 
 async fn notifier(endpoint: &str) -> ApiGatewayNotifier {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .load()
-        .await;
+    let sdk = adapters::wiring::offline_sdk_config().await;
     let timeouts = NotifierTimeouts {
         connect: Duration::from_millis(500),
         read: Duration::from_millis(300),
@@ -96,9 +91,6 @@ async fn notifier(endpoint: &str) -> ApiGatewayNotifier {
 /// Whether a send's result is the one a case expects.
 type Expectation = fn(&Result<(), NotifyError>) -> bool;
 
-fn id(raw: &str) -> ConnectionId {
-    ConnectionId::parse(raw).unwrap()
-}
 
 #[tokio::test]
 async fn each_status_maps_to_the_outcome_the_domain_expects() {

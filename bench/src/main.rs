@@ -119,15 +119,7 @@ pub fn forever(raw: &str) -> domain::Connection {
 }
 
 /// Dummy credentials and a fixed region: nothing here may reach AWS.
-pub async fn local_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-            "bench", "bench", None, None, "bench",
-        ))
-        .load()
-        .await
-}
+pub use adapters::wiring::offline_sdk_config as local_sdk_config;
 
 fn raise_open_file_limit() {
     if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {

@@ -1,7 +1,8 @@
 //! The ports: what the domain needs from the outside world, and what every adapter MUST do.
 //!
 //! Adapters live in the `adapters` crate. The in-memory fake and the DynamoDB adapter pass one
-//! contract suite (`tests/tests/repository_contract.rs`), so the rules below are checked, not hoped.
+//! contract suite (`tests/tests/contract/mod.rs`, run by `memory_repository.rs` and
+//! `dynamodb_repository.rs`), so the rules below are checked, not hoped.
 
 use std::time::Duration;
 

@@ -23,13 +23,7 @@ pub fn dynamodb_endpoint() -> String {
 pub async fn local_sdk_config() -> aws_config::SdkConfig {
     // SAFETY of intent: tests set process-wide variables once, before any client is built.
     unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .load()
-        .await
+    adapters::wiring::offline_sdk_config().await
 }
 
 pub async fn dynamodb_client() -> Client {

@@ -13,8 +13,8 @@ use domain::{
 };
 
 use super::codec::{
-    self, CONNECTED_AT, EXPIRES_AT, Item, LIST_PK, LIST_SK, PK, ROOMS, TTL, number_value as n,
-    string_value as s,
+    self, CONNECTED_AT, EXPIRES_AT, Item, LIST_PK, LIST_SK, PK, ROOMS, TTL, number_value,
+    string_value,
 };
 use super::errors::repository_error;
 
@@ -174,17 +174,17 @@ impl ConnectionRepository for DynamoConnectionRepository {
         ];
         let mut remove = Vec::new();
         let mut values = HashMap::from([
-            (":c".to_string(), n(c.connected_at.as_millis())),
-            (":e".to_string(), n(c.expires_at.as_millis())),
-            (":t".to_string(), n(c.expires_at.as_secs_ceil())),
+            (":c".to_string(), number_value(c.connected_at.as_millis())),
+            (":e".to_string(), number_value(c.expires_at.as_millis())),
+            (":t".to_string(), number_value(c.expires_at.as_secs_ceil())),
             (
                 ":lpk".to_string(),
-                s(codec::list_pk(codec::shard_of(
+                string_value(codec::list_pk(codec::shard_of(
                     &c.id,
                     self.settings.list_shards,
                 ))),
             ),
-            (":lsk".to_string(), s(c.id.as_str())),
+            (":lsk".to_string(), string_value(c.id.as_str())),
         ]);
         let optional = [
             (
@@ -199,7 +199,7 @@ impl ConnectionRepository for DynamoConnectionRepository {
             match value {
                 Some(v) => {
                     set.push(format!("#{attr} = {placeholder}"));
-                    values.insert(placeholder.to_string(), s(v));
+                    values.insert(placeholder.to_string(), string_value(v));
                 }
                 None => remove.push(format!("#{attr}")),
             }
@@ -290,14 +290,14 @@ impl ConnectionRepository for DynamoConnectionRepository {
                         ":room",
                         AttributeValue::Ss(vec![room.to_string()]),
                     )
-                    .expression_attribute_values(":name", s(room.as_str()))
-                    .expression_attribute_values(":now", n(now.as_millis()))
-                    .expression_attribute_values(":max", n(max_rooms as u64))
+                    .expression_attribute_values(":name", string_value(room.as_str()))
+                    .expression_attribute_values(":now", number_value(now.as_millis()))
+                    .expression_attribute_values(":max", number_value(max_rooms as u64))
                     .build(),
             )?;
             let mut membership = codec::membership_key(id, room);
-            membership.insert(EXPIRES_AT.into(), n(expires_at.as_millis()));
-            membership.insert(TTL.into(), n(expires_at.as_secs_ceil()));
+            membership.insert(EXPIRES_AT.into(), number_value(expires_at.as_millis()));
+            membership.insert(TTL.into(), number_value(expires_at.as_secs_ceil()));
             let put = build(
                 Put::builder()
                     .table_name(self.table())
@@ -402,8 +402,8 @@ impl ConnectionRepository for DynamoConnectionRepository {
             .transpose()?
             .and_then(|(_, key)| key);
         let values = HashMap::from([
-            (":pk".to_string(), s(codec::room_pk(room))),
-            (":now".to_string(), n(now.as_millis())),
+            (":pk".to_string(), string_value(codec::room_pk(room))),
+            (":now".to_string(), number_value(now.as_millis())),
         ]);
         let (items, last) = self
             .query_page(None, &format!("#{PK} = :pk"), values, start)
@@ -427,8 +427,8 @@ impl ConnectionRepository for DynamoConnectionRepository {
             None => (0, None),
         };
         let values = HashMap::from([
-            (":lpk".to_string(), s(codec::list_pk(shard))),
-            (":now".to_string(), n(now.as_millis())),
+            (":lpk".to_string(), string_value(codec::list_pk(shard))),
+            (":now".to_string(), number_value(now.as_millis())),
         ]);
         let (items, last) = self
             .query_page(
