@@ -73,6 +73,11 @@ impl ServiceConfig {
                 defaults.max_rooms_per_connection,
             )?,
             echo_to_sender: parse_or(&get, "ECHO_TO_SENDER", defaults.echo_to_sender)?,
+            presence_max_members: parse_or(
+                &get,
+                "PRESENCE_MAX_MEMBERS",
+                defaults.presence_max_members,
+            )?,
             ..defaults
         };
         if dynamo.page_size < 1 || dynamo.list_shards < 1 {

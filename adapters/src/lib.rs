@@ -8,5 +8,6 @@ pub mod dynamodb;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod memory;
+pub mod room_policy;
 pub mod telemetry;
 pub mod wiring;

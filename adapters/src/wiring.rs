@@ -13,6 +13,7 @@ use crate::apigateway::{ApiGatewayNotifier, NotifierTimeouts};
 use crate::clock::{SystemClock, TokioSleeper};
 use crate::config::ServiceConfig;
 use crate::dynamodb::DynamoConnectionRepository;
+use crate::room_policy::DefaultRoomPolicy;
 
 pub type AwsHandler = WebSocketHandler<DynamoConnectionRepository, ApiGatewayNotifier>;
 
@@ -62,6 +63,7 @@ pub fn service<R: ConnectionRepository, N: ClientNotifier>(
         Arc::new(TokioSleeper),
         settings,
     )
+    .with_room_policy(Arc::new(DefaultRoomPolicy))
 }
 
 /// The handler the Lambdas run: DynamoDB for storage, `@connections` for replies.

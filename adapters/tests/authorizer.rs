@@ -282,6 +282,7 @@ async fn rs256_and_es256_tokens_verify_against_the_jwks_which_is_fetched_once() 
                 .verify(&rs256(&claims(json!({})), "rsa-1"))
                 .await
                 .unwrap()
+                .principal
                 .as_str(),
             "alice"
         );
@@ -290,6 +291,7 @@ async fn rs256_and_es256_tokens_verify_against_the_jwks_which_is_fetched_once() 
                 .verify(&es256(&claims(json!({"sub": "bob"})), "ec-1"))
                 .await
                 .unwrap()
+                .principal
                 .as_str(),
             "bob"
         );
@@ -339,7 +341,7 @@ async fn an_unknown_kid_refetches_the_jwks_once_so_rotated_keys_work_but_random_
         .await
         .unwrap();
 
-    assert_eq!(principal.as_str(), "alice");
+    assert_eq!(principal.principal.as_str(), "alice");
     assert_eq!(server.fetches.load(Ordering::SeqCst), 2);
 
     let guarded = jwks_verifier(&server, Duration::from_secs(60));

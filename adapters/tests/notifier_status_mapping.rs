@@ -91,7 +91,6 @@ async fn notifier(endpoint: &str) -> ApiGatewayNotifier {
 /// Whether a send's result is the one a case expects.
 type Expectation = fn(&Result<(), NotifyError>) -> bool;
 
-
 #[tokio::test]
 async fn each_status_maps_to_the_outcome_the_domain_expects() {
     let server = start_server().await;

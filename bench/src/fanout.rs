@@ -56,10 +56,10 @@ async fn one_run(
         ..Settings::default()
     };
     let service: WebSocketService<_, _> = wiring::service(repo.clone(), notifier, settings);
-    let sender = Sender {
-        id: ConnectionId::parse(format!("live-{}", n - 1)).expect("id"),
-        principal: None,
-    };
+    let sender = Sender::new(
+        ConnectionId::parse(format!("live-{}", n - 1)).expect("id"),
+        None,
+    );
 
     let started = Instant::now();
     let handled = service

@@ -44,10 +44,7 @@ pub async fn run(messages: usize, room_size: usize, runs: usize) {
         }
         let notifier = Arc::new(CountingNotifier::default());
         let service = wiring::service(repo, notifier.clone(), Settings::default());
-        let sender = Sender {
-            id: ConnectionId::parse("m0").expect("id"),
-            principal: None,
-        };
+        let sender = Sender::new(ConnectionId::parse("m0").expect("id"), None);
         let body = br#"{"action":"publish","room":"bench","data":{"text":"hello room"}}"#;
         let started = Instant::now();
         for _ in 0..messages {

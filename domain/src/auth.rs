@@ -4,6 +4,23 @@
 use async_trait::async_trait;
 
 use crate::connection::Principal;
+use crate::room::RoomGrants;
+
+/// Who a token vouches for: its subject, and the private rooms it grants (its `rooms` claim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub principal: Principal,
+    pub grants: RoomGrants,
+}
+
+impl Identity {
+    pub fn new(principal: Principal) -> Self {
+        Self {
+            principal,
+            grants: RoomGrants::default(),
+        }
+    }
+}
 
 /// Why a token was refused. Each kind is one line in the authorizer's log and decides its answer:
 /// a client with a missing or expired token should fetch a new one (401); any other is refused
@@ -54,21 +71,22 @@ impl TokenError {
 /// Checks a bearer token.
 ///
 /// Every adapter MUST:
-/// - return the token's subject as the `Principal` only when signature, algorithm, expiry,
+/// - return the token's subject as the `Principal` (and its `rooms` claim as grants, refusing a
+///   malformed one as `Malformed`) only when signature, algorithm, expiry,
 ///   not-before, issuer and audience all check out;
 /// - refuse `alg: none` and any algorithm it was not configured for (no HS/RS confusion);
 /// - never write the token, or any part of it, to a log.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait TokenVerifier: Send + Sync {
-    async fn verify(&self, token: &str) -> Result<Principal, TokenError>;
+    async fn verify(&self, token: &str) -> Result<Identity, TokenError>;
 }
 
 /// The authorizer's rule: no token, no entry; otherwise the verifier decides.
 pub async fn authenticate(
     verifier: &dyn TokenVerifier,
     token: Option<&str>,
-) -> Result<Principal, TokenError> {
+) -> Result<Identity, TokenError> {
     match token.map(str::trim) {
         None | Some("") => Err(TokenError::Missing),
         Some(token) => verifier.verify(token).await,
@@ -98,11 +116,12 @@ mod tests {
         verifier
             .expect_verify()
             .withf(|t| t == "abc")
-            .returning(|_| Ok(Principal::parse("alice").unwrap()));
+            .returning(|_| Ok(Identity::new(Principal::parse("alice").unwrap())));
         assert_eq!(
             authenticate(&verifier, Some(" abc "))
                 .await
                 .unwrap()
+                .principal
                 .as_str(),
             "alice"
         );

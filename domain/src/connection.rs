@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use crate::room::RoomGrants;
 use crate::time::Timestamp;
 
 /// API Gateway closes every WebSocket after two hours, whatever the client does.
@@ -160,6 +161,22 @@ impl ConnectRequest {
 pub struct Sender {
     pub id: ConnectionId,
     pub principal: Option<Principal>,
+    /// The private rooms the authorizer granted on `$connect` (the token's `rooms` claim).
+    pub grants: RoomGrants,
+}
+
+impl Sender {
+    pub fn new(id: ConnectionId, principal: Option<Principal>) -> Self {
+        Self {
+            id,
+            principal,
+            grants: RoomGrants::default(),
+        }
+    }
+
+    pub fn with_grants(self, grants: RoomGrants) -> Self {
+        Self { grants, ..self }
+    }
 }
 
 #[cfg(test)]

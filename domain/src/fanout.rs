@@ -4,13 +4,18 @@
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use crate::connection::ConnectionId;
+use crate::connection::{ConnectionId, Principal};
 use crate::ports::{
-    ClientNotifier, ConnectionRepository, NotifyError, Page, PageToken, RepositoryError, Sleeper,
+    ClientNotifier, ConnectionRepository, NotifyError, Page, PageToken, Removed, RepositoryError,
+    Sleeper,
 };
+use crate::protocol::{self, Frame, PresenceEvent};
 use crate::room::RoomName;
 use crate::settings::Settings;
 use crate::time::Timestamp;
+
+/// Most pages read to count a room for presence; a small room fits in one.
+const PRESENCE_MAX_PAGES: usize = 16;
 
 /// Who a fan-out reaches.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +39,15 @@ pub struct DeliveryReport {
 impl DeliveryReport {
     pub fn recipients(&self) -> u64 {
         self.delivered + self.gone + self.failed
+    }
+
+    pub(crate) fn merge(self, other: Self) -> Self {
+        Self {
+            delivered: self.delivered + other.delivered,
+            gone: self.gone + other.gone,
+            failed: self.failed + other.failed,
+            misconfigured: self.misconfigured + other.misconfigured,
+        }
     }
 
     pub(crate) fn add(mut self, outcome: PostOutcome) -> Self {
@@ -71,6 +85,8 @@ pub(crate) struct FanOut<'a> {
     pub notifier: &'a dyn ClientNotifier,
     pub sleeper: &'a dyn Sleeper,
     pub settings: &'a Settings,
+    /// When this fan-out reads: rows that expire later are live.
+    pub now: Timestamp,
 }
 
 impl FanOut<'_> {
@@ -80,14 +96,13 @@ impl FanOut<'_> {
         audience: Audience<'_>,
         frame: &[u8],
         skip: Option<&ConnectionId>,
-        now: Timestamp,
     ) -> Result<DeliveryReport, FanOutError> {
         let bound = self.settings.fanout_concurrency.get();
         let mut in_flight = FuturesUnordered::new();
         let mut report = DeliveryReport::default();
         let mut token: Option<PageToken> = None;
         loop {
-            let page = match self.read_page(audience, token.take(), now).await {
+            let page = match self.read_page(audience, token.take()).await {
                 Ok(page) => page,
                 Err(source) => {
                     // Finish what was started, then say how far we got.
@@ -125,26 +140,121 @@ impl FanOut<'_> {
         &self,
         audience: Audience<'_>,
         token: Option<PageToken>,
-        now: Timestamp,
     ) -> Result<Page<ConnectionId>, RepositoryError> {
         match audience {
-            Audience::Everyone => self.repo.all_connections(token, now).await,
-            Audience::Room(room) => self.repo.members_of(room, token, now).await,
+            Audience::Everyone => self.repo.all_connections(token, self.now).await,
+            Audience::Room(room) => self.repo.members_of(room, token, self.now).await,
         }
     }
 
-    /// Posts to one connection: retries `Throttled` and `Transient` with jittered backoff, prunes
-    /// on `Gone`, gives up at once on faults no retry can fix.
+    /// Posts to one connection; on `Gone`, prunes it and tells its rooms it left.
     pub async fn deliver(&self, to: &ConnectionId, frame: &[u8]) -> PostOutcome {
+        let outcome = self.post(to, frame).await;
+        if outcome == PostOutcome::Gone {
+            let removed = self.prune(to).await;
+            self.announce_departure(to, &removed).await;
+        }
+        outcome
+    }
+
+    /// Tells each room `removed` was in that the connection left (bounded: a connection is in at
+    /// most `max_rooms_per_connection` rooms, and presence reaches small rooms only).
+    pub async fn announce_departure(&self, id: &ConnectionId, removed: &Removed) -> DeliveryReport {
+        let principal = removed
+            .connection
+            .as_ref()
+            .and_then(|c| c.principal.as_ref());
+        let mut report = DeliveryReport::default();
+        for room in &removed.rooms {
+            let announced = self
+                .announce(room, PresenceEvent::Left, id, principal)
+                .await;
+            report = report.merge(announced);
+        }
+        report
+    }
+
+    /// Tells the other members of `room` that `subject` joined or left, if the room has at most
+    /// `presence_max_members` members. A member found gone is pruned without an announcement of
+    /// its own: that keeps the work of one departure bounded.
+    pub async fn announce(
+        &self,
+        room: &RoomName,
+        event: PresenceEvent,
+        subject: &ConnectionId,
+        principal: Option<&Principal>,
+    ) -> DeliveryReport {
+        let Some(members) = self.small_room_members(room).await else {
+            return DeliveryReport::default();
+        };
+        let frame = Frame::Presence {
+            room,
+            event,
+            connection_id: subject,
+            principal,
+        };
+        let bytes = match protocol::encode(&frame, self.settings.max_message_bytes) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(error = %e, "could not encode a presence frame");
+                return DeliveryReport::default();
+            }
+        };
+        let bytes = &bytes;
+        futures::stream::iter(members.into_iter().filter(|id| id != subject))
+            .map(|id| async move {
+                let outcome = self.post(&id, bytes).await;
+                if outcome == PostOutcome::Gone {
+                    self.prune(&id).await;
+                }
+                outcome
+            })
+            .buffer_unordered(self.settings.fanout_concurrency.get())
+            .fold(DeliveryReport::default(), |report, outcome| async move {
+                report.add(outcome)
+            })
+            .await
+    }
+
+    /// The members of `room`, or `None` when there are more than `presence_max_members` (or
+    /// presence is off, or they cannot be read: presence is best-effort, never a failure).
+    async fn small_room_members(&self, room: &RoomName) -> Option<Vec<ConnectionId>> {
+        let max = self.settings.presence_max_members;
+        if max == 0 {
+            return None;
+        }
+        let mut members = Vec::new();
+        let mut token = None;
+        for _ in 0..PRESENCE_MAX_PAGES {
+            let page = match self.repo.members_of(room, token, self.now).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "presence skipped: could not read the room");
+                    return None;
+                }
+            };
+            members.extend(page.items);
+            if members.len() > max {
+                return None;
+            }
+            match page.next {
+                Some(next) => token = Some(next),
+                None => return Some(members),
+            }
+        }
+        // Pages emptied by expired rows, over and over: too costly to count, treat as large.
+        None
+    }
+
+    /// Posts to one connection: retries `Throttled` and `Transient` with jittered backoff, gives
+    /// up at once on faults no retry can fix. Prunes nothing: that is the caller's choice.
+    async fn post(&self, to: &ConnectionId, frame: &[u8]) -> PostOutcome {
         let retry = &self.settings.retry;
         let mut attempt = 1;
         loop {
             match self.notifier.send(to, frame).await {
                 Ok(()) => return PostOutcome::Delivered,
-                Err(NotifyError::Gone) => {
-                    self.prune(to).await;
-                    return PostOutcome::Gone;
-                }
+                Err(NotifyError::Gone) => return PostOutcome::Gone,
                 Err(e @ (NotifyError::Throttled | NotifyError::Transient(_))) => {
                     if attempt >= retry.max_attempts {
                         tracing::warn!(connectionId = %to, attempts = attempt, error = %e, "giving up on a post");
@@ -161,11 +271,12 @@ impl FanOut<'_> {
         }
     }
 
-    async fn prune(&self, id: &ConnectionId) {
+    async fn prune(&self, id: &ConnectionId) -> Removed {
         // A failed prune costs one more 410 next time, and TTL removes the row in the end: not
         // worth failing the fan-out for.
-        if let Err(e) = self.repo.remove(id).await {
+        self.repo.remove(id).await.unwrap_or_else(|e| {
             tracing::warn!(connectionId = %id, error = %e, "could not remove a gone connection");
-        }
+            Removed::default()
+        })
     }
 }

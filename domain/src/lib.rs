@@ -20,17 +20,18 @@ pub mod time;
 #[cfg(any(test, feature = "mocks"))]
 pub mod testing;
 
-pub use auth::{TokenError, TokenVerifier};
+pub use auth::{Identity, TokenError, TokenVerifier};
 pub use connection::{
     API_GATEWAY_IDLE_TIMEOUT, API_GATEWAY_MAX_CONNECTION_DURATION, ConnectRequest, Connection,
     ConnectionId, Principal, Sender,
 };
 pub use fanout::{Audience, DeliveryReport, FanOutError};
 pub use ports::{
-    ClientNotifier, Clock, ConnectionRepository, JoinError, NotifyError, Page, PageToken, Removed,
-    RepositoryError, Sleeper,
+    ClientNotifier, Clock, ConnectionRepository, JoinError, Joined, Member, MemberPage,
+    NotifyError, OpenRoomPolicy, Page, PageToken, Removed, RepositoryError, RoomAccess, RoomPolicy,
+    Sleeper,
 };
-pub use room::RoomName;
+pub use room::{RoomGrants, RoomGrantsError, RoomName};
 pub use service::{ConnectError, DisconnectError, HandleError, Handled, WebSocketService};
 pub use settings::{RetryPolicy, Settings};
 pub use time::Timestamp;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::connection::{Connection, ConnectionId};
+use crate::connection::{Connection, ConnectionId, Principal, Sender};
 use crate::room::RoomName;
 use crate::time::Timestamp;
 
@@ -55,6 +55,31 @@ pub enum JoinError {
     Repository(#[from] RepositoryError),
 }
 
+/// What a successful `join` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// The connection was not in the room and now is.
+    Added,
+    /// It already was: nothing changed.
+    AlreadyMember,
+}
+
+/// A room member as the member list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    #[serde(rename = "connectionId")]
+    pub id: ConnectionId,
+    pub principal: Option<Principal>,
+}
+
+/// One page of a room's member list, in connection-id order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberPage {
+    pub members: Vec<Member>,
+    /// The id to continue after; `None` only when nothing is left.
+    pub next: Option<ConnectionId>,
+}
+
 /// What `remove` removed: the connection row (if there was one) and the rooms it was in.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Removed {
@@ -72,8 +97,11 @@ pub struct Removed {
 ///   return `Removed::default()` for an unknown id (a second `$disconnect` is not an error);
 /// - make `join` fail with `JoinError::NotConnected` when the connection is absent or expired, and
 ///   never leave a membership behind for a connection that `remove` has deleted, even when the two race;
-/// - make `join` and `leave` idempotent: joining twice is one membership, leaving a room one is not
-///   in succeeds;
+/// - make `join` and `leave` idempotent: joining twice is one membership (the second answers
+///   `Joined::AlreadyMember`), leaving a room one is not in succeeds;
+/// - make `member_list` return live members only, in connection-id order, at most `limit` of them,
+///   each with the principal its connection had when it joined; a page may hold fewer (even none)
+///   and still have a `next`;
 /// - page `members_of` and `all_connections` with at most `page_size`-ish items a page, and return
 ///   `next: None` only when nothing is left; `all_connections` never yields membership rows.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -96,7 +124,7 @@ pub trait ConnectionRepository: Send + Sync {
         room: &RoomName,
         max_rooms: usize,
         now: Timestamp,
-    ) -> Result<(), JoinError>;
+    ) -> Result<Joined, JoinError>;
 
     async fn leave(&self, id: &ConnectionId, room: &RoomName) -> Result<(), RepositoryError>;
 
@@ -118,6 +146,15 @@ pub trait ConnectionRepository: Send + Sync {
         page: Option<PageToken>,
         now: Timestamp,
     ) -> Result<Page<ConnectionId>, RepositoryError>;
+
+    /// Up to `limit` live members of `room` whose ids sort after `after`.
+    async fn member_list(
+        &self,
+        room: &RoomName,
+        after: Option<ConnectionId>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<MemberPage, RepositoryError>;
 }
 
 /// Why a post to a connection did not get through.
@@ -157,6 +194,33 @@ pub trait ClientNotifier: Send + Sync {
     async fn disconnect(&self, id: &ConnectionId) -> Result<(), NotifyError>;
 }
 
+/// What a connection wants to do in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomAccess {
+    Join,
+    Publish,
+}
+
+/// Decides who may enter and speak in which room.
+///
+/// Every adapter MUST:
+/// - decide from the sender (its principal and the grants the authorizer passed on) and the room
+///   alone, without I/O: it runs on every `join` and `publish`;
+/// - be deterministic: the same sender, room and access always get the same answer.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait RoomPolicy: Send + Sync {
+    fn allows(&self, sender: &Sender, room: &RoomName, access: RoomAccess) -> bool;
+}
+
+/// Everyone may enter and speak everywhere: the policy of a service without authentication.
+pub struct OpenRoomPolicy;
+
+impl RoomPolicy for OpenRoomPolicy {
+    fn allows(&self, _sender: &Sender, _room: &RoomName, _access: RoomAccess) -> bool {
+        true
+    }
+}
+
 /// The time, injected so tests choose it.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait Clock: Send + Sync {
@@ -192,7 +256,7 @@ impl<T: ConnectionRepository + ?Sized> ConnectionRepository for std::sync::Arc<T
         room: &RoomName,
         max_rooms: usize,
         now: Timestamp,
-    ) -> Result<(), JoinError> {
+    ) -> Result<Joined, JoinError> {
         (**self).join(id, room, max_rooms, now).await
     }
     async fn leave(&self, id: &ConnectionId, room: &RoomName) -> Result<(), RepositoryError> {
@@ -219,6 +283,15 @@ impl<T: ConnectionRepository + ?Sized> ConnectionRepository for std::sync::Arc<T
         now: Timestamp,
     ) -> Result<Page<ConnectionId>, RepositoryError> {
         (**self).all_connections(page, now).await
+    }
+    async fn member_list(
+        &self,
+        room: &RoomName,
+        after: Option<ConnectionId>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<MemberPage, RepositoryError> {
+        (**self).member_list(room, after, limit, now).await
     }
 }
 

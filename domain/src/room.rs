@@ -46,6 +46,73 @@ impl fmt::Display for RoomName {
     }
 }
 
+/// Rooms a connection may enter beyond the open ones: exact names (`team-42:general`) or
+/// prefixes ending in `*` (`team-42:*`). Travels from the authorizer to every event as one
+/// comma-separated string, since API Gateway's authorizer context holds only strings, numbers and
+/// booleans (8 KB in all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomGrants(Vec<String>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomGrantsError {
+    #[error("room grants must fit in {max} bytes once joined with commas, these take {len}")]
+    TooLong { len: usize, max: usize },
+    #[error("{0:?} is not a room name or a room name prefix ending in '*'")]
+    BadPattern(String),
+}
+
+impl RoomGrants {
+    /// Most bytes the encoded grants may take: a quarter of the authorizer context's 8 KB, leaving
+    /// room for the principal and whatever a fork adds.
+    pub const MAX_ENCODED_LEN: usize = 2048;
+
+    pub fn parse<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, RoomGrantsError> {
+        let mut grants = Vec::new();
+        for pattern in patterns {
+            let pattern = pattern.trim();
+            if pattern.is_empty() {
+                continue;
+            }
+            let name = pattern.strip_suffix('*').unwrap_or(pattern);
+            // A bare "*" would grant every private room, including everyone's inbox: refused.
+            if name.is_empty() || RoomName::parse(name).is_err() {
+                return Err(RoomGrantsError::BadPattern(pattern.to_string()));
+            }
+            grants.push(pattern.to_string());
+        }
+        let grants = Self(grants);
+        let len = grants.encode().len();
+        if len > Self::MAX_ENCODED_LEN {
+            return Err(RoomGrantsError::TooLong {
+                len,
+                max: Self::MAX_ENCODED_LEN,
+            });
+        }
+        Ok(grants)
+    }
+
+    /// The comma-separated form the authorizer context carries.
+    pub fn decode(encoded: &str) -> Result<Self, RoomGrantsError> {
+        Self::parse(encoded.split(','))
+    }
+
+    pub fn encode(&self) -> String {
+        self.0.join(",")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether any grant names `room` exactly or is a prefix of it.
+    pub fn cover(&self, room: &RoomName) -> bool {
+        self.0.iter().any(|grant| match grant.strip_suffix('*') {
+            Some(prefix) => room.as_str().starts_with(prefix),
+            None => grant == room.as_str(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +138,42 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod grant_tests {
+    use super::*;
+
+    fn room(raw: &str) -> RoomName {
+        RoomName::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn grants_cover_exact_names_and_star_prefixes_only() {
+        let grants = RoomGrants::decode("team-42:*, lobby-vip").unwrap();
+        assert!(grants.cover(&room("team-42:general")));
+        assert!(grants.cover(&room("lobby-vip")));
+        assert!(!grants.cover(&room("team-43:general")));
+        assert!(!grants.cover(&room("lobby-vip2")));
+        assert_eq!(grants.encode(), "team-42:*,lobby-vip");
+    }
+
+    #[test]
+    fn grants_refuse_a_bare_star_bad_characters_and_more_than_the_context_can_carry() {
+        assert!(matches!(
+            RoomGrants::decode("*"),
+            Err(RoomGrantsError::BadPattern(_))
+        ));
+        assert!(matches!(
+            RoomGrants::decode("a b"),
+            Err(RoomGrantsError::BadPattern(_))
+        ));
+        let many: Vec<String> = (0..300).map(|i| format!("room-{i:04}")).collect();
+        assert!(matches!(
+            RoomGrants::parse(many.iter().map(String::as_str)),
+            Err(RoomGrantsError::TooLong { .. })
+        ));
+        assert_eq!(RoomGrants::decode(""), Ok(RoomGrants::default()));
     }
 }

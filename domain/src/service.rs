@@ -9,9 +9,10 @@ use crate::connection::{
 };
 use crate::fanout::{Audience, DeliveryReport, FanOut, FanOutError, PostOutcome};
 use crate::ports::{
-    ClientNotifier, Clock, ConnectionRepository, JoinError, Removed, RepositoryError, Sleeper,
+    ClientNotifier, Clock, ConnectionRepository, JoinError, Joined, OpenRoomPolicy, Removed,
+    RepositoryError, RoomAccess, RoomPolicy, Sleeper,
 };
-use crate::protocol::{self, Action, ErrorCode, Frame, Request, RequestId};
+use crate::protocol::{self, Action, ErrorCode, Frame, PresenceEvent, Request, RequestId};
 use crate::room::RoomName;
 use crate::settings::Settings;
 
@@ -54,8 +55,14 @@ pub struct WebSocketService<R, N> {
     notifier: N,
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
+    policy: Arc<dyn RoomPolicy>,
     settings: Settings,
 }
+
+/// Members per `members` frame. Each entry is at most ~560 bytes (a 128-byte id and a 256-byte
+/// principal, both JSON-escaped, plus keys), so 100 of them stay far below the 128 KB message
+/// limit (a test builds the largest such frame).
+pub const MEMBERS_PER_FRAME: usize = 100;
 
 impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     pub fn new(
@@ -70,8 +77,14 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             notifier,
             clock,
             sleeper,
+            policy: Arc::new(OpenRoomPolicy),
             settings,
         }
+    }
+
+    /// Who may join and publish where. The default lets everyone in everywhere.
+    pub fn with_room_policy(self, policy: Arc<dyn RoomPolicy>) -> Self {
+        Self { policy, ..self }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -102,7 +115,9 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     /// Forgets a connection and its memberships. Unknown ids are fine: `$disconnect` is
     /// best-effort and may come twice, or after a 410 already pruned the row.
     pub async fn disconnect(&self, id: &ConnectionId) -> Result<Removed, DisconnectError> {
-        Ok(self.repo.remove(id).await?)
+        let removed = self.repo.remove(id).await?;
+        self.fanout().announce_departure(id, &removed).await;
+        Ok(removed)
     }
 
     /// Handles one inbound frame from `sender`. Client mistakes are answered with an `error` frame
@@ -135,6 +150,9 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             Action::Leave { room } => self.leave(sender, &room).await,
             Action::Publish { room, data } => self.publish(sender, &room, &data).await,
             Action::Typing { room } => self.typing(sender, &room).await,
+            Action::Members { room, cursor } => {
+                self.members(sender, &room, cursor, request_id).await
+            }
             Action::Ping => self.ping(sender, request_id).await,
             Action::WhoAmI => self.who_am_i(sender, request_id).await,
         };
@@ -174,13 +192,21 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     }
 
     async fn join(&self, sender: &Sender, room: &RoomName) -> Step<Outcome> {
+        self.require_access(sender, room, RoomAccess::Join)?;
         let max = self.settings.max_rooms_per_connection;
         match self
             .repo
             .join(&sender.id, room, max, self.clock.now())
             .await
         {
-            Ok(()) => Ok(Outcome::Done(DeliveryReport::default())),
+            Ok(Joined::Added) => {
+                let principal = sender.principal.as_ref();
+                self.fanout()
+                    .announce(room, PresenceEvent::Joined, &sender.id, principal)
+                    .await;
+                Ok(Outcome::Done(DeliveryReport::default()))
+            }
+            Ok(Joined::AlreadyMember) => Ok(Outcome::Done(DeliveryReport::default())),
             Err(JoinError::TooManyRooms { max }) => Err(Refusal::new(
                 ErrorCode::TooManyRooms,
                 format!("a connection may be in at most {max} rooms; leave one first"),
@@ -196,11 +222,25 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     }
 
     async fn leave(&self, sender: &Sender, room: &RoomName) -> Step<Outcome> {
+        // Only a real departure is announced; the read is skipped when presence is off.
+        let was_member = self.settings.presence_max_members > 0
+            && self
+                .repo
+                .rooms_of(&sender.id, self.clock.now())
+                .await?
+                .contains(room);
         self.repo.leave(&sender.id, room).await?;
+        if was_member {
+            let principal = sender.principal.as_ref();
+            self.fanout()
+                .announce(room, PresenceEvent::Left, &sender.id, principal)
+                .await;
+        }
         Ok(Outcome::Done(DeliveryReport::default()))
     }
 
     async fn publish(&self, sender: &Sender, room: &RoomName, data: &RawValue) -> Step<Outcome> {
+        self.require_access(sender, room, RoomAccess::Publish)?;
         self.require_member(sender, room).await?;
         let frame = self.encode(&self.message(sender, Some(room), data))?;
         let report = self
@@ -223,6 +263,31 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         Ok(Outcome::Done(report))
     }
 
+    /// One page of the member list: the `members` frame is the answer (it carries the
+    /// `requestId`), so no `ack` follows.
+    async fn members(
+        &self,
+        sender: &Sender,
+        room: &RoomName,
+        cursor: Option<ConnectionId>,
+        request_id: Option<&RequestId>,
+    ) -> Step<Outcome> {
+        self.require_member(sender, room).await?;
+        let page = self
+            .repo
+            .member_list(room, cursor, MEMBERS_PER_FRAME, self.clock.now())
+            .await?;
+        let frame = Frame::Members {
+            room,
+            members: &page.members,
+            count: page.members.len(),
+            cursor: page.next.as_ref(),
+            request_id,
+        };
+        self.reply(sender, &frame).await;
+        Ok(Outcome::Answered)
+    }
+
     async fn ping(&self, sender: &Sender, request_id: Option<&RequestId>) -> Step<Outcome> {
         self.reply(sender, &Frame::Pong { request_id }).await;
         Ok(Outcome::Answered)
@@ -239,6 +304,22 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     }
 
     // --- Steps the actions share -----------------------------------------------------------------
+
+    /// Refuses with `forbidden` unless the room policy lets the sender do this in `room`.
+    fn require_access(&self, sender: &Sender, room: &RoomName, access: RoomAccess) -> Step<()> {
+        if self.policy.allows(sender, room, access) {
+            return Ok(());
+        }
+        let verb = match access {
+            RoomAccess::Join => "enter",
+            RoomAccess::Publish => "speak in",
+        };
+        Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!("you may not {verb} room {room}"),
+        )
+        .into())
+    }
 
     /// Refuses with `not_member` unless the sender is in `room` now (a consistent read).
     async fn require_member(&self, sender: &Sender, room: &RoomName) -> Step<()> {
@@ -286,10 +367,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         audience: Audience<'_>,
         skip: Option<&ConnectionId>,
     ) -> Step<DeliveryReport> {
-        Ok(self
-            .fanout()
-            .broadcast(audience, frame, skip, self.clock.now())
-            .await?)
+        Ok(self.fanout().broadcast(audience, frame, skip).await?)
     }
 
     /// Who a `sendmessage` or `publish` skips: the sender, unless `echo_to_sender` is on.
@@ -375,6 +453,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             notifier: &self.notifier,
             sleeper: self.sleeper.as_ref(),
             settings: &self.settings,
+            now: self.clock.now(),
         }
     }
 }

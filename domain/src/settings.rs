@@ -23,6 +23,9 @@ pub struct Settings {
     pub ttl_margin: Duration,
     /// Whether a `sendmessage` or `publish` is also delivered back to its sender.
     pub echo_to_sender: bool,
+    /// Presence events go only to rooms of at most this many members: above it, each join or
+    /// leave would cost a post per member, N² posts for a room's churn. 0 turns presence off.
+    pub presence_max_members: usize,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             ttl_margin: Duration::from_secs(10 * 60),
             echo_to_sender: true,
+            presence_max_members: 100,
         }
     }
 }

@@ -13,9 +13,9 @@ use adapters::wiring;
 use async_trait::async_trait;
 use clap::Parser;
 use domain::{
-    Clock, Connection, ConnectionId, ConnectionRepository, HandleError, Handled, JoinError,
-    NotifyError, Page, PageToken, Removed, RepositoryError, RetryPolicy, RoomName, Sender,
-    Settings, Timestamp,
+    Clock, Connection, ConnectionId, ConnectionRepository, HandleError, Handled, JoinError, Joined,
+    MemberPage, NotifyError, Page, PageToken, Removed, RepositoryError, RetryPolicy, RoomName,
+    Sender, Settings, Timestamp,
 };
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -119,10 +119,7 @@ async fn a_fan_out_to_ten_thousand_with_gone_and_throttled_recipients_reaches_ev
         ..Settings::default()
     };
     let service = wiring::service(repo.clone(), notifier.clone(), settings);
-    let sender = Sender {
-        id: id(&ids[1]),
-        principal: None,
-    };
+    let sender = Sender::new(id(&ids[1]), None);
 
     let started = std::time::Instant::now();
     let handled = service
@@ -227,7 +224,7 @@ impl<R: ConnectionRepository> ConnectionRepository for Failing<R> {
         room: &RoomName,
         max: usize,
         now: Timestamp,
-    ) -> Result<(), JoinError> {
+    ) -> Result<Joined, JoinError> {
         self.check("join")?;
         self.inner.join(id, room, max, now).await
     }
@@ -262,6 +259,16 @@ impl<R: ConnectionRepository> ConnectionRepository for Failing<R> {
         }
         self.inner.all_connections(page, now).await
     }
+    async fn member_list(
+        &self,
+        room: &RoomName,
+        after: Option<ConnectionId>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<MemberPage, RepositoryError> {
+        self.check("member_list")?;
+        self.inner.member_list(room, after, limit, now).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,10 +294,7 @@ async fn storage_failures_are_reported_and_leave_no_half_written_state() {
             .await
             .unwrap();
     }
-    let sender = Sender {
-        id: id("m00"),
-        principal: None,
-    };
+    let sender = Sender::new(id("m00"), None);
 
     // A failed join leaves no membership.
     repo.fail("join");

@@ -13,9 +13,11 @@ use std::collections::BTreeMap;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use base64::Engine;
 use domain::{
-    ClientNotifier, ConnectRequest, ConnectionId, ConnectionRepository, Handled, Principal, Sender,
-    Timestamp, WebSocketService,
+    ClientNotifier, ConnectRequest, ConnectionId, ConnectionRepository, Handled, Principal,
+    RoomGrants, Sender, Timestamp, WebSocketService,
 };
+
+use crate::auth::AUTHORIZER_GRANTS_KEY;
 use serde_json::Value;
 
 /// Why an event could not be handled.
@@ -60,6 +62,8 @@ pub struct WebSocketEvent {
     pub connected_at: Timestamp,
     pub request_id: Option<String>,
     pub principal: Option<Principal>,
+    /// Private rooms the authorizer granted (its context's `rooms`).
+    pub grants: RoomGrants,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     pub headers: BTreeMap<String, String>,
@@ -74,6 +78,7 @@ impl WebSocketEvent {
     /// deserializer would only say the payload did not parse).
     pub fn from_json(json: Value) -> Result<Self, InboundError> {
         let principal = principal_from(&json)?;
+        let grants = grants_from(&json)?;
         let event: ApiGatewayWebsocketProxyRequest =
             serde_json::from_value(json).map_err(|e| InboundError::BadEvent(e.to_string()))?;
         let ctx = &event.request_context;
@@ -127,6 +132,7 @@ impl WebSocketEvent {
             connected_at: Timestamp::from_millis(connected_at),
             request_id: ctx.request_id.clone(),
             principal,
+            grants,
             source_ip: ctx.identity.source_ip.clone(),
             user_agent,
             headers,
@@ -151,6 +157,21 @@ fn principal_from(json: &Value) -> Result<Option<Principal>, InboundError> {
         })
     })
     .transpose()
+}
+
+/// The room grants the authorizer put in its context (see `auth::AUTHORIZER_GRANTS_KEY`).
+fn grants_from(json: &Value) -> Result<RoomGrants, InboundError> {
+    let authorizer = &json["requestContext"]["authorizer"];
+    let raw = authorizer[AUTHORIZER_GRANTS_KEY]
+        .as_str()
+        .or_else(|| authorizer["lambda"][AUTHORIZER_GRANTS_KEY].as_str());
+    raw.map_or(Ok(RoomGrants::default()), |encoded| {
+        RoomGrants::decode(encoded).map_err(|e| {
+            InboundError::BadEvent(format!(
+                "requestContext.authorizer.{AUTHORIZER_GRANTS_KEY}: {e}"
+            ))
+        })
+    })
 }
 
 fn status(code: i64) -> ApiGatewayProxyResponse {
@@ -232,10 +253,8 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
                 );
             }
             Route::Message => {
-                let sender = Sender {
-                    id: event.connection_id,
-                    principal: event.principal,
-                };
+                let sender =
+                    Sender::new(event.connection_id, event.principal).with_grants(event.grants);
                 match self.service.handle_message(&sender, &event.body).await? {
                     Handled::Rejected(code) => {
                         tracing::info!(code = code.as_str(), "message refused")

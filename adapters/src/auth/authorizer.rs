@@ -6,7 +6,10 @@
 //! puts in `requestContext.authorizer` of every later event of the connection.
 
 use domain::auth::authenticate;
-use domain::{TokenError, TokenVerifier};
+use domain::{Identity, TokenError, TokenVerifier};
+
+/// The authorizer context key that carries a connection's room grants to every later event.
+pub const AUTHORIZER_GRANTS_KEY: &str = "rooms";
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +37,13 @@ pub async fn authorize_json(
         .as_str()
         .ok_or_else(|| AuthorizerError::BadEvent("methodArn is missing".into()))?;
     match authenticate(verifier, token_from_event(event)).await {
-        Ok(principal) => {
-            tracing::info!(principal = %principal, "connection allowed");
+        Ok(identity) => {
+            tracing::info!(principal = %identity.principal, "connection allowed");
             Ok(policy(
-                principal.as_str(),
+                identity.principal.as_str(),
                 "Allow",
                 method_arn,
-                Some(principal.as_str()),
+                Some(&identity),
             ))
         }
         Err(e @ TokenError::KeysUnavailable(_)) => Err(AuthorizerError::Unavailable(e)),
@@ -55,7 +58,7 @@ pub async fn authorize_json(
     }
 }
 
-fn policy(principal: &str, effect: &str, method_arn: &str, subject: Option<&str>) -> Value {
+fn policy(principal: &str, effect: &str, method_arn: &str, subject: Option<&Identity>) -> Value {
     let mut response = json!({
         "principalId": principal,
         "policyDocument": {
@@ -68,8 +71,12 @@ fn policy(principal: &str, effect: &str, method_arn: &str, subject: Option<&str>
         },
     });
     if let Some(subject) = subject {
-        // API Gateway caps the context at 8 KB; the subject is at most 256 bytes.
-        response["context"] = json!({ "sub": subject });
+        // API Gateway caps the context at 8 KB and takes only strings, numbers and booleans: the
+        // subject is at most 256 bytes, the grants one string of at most 2 KB.
+        response["context"] = json!({ "sub": subject.principal.as_str() });
+        if !subject.grants.is_empty() {
+            response["context"][AUTHORIZER_GRANTS_KEY] = json!(subject.grants.encode());
+        }
     }
     response
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::{Principal, TokenError, TokenVerifier};
+use domain::{Identity, Principal, RoomGrants, TokenError, TokenVerifier};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
@@ -29,6 +29,27 @@ pub struct JwtVerifier {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Private rooms the token grants: a list of names or `prefix*` patterns, or one string of
+    /// them separated by commas or spaces.
+    #[serde(default)]
+    rooms: Option<serde_json::Value>,
+}
+
+fn grants_from(claim: Option<&serde_json::Value>) -> Result<RoomGrants, TokenError> {
+    let malformed = |why: String| TokenError::Malformed(format!("rooms: {why}"));
+    let patterns: Vec<&str> = match claim {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::String(text)) => text.split([',', ' ']).collect(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .ok_or_else(|| malformed("every entry must be a string".into()))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(malformed("must be a string or a list of strings".into())),
+    };
+    RoomGrants::parse(patterns).map_err(|e| malformed(e.to_string()))
 }
 
 impl JwtVerifier {
@@ -115,7 +136,7 @@ fn header_error(token: &str, kind: &ErrorKind) -> TokenError {
 
 #[async_trait]
 impl TokenVerifier for JwtVerifier {
-    async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+    async fn verify(&self, token: &str) -> Result<Identity, TokenError> {
         let header = decode_header(token).map_err(|e| header_error(token, e.kind()))?;
         let (key, algorithm) = match &self.keys {
             Keys::Secret(secret) => {
@@ -138,6 +159,11 @@ impl TokenVerifier for JwtVerifier {
         };
         let data = decode::<Claims>(token, &key, &self.validation(algorithm))
             .map_err(|e| token_error(e.kind()))?;
-        Principal::parse(data.claims.sub).map_err(|e| TokenError::Malformed(format!("sub: {e}")))
+        let principal = Principal::parse(data.claims.sub)
+            .map_err(|e| TokenError::Malformed(format!("sub: {e}")))?;
+        Ok(Identity {
+            principal,
+            grants: grants_from(data.claims.rooms.as_ref())?,
+        })
     }
 }

@@ -6,7 +6,7 @@ mod config;
 mod jwks;
 mod jwt;
 
-pub use authorizer::{AuthorizerError, authorize_json, token_from_event};
+pub use authorizer::{AUTHORIZER_GRANTS_KEY, AuthorizerError, authorize_json, token_from_event};
 pub use config::{AuthConfig, AuthConfigError};
 pub use jwks::JwksSource;
 pub use jwt::{JwtVerifier, Keys};

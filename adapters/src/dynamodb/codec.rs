@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::{
-    Connection, ConnectionId, PageToken, Principal, RepositoryError, RoomName, Timestamp,
+    Connection, ConnectionId, Member, PageToken, Principal, RepositoryError, RoomName, Timestamp,
 };
 
 pub const PK: &str = "pk";
@@ -155,6 +155,22 @@ pub fn id_from_member(item: &Item) -> Result<ConnectionId, RepositoryError> {
     let sk = string(item, SK).ok_or_else(|| malformed(SK))?;
     let raw = sk.strip_prefix("CONN#").ok_or_else(|| malformed(SK))?;
     ConnectionId::parse(raw).map_err(|e| malformed(&format!("member id: {e}")))
+}
+
+/// The principal a connection or membership item carries, if any.
+pub fn principal_of(item: &Item) -> Option<String> {
+    string(item, PRINCIPAL)
+}
+
+/// A member list entry from a membership item (its principal was copied there on join).
+pub fn member_from(item: &Item) -> Result<Member, RepositoryError> {
+    Ok(Member {
+        id: id_from_member(item)?,
+        principal: principal_of(item)
+            .map(Principal::parse)
+            .transpose()
+            .map_err(|e| malformed(&format!("member principal: {e}")))?,
+    })
 }
 
 pub fn id_from_listing(item: &Item) -> Result<ConnectionId, RepositoryError> {

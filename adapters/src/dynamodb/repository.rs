@@ -8,13 +8,13 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 use domain::{
-    Connection, ConnectionId, ConnectionRepository, JoinError, Page, PageToken, Removed,
-    RepositoryError, RoomName, Timestamp,
+    Connection, ConnectionId, ConnectionRepository, JoinError, Joined, MemberPage, Page, PageToken,
+    Removed, RepositoryError, RoomName, Timestamp,
 };
 
 use super::codec::{
-    self, CONNECTED_AT, EXPIRES_AT, Item, LIST_PK, LIST_SK, PK, ROOMS, TTL, number_value,
-    string_value,
+    self, CONNECTED_AT, EXPIRES_AT, Item, LIST_PK, LIST_SK, PK, PRINCIPAL, ROOMS, TTL,
+    number_value, string_value,
 };
 use super::errors::repository_error;
 
@@ -131,6 +131,7 @@ impl DynamoConnectionRepository {
         key_condition: &str,
         values: HashMap<String, AttributeValue>,
         start: Option<Item>,
+        limit: i32,
     ) -> Result<(Vec<Item>, Option<Item>), RepositoryError> {
         let live = format!("#{EXPIRES_AT} > :now");
         let out = self
@@ -142,7 +143,7 @@ impl DynamoConnectionRepository {
             .key_condition_expression(key_condition)
             .filter_expression(live)
             .set_expression_attribute_values(Some(values))
-            .limit(self.settings.page_size)
+            .limit(limit)
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -261,14 +262,14 @@ impl ConnectionRepository for DynamoConnectionRepository {
         room: &RoomName,
         max_rooms: usize,
         now: Timestamp,
-    ) -> Result<(), JoinError> {
+    ) -> Result<Joined, JoinError> {
         for round in 1..=MAX_ROUNDS {
             let Some(item) = self.live_item(id, now).await? else {
                 return Err(JoinError::NotConnected);
             };
             let rooms = codec::rooms_from(&item);
             if rooms.contains(room) {
-                return Ok(());
+                return Ok(Joined::AlreadyMember);
             }
             if rooms.len() >= max_rooms {
                 return Err(JoinError::TooManyRooms { max: max_rooms });
@@ -297,6 +298,9 @@ impl ConnectionRepository for DynamoConnectionRepository {
             )?;
             let mut membership = codec::membership_key(id, room);
             membership.insert(EXPIRES_AT.into(), number_value(expires_at.as_millis()));
+            if let Some(principal) = codec::principal_of(&item) {
+                membership.insert(PRINCIPAL.into(), string_value(principal));
+            }
             membership.insert(TTL.into(), number_value(expires_at.as_secs_ceil()));
             let put = build(
                 Put::builder()
@@ -312,7 +316,7 @@ impl ConnectionRepository for DynamoConnectionRepository {
                 .send()
                 .await;
             match result {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(Joined::Added),
                 // A failed condition or a conflicting transaction: read again and decide.
                 Err(e) if is_cancelled(&e) => pause(round).await,
                 Err(e) => return Err(repository_error(e).into()),
@@ -406,7 +410,13 @@ impl ConnectionRepository for DynamoConnectionRepository {
             (":now".to_string(), number_value(now.as_millis())),
         ]);
         let (items, last) = self
-            .query_page(None, &format!("#{PK} = :pk"), values, start)
+            .query_page(
+                None,
+                &format!("#{PK} = :pk"),
+                values,
+                start,
+                self.settings.page_size,
+            )
             .await?;
         Ok(Page {
             items: items
@@ -414,6 +424,32 @@ impl ConnectionRepository for DynamoConnectionRepository {
                 .map(codec::id_from_member)
                 .collect::<Result<_, _>>()?,
             next: last.map(|key| codec::encode_token(0, &key)).transpose()?,
+        })
+    }
+
+    async fn member_list(
+        &self,
+        room: &RoomName,
+        after: Option<ConnectionId>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<MemberPage, RepositoryError> {
+        let values = HashMap::from([
+            (":pk".to_string(), string_value(codec::room_pk(room))),
+            (":now".to_string(), number_value(now.as_millis())),
+        ]);
+        // The cursor is a connection id, so a client can only ever resume inside this room.
+        let start = after.map(|id| codec::membership_key(&id, room));
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let (items, last) = self
+            .query_page(None, &format!("#{PK} = :pk"), values, start, limit)
+            .await?;
+        Ok(MemberPage {
+            members: items
+                .iter()
+                .map(codec::member_from)
+                .collect::<Result<_, _>>()?,
+            next: last.as_ref().map(codec::id_from_member).transpose()?,
         })
     }
 
@@ -436,6 +472,7 @@ impl ConnectionRepository for DynamoConnectionRepository {
                 &format!("#{LIST_PK} = :lpk"),
                 values,
                 start,
+                self.settings.page_size,
             )
             .await?;
         let next = match last {

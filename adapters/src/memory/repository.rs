@@ -4,8 +4,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use domain::{
-    Connection, ConnectionId, ConnectionRepository, JoinError, Page, PageToken, Removed,
-    RepositoryError, RoomName, Timestamp,
+    Connection, ConnectionId, ConnectionRepository, JoinError, Joined, Member, MemberPage, Page,
+    PageToken, Removed, RepositoryError, RoomName, Timestamp,
 };
 
 /// A thread-safe [`ConnectionRepository`] in a mutex: pages, expiry and the join/remove race behave
@@ -133,13 +133,16 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         room: &RoomName,
         max_rooms: usize,
         now: Timestamp,
-    ) -> Result<(), JoinError> {
+    ) -> Result<Joined, JoinError> {
         let mut state = self.state();
         if !state.is_live(id, now) {
             return Err(JoinError::NotConnected);
         }
         let rooms = state.rooms.entry(id.clone()).or_default();
-        if !rooms.contains(room) && rooms.len() >= max_rooms {
+        if rooms.contains(room) {
+            return Ok(Joined::AlreadyMember);
+        }
+        if rooms.len() >= max_rooms {
             return Err(JoinError::TooManyRooms { max: max_rooms });
         }
         rooms.insert(room.clone());
@@ -148,7 +151,7 @@ impl ConnectionRepository for InMemoryConnectionRepository {
             .entry(room.clone())
             .or_default()
             .insert(id.clone());
-        Ok(())
+        Ok(Joined::Added)
     }
 
     async fn leave(&self, id: &ConnectionId, room: &RoomName) -> Result<(), RepositoryError> {
@@ -199,6 +202,36 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         Ok(page_after(keys, self.page_size, |id| {
             state.is_live(id, now)
         }))
+    }
+
+    async fn member_list(
+        &self,
+        room: &RoomName,
+        after: Option<ConnectionId>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<MemberPage, RepositoryError> {
+        let state = self.state();
+        let Some(members) = state.members.get(room) else {
+            return Ok(MemberPage::default());
+        };
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut ids = members.range((start, Bound::Unbounded)).peekable();
+        let mut page = MemberPage::default();
+        let mut last = None;
+        for id in ids.by_ref().take(limit.max(1)) {
+            if let Some(connection) = state.connections.get(id).filter(|c| c.is_live_at(now)) {
+                page.members.push(Member {
+                    id: id.clone(),
+                    principal: connection.principal.clone(),
+                });
+            }
+            last = Some(id);
+        }
+        if ids.peek().is_some() {
+            page.next = last.cloned();
+        }
+        Ok(page)
     }
 
     async fn all_connections(

@@ -57,6 +57,11 @@ pub enum Action {
     Typing {
         room: RoomName,
     },
+    /// One page of a room's member list, continuing after `cursor` when given.
+    Members {
+        room: RoomName,
+        cursor: Option<ConnectionId>,
+    },
     Ping,
     WhoAmI,
 }
@@ -102,6 +107,15 @@ pub const ACTIONS: &[ActionSpec] = &[
     ActionSpec {
         name: "typing",
         parse: |f| Ok(Action::Typing { room: f.room()? }),
+    },
+    ActionSpec {
+        name: "members",
+        parse: |f| {
+            Ok(Action::Members {
+                room: f.room()?,
+                cursor: f.optional_connection_id("cursor")?,
+            })
+        },
     },
     ActionSpec {
         name: "ping",
@@ -264,6 +278,13 @@ impl Fields {
     fn connection_id(&self, name: &str) -> Result<ConnectionId, ParseError> {
         ConnectionId::parse(string_field(name, self.required(name)?)?)
             .map_err(|e| ParseError::new(ErrorCode::InvalidField, format!("{name}: {e}")))
+    }
+
+    fn optional_connection_id(&self, name: &str) -> Result<Option<ConnectionId>, ParseError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(_) => self.connection_id(name).map(Some),
+        }
     }
 
     fn data(&self) -> Result<Box<RawValue>, ParseError> {

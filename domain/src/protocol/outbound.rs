@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::connection::{ConnectionId, Principal};
+use crate::ports::Member;
 use crate::protocol::RequestId;
 use crate::room::RoomName;
 
@@ -39,6 +40,8 @@ error_codes! {
     NotMember = "not_member",
     UnknownConnection = "unknown_connection",
     TooManyRooms = "too_many_rooms",
+    /// The room policy does not let this connection join or publish there.
+    Forbidden = "forbidden",
 }
 
 impl Serialize for ErrorCode {
@@ -78,6 +81,25 @@ pub enum Frame<'a> {
         principal: Option<&'a Principal>,
         room: &'a RoomName,
     },
+    /// A member of `room` joined or left it.
+    Presence {
+        room: &'a RoomName,
+        event: PresenceEvent,
+        #[serde(rename = "connectionId")]
+        connection_id: &'a ConnectionId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        principal: Option<&'a Principal>,
+    },
+    /// One page of a room's member list; `cursor` asks for the next one.
+    Members {
+        room: &'a RoomName,
+        members: &'a [Member],
+        count: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<&'a ConnectionId>,
+        #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+        request_id: Option<&'a RequestId>,
+    },
     Ack {
         #[serde(rename = "requestId")]
         request_id: &'a RequestId,
@@ -91,6 +113,13 @@ pub enum Frame<'a> {
         #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
         request_id: Option<&'a RequestId>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceEvent {
+    Joined,
+    Left,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -32,10 +32,10 @@ impl Sleeper for RecordingSleeper {
 }
 
 pub fn sender(raw: &str) -> Sender {
-    Sender {
-        id: id(raw),
-        principal: Some(Principal::parse(format!("user-{raw}")).unwrap()),
-    }
+    Sender::new(
+        id(raw),
+        Some(Principal::parse(format!("user-{raw}")).unwrap()),
+    )
 }
 
 /// Every frame the mock notifier accepted: (recipient, decoded JSON).

@@ -12,7 +12,7 @@ use crate::ports::{MockClientNotifier, MockConnectionRepository};
 use crate::protocol::ErrorCode;
 use crate::{
     ClientNotifier, ConnectRequest, ConnectionId, DeliveryReport, HandleError, Handled, JoinError,
-    NotifyError, Page, PageToken, Removed, RepositoryError, RoomName, Settings, Timestamp,
+    Joined, NotifyError, Page, PageToken, Removed, RepositoryError, RoomName, Settings, Timestamp,
     WebSocketService,
 };
 
@@ -553,13 +553,19 @@ async fn join_passes_the_room_limit_to_storage_and_reports_too_many_rooms() {
 #[tokio::test]
 async fn join_and_leave_are_acknowledged_when_a_request_id_is_given() {
     let mut repo = MockConnectionRepository::new();
-    repo.expect_join().times(1).returning(|_, _, _, _| Ok(()));
+    repo.expect_join()
+        .times(1)
+        .returning(|_, _, _, _| Ok(Joined::Added));
     repo.expect_leave()
         .with(eq(id("a")), eq(room("r")))
         .times(1)
         .returning(|_, _| Ok(()));
     let (notifier, outbox) = accepting_notifier();
-    let (service, _) = service(repo, notifier, Settings::default());
+    let presence_off = Settings {
+        presence_max_members: 0,
+        ..Settings::default()
+    };
+    let (service, _) = service(repo, notifier, presence_off);
 
     service
         .handle_message(

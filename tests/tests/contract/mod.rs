@@ -290,7 +290,7 @@ where
 
     for (i, result) in results.iter().enumerate() {
         assert!(
-            matches!(result, Ok(()) | Err(JoinError::NotConnected)),
+            matches!(result, Ok(_) | Err(JoinError::NotConnected)),
             "join {i}: {result:?}"
         );
         let (in_room, _) = members(&repo, &format!("race{i}")).await;
