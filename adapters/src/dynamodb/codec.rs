@@ -69,6 +69,27 @@ pub fn list_pk(shard: u16) -> String {
     format!("CONNS#{shard}")
 }
 
+/// The whole connection item, as `save` leaves it for a connection in no room.
+pub fn connection_item(c: &Connection, list_shards: u16) -> Item {
+    let mut item = connection_key(&c.id);
+    item.insert(CONNECTED_AT.into(), n(c.connected_at.as_millis()));
+    item.insert(EXPIRES_AT.into(), n(c.expires_at.as_millis()));
+    item.insert(TTL.into(), n(c.expires_at.as_secs_ceil()));
+    item.insert(LIST_PK.into(), s(list_pk(shard_of(&c.id, list_shards))));
+    item.insert(LIST_SK.into(), s(c.id.as_str()));
+    let optional = [
+        (PRINCIPAL, c.principal.as_ref().map(|p| p.as_str())),
+        (SOURCE_IP, c.source_ip.as_deref()),
+        (USER_AGENT, c.user_agent.as_deref()),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            item.insert(name.into(), s(value));
+        }
+    }
+    item
+}
+
 fn malformed(what: &str) -> RepositoryError {
     RepositoryError::Unavailable(format!("malformed item in the connections table: {what}"))
 }
@@ -172,6 +193,30 @@ mod tests {
             .map(|i| shard_of(&ConnectionId::parse(format!("c{i}")).unwrap(), 4))
             .collect();
         assert_eq!(used.len(), 4);
+    }
+
+    #[test]
+    fn a_connection_item_reads_back_as_the_same_connection_in_its_listing_shard() {
+        let connection = Connection {
+            id: ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap(),
+            connected_at: Timestamp::from_millis(1_000),
+            expires_at: Timestamp::from_millis(7_201_500),
+            principal: Some(Principal::parse("alice").unwrap()),
+            source_ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        };
+
+        let item = connection_item(&connection, 8);
+
+        assert_eq!(connection_from(&item).unwrap(), connection);
+        assert_eq!(id_from_listing(&item).unwrap(), connection.id);
+        assert_eq!(
+            item[LIST_PK],
+            s(list_pk(shard_of(&connection.id, 8))),
+            "listed in the shard `save` would use"
+        );
+        assert_eq!(item[TTL], n(7_202), "ttl in whole seconds, rounded up");
+        assert!(!item.contains_key(USER_AGENT) && !item.contains_key(ROOMS));
     }
 
     #[test]

@@ -1,10 +1,9 @@
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, Delete, DeleteRequest, Put, PutRequest, ReturnValue, TransactWriteItem, Update,
     WriteRequest,
 };
 use domain::{
@@ -12,13 +11,9 @@ use domain::{
     RepositoryError, RoomName, Timestamp,
 };
 
+use super::batch::{self, MAX_ROUNDS, pause};
 use super::codec::{self, Item, n, s};
 use super::errors::repository_error;
-
-/// BatchWriteItem's limit.
-const BATCH: usize = 25;
-/// Bounded retries for unprocessed batch items and conflicting transactions.
-const MAX_ROUNDS: u32 = 8;
 
 #[derive(Debug, Clone)]
 pub struct DynamoSettings {
@@ -83,43 +78,33 @@ impl DynamoConnectionRepository {
         id: &ConnectionId,
         rooms: &[RoomName],
     ) -> Result<(), RepositoryError> {
-        for chunk in rooms.chunks(BATCH) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|room| {
-                    let delete = DeleteRequest::builder()
+        let requests = rooms
+            .iter()
+            .map(|room| {
+                let delete = build(
+                    DeleteRequest::builder()
                         .set_key(Some(codec::membership_key(id, room)))
-                        .build()
-                        .map_err(|e| RepositoryError::Unavailable(e.to_string()))?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<_, RepositoryError>>()?;
-            let mut round = 0;
-            while !requests.is_empty() {
-                round += 1;
-                if round > MAX_ROUNDS {
-                    return Err(RepositoryError::Throttled(format!(
-                        "{} membership deletes still unprocessed after {MAX_ROUNDS} rounds",
-                        requests.len()
-                    )));
-                }
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(self.table(), requests)
-                    .send()
-                    .await
-                    .map_err(repository_error)?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut left| left.remove(self.table()))
-                    .unwrap_or_default();
-                if !requests.is_empty() {
-                    pause(round).await;
-                }
-            }
-        }
-        Ok(())
+                        .build(),
+                )?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<_, RepositoryError>>()?;
+        batch::write_all(&self.client, self.table(), requests, "membership deletes").await
+    }
+
+    /// Stores many connections with `BatchWriteItem`, 25 a call, for seeding a table (load tests,
+    /// migrations, fixtures): 25 times fewer calls than `save`. Unlike `save`, each item is put
+    /// whole, so an existing row loses its `rooms`: meant for connections not yet stored.
+    pub async fn save_many(&self, connections: &[Connection]) -> Result<(), RepositoryError> {
+        let requests = connections
+            .iter()
+            .map(|c| {
+                let item = codec::connection_item(c, self.settings.list_shards);
+                let put = build(PutRequest::builder().set_item(Some(item)).build())?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<_, RepositoryError>>()?;
+        batch::write_all(&self.client, self.table(), requests, "connection puts").await
     }
 
     async fn query_page(
@@ -145,12 +130,6 @@ impl DynamoConnectionRepository {
             .map_err(repository_error)?;
         Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
     }
-}
-
-/// Jittered pause between rounds of unprocessed items or conflicting transactions.
-async fn pause(round: u32) {
-    let ceiling = 20u64.saturating_mul(1 << round.min(6));
-    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ceiling))).await;
 }
 
 fn build<T, E: std::fmt::Display>(built: Result<T, E>) -> Result<T, RepositoryError> {
