@@ -18,8 +18,8 @@
 //! | `get`, `rooms_of` | one strongly consistent `GetItem` | 1 read |
 //! | `join` | `GetItem`, then `TransactWriteItems`: add the room to the connection's set on condition it exists, is live and has room, and put the membership | 1 read + 2 transactional writes |
 //! | `leave` | `TransactWriteItems`: delete the membership, remove the room from the set | 2 transactional writes |
-//! | `members_of` | paged `Query` on `ROOM#{room}` | 1 read unit per 4 KB |
-//! | `all_connections` | paged `Query` on the GSI, shard after shard | 1 read unit per 4 KB |
+//! | `members_of` | paged, strongly consistent `Query` on `ROOM#{room}` | 1 read unit per 4 KB |
+//! | `all_connections` | paged `Query` on the GSI (eventually consistent, as every GSI), shard after shard | half a read unit per 4 KB |
 //!
 //! Why a transaction for joins: the connection's `rooms` set is what `remove` deletes from, so a
 //! join that commits before the delete is cleaned up by it, and one that comes after fails its

@@ -119,6 +119,9 @@ impl DynamoConnectionRepository {
             .query()
             .table_name(self.table())
             .set_index_name(index.map(str::to_string))
+            // The base table reads consistently, so a member who joined a moment ago gets the
+            // next publish (the membership check reads consistently too). A GSI cannot.
+            .consistent_read(index.is_none())
             .key_condition_expression(key_condition)
             .filter_expression("#exp > :now")
             .expression_attribute_names("#exp", codec::EXPIRES_AT)
