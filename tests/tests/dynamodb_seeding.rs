@@ -4,12 +4,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_table_if_missing};
+use adapters::dynamodb::{
+    DynamoConnectionRepository, DynamoSettings, Seed, create_table_if_missing,
+};
 use domain::{Clock, Connection, ConnectionId, ConnectionRepository, Principal, RoomName};
 use tests::{dynamodb_client, unique_table};
 
 #[tokio::test]
-async fn connections_saved_in_batches_read_back_and_list_exactly_like_saved_ones() {
+async fn connections_seeded_in_batches_read_back_list_and_belong_to_rooms_like_saved_and_joined_ones()
+ {
     let client = dynamodb_client().await;
     let table = unique_table("seeding");
     create_table_if_missing(&client, &table).await.unwrap();
@@ -34,7 +37,20 @@ async fn connections_saved_in_batches_read_back_and_list_exactly_like_saved_ones
         })
         .collect();
 
-    repo.save_many(&connections).await.unwrap();
+    let lobby = RoomName::parse("lobby").unwrap();
+    let seeds: Vec<Seed> = connections
+        .iter()
+        .map(|c| Seed {
+            connection: c.clone(),
+            rooms: if c.id.as_str() < "seed30" {
+                vec![lobby.clone()]
+            } else {
+                vec![]
+            },
+        })
+        .collect();
+
+    repo.save_many(&seeds).await.unwrap();
 
     for connection in &connections {
         assert_eq!(
@@ -57,11 +73,35 @@ async fn connections_saved_in_batches_read_back_and_list_exactly_like_saved_ones
         listed, expected,
         "every shard lists what was seeded into it"
     );
-    // A seeded row is a full connection: it can join rooms like one stored by `save`.
-    let room = RoomName::parse("after-seeding").unwrap();
-    repo.join(&connections[0].id, &room, 50, now).await.unwrap();
+    let mut members = BTreeSet::new();
+    let mut token = None;
+    for _ in 0..100 {
+        let page = repo.members_of(&lobby, token, now).await.unwrap();
+        members.extend(page.items);
+        token = page.next;
+        if token.is_none() {
+            break;
+        }
+    }
+    let expected_members: BTreeSet<ConnectionId> =
+        connections[..30].iter().map(|c| c.id.clone()).collect();
+    assert_eq!(members, expected_members);
+    // Seeded rows behave like joined ones: the rooms are in the connection, and a removal takes
+    // the memberships with it.
     assert_eq!(
         repo.rooms_of(&connections[0].id, now).await.unwrap(),
-        vec![room]
+        vec![lobby.clone()]
+    );
+    let removed = repo.remove(&connections[0].id).await.unwrap();
+    assert_eq!(removed.rooms, vec![lobby.clone()]);
+    let first_page = repo.members_of(&lobby, None, now).await.unwrap();
+    assert!(!first_page.items.contains(&connections[0].id));
+    let other = RoomName::parse("after-seeding").unwrap();
+    repo.join(&connections[40].id, &other, 50, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.rooms_of(&connections[40].id, now).await.unwrap(),
+        vec![other]
     );
 }

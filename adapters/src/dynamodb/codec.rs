@@ -69,8 +69,8 @@ pub fn list_pk(shard: u16) -> String {
     format!("CONNS#{shard}")
 }
 
-/// The whole connection item, as `save` leaves it for a connection in no room.
-pub fn connection_item(c: &Connection, list_shards: u16) -> Item {
+/// The whole connection item, as `save` and then `join` of each of `rooms` leave it.
+pub fn connection_item(c: &Connection, list_shards: u16, rooms: &[RoomName]) -> Item {
     let mut item = connection_key(&c.id);
     item.insert(CONNECTED_AT.into(), n(c.connected_at.as_millis()));
     item.insert(EXPIRES_AT.into(), n(c.expires_at.as_millis()));
@@ -87,6 +87,19 @@ pub fn connection_item(c: &Connection, list_shards: u16) -> Item {
             item.insert(name.into(), s(value));
         }
     }
+    // DynamoDB refuses an empty set: no room, no attribute, as after `save`.
+    if !rooms.is_empty() {
+        let names = rooms.iter().map(|r| r.to_string()).collect();
+        item.insert(ROOMS.into(), AttributeValue::Ss(names));
+    }
+    item
+}
+
+/// The membership item `join` writes: it expires with its connection.
+pub fn membership_item(id: &ConnectionId, room: &RoomName, expires_at: Timestamp) -> Item {
+    let mut item = membership_key(id, room);
+    item.insert(EXPIRES_AT.into(), n(expires_at.as_millis()));
+    item.insert(TTL.into(), n(expires_at.as_secs_ceil()));
     item
 }
 
@@ -205,18 +218,42 @@ mod tests {
             source_ip: Some("192.0.2.1".into()),
             user_agent: None,
         };
+        let rooms = [RoomName::parse("a").unwrap(), RoomName::parse("b").unwrap()];
 
-        let item = connection_item(&connection, 8);
+        let item = connection_item(&connection, 8, &rooms);
 
         assert_eq!(connection_from(&item).unwrap(), connection);
         assert_eq!(id_from_listing(&item).unwrap(), connection.id);
+        assert_eq!(rooms_from(&item), rooms);
         assert_eq!(
             item[LIST_PK],
             s(list_pk(shard_of(&connection.id, 8))),
             "listed in the shard `save` would use"
         );
         assert_eq!(item[TTL], n(7_202), "ttl in whole seconds, rounded up");
-        assert!(!item.contains_key(USER_AGENT) && !item.contains_key(ROOMS));
+        assert!(!item.contains_key(USER_AGENT));
+        let roomless = connection_item(&connection, 8, &[]);
+        assert!(
+            !roomless.contains_key(ROOMS),
+            "no empty set: DynamoDB refuses one"
+        );
+    }
+
+    #[test]
+    fn a_membership_item_names_its_member_and_expires_with_it() {
+        let id = ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap();
+        let item = membership_item(
+            &id,
+            &RoomName::parse("lobby").unwrap(),
+            Timestamp::from_millis(7_201_500),
+        );
+        assert_eq!(item[PK], s("ROOM#lobby"));
+        assert_eq!(id_from_member(&item).unwrap(), id);
+        assert_eq!(
+            expires_at(&item).unwrap(),
+            Timestamp::from_millis(7_201_500)
+        );
+        assert_eq!(item[TTL], n(7_202));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! |---|---|---|
 //! | `save` (connect) | one `UpdateItem` (an upsert that keeps `rooms`) | 1 write |
 //! | `remove` (disconnect) | `DeleteItem` returning the old item, then `BatchWriteItem` of its memberships in chunks of 25, retrying `UnprocessedItems` | 1 + rooms writes |
-//! | `save_many` (seeding) | `BatchWriteItem` of whole items, 25 a call, retrying `UnprocessedItems` | 1 write each |
+//! | `save_many` (seeding) | `BatchWriteItem` of whole connection and membership items, 25 a call, retrying `UnprocessedItems` | 1 write an item |
 //! | `get`, `rooms_of` | one strongly consistent `GetItem` | 1 read |
 //! | `join` | `GetItem`, then `TransactWriteItems`: add the room to the connection's set on condition it exists, is live and has room, and put the membership | 1 read + 2 transactional writes |
 //! | `leave` | `TransactWriteItems`: delete the membership, remove the room from the set | 2 transactional writes |
@@ -39,5 +39,5 @@ mod errors;
 mod repository;
 mod table;
 
-pub use repository::{DynamoConnectionRepository, DynamoSettings};
+pub use repository::{DynamoConnectionRepository, DynamoSettings, Seed};
 pub use table::create_table_if_missing;

@@ -34,6 +34,22 @@ impl DynamoSettings {
     }
 }
 
+/// A connection to store with `save_many`, and the rooms it is in.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub connection: Connection,
+    pub rooms: Vec<RoomName>,
+}
+
+impl From<Connection> for Seed {
+    fn from(connection: Connection) -> Self {
+        Self {
+            connection,
+            rooms: Vec::new(),
+        }
+    }
+}
+
 pub struct DynamoConnectionRepository {
     client: Client,
     settings: DynamoSettings,
@@ -92,19 +108,26 @@ impl DynamoConnectionRepository {
         batch::write_all(&self.client, self.table(), requests, "membership deletes").await
     }
 
-    /// Stores many connections with `BatchWriteItem`, 25 a call, for seeding a table (load tests,
-    /// migrations, fixtures): 25 times fewer calls than `save`. Unlike `save`, each item is put
-    /// whole, so an existing row loses its `rooms`: meant for connections not yet stored.
-    pub async fn save_many(&self, connections: &[Connection]) -> Result<(), RepositoryError> {
-        let requests = connections
-            .iter()
-            .map(|c| {
-                let item = codec::connection_item(c, self.settings.list_shards);
-                let put = build(PutRequest::builder().set_item(Some(item)).build())?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
-            .collect::<Result<_, RepositoryError>>()?;
-        batch::write_all(&self.client, self.table(), requests, "connection puts").await
+    /// Stores many connections, each with its room memberships, with `BatchWriteItem`, 25 items
+    /// a call: for seeding a table (load tests, fixtures, migrations), where `save` and `join`
+    /// would cost a call, or a transaction, each. Items are put whole, so an existing row is
+    /// replaced, its rooms included; the room limit is the caller's to respect.
+    pub async fn save_many(&self, seeds: &[Seed]) -> Result<(), RepositoryError> {
+        let put = |item: Item| -> Result<WriteRequest, RepositoryError> {
+            let put = build(PutRequest::builder().set_item(Some(item)).build())?;
+            Ok(WriteRequest::builder().put_request(put).build())
+        };
+        let mut requests = Vec::new();
+        for Seed { connection, rooms } in seeds {
+            let shards = self.settings.list_shards;
+            requests.push(put(codec::connection_item(connection, shards, rooms))?);
+            for room in rooms {
+                let membership =
+                    codec::membership_item(&connection.id, room, connection.expires_at);
+                requests.push(put(membership)?);
+            }
+        }
+        batch::write_all(&self.client, self.table(), requests, "seeded items").await
     }
 
     async fn query_page(
