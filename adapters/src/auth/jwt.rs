@@ -103,9 +103,11 @@ impl JwtVerifier {
         };
         let for_this_client = claims.client_id.as_deref() == Some(client_id.as_str())
             && claims.token_use.as_deref() == Some("access");
-        for_this_client
-            .then_some(())
-            .ok_or(TokenError::WrongAudience)
+        if for_this_client {
+            Ok(())
+        } else {
+            Err(TokenError::WrongAudience)
+        }
     }
 }
 
