@@ -1,5 +1,9 @@
 //! Configuration from the environment, checked at start-up with messages that name the variable.
 
+use std::fmt::Display;
+use std::num::NonZeroUsize;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::time::Duration;
 
 use domain::Settings;
@@ -24,6 +28,23 @@ pub enum ConfigError {
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
 }
+
+// The range of every numeric setting: a value outside it stops the function at start-up, naming
+// the variable, instead of failing later (an overflow, an oversized item, a refused request).
+
+/// DynamoDB `Limit`: at least one item; a page stops at 1 MB anyway.
+const PAGE_SIZE: RangeInclusive<i32> = 1..=10_000;
+/// Every listing reads every shard, one Query each even when empty.
+const LIST_SHARDS: RangeInclusive<u16> = 1..=256;
+/// Posts in flight per fan-out, each an open socket: Lambda allows 1 024 file descriptors.
+const FANOUT_CONCURRENCY: RangeInclusive<usize> = 1..=512;
+/// Covers clock skew: a day is already far more than any skew, and keeps `expires_at` (connect
+/// time + 2 h + margin) far from overflowing.
+const TTL_MARGIN_SECONDS: RangeInclusive<u64> = 0..=86_400;
+/// The room names live in the connection item's `rooms` set: 99 names of at most 64 bytes stay far
+/// under DynamoDB's 400 KB item limit. 99, not more, so that a transactional `remove` (the
+/// connection item plus one membership per room) fits in one `TransactWriteItems` of 100 items.
+const MAX_ROOMS_PER_CONNECTION: RangeInclusive<usize> = 1..=99;
 
 /// Everything a Lambda needs, read once at start-up.
 #[derive(Debug, Clone)]
@@ -58,19 +79,28 @@ impl ServiceConfig {
         };
         let defaults = Settings::default();
         let mut dynamo = DynamoSettings::new(table);
-        dynamo.page_size = parse_or(&get, "PAGE_SIZE", dynamo.page_size)?;
-        dynamo.list_shards = parse_or(&get, "LIST_SHARDS", dynamo.list_shards)?;
+        dynamo.page_size = bounded(&get, "PAGE_SIZE", dynamo.page_size, PAGE_SIZE)?;
+        dynamo.list_shards = bounded(&get, "LIST_SHARDS", dynamo.list_shards, LIST_SHARDS)?;
+        let fanout_concurrency = bounded(
+            &get,
+            "FANOUT_CONCURRENCY",
+            defaults.fanout_concurrency.get(),
+            FANOUT_CONCURRENCY,
+        )?;
         let settings = Settings {
-            fanout_concurrency: parse_or(&get, "FANOUT_CONCURRENCY", defaults.fanout_concurrency)?,
-            ttl_margin: Duration::from_secs(parse_or(
+            fanout_concurrency: NonZeroUsize::new(fanout_concurrency)
+                .unwrap_or(defaults.fanout_concurrency),
+            ttl_margin: Duration::from_secs(bounded(
                 &get,
                 "TTL_MARGIN_SECONDS",
                 defaults.ttl_margin.as_secs(),
+                TTL_MARGIN_SECONDS,
             )?),
-            max_rooms_per_connection: parse_or(
+            max_rooms_per_connection: bounded(
                 &get,
                 "MAX_ROOMS_PER_CONNECTION",
                 defaults.max_rooms_per_connection,
+                MAX_ROOMS_PER_CONNECTION,
             )?,
             echo_to_sender: parse_or(&get, "ECHO_TO_SENDER", defaults.echo_to_sender)?,
             presence_max_members: parse_or(
@@ -80,13 +110,6 @@ impl ServiceConfig {
             )?,
             ..defaults
         };
-        if dynamo.page_size < 1 || dynamo.list_shards < 1 {
-            return Err(ConfigError::Invalid {
-                name: "PAGE_SIZE/LIST_SHARDS",
-                value: format!("{}/{}", dynamo.page_size, dynamo.list_shards),
-                reason: "must be at least 1".into(),
-            });
-        }
         Ok(Self {
             dynamo,
             endpoint,
@@ -96,14 +119,36 @@ impl ServiceConfig {
     }
 }
 
+/// `parse_or`, then refuses a value outside `range`, saying which range.
+fn bounded<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    range: RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Display,
+    T::Err: Display,
+{
+    let value = parse_or(get, name, default)?;
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    Err(ConfigError::Invalid {
+        name,
+        value: value.to_string(),
+        reason: format!("must be between {} and {}", range.start(), range.end()),
+    })
+}
+
 fn parse_or<T>(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: T,
 ) -> Result<T, ConfigError>
 where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
+    T: FromStr,
+    T::Err: Display,
 {
     match get(name) {
         None => Ok(default),
@@ -193,18 +238,73 @@ mod tests {
         assert!(e.to_string().contains("MANAGEMENT_ENDPOINT"));
     }
 
-    #[test]
-    fn bad_numbers_name_their_variable() {
-        let e = config(&[
+    fn with_required(name: &str, value: &str) -> Result<ServiceConfig, ConfigError> {
+        config(&[
             ("CONNECTIONS_TABLE", "t"),
             ("MANAGEMENT_ENDPOINT", "https://x/prod"),
-            ("FANOUT_CONCURRENCY", "0"),
+            (name, value),
         ])
-        .unwrap_err();
-        assert!(
-            e.to_string().starts_with("FANOUT_CONCURRENCY = \"0\""),
-            "{e}"
-        );
+    }
+
+    #[test]
+    fn every_numeric_setting_out_of_its_range_stops_start_up_naming_the_variable() {
+        let table = [
+            ("PAGE_SIZE", "0", "must be between 1 and 10000"),
+            ("PAGE_SIZE", "10001", "must be between 1 and 10000"),
+            ("PAGE_SIZE", "-5", "must be between 1 and 10000"),
+            ("PAGE_SIZE", "many", "invalid digit"),
+            ("LIST_SHARDS", "0", "must be between 1 and 256"),
+            ("LIST_SHARDS", "257", "must be between 1 and 256"),
+            ("LIST_SHARDS", "70000", "too large"),
+            ("FANOUT_CONCURRENCY", "0", "must be between 1 and 512"),
+            ("FANOUT_CONCURRENCY", "513", "must be between 1 and 512"),
+            ("TTL_MARGIN_SECONDS", "86401", "must be between 0 and 86400"),
+            (
+                "TTL_MARGIN_SECONDS",
+                "18446744073709551615",
+                "must be between 0 and 86400",
+            ),
+            ("TTL_MARGIN_SECONDS", "-1", "invalid digit"),
+            ("MAX_ROOMS_PER_CONNECTION", "0", "must be between 1 and 99"),
+            (
+                "MAX_ROOMS_PER_CONNECTION",
+                "100",
+                "must be between 1 and 99",
+            ),
+            (
+                "ECHO_TO_SENDER",
+                "yes",
+                "provided string was not `true` or `false`",
+            ),
+        ];
+        for (name, value, reason) in table {
+            let message = with_required(name, value).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("{name} = ")) && message.contains(reason),
+                "{name}={value}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_ends_of_every_range_are_accepted() {
+        let table = [
+            ("PAGE_SIZE", "1"),
+            ("PAGE_SIZE", "10000"),
+            ("LIST_SHARDS", "1"),
+            ("LIST_SHARDS", "256"),
+            ("FANOUT_CONCURRENCY", "1"),
+            ("FANOUT_CONCURRENCY", "512"),
+            ("TTL_MARGIN_SECONDS", "0"),
+            ("TTL_MARGIN_SECONDS", "86400"),
+            ("MAX_ROOMS_PER_CONNECTION", "1"),
+            ("MAX_ROOMS_PER_CONNECTION", "99"),
+        ];
+        for (name, value) in table {
+            assert!(with_required(name, value).is_ok(), "{name}={value}");
+        }
+        let c = with_required("MAX_ROOMS_PER_CONNECTION", "99").unwrap();
+        assert_eq!(c.settings.max_rooms_per_connection, 99);
     }
 
     #[test]

@@ -7,8 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod support;
 
-use adapters::auth::{AuthorizerError, JwksSource, JwtVerifier, Keys, authorize_json};
+use adapters::auth::{
+    Audience, AuthorizerError, Backoff, JwksSource, JwtVerifier, Keys, MAX_JWKS_BYTES,
+    VerifierError, authorize_json,
+};
 use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use base64::Engine;
 use domain::{TokenError, TokenVerifier};
@@ -90,9 +95,10 @@ fn secret_verifier() -> JwtVerifier {
     JwtVerifier::new(
         Keys::Secret(SECRET.as_bytes().to_vec()),
         Some("https://issuer.test".into()),
-        Some("ws-chat".into()),
+        Some(Audience::Aud("ws-chat".into())),
         Duration::from_secs(5),
     )
+    .unwrap()
 }
 
 fn event(token: Option<&str>) -> Value {
@@ -217,9 +223,11 @@ async fn an_event_without_a_method_arn_is_a_clear_error() {
     );
 }
 
-/// Serves a JWKS document that the test can swap, counting fetches.
+/// Serves a JWKS document that the test can swap, counting fetches. An empty document means the
+/// endpoint is down (503); `/moved` redirects to the document.
 struct JwksServer {
     url: String,
+    moved_url: String,
     document: Arc<Mutex<String>>,
     fetches: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
@@ -231,44 +239,55 @@ impl Drop for JwksServer {
     }
 }
 
+const JWKS_PATH: &str = "/.well-known/jwks.json";
+
 async fn jwks_server(document: &str) -> JwksServer {
     let document = Arc::new(Mutex::new(document.to_string()));
     let fetches = Arc::new(AtomicUsize::new(0));
     let (doc, count) = (document.clone(), fetches.clone());
-    let app = Router::new().route(
-        "/.well-known/jwks.json",
-        get(move || {
-            let (doc, count) = (doc.clone(), count.clone());
-            async move {
-                count.fetch_add(1, Ordering::SeqCst);
-                let body = doc.lock().unwrap().clone();
-                ([("content-type", "application/json")], body)
-            }
-        }),
-    );
+    let app = Router::new()
+        .route(
+            JWKS_PATH,
+            get(move || {
+                let (doc, count) = (doc.clone(), count.clone());
+                async move {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let body = doc.lock().unwrap().clone();
+                    if body.is_empty() {
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    ([("content-type", "application/json")], body).into_response()
+                }
+            }),
+        )
+        .route("/moved", get(|| async { Redirect::temporary(JWKS_PATH) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/.well-known/jwks.json",
-        listener.local_addr().unwrap()
-    );
+    let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     JwksServer {
-        url,
+        url: format!("{base}{JWKS_PATH}"),
+        moved_url: format!("{base}/moved"),
         document,
         fetches,
         task,
     }
 }
 
-fn jwks_verifier(server: &JwksServer, min_refetch: Duration) -> JwtVerifier {
-    let source = JwksSource::new(server.url.clone(), Duration::from_secs(3600))
-        .with_min_refetch(min_refetch);
+fn verifier_for(source: JwksSource, audience: Audience) -> JwtVerifier {
     JwtVerifier::new(
-        Keys::Jwks(source),
+        Keys::Jwks(Box::new(source)),
         Some("https://issuer.test".into()),
-        Some("ws-chat".into()),
+        Some(audience),
         Duration::from_secs(5),
     )
+    .unwrap()
+}
+
+fn jwks_verifier(server: &JwksServer, min_refetch: Duration) -> JwtVerifier {
+    let source = JwksSource::new(&server.url, Duration::from_secs(3600))
+        .unwrap()
+        .with_min_refetch(min_refetch);
+    verifier_for(source, Audience::Aud("ws-chat".into()))
 }
 
 #[tokio::test]
@@ -367,11 +386,9 @@ async fn an_unreachable_jwks_is_keys_unavailable_not_a_deny() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
     drop(listener);
-    let verifier = JwtVerifier::new(
-        Keys::Jwks(JwksSource::new(url, Duration::from_secs(60))),
-        None,
-        None,
-        Duration::ZERO,
+    let verifier = verifier_for(
+        JwksSource::new(&url, Duration::from_secs(60)).unwrap(),
+        Audience::Aud("ws-chat".into()),
     );
 
     let result = authorize_json(&verifier, &event(Some(&rs256(&claims(json!({})), "rsa-1")))).await;
@@ -382,6 +399,158 @@ async fn an_unreachable_jwks_is_keys_unavailable_not_a_deny() {
             Err(AuthorizerError::Unavailable(TokenError::KeysUnavailable(_)))
         ),
         "{result:?}"
+    );
+}
+
+#[test]
+fn a_jwks_verifier_without_an_issuer_or_an_audience_cannot_be_built() {
+    let source =
+        || JwksSource::new("https://issuer.test/jwks.json", Duration::from_secs(60)).unwrap();
+    let aud = || Some(Audience::Aud("ws-chat".into()));
+    let issuer = || Some("https://issuer.test".to_string());
+    for (issuer, audience) in [(None, aud()), (issuer(), None), (None, None)] {
+        let built = JwtVerifier::new(
+            Keys::Jwks(Box::new(source())),
+            issuer,
+            audience,
+            Duration::ZERO,
+        );
+        assert_eq!(
+            built.err(),
+            Some(VerifierError::JwksWithoutIssuerOrAudience)
+        );
+    }
+}
+
+/// A Cognito access token: no `aud`, the app client in `client_id`, `token_use` = `access`.
+fn cognito_access(overrides: Value) -> Value {
+    let mut claims = claims(json!({"client_id": "app-client", "token_use": "access"}));
+    claims.as_object_mut().unwrap().remove("aud");
+    for (k, v) in overrides.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    claims
+}
+
+#[tokio::test]
+async fn cognito_access_tokens_must_name_this_app_client_and_be_access_tokens() {
+    let server = jwks_server(JWKS).await;
+    let source = JwksSource::new(&server.url, Duration::from_secs(3600)).unwrap();
+    let verifier = verifier_for(source, Audience::CognitoClientId("app-client".into()));
+
+    let ours = rs256(&cognito_access(json!({})), "rsa-1");
+    assert_eq!(verifier.verify(&ours).await.unwrap().principal.as_str(), "alice");
+
+    let refused = [
+        (
+            "another app's client",
+            cognito_access(json!({"client_id": "other-app"})),
+        ),
+        ("an ID token", cognito_access(json!({"token_use": "id"}))),
+        ("no client_id", claims(json!({"token_use": "access"}))),
+        ("no token_use", claims(json!({"client_id": "app-client"}))),
+    ];
+    for (name, claims) in refused {
+        let result = verifier.verify(&rs256(&claims, "rsa-1")).await;
+        assert_eq!(result, Err(TokenError::WrongAudience), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_jwks_verifier_refuses_a_token_minted_for_another_application() {
+    let server = jwks_server(JWKS).await;
+    let verifier = jwks_verifier(&server, Duration::from_secs(30));
+
+    let for_another_app = rs256(&claims(json!({"aud": "another-app"})), "rsa-1");
+    let without_audience = rs256(&cognito_access(json!({})), "rsa-1");
+
+    assert_eq!(
+        verifier.verify(&for_another_app).await,
+        Err(TokenError::WrongAudience)
+    );
+    assert!(matches!(
+        verifier.verify(&without_audience).await,
+        Err(TokenError::Malformed(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_redirect_from_the_jwks_endpoint_is_not_followed() {
+    let server = jwks_server(JWKS).await;
+    let source = JwksSource::new(&server.moved_url, Duration::from_secs(3600)).unwrap();
+    let verifier = verifier_for(source, Audience::Aud("ws-chat".into()));
+
+    let result = verifier.verify(&rs256(&claims(json!({})), "rsa-1")).await;
+
+    assert!(
+        matches!(&result, Err(TokenError::KeysUnavailable(why)) if why.contains("307")),
+        "{result:?}"
+    );
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_jwks_document_over_the_size_cap_is_refused() {
+    let mut oversized: Value = serde_json::from_str(JWKS).unwrap();
+    oversized["padding"] = json!("x".repeat(MAX_JWKS_BYTES));
+    let server = jwks_server(&oversized.to_string()).await;
+    let verifier = jwks_verifier(&server, Duration::from_secs(30));
+
+    let result = verifier.verify(&rs256(&claims(json!({})), "rsa-1")).await;
+
+    assert!(
+        matches!(&result, Err(TokenError::KeysUnavailable(why)) if why.contains("bytes")),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn keys_published_for_anything_but_signatures_are_ignored() {
+    let mut document: Value = serde_json::from_str(JWKS).unwrap();
+    document["keys"][0]["use"] = json!("enc");
+    let server = jwks_server(&document.to_string()).await;
+    let verifier = jwks_verifier(&server, Duration::from_secs(30));
+
+    let with_encryption_key = rs256(&claims(json!({})), "rsa-1");
+    let with_signing_key = es256(&claims(json!({})), "ec-1");
+
+    assert_eq!(
+        verifier.verify(&with_encryption_key).await,
+        Err(TokenError::BadSignature)
+    );
+    assert!(verifier.verify(&with_signing_key).await.is_ok());
+}
+
+#[tokio::test]
+async fn while_the_jwks_endpoint_is_down_handshakes_fail_fast_instead_of_each_fetching() {
+    let server = jwks_server("").await;
+    let source = JwksSource::new(&server.url, Duration::from_secs(3600))
+        .unwrap()
+        .with_backoff(Backoff {
+            first: Duration::from_secs(3600),
+            max: Duration::from_secs(3600),
+        });
+    let verifier = verifier_for(source, Audience::Aud("ws-chat".into()));
+    let token = rs256(&claims(json!({})), "rsa-1");
+
+    let handshake = event(Some(&token));
+
+    let results =
+        futures::future::join_all((0..20).map(|_| authorize_json(&verifier, &handshake))).await;
+
+    for result in &results {
+        assert!(
+            matches!(
+                result,
+                Err(AuthorizerError::Unavailable(TokenError::KeysUnavailable(_)))
+            ),
+            "{result:?}"
+        );
+    }
+    assert_eq!(
+        server.fetches.load(Ordering::SeqCst),
+        1,
+        "one fetch, then the back-off answers"
     );
 }
 

@@ -35,12 +35,20 @@ async fn management_api(State(seen): State<Seen>, request: Request) -> Response 
     match id.as_str() {
         "s200" => StatusCode::OK.into_response(),
         "s204" => StatusCode::NO_CONTENT.into_response(),
+        "s400" => aws_error(400, "BadRequestException"),
+        "s401" => aws_error(401, "UnauthorizedException"),
         "s403" => aws_error(403, "ForbiddenException"),
+        "s404" => aws_error(404, "NotFoundException"),
+        "s404-empty" => StatusCode::NOT_FOUND.into_response(),
+        "s408" => StatusCode::REQUEST_TIMEOUT.into_response(),
+        "s302" => (StatusCode::FOUND, [("location", "/elsewhere")]).into_response(),
         "s410" => aws_error(410, "GoneException"),
         "s410-empty" => StatusCode::GONE.into_response(),
         "s413" => aws_error(413, "PayloadTooLargeException"),
         "s429" => aws_error(429, "LimitExceededException"),
         "s500" => aws_error(500, "InternalServerErrorException"),
+        "s502" => StatusCode::BAD_GATEWAY.into_response(),
+        "s504" => StatusCode::GATEWAY_TIMEOUT.into_response(),
         "s503" => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         "slow" => {
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -99,13 +107,25 @@ async fn each_status_maps_to_the_outcome_the_domain_expects() {
     let table: Vec<(&str, Expectation)> = vec![
         ("s200", |r| r.is_ok()),
         ("s204", |r| r.is_ok()),
+        // No retry fixes these: a wrong endpoint, stage, base path or policy, or a bad request.
+        ("s400", |r| matches!(r, Err(NotifyError::Forbidden(_)))),
+        ("s401", |r| matches!(r, Err(NotifyError::Forbidden(_)))),
         ("s403", |r| matches!(r, Err(NotifyError::Forbidden(_)))),
+        ("s404", |r| matches!(r, Err(NotifyError::Forbidden(_)))),
+        ("s404-empty", |r| {
+            matches!(r, Err(NotifyError::Forbidden(_)))
+        }),
+        ("s302", |r| matches!(r, Err(NotifyError::Forbidden(_)))),
         ("s410", |r| matches!(r, Err(NotifyError::Gone))),
         ("s410-empty", |r| matches!(r, Err(NotifyError::Gone))),
         ("s413", |r| matches!(r, Err(NotifyError::PayloadTooLarge))),
         ("s429", |r| matches!(r, Err(NotifyError::Throttled))),
         ("s500", |r| matches!(r, Err(NotifyError::Transient(_)))),
+        ("s502", |r| matches!(r, Err(NotifyError::Transient(_)))),
         ("s503", |r| matches!(r, Err(NotifyError::Transient(_)))),
+        ("s504", |r| matches!(r, Err(NotifyError::Transient(_)))),
+        // The server timed the request out: worth another attempt.
+        ("s408", |r| matches!(r, Err(NotifyError::Transient(_)))),
         ("slow", |r| matches!(r, Err(NotifyError::Transient(_)))),
     ];
     for (case, expected) in table {

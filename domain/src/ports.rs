@@ -163,7 +163,9 @@ pub enum NotifyError {
     /// 410: the connection is closed or never existed. Retrying cannot help.
     #[error("the connection is gone")]
     Gone,
-    /// 403: the caller may not post here: a wrong endpoint, stage or IAM policy. A deploy fault.
+    /// 403, 404, 400 and any other status no retry can fix: the caller may not post here, or not
+    /// like this (a wrong endpoint, stage, base path or IAM policy, a malformed request). A
+    /// deploy fault or a bug, never the recipient's.
     #[error("forbidden by the management API: {0}")]
     Forbidden(String),
     /// 413: the frame is over API Gateway's message limit.
@@ -172,7 +174,7 @@ pub enum NotifyError {
     /// 429: the account's request rate is exceeded. Worth retrying after a pause.
     #[error("throttled by the management API")]
     Throttled,
-    /// 5xx, timeouts, broken connections. Worth retrying.
+    /// 5xx, 408, timeouts, broken connections. Worth retrying.
     #[error("transient management API failure: {0}")]
     Transient(String),
 }
@@ -181,8 +183,10 @@ pub enum NotifyError {
 ///
 /// Every adapter MUST:
 /// - return `Ok(())` only when the frame was accepted for delivery (HTTP 200);
-/// - map by HTTP status, whatever the body says or lacks: 410 -> `Gone`, 403 -> `Forbidden`,
-///   413 -> `PayloadTooLarge`, 429 -> `Throttled`, 5xx, timeouts and I/O errors -> `Transient`;
+/// - map by HTTP status, whatever the body says or lacks: 410 -> `Gone`, 413 ->
+///   `PayloadTooLarge`, 429 -> `Throttled`; 5xx, 408 (request timeout), timeouts and I/O errors
+///   -> `Transient`; 403, 404 (the URL is no management API), 400 (a request API Gateway refuses)
+///   and every other status -> `Forbidden`, never retried and counted as misconfigured;
 /// - never retry by itself beyond what one call's time budget allows: the domain owns retries, so
 ///   that it can count them.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

@@ -94,13 +94,57 @@ mod tests {
         assert_eq!(p.ceiling(40), Duration::from_millis(300));
     }
 
+    /// Pauses for `attempt`, in milliseconds, from a seeded generator so the test is repeatable.
+    fn sampled_pauses(p: &RetryPolicy, attempt: u32) -> Vec<u64> {
+        (0..4_000)
+            .map(|_| p.pause(attempt).as_millis() as u64)
+            .collect()
+    }
+
     #[test]
-    fn jittered_pauses_stay_within_the_ceiling() {
+    fn jittered_pauses_spread_uniformly_up_to_the_ceiling() {
+        // Each test runs on its own thread, and fastrand's generator is per thread.
+        fastrand::seed(7);
         let p = RetryPolicy::default();
         for attempt in 1..6 {
-            for _ in 0..100 {
-                assert!(p.pause(attempt) <= p.ceiling(attempt));
-            }
+            let ceiling = p.ceiling(attempt).as_millis() as u64;
+            let pauses = sampled_pauses(&p, attempt);
+            let max = *pauses.iter().max().unwrap();
+            let min = *pauses.iter().min().unwrap();
+            let mean = pauses.iter().sum::<u64>() as f64 / pauses.len() as f64;
+            assert!(max <= ceiling, "attempt {attempt}: {max} ms > {ceiling} ms");
+            // Uniform in [0, ceiling]: the mean near half of it, both ends reached.
+            assert!(
+                (0.45..=0.55).contains(&(mean / ceiling as f64)),
+                "attempt {attempt}: mean {mean} ms for a ceiling of {ceiling} ms"
+            );
+            assert!(max * 100 >= ceiling * 95, "attempt {attempt}: max {max} ms");
+            assert!(min * 100 <= ceiling * 5, "attempt {attempt}: min {min} ms");
+        }
+    }
+
+    #[test]
+    fn pauses_grow_from_one_attempt_to_the_next_until_the_cap() {
+        fastrand::seed(11);
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(40),
+            max_delay: Duration::from_millis(1_000),
+        };
+        let mean = |attempt| {
+            let pauses = sampled_pauses(&p, attempt);
+            pauses.iter().sum::<u64>() as f64 / pauses.len() as f64
+        };
+        let means: Vec<f64> = (1..=5).map(mean).collect();
+        for (attempt, pair) in (1..).zip(means.windows(2)) {
+            // The ceiling doubles, so the mean should too; 1.6 leaves room for sampling noise.
+            assert!(
+                pair[0] > 0.0 && pair[1] >= pair[0] * 1.6,
+                "attempt {attempt} -> {}: mean {} ms -> {} ms",
+                attempt + 1,
+                pair[0],
+                pair[1]
+            );
         }
     }
 }

@@ -57,6 +57,7 @@ impl ApiGatewayNotifier {
 }
 
 /// By HTTP status first: some servers answer 410 with an empty body, which the SDK cannot model.
+/// Every status has a deliberate answer (the table is in `ClientNotifier`'s docs).
 fn notify_error<E>(err: SdkError<E, HttpResponse>) -> NotifyError
 where
     E: std::error::Error + 'static,
@@ -67,9 +68,13 @@ where
         (Some(410), _) => NotifyError::Gone,
         (Some(413), _) => NotifyError::PayloadTooLarge,
         (Some(429), _) => NotifyError::Throttled,
-        (Some(403), _) => NotifyError::Forbidden(text),
+        // The server gave up waiting for the request: the next attempt may well get through.
+        (Some(408), _) => NotifyError::Transient(text),
         (Some(500..=599), _) => NotifyError::Transient(text),
-        // Any other answer (400, 404, ...) is a request no retry will fix.
+        // 403 (IAM, wrong stage), 404 (a URL that is no management API: a custom domain without
+        // the base path, a proxy), 400 (a request API Gateway refuses: the ids we post to come
+        // from API Gateway itself, so this is a bug here, not a client's doing), 401, 3xx and
+        // every other status: no retry fixes these, and each one is worth an operator's look.
         (Some(_), _) => NotifyError::Forbidden(text),
         (None, SdkError::ConstructionFailure(_)) => NotifyError::Forbidden(text),
         (None, _) => NotifyError::Transient(text),

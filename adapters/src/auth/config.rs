@@ -1,16 +1,26 @@
 //! The authorizer's configuration, from the environment or the local gateway's flags.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::jwks::JwksSource;
-use super::jwt::{JwtVerifier, Keys};
+use super::jwks::{InsecureJwksUrl, JwksSource};
+use super::jwt::{Audience, JwtVerifier, Keys, VerifierError};
+
+/// Clock skew tolerated on `exp` and `nbf`: minutes would let expired tokens in for minutes.
+const LEEWAY_SECONDS: RangeInclusive<u64> = 0..=300;
+/// How often the JWKS is fetched again: often enough to see a rotation within a day, not so
+/// often that every cold start hammers the identity provider.
+const JWKS_REFRESH_SECONDS: RangeInclusive<u64> = 60..=86_400;
 
 #[derive(Debug, Clone, Default)]
 pub struct AuthConfig {
     pub jwks_url: Option<String>,
     pub secret: Option<String>,
     pub issuer: Option<String>,
+    /// Checked against the `aud` claim.
     pub audience: Option<String>,
+    /// Cognito access tokens: checked against the `client_id` claim, with `token_use` = `access`.
+    pub client_id: Option<String>,
     pub leeway: Duration,
     pub jwks_refresh: Duration,
 }
@@ -23,8 +33,21 @@ pub enum AuthConfigError {
     NoKeys,
     #[error("JWT_SECRET must be at least 32 bytes (HS256 is only as strong as its secret)")]
     WeakSecret,
-    #[error("{name} = {value:?} is not a number of seconds")]
-    BadSeconds { name: &'static str, value: String },
+    #[error("{name} = {value:?} is not a number of seconds between {min} and {max}")]
+    BadSeconds {
+        name: &'static str,
+        value: String,
+        min: u64,
+        max: u64,
+    },
+    #[error(
+        "set JWT_AUDIENCE (tokens with an `aud` claim) or JWT_CLIENT_ID (Cognito access tokens), not both"
+    )]
+    TwoAudiences,
+    #[error(transparent)]
+    InsecureJwksUrl(#[from] InsecureJwksUrl),
+    #[error(transparent)]
+    Verifier(#[from] VerifierError),
 }
 
 impl AuthConfig {
@@ -34,28 +57,45 @@ impl AuthConfig {
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, AuthConfigError> {
         let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let seconds = |name: &'static str, default: u64| match non_empty(name) {
-            None => Ok(Duration::from_secs(default)),
-            Some(value) => value
-                .parse()
-                .map(Duration::from_secs)
-                .map_err(|_| AuthConfigError::BadSeconds { name, value }),
+        let seconds = |name: &'static str, default: u64, range: RangeInclusive<u64>| {
+            let Some(value) = non_empty(name) else {
+                return Ok(Duration::from_secs(default));
+            };
+            match value.parse() {
+                Ok(n) if range.contains(&n) => Ok(Duration::from_secs(n)),
+                _ => Err(AuthConfigError::BadSeconds {
+                    name,
+                    value,
+                    min: *range.start(),
+                    max: *range.end(),
+                }),
+            }
         };
         let config = Self {
             jwks_url: non_empty("JWKS_URL"),
             secret: non_empty("JWT_SECRET"),
             issuer: non_empty("JWT_ISSUER"),
             audience: non_empty("JWT_AUDIENCE"),
-            leeway: seconds("JWT_LEEWAY_SECONDS", 30)?,
-            jwks_refresh: seconds("JWKS_REFRESH_SECONDS", 3600)?,
+            client_id: non_empty("JWT_CLIENT_ID"),
+            leeway: seconds("JWT_LEEWAY_SECONDS", 30, LEEWAY_SECONDS)?,
+            jwks_refresh: seconds("JWKS_REFRESH_SECONDS", 3600, JWKS_REFRESH_SECONDS)?,
         };
         config.verifier().map(|_| config.clone())
+    }
+
+    fn audience(&self) -> Result<Option<Audience>, AuthConfigError> {
+        match (&self.audience, &self.client_id) {
+            (Some(_), Some(_)) => Err(AuthConfigError::TwoAudiences),
+            (Some(aud), None) => Ok(Some(Audience::Aud(aud.clone()))),
+            (None, Some(client_id)) => Ok(Some(Audience::CognitoClientId(client_id.clone()))),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The verifier this configuration describes: JWKS when a URL is given, else the secret.
     pub fn verifier(&self) -> Result<JwtVerifier, AuthConfigError> {
         let keys = match (&self.jwks_url, &self.secret) {
-            (Some(url), _) => Keys::Jwks(JwksSource::new(url.clone(), self.jwks_refresh)),
+            (Some(url), _) => Keys::Jwks(Box::new(JwksSource::new(url, self.jwks_refresh)?)),
             (None, Some(secret)) if secret.len() >= 32 => Keys::Secret(secret.as_bytes().to_vec()),
             (None, Some(_)) => return Err(AuthConfigError::WeakSecret),
             (None, None) => return Err(AuthConfigError::NoKeys),
@@ -63,8 +103,123 @@ impl AuthConfig {
         Ok(JwtVerifier::new(
             keys,
             self.issuer.clone(),
-            self.audience.clone(),
+            self.audience()?,
             self.leeway,
-        ))
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const JWKS: &str =
+        "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_x/.well-known/jwks.json";
+    const SECRET: &str = "a-secret-that-is-at-least-32-bytes-long";
+
+    fn config(vars: &[(&str, &str)]) -> Result<AuthConfig, AuthConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AuthConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn a_jwks_without_an_issuer_or_an_audience_does_not_start() {
+        let incomplete = [
+            vec![("JWKS_URL", JWKS)],
+            vec![("JWKS_URL", JWKS), ("JWT_ISSUER", "https://issuer")],
+            vec![("JWKS_URL", JWKS), ("JWT_AUDIENCE", "app")],
+            vec![("JWKS_URL", JWKS), ("JWT_CLIENT_ID", "client")],
+        ];
+        for vars in incomplete {
+            let error = config(&vars).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    AuthConfigError::Verifier(VerifierError::JwksWithoutIssuerOrAudience)
+                ),
+                "{vars:?}: {error}"
+            );
+            assert!(error.to_string().contains("JWT_CLIENT_ID"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_jwks_starts_with_an_issuer_and_either_an_audience_or_a_client_id() {
+        for audience in ["JWT_AUDIENCE", "JWT_CLIENT_ID"] {
+            let vars = [
+                ("JWKS_URL", JWKS),
+                ("JWT_ISSUER", "https://issuer"),
+                (audience, "app"),
+            ];
+            assert!(config(&vars).is_ok(), "{audience}");
+        }
+        let both = config(&[
+            ("JWKS_URL", JWKS),
+            ("JWT_ISSUER", "https://issuer"),
+            ("JWT_AUDIENCE", "app"),
+            ("JWT_CLIENT_ID", "app"),
+        ]);
+        assert!(
+            matches!(both, Err(AuthConfigError::TwoAudiences)),
+            "{both:?}"
+        );
+    }
+
+    #[test]
+    fn a_jwks_url_over_plain_http_to_another_host_does_not_start() {
+        let error = config(&[
+            ("JWKS_URL", "http://issuer.example/jwks.json"),
+            ("JWT_ISSUER", "https://issuer"),
+            ("JWT_AUDIENCE", "app"),
+        ])
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("JWKS_URL = \"http://issuer.example"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_shared_secret_still_starts_without_an_issuer_or_an_audience() {
+        assert!(config(&[("JWT_SECRET", SECRET)]).is_ok());
+    }
+
+    #[test]
+    fn every_number_of_seconds_out_of_its_range_stops_start_up_naming_the_variable() {
+        let table = [
+            ("JWT_LEEWAY_SECONDS", "301", "between 0 and 300"),
+            ("JWT_LEEWAY_SECONDS", "-1", "between 0 and 300"),
+            ("JWT_LEEWAY_SECONDS", "soon", "between 0 and 300"),
+            ("JWKS_REFRESH_SECONDS", "59", "between 60 and 86400"),
+            ("JWKS_REFRESH_SECONDS", "86401", "between 60 and 86400"),
+            (
+                "JWKS_REFRESH_SECONDS",
+                "18446744073709551616",
+                "between 60 and 86400",
+            ),
+        ];
+        for (name, value, range) in table {
+            let error = config(&[("JWT_SECRET", SECRET), (name, value)]).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.starts_with(&format!("{name} = {value:?}")) && message.contains(range),
+                "{message}"
+            );
+        }
+        for (name, value) in [
+            ("JWT_LEEWAY_SECONDS", "0"),
+            ("JWT_LEEWAY_SECONDS", "300"),
+            ("JWKS_REFRESH_SECONDS", "60"),
+            ("JWKS_REFRESH_SECONDS", "86400"),
+        ] {
+            assert!(config(&[("JWT_SECRET", SECRET), (name, value)]).is_ok());
+        }
     }
 }

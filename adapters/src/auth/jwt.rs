@@ -15,20 +15,33 @@ use super::jwks::JwksSource;
 pub enum Keys {
     /// HS256 with a shared secret: simple setups and local runs.
     Secret(Vec<u8>),
-    /// RS256 or ES256 with the keys of a JWKS document (Cognito, Auth0, ...).
-    Jwks(JwksSource),
+    /// RS256 or ES256 with the keys of a JWKS document (Cognito, Auth0, ...). Boxed: the source
+    /// with its HTTP client and cache is much larger than a secret.
+    Jwks(Box<JwksSource>),
+}
+
+/// Whom a token must be meant for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// The `aud` claim: OIDC ID tokens, Auth0, Cognito ID tokens (whose `aud` is the app client).
+    Aud(String),
+    /// Cognito access tokens carry no `aud`: their `client_id` must be this app client and their
+    /// `token_use` must be `access`.
+    CognitoClientId(String),
 }
 
 pub struct JwtVerifier {
     keys: Keys,
     issuer: Option<String>,
-    audience: Option<String>,
+    audience: Option<Audience>,
     leeway: Duration,
 }
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    client_id: Option<String>,
+    token_use: Option<String>,
     /// Private rooms the token grants: a list of names or `prefix*` patterns, or one string of
     /// them separated by commas or spaces.
     #[serde(default)]
@@ -52,19 +65,34 @@ fn grants_from(claim: Option<&serde_json::Value>) -> Result<RoomGrants, TokenErr
     RoomGrants::parse(patterns).map_err(|e| malformed(e.to_string()))
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifierError {
+    /// An identity provider signs tokens for every application it serves: without these checks,
+    /// a token minted for any of them would open this API.
+    #[error(
+        "a JWKS verifier needs JWT_ISSUER and one of JWT_AUDIENCE (the `aud` claim) or JWT_CLIENT_ID (Cognito access tokens)"
+    )]
+    JwksWithoutIssuerOrAudience,
+}
+
 impl JwtVerifier {
+    /// With a JWKS, `issuer` and `audience` are required: the keys of an identity provider sign
+    /// the tokens of every application it serves. With a shared secret they are optional.
     pub fn new(
         keys: Keys,
         issuer: Option<String>,
-        audience: Option<String>,
+        audience: Option<Audience>,
         leeway: Duration,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, VerifierError> {
+        if matches!(keys, Keys::Jwks(_)) && (issuer.is_none() || audience.is_none()) {
+            return Err(VerifierError::JwksWithoutIssuerOrAudience);
+        }
+        Ok(Self {
             keys,
             issuer,
             audience,
             leeway,
-        }
+        })
     }
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
@@ -77,14 +105,30 @@ impl JwtVerifier {
             required.push("iss");
         }
         match &self.audience {
-            Some(audience) => {
+            Some(Audience::Aud(audience)) => {
                 validation.set_audience(&[audience]);
                 required.push("aud");
             }
-            None => validation.validate_aud = false,
+            // Checked on the claims, after the signature.
+            Some(Audience::CognitoClientId(_)) | None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
         validation
+    }
+
+    /// A Cognito access token for another app client, or an ID token where an access token is
+    /// expected, is meant for someone else.
+    fn check_client(&self, claims: &Claims) -> Result<(), TokenError> {
+        let Some(Audience::CognitoClientId(client_id)) = &self.audience else {
+            return Ok(());
+        };
+        let for_this_client = claims.client_id.as_deref() == Some(client_id.as_str())
+            && claims.token_use.as_deref() == Some("access");
+        if for_this_client {
+            Ok(())
+        } else {
+            Err(TokenError::WrongAudience)
+        }
     }
 }
 
@@ -159,6 +203,7 @@ impl TokenVerifier for JwtVerifier {
         };
         let data = decode::<Claims>(token, &key, &self.validation(algorithm))
             .map_err(|e| token_error(e.kind()))?;
+        self.check_client(&data.claims)?;
         let principal = Principal::parse(data.claims.sub)
             .map_err(|e| TokenError::Malformed(format!("sub: {e}")))?;
         Ok(Identity {

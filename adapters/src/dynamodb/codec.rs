@@ -103,6 +103,46 @@ pub fn list_pk(shard: u16) -> String {
     format!("CONNS#{shard}")
 }
 
+/// The whole connection item, as `save` and then `join` of each of `rooms` leave it.
+pub fn connection_item(c: &Connection, list_shards: u16, rooms: &[RoomName]) -> Item {
+    let mut item = connection_key(&c.id);
+    item.insert(
+        CONNECTED_AT.into(),
+        number_value(c.connected_at.as_millis()),
+    );
+    item.insert(EXPIRES_AT.into(), number_value(c.expires_at.as_millis()));
+    item.insert(TTL.into(), number_value(c.expires_at.as_secs_ceil()));
+    item.insert(
+        LIST_PK.into(),
+        string_value(list_pk(shard_of(&c.id, list_shards))),
+    );
+    item.insert(LIST_SK.into(), string_value(c.id.as_str()));
+    let optional = [
+        (PRINCIPAL, c.principal.as_ref().map(|p| p.as_str())),
+        (SOURCE_IP, c.source_ip.as_deref()),
+        (USER_AGENT, c.user_agent.as_deref()),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            item.insert(name.into(), string_value(value));
+        }
+    }
+    // DynamoDB refuses an empty set: no room, no attribute, as after `save`.
+    if !rooms.is_empty() {
+        let names = rooms.iter().map(|r| r.to_string()).collect();
+        item.insert(ROOMS.into(), AttributeValue::Ss(names));
+    }
+    item
+}
+
+/// The membership item `join` writes: it expires with its connection.
+pub fn membership_item(id: &ConnectionId, room: &RoomName, expires_at: Timestamp) -> Item {
+    let mut item = membership_key(id, room);
+    item.insert(EXPIRES_AT.into(), number_value(expires_at.as_millis()));
+    item.insert(TTL.into(), number_value(expires_at.as_secs_ceil()));
+    item
+}
+
 fn malformed(what: &str) -> RepositoryError {
     RepositoryError::Unavailable(format!("malformed item in the connections table: {what}"))
 }
@@ -227,6 +267,58 @@ mod tests {
             .map(|i| shard_of(&ConnectionId::parse(format!("c{i}")).unwrap(), 4))
             .collect();
         assert_eq!(used.len(), 4);
+    }
+
+    #[test]
+    fn a_connection_item_reads_back_as_the_same_connection_in_its_listing_shard() {
+        let connection = Connection {
+            id: ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap(),
+            connected_at: Timestamp::from_millis(1_000),
+            expires_at: Timestamp::from_millis(7_201_500),
+            principal: Some(Principal::parse("alice").unwrap()),
+            source_ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        };
+        let rooms = [RoomName::parse("a").unwrap(), RoomName::parse("b").unwrap()];
+
+        let item = connection_item(&connection, 8, &rooms);
+
+        assert_eq!(connection_from(&item).unwrap(), connection);
+        assert_eq!(id_from_listing(&item).unwrap(), connection.id);
+        assert_eq!(rooms_from(&item), rooms);
+        assert_eq!(
+            item[LIST_PK],
+            string_value(list_pk(shard_of(&connection.id, 8))),
+            "listed in the shard `save` would use"
+        );
+        assert_eq!(
+            item[TTL],
+            number_value(7_202),
+            "ttl in whole seconds, rounded up"
+        );
+        assert!(!item.contains_key(USER_AGENT));
+        let roomless = connection_item(&connection, 8, &[]);
+        assert!(
+            !roomless.contains_key(ROOMS),
+            "no empty set: DynamoDB refuses one"
+        );
+    }
+
+    #[test]
+    fn a_membership_item_names_its_member_and_expires_with_it() {
+        let id = ConnectionId::parse("L0SM9cOFvHcCIhw=").unwrap();
+        let item = membership_item(
+            &id,
+            &RoomName::parse("lobby").unwrap(),
+            Timestamp::from_millis(7_201_500),
+        );
+        assert_eq!(item[PK], string_value("ROOM#lobby"));
+        assert_eq!(id_from_member(&item).unwrap(), id);
+        assert_eq!(
+            expires_at(&item).unwrap(),
+            Timestamp::from_millis(7_201_500)
+        );
+        assert_eq!(item[TTL], number_value(7_202));
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! code: `table::TABLE_SCHEMA`, which `adapters/tests/tidy_table_schema.rs` holds
 //! `infra/serverless.yml` to.
 
+mod batch;
 mod codec;
 mod errors;
 mod repository;
 mod table;
 
 pub use codec::ATTRIBUTES as ATTRIBUTE_NAMES;
-pub use repository::{DynamoConnectionRepository, DynamoSettings};
+pub use repository::{DynamoConnectionRepository, DynamoSettings, Seed};
 pub use table::{IndexSchema, TABLE_SCHEMA, TableSchema, create_table_if_missing};

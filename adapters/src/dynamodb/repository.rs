@@ -1,10 +1,9 @@
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, Delete, DeleteRequest, Put, PutRequest, ReturnValue, TransactWriteItem, Update,
     WriteRequest,
 };
 use domain::{
@@ -12,16 +11,12 @@ use domain::{
     Removed, RepositoryError, RoomName, Timestamp,
 };
 
+use super::batch::{self, MAX_ROUNDS, pause};
 use super::codec::{
     self, CONNECTED_AT, EXPIRES_AT, Item, LIST_PK, LIST_SK, PK, PRINCIPAL, ROOMS, TTL,
     number_value, string_value,
 };
 use super::errors::repository_error;
-
-/// BatchWriteItem's limit.
-const BATCH: usize = 25;
-/// Bounded retries for unprocessed batch items and conflicting transactions.
-const MAX_ROUNDS: u32 = 8;
 
 #[derive(Debug, Clone)]
 pub struct DynamoSettings {
@@ -38,6 +33,22 @@ impl DynamoSettings {
             table: table.into(),
             page_size: 500,
             list_shards: 1,
+        }
+    }
+}
+
+/// A connection to store with `save_many`, and the rooms it is in.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub connection: Connection,
+    pub rooms: Vec<RoomName>,
+}
+
+impl From<Connection> for Seed {
+    fn from(connection: Connection) -> Self {
+        Self {
+            connection,
+            rooms: Vec::new(),
         }
     }
 }
@@ -86,43 +97,40 @@ impl DynamoConnectionRepository {
         id: &ConnectionId,
         rooms: &[RoomName],
     ) -> Result<(), RepositoryError> {
-        for chunk in rooms.chunks(BATCH) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|room| {
-                    let delete = DeleteRequest::builder()
+        let requests = rooms
+            .iter()
+            .map(|room| {
+                let delete = build(
+                    DeleteRequest::builder()
                         .set_key(Some(codec::membership_key(id, room)))
-                        .build()
-                        .map_err(|e| RepositoryError::Unavailable(e.to_string()))?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<_, RepositoryError>>()?;
-            let mut round = 0;
-            while !requests.is_empty() {
-                round += 1;
-                if round > MAX_ROUNDS {
-                    return Err(RepositoryError::Throttled(format!(
-                        "{} membership deletes still unprocessed after {MAX_ROUNDS} rounds",
-                        requests.len()
-                    )));
-                }
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(self.table(), requests)
-                    .send()
-                    .await
-                    .map_err(repository_error)?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut left| left.remove(self.table()))
-                    .unwrap_or_default();
-                if !requests.is_empty() {
-                    pause(round).await;
-                }
+                        .build(),
+                )?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<_, RepositoryError>>()?;
+        batch::write_all(&self.client, self.table(), requests, "membership deletes").await
+    }
+
+    /// Stores many connections, each with its room memberships, with `BatchWriteItem`, 25 items
+    /// a call: for seeding a table (load tests, fixtures, migrations), where `save` and `join`
+    /// would cost a call, or a transaction, each. Items are put whole, so an existing row is
+    /// replaced, its rooms included; the room limit is the caller's to respect.
+    pub async fn save_many(&self, seeds: &[Seed]) -> Result<(), RepositoryError> {
+        let put = |item: Item| -> Result<WriteRequest, RepositoryError> {
+            let put = build(PutRequest::builder().set_item(Some(item)).build())?;
+            Ok(WriteRequest::builder().put_request(put).build())
+        };
+        let mut requests = Vec::new();
+        for Seed { connection, rooms } in seeds {
+            let shards = self.settings.list_shards;
+            requests.push(put(codec::connection_item(connection, shards, rooms))?);
+            for room in rooms {
+                let membership =
+                    codec::membership_item(&connection.id, room, connection.expires_at);
+                requests.push(put(membership)?);
             }
         }
-        Ok(())
+        batch::write_all(&self.client, self.table(), requests, "seeded items").await
     }
 
     async fn query_page(
@@ -140,6 +148,9 @@ impl DynamoConnectionRepository {
             .table_name(self.table())
             .set_index_name(index.map(str::to_string))
             .set_expression_attribute_names(Some(codec::names_in(&[key_condition, &live])))
+            // The base table reads consistently, so a member who joined a moment ago gets the
+            // next publish (the membership check reads consistently too). A GSI cannot.
+            .consistent_read(index.is_none())
             .key_condition_expression(key_condition)
             .filter_expression(live)
             .set_expression_attribute_values(Some(values))
@@ -150,12 +161,6 @@ impl DynamoConnectionRepository {
             .map_err(repository_error)?;
         Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
     }
-}
-
-/// Jittered pause between rounds of unprocessed items or conflicting transactions.
-async fn pause(round: u32) {
-    let ceiling = 20u64.saturating_mul(1 << round.min(6));
-    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ceiling))).await;
 }
 
 fn build<T, E: std::fmt::Display>(built: Result<T, E>) -> Result<T, RepositoryError> {

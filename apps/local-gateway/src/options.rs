@@ -64,6 +64,9 @@ pub struct Options {
     pub jwt_issuer: Option<String>,
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// Cognito access tokens (no `aud`): the app client id their `client_id` must name.
+    #[arg(long, env = "JWT_CLIENT_ID")]
+    pub jwt_client_id: Option<String>,
     /// Print an HS256 token for this subject, signed with --jwt-secret and valid for an hour, then exit.
     #[arg(long, value_name = "SUBJECT")]
     pub mint_token: Option<String>,
@@ -127,6 +130,7 @@ impl Options {
             secret: self.jwt_secret.clone(),
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
+            client_id: self.jwt_client_id.clone(),
             leeway: Duration::from_secs(30),
             jwks_refresh: Duration::from_secs(3600),
         }
