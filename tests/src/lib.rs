@@ -1,6 +1,7 @@
 //! Support for the end-to-end tests: reaching the servers they need, with clear failures when a
 //! server is missing (never a silent skip).
 
+pub mod gateway_probes;
 pub mod ws;
 
 use aws_sdk_dynamodb::Client;
@@ -29,6 +30,14 @@ pub async fn local_sdk_config() -> aws_config::SdkConfig {
         ))
         .load()
         .await
+}
+
+/// The Rust SDK's `@connections` client for a management endpoint (`http://host:port/stage`).
+pub async fn management_client(endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&local_sdk_config().await)
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_apigatewaymanagement::Client::from_conf(config)
 }
 
 pub async fn dynamodb_client() -> Client {

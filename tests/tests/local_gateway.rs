@@ -10,18 +10,11 @@ use clap::Parser;
 use domain::ports::MockConnectionRepository;
 use domain::{RepositoryError, Settings};
 use futures::SinkExt;
-use local_gateway::{GatewayConfig, Limits, Options, start};
+use local_gateway::{BrowserPolicy, GatewayConfig, Limits, Options, start};
 use serde_json::json;
-use tests::ws::{Client, WAIT, client, close_code, gateway, next_json, send};
+use tests::ws::{WAIT, client, close_code, gateway, next_json, send, whoami};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-
-async fn whoami(c: &mut Client) -> String {
-    send(c, json!({"action": "whoami"})).await;
-    let frame = next_json(c).await;
-    assert_eq!(frame["type"], "identity");
-    frame["connectionId"].as_str().unwrap().to_string()
-}
 
 #[tokio::test]
 async fn whoami_answers_with_an_api_gateway_style_connection_id() {
@@ -186,6 +179,7 @@ async fn a_failing_connect_handler_refuses_the_handshake() {
         handler: Arc::new(handler),
         authorizer: None,
         sockets: Arc::default(),
+        browser: BrowserPolicy::default(),
     })
     .await
     .unwrap();
@@ -208,11 +202,7 @@ async fn the_rust_sdk_posts_reads_and_deletes_connections_and_gets_410_for_unkno
     let gw = gateway(&[]).await;
     let mut a = client(&gw).await;
     let id = whoami(&mut a).await;
-    let sdk = tests::local_sdk_config().await;
-    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
-        .endpoint_url(gw.management_url())
-        .build();
-    let management = aws_sdk_apigatewaymanagement::Client::from_conf(config);
+    let management = tests::management_client(&gw.management_url()).await;
 
     management
         .post_to_connection()
