@@ -79,12 +79,14 @@ impl EventHandler for Recorder {
     }
 }
 
-/// Holds every `$default` invocation at a gate until the test opens it; counts them.
+/// Holds every `$default` invocation at a gate until the test opens it; counts them, and the
+/// other routes' invocations that finished.
 pub struct Gate {
     inner: Arc<dyn EventHandler>,
     gate: Semaphore,
     waiting: Mutex<usize>,
     peak_waiting: Mutex<usize>,
+    finished: Mutex<Vec<String>>,
 }
 
 impl Gate {
@@ -94,7 +96,14 @@ impl Gate {
             gate: Semaphore::new(0),
             waiting: Mutex::new(0),
             peak_waiting: Mutex::new(0),
+            finished: Mutex::default(),
         })
+    }
+
+    /// How many `route` invocations (other than `$default`) have finished.
+    pub fn finished(&self, route: &str) -> usize {
+        let finished = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        finished.iter().filter(|r| *r == route).count()
     }
 
     /// `$default` invocations held at the gate now.
@@ -125,8 +134,15 @@ impl EventHandler for Gate {
             }
             let _pass = self.gate.acquire().await;
             *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+            return self.inner.handle_json(event).await;
         }
-        self.inner.handle_json(event).await
+        let route = route_of(&event).to_string();
+        let result = self.inner.handle_json(event).await;
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(route);
+        result
     }
 }
 
@@ -164,4 +180,29 @@ pub async fn eventually<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// One raw HTTP/1.1 request (`head` without its final blank line), so a test controls every
+/// header; the response's status and body.
+pub async fn raw_http(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("{head}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut response))
+        .await
+        .expect("no response within 10 s")
+        .expect("read");
+    let response = String::from_utf8_lossy(&response).to_string();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

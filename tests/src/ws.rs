@@ -91,12 +91,9 @@ pub async fn close_code(c: &mut Client, within: Duration) -> u16 {
 
 /// Opens a socket with extra handshake headers (`Origin`, `Host`); `Err` holds the HTTP status
 /// of a refused handshake.
-pub async fn client_with_headers(
-    gw: &RunningGateway,
-    headers: &[(&str, &str)],
-) -> Result<Client, u16> {
+pub async fn client_with_headers(url: &str, headers: &[(&str, &str)]) -> Result<Client, u16> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = gw.ws_url().into_client_request().expect("a valid URL");
+    let mut request = url.into_client_request().expect("a valid URL");
     for (name, value) in headers {
         let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
             .expect("a valid header name");

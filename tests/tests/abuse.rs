@@ -376,12 +376,15 @@ async fn a_websocket_above_the_connection_cap_is_refused_with_429_until_one_clos
     let mut first = client(&gw).await;
     let _second = client(&gw).await;
 
-    assert_eq!(client_with_headers(&gw, &[]).await.err(), Some(429));
+    assert_eq!(
+        client_with_headers(&gw.ws_url(), &[]).await.err(),
+        Some(429)
+    );
 
     first.close(None).await.unwrap();
     let mut admitted = None;
     for _ in 0..100 {
-        if let Ok(client) = client_with_headers(&gw, &[]).await {
+        if let Ok(client) = client_with_headers(&gw.ws_url(), &[]).await {
             admitted = Some(client);
             break;
         }
