@@ -52,7 +52,12 @@ pub struct Options {
     #[arg(long, env = "LOCAL_GATEWAY_MAX_OUTBOUND_QUEUE_BYTES", default_value_t = Limits::default().max_outbound_queue_bytes)]
     pub max_outbound_queue_bytes: usize,
     /// Seconds a client has to send a complete request head (the WebSocket handshake included).
-    #[arg(long, env = "LOCAL_GATEWAY_HANDSHAKE_TIMEOUT", default_value_t = Limits::default().handshake_timeout.as_secs())]
+    #[arg(
+        long,
+        env = "LOCAL_GATEWAY_HANDSHAKE_TIMEOUT",
+        default_value_t = Limits::default().handshake_timeout.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub handshake_timeout_secs: u64,
     /// WebSockets open at once; one more gets 429.
     #[arg(long, env = "LOCAL_GATEWAY_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]

@@ -10,6 +10,10 @@ use crate::Options;
 
 /// A minted token's lifetime.
 const MINTED_TOKEN_LIFETIME_SECS: u64 = 3600;
+/// Clock skew tolerated on `exp` and `nbf`, as the authorizer Lambda allows.
+const CLOCK_LEEWAY: Duration = Duration::from_secs(30);
+/// How often the JWKS document is fetched again, besides on an unknown `kid`.
+const JWKS_REFRESH: Duration = Duration::from_secs(3600);
 
 impl Options {
     fn auth_config(&self) -> AuthConfig {
@@ -18,8 +22,8 @@ impl Options {
             secret: self.jwt_secret.clone(),
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
-            leeway: Duration::from_secs(30),
-            jwks_refresh: Duration::from_secs(3600),
+            leeway: CLOCK_LEEWAY,
+            jwks_refresh: JWKS_REFRESH,
         }
     }
 
