@@ -12,7 +12,8 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::close_codes::ABNORMAL;
 use crate::events::{self, ConnectionContext};
@@ -57,6 +58,65 @@ pub async fn upgrade(
     }
 }
 
+/// A refused handshake: its status and a body that says why.
+type Refusal = (StatusCode, &'static str);
+
+/// A new WebSocket's slot under the connection cap, or the response refusing it.
+fn admit(gateway: &Gateway, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, Refusal> {
+    if gateway.is_shutting_down() {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: the gateway is shutting down",
+        ));
+    }
+    if !gateway.browser.allows_websocket(headers) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "Forbidden: this Origin may not open a WebSocket here (see --allowed-origin)",
+        ));
+    }
+    gateway
+        .connection_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests: --max-connections WebSockets are open",
+            )
+        })
+}
+
+/// Runs the REQUEST authorizer when one is configured, as API Gateway does before `$connect`:
+/// what it allows comes back as the connection's `requestContext.authorizer`.
+async fn authorize(
+    gateway: &Gateway,
+    conn: &ConnectionContext,
+    headers: &HeaderMap,
+    query: &BTreeMap<String, String>,
+) -> Result<Option<Value>, Refusal> {
+    let Some(verifier) = &gateway.authorizer else {
+        return Ok(None);
+    };
+    let event = events::authorize(gateway, conn, headers, query);
+    match authorize_json(verifier.as_ref(), &event).await {
+        Ok(policy) if policy["policyDocument"]["Statement"][0]["Effect"] == "Allow" => {
+            let mut context = policy["context"].clone();
+            if !context.is_object() {
+                context = json!({});
+            }
+            context["principalId"] = policy["principalId"].clone();
+            Ok(Some(context))
+        }
+        Ok(_) => Err((StatusCode::FORBIDDEN, "Forbidden")),
+        Err(AuthorizerError::Unauthorized) => Err((StatusCode::UNAUTHORIZED, "Unauthorized")),
+        Err(e) => {
+            tracing::warn!(error = %e, "authorizer failed: handshake refused");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"))
+        }
+    }
+}
+
 async fn open(
     gateway: Arc<Gateway>,
     peer: SocketAddr,
@@ -64,26 +124,9 @@ async fn open(
     query: BTreeMap<String, String>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if gateway.is_shutting_down() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service Unavailable: the gateway is shutting down",
-        )
-            .into_response();
-    }
-    if !gateway.browser.allows_websocket(&headers) {
-        return (
-            StatusCode::FORBIDDEN,
-            "Forbidden: this Origin may not open a WebSocket here (see --allowed-origin)",
-        )
-            .into_response();
-    }
-    let Ok(slot) = gateway.connection_slots.clone().try_acquire_owned() else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too Many Requests: --max-connections WebSockets are open",
-        )
-            .into_response();
+    let slot = match admit(&gateway, &headers) {
+        Ok(slot) => slot,
+        Err(refusal) => return refusal.into_response(),
     };
     let slot = Arc::new(slot);
     let mut conn = ConnectionContext {
@@ -97,27 +140,9 @@ async fn open(
             .to_string(),
         authorizer: None,
     };
-    if let Some(verifier) = &gateway.authorizer {
-        let event = events::authorize(&gateway, &conn, &headers, &query);
-        match authorize_json(verifier.as_ref(), &event).await {
-            Ok(policy) if policy["policyDocument"]["Statement"][0]["Effect"] == "Allow" => {
-                let mut context = policy["context"].clone();
-                if !context.is_object() {
-                    context = json!({});
-                }
-                context["principalId"] = policy["principalId"].clone();
-                conn.authorizer = Some(context);
-            }
-            Ok(_) => return (StatusCode::FORBIDDEN, "Forbidden").into_response(),
-            Err(AuthorizerError::Unauthorized) => {
-                return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "authorizer failed: handshake refused");
-                return (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
-                    .into_response();
-            }
-        }
+    match authorize(&gateway, &conn, &headers, &query).await {
+        Ok(context) => conn.authorizer = context,
+        Err(refusal) => return refusal.into_response(),
     }
     let event = events::connect(&gateway, &conn, &headers, &query);
     // As in AWS, the socket opens only once `$connect` says 2xx; anything else refuses the
