@@ -84,8 +84,8 @@ impl EventHandler for Recorder {
 pub struct Gate {
     inner: Arc<dyn EventHandler>,
     gate: Semaphore,
-    waiting: Mutex<usize>,
-    peak_waiting: Mutex<usize>,
+    /// `$default` invocations at the gate now, and the most there ever were.
+    waiting: Mutex<(usize, usize)>,
     finished: Mutex<Vec<String>>,
 }
 
@@ -94,8 +94,7 @@ impl Gate {
         Arc::new(Self {
             inner,
             gate: Semaphore::new(0),
-            waiting: Mutex::new(0),
-            peak_waiting: Mutex::new(0),
+            waiting: Mutex::default(),
             finished: Mutex::default(),
         })
     }
@@ -108,12 +107,12 @@ impl Gate {
 
     /// `$default` invocations held at the gate now.
     pub fn waiting(&self) -> usize {
-        *self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).0
     }
 
     /// The most `$default` invocations ever held at the gate at once.
     pub fn peak_waiting(&self) -> usize {
-        *self.peak_waiting.lock().unwrap_or_else(|e| e.into_inner())
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 
     /// Lets every invocation through, now and from now on.
@@ -128,12 +127,11 @@ impl EventHandler for Gate {
         if route_of(&event) == "$default" {
             {
                 let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-                *waiting += 1;
-                let mut peak = self.peak_waiting.lock().unwrap_or_else(|e| e.into_inner());
-                *peak = (*peak).max(*waiting);
+                waiting.0 += 1;
+                waiting.1 = waiting.1.max(waiting.0);
             }
             let _pass = self.gate.acquire().await;
-            *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+            self.waiting.lock().unwrap_or_else(|e| e.into_inner()).0 -= 1;
             return self.inner.handle_json(event).await;
         }
         let route = route_of(&event).to_string();
