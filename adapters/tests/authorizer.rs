@@ -439,7 +439,10 @@ async fn cognito_access_tokens_must_name_this_app_client_and_be_access_tokens() 
     let verifier = verifier_for(source, Audience::CognitoClientId("app-client".into()));
 
     let ours = rs256(&cognito_access(json!({})), "rsa-1");
-    assert_eq!(verifier.verify(&ours).await.unwrap().principal.as_str(), "alice");
+    assert_eq!(
+        verifier.verify(&ours).await.unwrap().principal.as_str(),
+        "alice"
+    );
 
     let refused = [
         (

@@ -14,8 +14,31 @@ use crate::room::RoomName;
 use crate::settings::Settings;
 use crate::time::Timestamp;
 
+/// Most departures one call announces (each is at most `max_rooms_per_connection` rooms of at
+/// most `presence_max_members` members).
+const MAX_DEPARTURES_ANNOUNCED: usize = 16;
+
 /// Most pages read to count a room for presence; a small room fits in one.
 const PRESENCE_MAX_PAGES: usize = 16;
+
+/// A connection that left rooms, to be announced to them.
+#[derive(Debug, Clone)]
+pub(crate) struct Departure {
+    pub id: ConnectionId,
+    pub principal: Option<Principal>,
+    pub rooms: Vec<RoomName>,
+}
+
+impl Departure {
+    /// What `remove` deleted: the rooms, and the principal from the deleted row.
+    pub fn of(id: &ConnectionId, removed: Removed) -> Self {
+        Self {
+            id: id.clone(),
+            principal: removed.connection.and_then(|c| c.principal),
+            rooms: removed.rooms,
+        }
+    }
+}
 
 /// Who a fan-out reaches.
 #[derive(Debug, Clone, Copy)]
@@ -39,15 +62,6 @@ pub struct DeliveryReport {
 impl DeliveryReport {
     pub fn recipients(&self) -> u64 {
         self.delivered + self.gone + self.failed
-    }
-
-    pub(crate) fn merge(self, other: Self) -> Self {
-        Self {
-            delivered: self.delivered + other.delivered,
-            gone: self.gone + other.gone,
-            failed: self.failed + other.failed,
-            misconfigured: self.misconfigured + other.misconfigured,
-        }
     }
 
     pub(crate) fn add(mut self, outcome: PostOutcome) -> Self {
@@ -152,40 +166,59 @@ impl FanOut<'_> {
         let outcome = self.post(to, frame).await;
         if outcome == PostOutcome::Gone {
             let removed = self.prune(to).await;
-            self.announce_departure(to, &removed).await;
+            self.announce_departures(vec![Departure::of(to, removed)])
+                .await;
         }
         outcome
     }
 
-    /// Tells each room `removed` was in that the connection left (bounded: a connection is in at
-    /// most `max_rooms_per_connection` rooms, and presence reaches small rooms only).
-    pub async fn announce_departure(&self, id: &ConnectionId, removed: &Removed) -> DeliveryReport {
-        let principal = removed
-            .connection
-            .as_ref()
-            .and_then(|c| c.principal.as_ref());
-        let mut report = DeliveryReport::default();
-        for room in &removed.rooms {
-            let announced = self
-                .announce(room, PresenceEvent::Left, id, principal)
-                .await;
-            report = report.merge(announced);
+    /// Tells each room a removed connection was in that it left. Members found gone on the way are
+    /// pruned and announced in turn, from a work list rather than by recursion, and at most
+    /// `MAX_DEPARTURES_ANNOUNCED` departures per call: a room full of dead sockets costs bounded
+    /// work here, and the rest are pruned by later posts.
+    pub async fn announce_departures(&self, mut departed: Vec<Departure>) {
+        let mut announced = 0;
+        while let Some(departure) = departed.pop() {
+            if announced == MAX_DEPARTURES_ANNOUNCED {
+                break;
+            }
+            announced += 1;
+            let principal = departure.principal.as_ref();
+            for room in &departure.rooms {
+                let found_gone = self
+                    .announce(room, PresenceEvent::Left, &departure.id, principal)
+                    .await;
+                departed.extend(found_gone);
+            }
         }
-        report
     }
 
-    /// Tells the other members of `room` that `subject` joined or left, if the room has at most
-    /// `presence_max_members` members. A member found gone is pruned without an announcement of
-    /// its own: that keeps the work of one departure bounded.
-    pub async fn announce(
+    /// Tells the other members of `room` that `subject` joined, and announces the departure of
+    /// any member found gone while doing so.
+    pub async fn announce_arrival(
+        &self,
+        room: &RoomName,
+        subject: &ConnectionId,
+        principal: Option<&Principal>,
+    ) {
+        let found_gone = self
+            .announce(room, PresenceEvent::Joined, subject, principal)
+            .await;
+        self.announce_departures(found_gone).await;
+    }
+
+    /// Posts a presence frame about `subject` to the other members of `room`, if it has at most
+    /// `presence_max_members` members. Returns the members found gone (already pruned), whose
+    /// departures are the caller's to announce.
+    async fn announce(
         &self,
         room: &RoomName,
         event: PresenceEvent,
         subject: &ConnectionId,
         principal: Option<&Principal>,
-    ) -> DeliveryReport {
+    ) -> Vec<Departure> {
         let Some(members) = self.small_room_members(room).await else {
-            return DeliveryReport::default();
+            return Vec::new();
         };
         let frame = Frame::Presence {
             room,
@@ -197,22 +230,20 @@ impl FanOut<'_> {
             Ok(bytes) => bytes,
             Err(e) => {
                 tracing::error!(error = %e, "could not encode a presence frame");
-                return DeliveryReport::default();
+                return Vec::new();
             }
         };
         let bytes = &bytes;
         futures::stream::iter(members.into_iter().filter(|id| id != subject))
             .map(|id| async move {
-                let outcome = self.post(&id, bytes).await;
-                if outcome == PostOutcome::Gone {
-                    self.prune(&id).await;
+                match self.post(&id, bytes).await {
+                    PostOutcome::Gone => Some(Departure::of(&id, self.prune(&id).await)),
+                    _ => None,
                 }
-                outcome
             })
             .buffer_unordered(self.settings.fanout_concurrency.get())
-            .fold(DeliveryReport::default(), |report, outcome| async move {
-                report.add(outcome)
-            })
+            .filter_map(|gone| async move { gone })
+            .collect()
             .await
     }
 

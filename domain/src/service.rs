@@ -7,12 +7,12 @@ use serde_json::value::RawValue;
 use crate::connection::{
     API_GATEWAY_MAX_CONNECTION_DURATION, ConnectRequest, Connection, ConnectionId, Sender,
 };
-use crate::fanout::{Audience, DeliveryReport, FanOut, FanOutError, PostOutcome};
+use crate::fanout::{Audience, DeliveryReport, Departure, FanOut, FanOutError, PostOutcome};
 use crate::ports::{
     ClientNotifier, Clock, ConnectionRepository, JoinError, Joined, OpenRoomPolicy, Removed,
     RepositoryError, RoomAccess, RoomPolicy, Sleeper,
 };
-use crate::protocol::{self, Action, ErrorCode, Frame, PresenceEvent, Request, RequestId};
+use crate::protocol::{self, Action, ErrorCode, Frame, Request, RequestId};
 use crate::room::RoomName;
 use crate::settings::Settings;
 
@@ -116,7 +116,9 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     /// best-effort and may come twice, or after a 410 already pruned the row.
     pub async fn disconnect(&self, id: &ConnectionId) -> Result<Removed, DisconnectError> {
         let removed = self.repo.remove(id).await?;
-        self.fanout().announce_departure(id, &removed).await;
+        self.fanout()
+            .announce_departures(vec![Departure::of(id, removed.clone())])
+            .await;
         Ok(removed)
     }
 
@@ -200,9 +202,8 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             .await
         {
             Ok(Joined::Added) => {
-                let principal = sender.principal.as_ref();
                 self.fanout()
-                    .announce(room, PresenceEvent::Joined, &sender.id, principal)
+                    .announce_arrival(room, &sender.id, sender.principal.as_ref())
                     .await;
                 Ok(Outcome::Done(DeliveryReport::default()))
             }
@@ -231,10 +232,12 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
                 .contains(room);
         self.repo.leave(&sender.id, room).await?;
         if was_member {
-            let principal = sender.principal.as_ref();
-            self.fanout()
-                .announce(room, PresenceEvent::Left, &sender.id, principal)
-                .await;
+            let left = Departure {
+                id: sender.id.clone(),
+                principal: sender.principal.clone(),
+                rooms: vec![room.clone()],
+            };
+            self.fanout().announce_departures(vec![left]).await;
         }
         Ok(Outcome::Done(DeliveryReport::default()))
     }

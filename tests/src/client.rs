@@ -60,6 +60,59 @@ impl TestClient {
             .await
     }
 
+    /// Opens a socket with `?token=...` (the gateway must run with auth on).
+    pub async fn connect_with_token(gw: &RunningGateway, token: &str) -> Self {
+        let url = format!("{}?token={token}", gw.ws_url());
+        let (mut socket, _) = tokio::time::timeout(ws::WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .unwrap_or_else(|_| panic!("connect timed out"))
+            .unwrap_or_else(|e| panic!("handshake refused: {e}"));
+        ws::send(&mut socket, json!({"action": "whoami"})).await;
+        let identity = ws::until(&mut socket, |f| f["type"] == "identity").await;
+        let id = identity["connectionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Self { socket, id }
+    }
+
+    /// Asks for one page of `room`'s member list; returns the `members` or `error` frame.
+    pub async fn members(&mut self, room: &str, cursor: Option<&str>) -> Value {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let request_id = format!("m{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let mut request = json!({"action": "members", "room": room, "requestId": request_id});
+        if let Some(cursor) = cursor {
+            request["cursor"] = json!(cursor);
+        }
+        ws::send(&mut self.socket, request).await;
+        ws::until(&mut self.socket, |f| {
+            f["requestId"] == request_id.as_str()
+                && (f["type"] == "members" || f["type"] == "error")
+        })
+        .await
+    }
+
+    /// Leaves `room`, failing the test unless the leave is acknowledged.
+    pub async fn leave(&mut self, room: &str) {
+        let answer = self.request(json!({"action": "leave", "room": room})).await;
+        assert_eq!(answer["type"], "ack", "leave {room}: {answer}");
+    }
+
+    /// Sends a join and returns its `ack` or `error`, for tests that expect a refusal.
+    pub async fn try_join(&mut self, room: &str) -> Value {
+        self.request(json!({"action": "join", "room": room})).await
+    }
+
+    /// Closes the socket (a clean close: `$disconnect` follows).
+    pub async fn close(mut self) {
+        let _ = futures::SinkExt::close(&mut self.socket).await;
+    }
+
+    /// Drops the TCP connection without a close frame, as a vanished client does.
+    pub fn vanish(self) {
+        drop(self);
+    }
+
     /// The next frame of type `kind`, skipping others; fails the test after 10 s.
     pub async fn next_of_type(&mut self, kind: &str) -> Value {
         ws::until(&mut self.socket, |f| f["type"] == kind).await

@@ -2,6 +2,7 @@
 //! server is missing (never a silent skip).
 
 pub mod client;
+pub mod gateway_probes;
 pub mod ws;
 
 use aws_sdk_dynamodb::Client;
@@ -24,6 +25,14 @@ pub async fn local_sdk_config() -> aws_config::SdkConfig {
     // SAFETY of intent: tests set process-wide variables once, before any client is built.
     unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
     adapters::wiring::offline_sdk_config().await
+}
+
+/// The Rust SDK's `@connections` client for a management endpoint (`http://host:port/stage`).
+pub async fn management_client(endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&local_sdk_config().await)
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_apigatewaymanagement::Client::from_conf(config)
 }
 
 pub async fn dynamodb_client() -> Client {

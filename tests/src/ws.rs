@@ -8,6 +8,8 @@ use local_gateway::{Options, RunningGateway, start};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -62,6 +64,16 @@ pub async fn next_json(c: &mut Client) -> Value {
     until(c, |_| true).await
 }
 
+/// The socket's connection id, from a `whoami`.
+pub async fn whoami(c: &mut Client) -> String {
+    send(c, serde_json::json!({"action": "whoami"})).await;
+    let frame = until(c, |f| f["type"] == "identity").await;
+    frame["connectionId"]
+        .as_str()
+        .expect("identity frames carry the connection id")
+        .to_string()
+}
+
 /// The close frame's code; fails the test after `within`.
 pub async fn close_code(c: &mut Client, within: Duration) -> u16 {
     loop {
@@ -75,4 +87,68 @@ pub async fn close_code(c: &mut Client, within: Duration) -> u16 {
             Some(Err(e)) => panic!("socket error instead of a close: {e}"),
         }
     }
+}
+
+/// Opens a socket with extra handshake headers (`Origin`, `Host`); `Err` holds the HTTP status
+/// of a refused handshake.
+pub async fn client_with_headers(url: &str, headers: &[(&str, &str)]) -> Result<Client, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().expect("a valid URL");
+    for (name, value) in headers {
+        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+            .expect("a valid header name");
+        request
+            .headers_mut()
+            .insert(name, value.parse().expect("a valid header value"));
+    }
+    match tokio::time::timeout(WAIT, connect_async(request))
+        .await
+        .expect("handshake timed out")
+    {
+        Ok((client, _)) => Ok(client),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(e) => panic!("handshake failed without an HTTP status: {e}"),
+    }
+}
+
+/// Sends one raw frame, as a misbehaving or fragmenting client would.
+pub async fn send_frame(c: &mut Client, opcode: OpCode, payload: Vec<u8>, is_final: bool) {
+    c.send(Message::Frame(Frame::message(payload, opcode, is_final)))
+        .await
+        .expect("send a frame");
+}
+
+/// Sends `text` as one message split into frames of at most `frame_bytes`, as a client that
+/// fragments does: a text frame, then continuation frames, the last one final.
+pub async fn send_fragmented(c: &mut Client, text: &str, frame_bytes: usize) {
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(frame_bytes).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let opcode = if i == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        send_frame(c, opcode, chunk.to_vec(), i + 1 == chunks.len()).await;
+    }
+}
+
+/// True when the server closes the TCP connection within `within`. Reads raw bytes under the
+/// WebSocket library, so the client never answers a close frame: a client that does not.
+pub async fn server_drops_tcp(c: &mut Client, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let MaybeTlsStream::Plain(tcp) = c.get_mut() else {
+        panic!("the local gateway speaks plain ws://");
+    };
+    let mut buffer = [0u8; 4096];
+    let read_until_end = async {
+        loop {
+            match tcp.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(within, read_until_end).await.is_ok()
 }

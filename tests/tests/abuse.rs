@@ -3,12 +3,19 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_apigatewaymanagement::primitives::Blob;
 use futures::{SinkExt, StreamExt};
+use local_gateway::CLOSE_HANDSHAKE_TIMEOUT;
 use serde_json::json;
-use tests::ws::{Client, WAIT, client, gateway, send, until};
-use tokio::io::AsyncWriteExt;
+use tests::gateway_probes::{Gate, Recorder, eventually, gateway_wrapping};
+use tests::ws::{
+    Client, WAIT, client, client_with_headers, close_code, gateway, send, send_fragmented,
+    send_frame, server_drops_tcp, until, whoami,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// A bystander's ping round trip: the service must keep answering others.
 async fn ping_round_trip(c: &mut Client, id: &str) -> Duration {
@@ -154,4 +161,234 @@ async fn a_client_that_drops_its_tcp_connection_without_a_close_is_cleaned_up() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(gw.open_sockets(), 1);
+}
+
+// Frames and messages: API Gateway caps a frame at 32 KB and a message at 128 KB.
+
+/// A `sendmessage` of `bytes` bytes in all, asking for an ack.
+fn sendmessage_of(bytes: usize, request_id: &str) -> String {
+    let frame = json!({"action": "sendmessage", "data": "", "requestId": request_id}).to_string();
+    let padding = "x".repeat(bytes.saturating_sub(frame.len()));
+    json!({"action": "sendmessage", "data": padding, "requestId": request_id}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_40_kb_frame_closes_the_socket_with_1009_as_a_browser_would_see_on_aws() {
+    let gw = gateway(&[]).await;
+    let mut browser_like = client(&gw).await;
+
+    browser_like
+        .send(Message::Text(sendmessage_of(40 * 1024, "one-frame").into()))
+        .await
+        .unwrap();
+
+    assert_eq!(close_code(&mut browser_like, WAIT).await, 1009);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_kb_message_in_frames_of_32_kb_is_accepted() {
+    let gw = gateway(&[]).await;
+    let mut fragmenting = client(&gw).await;
+
+    send_fragmented(
+        &mut fragmenting,
+        &sendmessage_of(100 * 1024, "big"),
+        32 * 1024,
+    )
+    .await;
+
+    let ack = until(&mut fragmenting, |f| f["requestId"] == "big").await;
+    assert_eq!(ack["type"], "ack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_128_kb_closes_the_socket_with_1009_even_in_small_frames() {
+    let gw = gateway(&[]).await;
+    let mut fragmenting = client(&gw).await;
+
+    send_fragmented(
+        &mut fragmenting,
+        &sendmessage_of(129 * 1024, "huge"),
+        16 * 1024,
+    )
+    .await;
+
+    assert_eq!(close_code(&mut fragmenting, WAIT).await, 1009);
+}
+
+// Frames API Gateway refuses, and close codes that say what happened.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_frame_closes_the_socket_with_1003() {
+    let gw = gateway(&[]).await;
+    let mut a = client(&gw).await;
+
+    a.send(Message::Binary(br#"{"action":"ping"}"#.to_vec().into()))
+        .await
+        .unwrap();
+
+    assert_eq!(close_code(&mut a, WAIT).await, 1003);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_frame_that_is_not_utf8_closes_the_socket_with_1007() {
+    let gw = gateway(&[]).await;
+    let mut a = client(&gw).await;
+
+    send_frame(
+        &mut a,
+        OpCode::Data(Data::Text),
+        vec![b'{', 0xff, 0xfe, b'}'],
+        true,
+    )
+    .await;
+
+    assert_eq!(close_code(&mut a, WAIT).await, 1007);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuation_frame_with_nothing_to_continue_closes_the_socket_with_1002() {
+    let gw = gateway(&[]).await;
+    let mut a = client(&gw).await;
+
+    send_frame(
+        &mut a,
+        OpCode::Data(Data::Continue),
+        b"orphan".to_vec(),
+        true,
+    )
+    .await;
+
+    assert_eq!(close_code(&mut a, WAIT).await, 1002);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_reset_reaches_disconnect_as_1006() {
+    let (gw, recorder) = gateway_wrapping(&[], Recorder::wrap).await;
+    let mut vanishing = client(&gw).await;
+    send(&mut vanishing, json!({"action": "ping", "requestId": "p"})).await;
+    until(&mut vanishing, |f| f["type"] == "pong").await;
+
+    drop(vanishing); // TCP closed, no close frame
+
+    let disconnect = recorder.first("$disconnect").await;
+    assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1006);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_the_client_never_answers_is_given_up_after_a_few_seconds() {
+    let gw = gateway(&[]).await; // idle timeout: API Gateway's 10 minutes
+    let mut silent = client(&gw).await;
+    let id = whoami(&mut silent).await;
+
+    tests::management_client(&gw.management_url())
+        .await
+        .delete_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap();
+
+    assert!(
+        server_drops_tcp(&mut silent, CLOSE_HANDSHAKE_TIMEOUT + WAIT).await,
+        "the socket waited for a close answer that never came"
+    );
+}
+
+// Back-pressure.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_and_posts_to_it_get_410() {
+    let gw = gateway(&["--max-outbound-queue-bytes", "262144"]).await;
+    let mut not_reading = client(&gw).await;
+    let id = whoami(&mut not_reading).await;
+    let management = tests::management_client(&gw.management_url()).await;
+    let payload = "y".repeat(100 * 1024);
+
+    // The kernel's socket buffers take a few MiB first; 500 posts of 100 KB is far beyond them.
+    let mut accepted = 0;
+    let gone = loop {
+        let posted = management
+            .post_to_connection()
+            .connection_id(&id)
+            .data(Blob::new(payload.as_bytes()))
+            .send()
+            .await;
+        match posted {
+            Ok(_) if accepted < 500 => accepted += 1,
+            Ok(_) => break false,
+            Err(e) => break e.into_service_error().is_gone_exception(),
+        }
+    };
+
+    assert!(gone, "{accepted} posts accepted and never a 410");
+    let after = management.get_connection().connection_id(&id).send().await;
+    assert!(after.unwrap_err().into_service_error().is_gone_exception());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_has_at_most_its_in_flight_cap_of_messages_at_the_handler() {
+    let (gw, gate) = gateway_wrapping(&["--max-in-flight-per-connection", "4"], Gate::wrap).await;
+    let mut flooder = client(&gw).await;
+
+    for i in 0..100 {
+        send(
+            &mut flooder,
+            json!({"action": "ping", "requestId": format!("f{i}")}),
+        )
+        .await;
+    }
+    eventually(|| (gate.waiting() == 4).then_some(()))
+        .await
+        .expect("four messages reach the handler");
+    // Room for a fifth to arrive if the gateway kept reading; it must not.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let peak = gate.peak_waiting();
+    gate.open();
+
+    assert_eq!(peak, 4);
+    until(&mut flooder, |f| f["requestId"] == "f99").await;
+}
+
+// Handshakes and connection count.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_that_never_completes_is_cut_off_at_the_handshake_timeout() {
+    let gw = gateway(&["--handshake-timeout-secs", "1"]).await;
+    let mut slowloris = TcpStream::connect(gw.addr()).await.unwrap();
+    slowloris
+        .write_all(b"GET /local HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap(); // and never the rest
+
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(WAIT, slowloris.read_to_end(&mut rest)).await;
+
+    assert!(
+        ended.is_ok(),
+        "the half-sent handshake still holds its connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_above_the_connection_cap_is_refused_with_429_until_one_closes() {
+    let gw = gateway(&["--max-connections", "2"]).await;
+    let mut first = client(&gw).await;
+    let _second = client(&gw).await;
+
+    assert_eq!(
+        client_with_headers(&gw.ws_url(), &[]).await.err(),
+        Some(429)
+    );
+
+    first.close(None).await.unwrap();
+    let mut admitted = None;
+    for _ in 0..100 {
+        if let Ok(client) = client_with_headers(&gw.ws_url(), &[]).await {
+            admitted = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(admitted.is_some(), "a freed slot never admitted anyone");
 }

@@ -347,8 +347,11 @@ async fn storage_failures_are_reported_and_leave_no_half_written_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_left_by_clients_that_never_sent_disconnect_are_pruned_by_410_or_hidden_by_ttl() {
     let table = unique_table("stale");
+    // Presence off: a join's presence post would find the stale row first (tested in actions.rs).
     let options = local_gateway::Options::try_parse_from([
         "local-gateway",
+        "--presence-max-members",
+        "0",
         "--port",
         "0",
         "--dynamodb-endpoint",

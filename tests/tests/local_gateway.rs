@@ -5,22 +5,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::apigateway::inbound::WebSocketHandler;
+use adapters::memory::InMemoryConnectionRepository;
 use adapters::memory::RecordingNotifier;
 use clap::Parser;
 use domain::ports::MockConnectionRepository;
 use domain::{RepositoryError, Settings};
 use futures::SinkExt;
-use local_gateway::{GatewayConfig, Limits, Options, start};
+use local_gateway::{
+    BrowserPolicy, EventHandler, GatewayConfig, Limits, Options, RunningGateway, start,
+};
 use serde_json::json;
-use tests::ws::{Client, WAIT, client, close_code, gateway, next_json, send};
+use tests::gateway_probes::{Gate, SlowDisconnect, eventually, gateway_wrapping, raw_http};
+use tests::ws::{WAIT, client, client_with_headers, close_code, gateway, next_json, send, whoami};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
-async fn whoami(c: &mut Client) -> String {
-    send(c, json!({"action": "whoami"})).await;
-    let frame = next_json(c).await;
-    assert_eq!(frame["type"], "identity");
-    frame["connectionId"].as_str().unwrap().to_string()
+/// A local gateway on a free loopback port running `handler`, with the default limits.
+async fn gateway_running(handler: Arc<dyn EventHandler>) -> RunningGateway {
+    start(GatewayConfig {
+        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        stage: "local".into(),
+        limits: Limits::default(),
+        handler,
+        authorizer: None,
+        sockets: Arc::default(),
+        browser: BrowserPolicy::default(),
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -36,7 +48,8 @@ async fn whoami_answers_with_an_api_gateway_style_connection_id() {
 
 #[tokio::test]
 async fn two_clients_chat_in_a_room_and_through_broadcast_and_direct_sends() {
-    let gw = gateway(&[]).await;
+    // Presence frames have their own tests (actions.rs): off here, so frames come in a known order.
+    let gw = gateway(&["--presence-max-members", "0"]).await;
     let mut a = client(&gw).await;
     let mut b = client(&gw).await;
     let a_id = whoami(&mut a).await;
@@ -129,7 +142,8 @@ async fn an_idle_socket_is_closed_with_1001_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn closing_a_socket_runs_disconnect_and_removes_its_memberships() {
-    let gw = gateway(&[]).await;
+    // Presence frames have their own tests (actions.rs): off here, so frames come in a known order.
+    let gw = gateway(&["--presence-max-members", "0"]).await;
     let mut a = client(&gw).await;
     let mut b = client(&gw).await;
     let a_id = whoami(&mut a).await;
@@ -179,16 +193,7 @@ async fn a_failing_connect_handler_refuses_the_handshake() {
         RecordingNotifier::new(),
         Settings::default(),
     ));
-    let gw = start(GatewayConfig {
-        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        stage: "local".into(),
-        limits: Limits::default(),
-        handler: Arc::new(handler),
-        authorizer: None,
-        sockets: Arc::default(),
-    })
-    .await
-    .unwrap();
+    let gw = gateway_running(Arc::new(handler)).await;
 
     let refused = connect_async(gw.ws_url()).await;
 
@@ -208,11 +213,7 @@ async fn the_rust_sdk_posts_reads_and_deletes_connections_and_gets_410_for_unkno
     let gw = gateway(&[]).await;
     let mut a = client(&gw).await;
     let id = whoami(&mut a).await;
-    let sdk = tests::local_sdk_config().await;
-    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
-        .endpoint_url(gw.management_url())
-        .build();
-    let management = aws_sdk_apigatewaymanagement::Client::from_conf(config);
+    let management = tests::management_client(&gw.management_url()).await;
 
     management
         .post_to_connection()
@@ -360,4 +361,151 @@ async fn the_in_process_notifier_delivers_the_same_frames_without_the_http_hop()
         next_json(&mut b).await,
         json!({"type":"ack","requestId":"d","delivered":1,"gone":0,"failed":0})
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_and_disconnect_do_not_wait_behind_messages_that_fill_the_invocation_pool() {
+    let (gw, gate) = gateway_wrapping(&["--max-concurrent-invocations", "1"], Gate::wrap).await;
+    let mut flooder = client(&gw).await;
+    send(&mut flooder, json!({"action": "ping"})).await;
+    eventually(|| (gate.waiting() == 1).then_some(()))
+        .await
+        .expect("the message holds the only $default invocation");
+
+    let newcomer = client(&gw).await;
+    drop(newcomer);
+
+    let disconnected = eventually(|| (gate.finished("$disconnect") == 1).then_some(())).await;
+    assert!(disconnected.is_some(), "$disconnect waited behind $default");
+    gate.open();
+}
+
+// Browser safety: other web pages must not reach a gateway on the developer's laptop.
+
+#[tokio::test]
+async fn a_web_page_from_another_origin_cannot_open_a_websocket() {
+    let gw = gateway(&[]).await;
+
+    let refused = client_with_headers(&gw.ws_url(), &[("Origin", "http://evil.example")]).await;
+
+    assert_eq!(refused.err(), Some(403));
+    assert_eq!(gw.open_sockets(), 0);
+}
+
+#[tokio::test]
+async fn the_gateway_s_own_chat_page_may_open_a_websocket() {
+    let gw = gateway(&[]).await;
+    let own_origin = format!("http://{}", gw.addr());
+
+    let mut page = client_with_headers(&gw.ws_url(), &[("Origin", &own_origin)])
+        .await
+        .expect("the chat page's own origin is allowed");
+
+    whoami(&mut page).await;
+}
+
+#[tokio::test]
+async fn an_allowed_origin_flag_lets_that_origin_in_and_no_other() {
+    let gw = gateway(&["--allowed-origin", "http://localhost:5173"]).await;
+
+    let allowed = client_with_headers(&gw.ws_url(), &[("Origin", "http://localhost:5173")]).await;
+    let other = client_with_headers(&gw.ws_url(), &[("Origin", "http://localhost:5174")]).await;
+
+    assert!(allowed.is_ok());
+    assert_eq!(other.err(), Some(403));
+}
+
+#[tokio::test]
+async fn management_calls_that_are_unsigned_or_come_from_a_browser_get_403() {
+    let gw = gateway(&[]).await;
+    let host = format!("Host: {}", gw.addr());
+    let path = "POST /local/@connections/AAAAAAAAAAAAAAA= HTTP/1.1";
+    let signed = "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/execute-api/aws4_request";
+
+    let unsigned = raw_http(gw.addr(), &format!("{path}\r\n{host}")).await;
+    let from_a_page = raw_http(
+        gw.addr(),
+        &format!("{path}\r\n{host}\r\n{signed}\r\nOrigin: http://evil.example"),
+    )
+    .await;
+    let from_an_sdk = raw_http(gw.addr(), &format!("{path}\r\n{host}\r\n{signed}")).await;
+
+    assert_eq!(unsigned.0, 403);
+    assert!(unsigned.1.contains("Missing Authentication Token"));
+    assert_eq!(from_a_page.0, 403);
+    assert_eq!(from_an_sdk.0, 410, "a signed call reaches the API");
+}
+
+#[tokio::test]
+async fn a_request_for_a_non_loopback_host_name_is_refused_on_a_loopback_address() {
+    let gw = gateway(&[]).await;
+    let port = gw.addr().port();
+
+    let rebound = raw_http(
+        gw.addr(),
+        &format!("GET / HTTP/1.1\r\nHost: attacker.example:{port}"),
+    )
+    .await;
+    let local = raw_http(
+        gw.addr(),
+        &format!("GET / HTTP/1.1\r\nHost: localhost:{port}"),
+    )
+    .await;
+
+    assert_eq!(rebound.0, 403);
+    assert_eq!(local.0, 200);
+}
+
+#[tokio::test]
+async fn the_chat_page_connects_to_the_stage_the_gateway_serves() {
+    let gw = gateway(&["--stage", "dev"]).await;
+
+    let (status, page) =
+        raw_http(gw.addr(), &format!("GET / HTTP/1.1\r\nHost: {}", gw.addr())).await;
+
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<meta name="gateway-stage" content="dev">"#));
+    assert!(gw.ws_url().ends_with("/dev"));
+}
+
+// Graceful shutdown.
+
+/// The real handlers on an in-memory store the test can inspect, with a slow `$disconnect`.
+async fn gateway_with_slow_disconnects() -> (RunningGateway, Arc<InMemoryConnectionRepository>) {
+    let repo = Arc::new(InMemoryConnectionRepository::default());
+    let handler = WebSocketHandler::new(adapters::wiring::service(
+        repo.clone(),
+        RecordingNotifier::new(),
+        Settings::default(),
+    ));
+    let slow = SlowDisconnect::wrap(Arc::new(handler), Duration::from_millis(300));
+    (gateway_running(slow).await, repo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_only_after_every_disconnect_so_no_connection_rows_remain() {
+    let (gw, repo) = gateway_with_slow_disconnects().await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(client(&gw).await);
+    }
+    assert_eq!(repo.stored_rows().0, 3);
+
+    gw.shutdown().await;
+
+    assert_eq!(repo.stored_rows(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_new_websocket_is_accepted_once_shutdown_has_begun() {
+    let (gw, _repo) = gateway_with_slow_disconnects().await;
+    let url = gw.ws_url();
+    let mut open = client(&gw).await;
+
+    let shutting_down = tokio::spawn(gw.shutdown());
+    assert_eq!(close_code(&mut open, WAIT).await, 1001);
+    let latecomer = client_with_headers(&url, &[]).await;
+
+    assert_eq!(latecomer.err(), Some(503));
+    shutting_down.await.unwrap();
 }

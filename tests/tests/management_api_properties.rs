@@ -22,11 +22,12 @@ async fn gateway() -> RunningGateway {
     tests::ws::gateway(&["--max-message-bytes", "2048"]).await
 }
 
-/// One raw HTTP/1.1 request, so the path reaches the server exactly as generated.
+/// One raw HTTP/1.1 request, so the path reaches the server exactly as generated. It carries a
+/// SigV4-shaped `Authorization` header, as every SDK call does: the gateway refuses unsigned ones.
 async fn raw_request(gw: &RunningGateway, method: &str, path: &str, body: &[u8]) -> Option<u16> {
     let mut tcp = TcpStream::connect(gw.addr()).await.ok()?;
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/execute-api/aws4_request\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         gw.addr(),
         body.len()
     );

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::Gateway;
+use crate::gateway::Gateway;
 
 /// What every event of one connection shares.
 #[derive(Debug, Clone)]
@@ -117,40 +117,16 @@ pub fn connect(
     event
 }
 
-/// `$request.body.action`: the route is the body's `action` when a route of that name exists,
-/// else `$default`. This template deploys `$default` only, so every message goes there.
-pub fn select_route(body: &str, routes: &[&str]) -> String {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("action")?.as_str().map(str::to_string))
-        .filter(|action| routes.contains(&action.as_str()))
-        .unwrap_or_else(|| "$default".to_string())
-}
-
-pub fn message(gateway: &Gateway, conn: &ConnectionContext, body: MessageBody) -> Value {
-    let (text, route_key, base64) = match body {
-        MessageBody::Text(text) => {
-            let route = select_route(&text, &[]);
-            (text, route, false)
-        }
-        MessageBody::Binary(bytes) => (
-            base64::engine::general_purpose::STANDARD.encode(bytes),
-            "$default".to_string(),
-            true,
-        ),
-    };
-    let mut ctx = context(gateway, conn, &route_key, "MESSAGE");
+/// Every message goes to `$default`: this template deploys no other message route, so API
+/// Gateway's route selection (`$request.body.action`) always falls back to it.
+pub fn message(gateway: &Gateway, conn: &ConnectionContext, body: String) -> Value {
+    let mut ctx = context(gateway, conn, "$default", "MESSAGE");
     ctx.insert("messageId".into(), json!(new_request_id()));
     json!({
         "requestContext": ctx,
-        "body": text,
-        "isBase64Encoded": base64,
+        "body": body,
+        "isBase64Encoded": false,
     })
-}
-
-pub enum MessageBody {
-    Text(String),
-    Binary(Vec<u8>),
 }
 
 pub fn disconnect(gateway: &Gateway, conn: &ConnectionContext, code: u16, reason: &str) -> Value {
@@ -174,13 +150,5 @@ mod tests {
         assert_eq!(id.len(), 16);
         assert!(id.ends_with('='));
         assert!(domain::ConnectionId::parse(id).is_ok());
-    }
-
-    #[test]
-    fn routes_are_selected_by_the_body_action_with_default_as_fallback() {
-        assert_eq!(select_route(r#"{"action":"join"}"#, &["join"]), "join");
-        assert_eq!(select_route(r#"{"action":"join"}"#, &[]), "$default");
-        assert_eq!(select_route("not json", &["join"]), "$default");
-        assert_eq!(select_route(r#"{"action":7}"#, &["7"]), "$default");
     }
 }

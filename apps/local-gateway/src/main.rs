@@ -2,7 +2,7 @@
 //! port, running the same handler code as the Lambdas. No AWS account, no Docker.
 
 use clap::Parser;
-use local_gateway::{Options, start};
+use local_gateway::{Options, exposure_warning, start};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -11,6 +11,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(subject) = &options.mint_token {
         println!("{}", options.minted_token(subject)?);
         return Ok(());
+    }
+    if let Some(warning) = exposure_warning(options.host) {
+        tracing::warn!("{warning}");
+        eprintln!("\n{warning}\n");
     }
     let gateway = start(options.gateway_config().await?).await?;
     println!("local gateway ready");
@@ -27,8 +31,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("Try: npx wscat -c {}", gateway.ws_url());
-    tokio::signal::ctrl_c().await?;
+    termination_requested().await?;
     println!("shutting down: closing every socket with 1001 and running $disconnect");
     gateway.shutdown().await;
+    println!("stopped");
     Ok(())
+}
+
+/// Ctrl-C in a terminal, SIGTERM from `docker stop`, systemd or an IDE's stop button.
+async fn termination_requested() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut sigterm =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+            _ = sigterm.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }

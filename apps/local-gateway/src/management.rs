@@ -1,16 +1,19 @@
 //! The `@connections` management API, answering as API Gateway does (status, `x-amzn-ErrorType`,
-//! JSON body). SigV4 signatures are accepted and not verified.
+//! JSON body). A request must carry a SigV4 `Authorization` header, as every SDK sends, and no
+//! `Origin`, which every browser sends; the signature itself is not verified.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::ConnectionId;
 use serde_json::json;
 
-use crate::{Gateway, PostError};
+use crate::PostError;
+use crate::browser_safety::{ManagementRefusal, management_refusal};
+use crate::gateway::Gateway;
 
 fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
     (
@@ -44,12 +47,32 @@ fn iso8601(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// What API Gateway answers a request it will not serve: unsigned (as here) or signed badly.
+fn refused(refusal: ManagementRefusal) -> Response {
+    match refusal {
+        ManagementRefusal::Unsigned => aws_error(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ),
+        ManagementRefusal::FromABrowser => aws_error(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            "Forbidden: @connections does not answer web pages (the request has an Origin)",
+        ),
+    }
+}
+
 pub async fn connection(
     State(gateway): State<Arc<Gateway>>,
     Path((stage, id)): Path<(String, String)>,
     method: Method,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(refusal) = management_refusal(&headers) {
+        return refused(refusal);
+    }
     if stage != gateway.stage {
         return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
     }
@@ -60,8 +83,12 @@ pub async fn connection_without_stage(
     State(gateway): State<Arc<Gateway>>,
     Path(id): Path<String>,
     method: Method,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(refusal) = management_refusal(&headers) {
+        return refused(refusal);
+    }
     serve(&gateway, &id, method, body)
 }
 

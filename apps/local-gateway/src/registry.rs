@@ -1,14 +1,23 @@
 //! The open sockets, and the two things anyone may do to one: post a frame, or close it. The
 //! `@connections` API and the in-process notifier both go through here, so they follow one set
-//! of rules: 410 for an unknown id, 413 above the message limit.
+//! of rules: 410 for an unknown id or a socket that is closing, 413 above the message limit.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use domain::{ClientNotifier, ConnectionId, NotifyError};
 
-use crate::{OpenSocket, Outbound};
+use crate::outbox::Outbox;
+
+/// An open socket, as `GET @connections/{id}` describes it.
+pub(crate) struct OpenSocket {
+    pub outbox: Arc<Outbox>,
+    pub connected_at: time::OffsetDateTime,
+    pub last_active_at: time::OffsetDateTime,
+    pub source_ip: String,
+    pub user_agent: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostError {
@@ -32,28 +41,29 @@ impl Sockets {
         self.lock().is_empty()
     }
 
-    /// Sends `data` as one frame: text when it is UTF-8, binary otherwise, as API Gateway does.
+    /// Queues `data` as one frame: text when it is UTF-8, binary otherwise, as API Gateway does.
+    /// A socket whose queue is full gets closed, and the post 410, as if it were already gone:
+    /// the poster prunes it, as it would a client that vanished.
     pub fn post(&self, id: &ConnectionId, data: &[u8], max_bytes: usize) -> Result<(), PostError> {
         if data.len() > max_bytes {
             return Err(PostError::TooLarge);
         }
-        let sockets = self.lock();
-        let socket = sockets.get(id).ok_or(PostError::Gone)?;
-        let out = match String::from_utf8(data.to_vec()) {
-            Ok(text) => Outbound::Text(text),
-            Err(e) => Outbound::Binary(e.into_bytes()),
-        };
-        socket.tx.send(out).map_err(|_| PostError::Gone)
+        let outbox = self.outbox(id)?;
+        outbox.push(data).map_err(|_| PostError::Gone)
     }
 
-    /// Closes the socket as `DELETE @connections/{id}` does.
+    /// Closes the socket as `DELETE @connections/{id}` does: after what was posted before.
     pub fn close(&self, id: &ConnectionId) -> Result<(), PostError> {
+        let outbox = self.outbox(id)?;
+        outbox
+            .close_after_queued((1000, "Connection deleted"))
+            .map_err(|_| PostError::Gone)
+    }
+
+    fn outbox(&self, id: &ConnectionId) -> Result<Arc<Outbox>, PostError> {
         let sockets = self.lock();
         let socket = sockets.get(id).ok_or(PostError::Gone)?;
-        socket
-            .tx
-            .send(Outbound::Close(1000, "Connection deleted"))
-            .map_err(|_| PostError::Gone)
+        Ok(socket.outbox.clone())
     }
 }
 
@@ -61,7 +71,7 @@ impl Sockets {
 /// API. Faster under load (see BENCHMARKS.md), but it does not exercise `ApiGatewayNotifier`:
 /// opt in with `--notifier in-process`.
 pub struct InProcessNotifier {
-    pub sockets: std::sync::Arc<Sockets>,
+    pub sockets: Arc<Sockets>,
     pub max_message_bytes: usize,
 }
 

@@ -8,13 +8,14 @@ use mockall::predicate::eq;
 use serde_json::{Value, json};
 
 use super::harness::*;
-use crate::ports::{MockClientNotifier, MockConnectionRepository};
+use crate::ports::{MockClientNotifier, MockConnectionRepository, MockRoomPolicy};
 use crate::protocol::ErrorCode;
 use crate::{
     ClientNotifier, ConnectRequest, ConnectionId, DeliveryReport, HandleError, Handled, JoinError,
     Joined, NotifyError, Page, PageToken, Removed, RepositoryError, RoomName, Settings, Timestamp,
     WebSocketService,
 };
+use crate::{Member, MemberPage};
 
 fn one_page(ids: &[&str]) -> Page<ConnectionId> {
     Page {
@@ -804,4 +805,283 @@ async fn a_margin_near_the_largest_duration_saturates_instead_of_panicking() {
         .unwrap();
 
     assert_eq!(connection.expires_at, Timestamp::from_millis(u64::MAX));
+}
+
+fn presence_frames(outbox: &Outbox) -> Vec<(String, Value)> {
+    ["a", "b", "c", "d"]
+        .iter()
+        .flat_map(|to| {
+            outbox
+                .frames_to(to)
+                .into_iter()
+                .filter(|f| f["type"] == "presence")
+                .map(|f| (to.to_string(), f))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_member_is_announced_to_the_others_and_not_to_itself() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_join().returning(|_, _, _, _| Ok(Joined::Added));
+    repo.expect_members_of()
+        .returning(|_, _, _| Ok(one_page(&["a", "b", "c"])));
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(&sender("a"), br#"{"action":"join","room":"r1"}"#)
+        .await
+        .unwrap();
+
+    let joined = json!({"type": "presence", "room": "r1", "event": "joined", "connectionId": "a", "principal": "user-a"});
+    assert_eq!(
+        presence_frames(&outbox),
+        vec![("b".to_string(), joined.clone()), ("c".to_string(), joined)]
+    );
+}
+
+#[tokio::test]
+async fn joining_a_room_twice_announces_nothing_the_second_time() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_join()
+        .returning(|_, _, _, _| Ok(Joined::AlreadyMember));
+    repo.expect_members_of().never();
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(&sender("a"), br#"{"action":"join","room":"r1"}"#)
+        .await
+        .unwrap();
+
+    assert!(presence_frames(&outbox).is_empty());
+}
+
+#[tokio::test]
+async fn a_room_larger_than_the_presence_cap_gets_no_presence_events() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_join().returning(|_, _, _, _| Ok(Joined::Added));
+    repo.expect_members_of()
+        .returning(|_, _, _| Ok(one_page(&["a", "b", "c", "d"])));
+    let (notifier, outbox) = accepting_notifier();
+    let settings = Settings {
+        presence_max_members: 3,
+        ..Settings::default()
+    };
+    let (service, _) = service(repo, notifier, settings);
+
+    service
+        .handle_message(&sender("a"), br#"{"action":"join","room":"r1"}"#)
+        .await
+        .unwrap();
+
+    assert!(presence_frames(&outbox).is_empty());
+}
+
+#[tokio::test]
+async fn leaving_a_room_one_was_in_is_announced_to_those_who_stay() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of()
+        .returning(|_, _| Ok(vec![room("r1")]));
+    repo.expect_leave().times(1).returning(|_, _| Ok(()));
+    repo.expect_members_of()
+        .returning(|_, _, _| Ok(one_page(&["b"])));
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(&sender("a"), br#"{"action":"leave","room":"r1"}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        presence_frames(&outbox),
+        vec![(
+            "b".to_string(),
+            json!({"type": "presence", "room": "r1", "event": "left", "connectionId": "a", "principal": "user-a"})
+        )]
+    );
+}
+
+#[tokio::test]
+async fn disconnect_announces_the_departure_to_every_room_the_connection_was_in() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_remove().returning(|_| {
+        Ok(Removed {
+            connection: None,
+            rooms: vec![room("r1"), room("r2")],
+        })
+    });
+    repo.expect_members_of()
+        .returning(|r, _, _| Ok(one_page(if r.as_str() == "r1" { &["b"] } else { &["c"] })));
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service.disconnect(&id("a")).await.unwrap();
+
+    let rooms: Vec<(String, Value)> = presence_frames(&outbox)
+        .into_iter()
+        .map(|(to, f)| (to, f["room"].clone()))
+        .collect();
+    assert_eq!(
+        rooms,
+        vec![
+            ("b".to_string(), json!("r1")),
+            ("c".to_string(), json!("r2"))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_member_pruned_after_a_410_is_announced_as_left_to_its_rooms() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of()
+        .returning(|_, _| Ok(vec![room("r1")]));
+    repo.expect_members_of()
+        .returning(|_, _, _| Ok(one_page(&["a", "b", "gone"])));
+    repo.expect_remove()
+        .with(eq(id("gone")))
+        .times(1)
+        .returning(|_| {
+            Ok(Removed {
+                connection: None,
+                rooms: vec![room("r1")],
+            })
+        });
+    let outbox = Outbox::default();
+    let recorded = outbox.clone();
+    let mut notifier = MockClientNotifier::new();
+    notifier.expect_send().returning(move |to, frame| {
+        if to.as_str() == "gone" {
+            return Err(NotifyError::Gone);
+        }
+        recorded.record(to, frame);
+        Ok(())
+    });
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(
+            &sender("a"),
+            br#"{"action":"publish","room":"r1","data":1}"#,
+        )
+        .await
+        .unwrap();
+
+    let left: Vec<String> = presence_frames(&outbox)
+        .into_iter()
+        .filter(|(_, f)| f["event"] == "left" && f["connectionId"] == "gone")
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(left, vec!["a", "b"]);
+}
+
+#[tokio::test]
+async fn the_member_list_answers_a_member_with_a_page_and_a_cursor() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of()
+        .returning(|_, _| Ok(vec![room("r1")]));
+    repo.expect_member_list()
+        .withf(|r, after, limit, _| {
+            r.as_str() == "r1" && after.as_ref().map(|a| a.as_str()) == Some("b") && *limit == 100
+        })
+        .returning(|_, _, _, _| {
+            Ok(MemberPage {
+                members: vec![Member {
+                    id: id("c"),
+                    principal: None,
+                }],
+                next: Some(id("c")),
+            })
+        });
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    service
+        .handle_message(
+            &sender("a"),
+            br#"{"action":"members","room":"r1","cursor":"b","requestId":"m"}"#,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outbox.frames_to("a"),
+        vec![json!({
+            "type": "members", "room": "r1", "count": 1, "cursor": "c", "requestId": "m",
+            "members": [{"connectionId": "c", "principal": null}],
+        })]
+    );
+}
+
+#[tokio::test]
+async fn the_member_list_is_refused_to_a_non_member() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of().returning(|_, _| Ok(vec![]));
+    repo.expect_member_list().never();
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    let handled = service
+        .handle_message(&sender("a"), br#"{"action":"members","room":"r1"}"#)
+        .await
+        .unwrap();
+
+    assert_eq!(handled, Handled::Rejected(ErrorCode::NotMember));
+    assert_eq!(outbox.frames_to("a")[0]["code"], "not_member");
+}
+
+#[test]
+fn the_largest_members_frame_fits_the_message_limit() {
+    let members: Vec<Member> = (0..crate::service::MEMBERS_PER_FRAME)
+        .map(|i| Member {
+            id: id(&format!("{i:0>128}")),
+            principal: Some(crate::Principal::parse("\"".repeat(256)).unwrap()),
+        })
+        .collect();
+    let room = room(&"r".repeat(64));
+    let cursor = id(&"z".repeat(128));
+    let request_id = crate::protocol::RequestId::parse("q".repeat(128)).unwrap();
+    let frame = crate::protocol::Frame::Members {
+        room: &room,
+        members: &members,
+        count: members.len(),
+        cursor: Some(&cursor),
+        request_id: Some(&request_id),
+    };
+
+    let encoded = crate::protocol::encode(&frame, crate::protocol::API_GATEWAY_MAX_MESSAGE_BYTES);
+
+    assert!(encoded.is_ok(), "{:?}", encoded.map(|b| b.len()));
+}
+
+#[tokio::test]
+async fn the_room_policy_can_refuse_a_join_or_a_publish_with_forbidden() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_join().never();
+    repo.expect_rooms_of().never();
+    let mut policy = MockRoomPolicy::new();
+    policy
+        .expect_allows()
+        .withf(|_, r, _| r.as_str() == "team-42:general")
+        .returning(|_, _, _| false);
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+    let service = service.with_room_policy(Arc::new(policy));
+
+    for body in [
+        br#"{"action":"join","room":"team-42:general"}"#.as_slice(),
+        br#"{"action":"publish","room":"team-42:general","data":1}"#.as_slice(),
+    ] {
+        let handled = service.handle_message(&sender("a"), body).await.unwrap();
+        assert_eq!(handled, Handled::Rejected(ErrorCode::Forbidden));
+    }
+    let codes: Vec<Value> = outbox
+        .frames_to("a")
+        .iter()
+        .map(|f| f["code"].clone())
+        .collect();
+    assert_eq!(codes, vec![json!("forbidden"), json!("forbidden")]);
 }

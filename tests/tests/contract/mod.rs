@@ -7,7 +7,10 @@ use std::collections::BTreeSet;
 use std::future::Future;
 
 use domain::testing::collect_pages;
-use domain::{Connection, ConnectionId, ConnectionRepository, JoinError, Removed, Timestamp};
+use domain::{
+    Connection, ConnectionId, ConnectionRepository, JoinError, Joined, MemberPage, Removed,
+    Timestamp,
+};
 use futures::StreamExt;
 
 pub const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
@@ -350,6 +353,79 @@ where
 }
 
 /// One `#[tokio::test]` per contract check, for a backend given as `async fn(page_size) -> R`.
+pub async fn a_second_join_says_already_member<R, F, Fut>(fresh: F)
+where
+    R: ConnectionRepository,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let repo = fresh(100).await;
+    repo.save(&live("a")).await.unwrap();
+
+    assert_eq!(
+        repo.join(&id("a"), &room("r"), 50, NOW).await.unwrap(),
+        Joined::Added
+    );
+    assert_eq!(
+        repo.join(&id("a"), &room("r"), 50, NOW).await.unwrap(),
+        Joined::AlreadyMember
+    );
+}
+
+pub async fn the_member_list_pages_in_id_order_with_principals_and_skips_expired_members<
+    R,
+    F,
+    Fut,
+>(
+    fresh: F,
+) where
+    R: ConnectionRepository,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let repo = fresh(100).await;
+    for i in 0..25 {
+        let mut connection = live(&format!("m{i:02}"));
+        if i == 7 {
+            // Live when it joins, expired when the list is read: its row is still there.
+            connection.expires_at = Timestamp::from_millis(NOW.as_millis() + 1);
+        }
+        repo.save(&connection).await.unwrap();
+        repo.join(&connection.id, &room("r"), 50, NOW).await.unwrap();
+    }
+    let later = Timestamp::from_millis(NOW.as_millis() + 1);
+
+    let mut listed = Vec::new();
+    let mut after = None;
+    for _ in 0..100 {
+        let page = repo.member_list(&room("r"), after, 10, later).await.unwrap();
+        assert!(page.members.len() <= 10, "at most the limit");
+        listed.extend(page.members);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+
+    let ids: Vec<String> = listed.iter().map(|m| m.id.to_string()).collect();
+    let expected: Vec<String> = (0..25)
+        .filter(|i| *i != 7)
+        .map(|i| format!("m{i:02}"))
+        .collect();
+    assert_eq!(ids, expected);
+    assert!(
+        listed
+            .iter()
+            .all(|m| m.principal.as_ref().map(|p| p.as_str()) == Some("user-1")),
+        "each member carries its principal"
+    );
+    let none = repo
+        .member_list(&room("empty"), None, 10, later)
+        .await
+        .unwrap();
+    assert_eq!(none, MemberPage::default());
+}
+
 #[macro_export]
 macro_rules! repository_contract {
     ($fresh:path) => {
@@ -364,7 +440,9 @@ macro_rules! repository_contract {
             expired_connections_are_invisible_to_every_read,
             join_after_remove_leaves_no_orphan,
             joins_racing_a_remove_leave_no_orphans,
-            concurrent_joins_and_leaves_for_one_connection_end_consistent
+            concurrent_joins_and_leaves_for_one_connection_end_consistent,
+            a_second_join_says_already_member,
+            the_member_list_pages_in_id_order_with_principals_and_skips_expired_members
         );
     };
     (@tests $fresh:path, $($check:ident),+) => {

@@ -1,0 +1,166 @@
+//! Command-line flags, each with an environment variable. Defaults come from [`Limits`], so
+//! `--help` and the library agree.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use domain::Settings;
+
+use crate::Limits;
+use crate::browser_safety::BrowserPolicy;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NotifierKind {
+    Http,
+    InProcess,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "A local API Gateway WebSocket emulator running this project's handlers")]
+pub struct Options {
+    /// The address to listen on. Anything but a loopback address exposes an unauthenticated
+    /// @connections API to the network (a warning says so at start-up).
+    #[arg(long, env = "LOCAL_GATEWAY_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    #[arg(long, env = "LOCAL_GATEWAY_PORT", default_value_t = 3001)]
+    pub port: u16,
+    /// The stage in the URLs, as in wss://{api}.execute-api.{region}.amazonaws.com/{stage}.
+    #[arg(long, env = "LOCAL_GATEWAY_STAGE", default_value = "local", value_parser = stage_name)]
+    pub stage: String,
+    /// Largest single frame in bytes (API Gateway: 32 KB); a larger one closes the socket with
+    /// 1009. A bigger message must come as several frames, as browsers do not send it.
+    #[arg(long, env = "LOCAL_GATEWAY_MAX_FRAME_BYTES", default_value_t = Limits::default().max_frame_bytes)]
+    pub max_frame_bytes: usize,
+    /// Largest message in bytes (API Gateway: 128 KB); larger ones close the socket with 1009.
+    #[arg(long, env = "LOCAL_GATEWAY_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// Seconds without a message before the socket closes with 1001 (API Gateway: 600).
+    #[arg(long, env = "LOCAL_GATEWAY_IDLE_TIMEOUT", default_value_t = Limits::default().idle_timeout.as_secs())]
+    pub idle_timeout_secs: u64,
+    /// Seconds a socket may live (API Gateway: 7200).
+    #[arg(long, env = "LOCAL_GATEWAY_MAX_CONNECTION", default_value_t = Limits::default().max_connection_duration.as_secs())]
+    pub max_connection_secs: u64,
+    /// `$default` invocations at once, like a Lambda concurrency limit; more messages wait their
+    /// turn. `$connect` and `$disconnect` have pools of their own.
+    #[arg(long, env = "LOCAL_GATEWAY_CONCURRENCY", default_value_t = Limits::default().max_concurrent_invocations)]
+    pub max_concurrent_invocations: usize,
+    /// Messages of one socket at the handler at once; at the cap the socket is not read.
+    #[arg(long, env = "LOCAL_GATEWAY_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight_per_connection)]
+    pub max_in_flight_per_connection: usize,
+    /// Bytes posted to one socket and not yet written; a post beyond it gets 410 and the socket
+    /// closes with 1008.
+    #[arg(long, env = "LOCAL_GATEWAY_MAX_OUTBOUND_QUEUE_BYTES", default_value_t = Limits::default().max_outbound_queue_bytes)]
+    pub max_outbound_queue_bytes: usize,
+    /// Seconds a client has to send a complete request head (the WebSocket handshake included).
+    #[arg(
+        long,
+        env = "LOCAL_GATEWAY_HANDSHAKE_TIMEOUT",
+        default_value_t = Limits::default().handshake_timeout.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub handshake_timeout_secs: u64,
+    /// WebSockets open at once; one more gets 429.
+    #[arg(long, env = "LOCAL_GATEWAY_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// An origin, besides the gateway's own page, whose pages may open a WebSocket
+    /// (`http://localhost:5173`); repeat it for more, `*` for any. Others get 403.
+    #[arg(long, env = "LOCAL_GATEWAY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origin: Vec<String>,
+    /// How replies reach sockets: `http` posts to this gateway's own @connections API through the
+    /// real ApiGatewayNotifier, as in AWS; `in-process` skips the HTTP hop (faster under load).
+    #[arg(long, env = "LOCAL_GATEWAY_NOTIFIER", value_enum, default_value_t = NotifierKind::Http)]
+    pub notifier: NotifierKind,
+    /// Presence events only for rooms of at most this many members; 0 turns presence off
+    /// (the Lambdas' PRESENCE_MAX_MEMBERS).
+    #[arg(long, env = "PRESENCE_MAX_MEMBERS", default_value_t = Settings::default().presence_max_members)]
+    pub presence_max_members: usize,
+    /// Use a DynamoDB-compatible server (moto, DynamoDB Local) instead of the in-memory store.
+    #[arg(long, env = "LOCAL_GATEWAY_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+    /// The table to use with --dynamodb-endpoint; created when missing.
+    #[arg(long, env = "CONNECTIONS_TABLE", default_value = "connections-local")]
+    pub table: String,
+    /// Turn the authorizer on with an HS256 secret (at least 32 bytes); clients then connect with
+    /// `?token=<JWT>`.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Turn the authorizer on with the keys of a JWKS document (RS256/ES256).
+    #[arg(long, env = "JWKS_URL")]
+    pub jwks_url: Option<String>,
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Cognito access tokens (no `aud`): the app client id their `client_id` must name.
+    #[arg(long, env = "JWT_CLIENT_ID")]
+    pub jwt_client_id: Option<String>,
+    /// Print an HS256 token for this subject, signed with --jwt-secret and valid for an hour, then exit.
+    #[arg(long, value_name = "SUBJECT")]
+    pub mint_token: Option<String>,
+    /// With --mint-token: the private rooms the token grants, as its `rooms` claim
+    /// (comma-separated names or `prefix*` patterns, e.g. `team-42:*`).
+    #[arg(long, value_name = "PATTERNS", requires = "mint_token")]
+    pub mint_rooms: Option<String>,
+}
+
+impl Options {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_frame_bytes: self.max_frame_bytes,
+            max_message_bytes: self.max_message_bytes,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connection_duration: Duration::from_secs(self.max_connection_secs),
+            max_concurrent_invocations: self.max_concurrent_invocations,
+            max_in_flight_per_connection: self.max_in_flight_per_connection,
+            max_outbound_queue_bytes: self.max_outbound_queue_bytes,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
+            max_connections: self.max_connections,
+        }
+    }
+
+    pub fn browser_policy(&self) -> BrowserPolicy {
+        BrowserPolicy {
+            allowed_origins: self.allowed_origin.clone(),
+        }
+    }
+}
+
+/// API Gateway's stage names: 1-128 of `[A-Za-z0-9_-]`. The name goes into URLs and the chat
+/// page, so nothing else gets in.
+fn stage_name(raw: &str) -> Result<String, String> {
+    let valid = (1..=128).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(raw.to_string())
+    } else {
+        Err("a stage is 1-128 letters, digits, '_' or '-'".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_names_follow_api_gateway_rules() {
+        assert!(stage_name("dev_2-a").is_ok());
+        for bad in ["", "a/b", "a\"", "é", &"x".repeat(129)] {
+            assert!(stage_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn with_no_flags_the_limits_are_api_gateway_s() {
+        let options = Options::try_parse_from(["local-gateway"]).unwrap();
+
+        let limits = options.limits();
+
+        assert_eq!(limits.max_frame_bytes, 32 * 1024);
+        assert_eq!(limits.max_message_bytes, 128 * 1024);
+        assert_eq!(limits.idle_timeout, Duration::from_secs(600));
+        assert_eq!(limits.max_connection_duration, Duration::from_secs(7200));
+    }
+}
