@@ -1,6 +1,7 @@
 //! A typed client for the WebSocket protocol, so end-to-end tests read as sentences:
 //! `alice.join("lobby").await`, `bob.next_of_type("message").await`. Every wait is bounded.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ pub struct TestClient {
     socket: Client,
     /// The connection id the gateway gave this client.
     pub id: String,
+    /// Frames read while waiting for another one, in arrival order: nothing is dropped.
+    pending: VecDeque<Value>,
 }
 
 impl TestClient {
@@ -27,7 +30,11 @@ impl TestClient {
             .as_str()
             .unwrap_or_else(|| panic!("identity without a connectionId: {identity}"))
             .to_string();
-        Self { socket, id }
+        Self {
+            socket,
+            id,
+            pending: VecDeque::new(),
+        }
     }
 
     /// Sends `request` with a fresh `requestId` and returns the `ack` or `error` that answers it.
@@ -36,10 +43,36 @@ impl TestClient {
         let request_id = format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed));
         request["requestId"] = json!(request_id);
         ws::send(&mut self.socket, request).await;
-        ws::until(&mut self.socket, |f| {
+        self.first(|f| {
             f["requestId"] == request_id.as_str() && (f["type"] == "ack" || f["type"] == "error")
         })
         .await
+    }
+
+    /// The first frame, pending or new, that satisfies `wanted`; the others stay pending. Fails
+    /// the test after 10 s.
+    pub async fn first(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        if let Some(at) = self.pending.iter().position(&wanted) {
+            return self.pending.remove(at).unwrap_or_default();
+        }
+        let deadline = tokio::time::Instant::now() + ws::WAIT;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no wanted frame within 10 s; pending: {:?}", self.pending)
+                })
+                .unwrap_or_else(|| panic!("the socket ended"))
+                .unwrap_or_else(|e| panic!("socket error: {e}"));
+            if let Message::Text(text) = message {
+                let frame: Value = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("a frame that is not JSON: {e}"));
+                if wanted(&frame) {
+                    return frame;
+                }
+                self.pending.push_back(frame);
+            }
+        }
     }
 
     /// Joins `room`, failing the test unless the join is acknowledged.
@@ -73,7 +106,11 @@ impl TestClient {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        Self { socket, id }
+        Self {
+            socket,
+            id,
+            pending: VecDeque::new(),
+        }
     }
 
     /// Asks for one page of `room`'s member list; returns the `members` or `error` frame.
@@ -115,12 +152,12 @@ impl TestClient {
 
     /// The next frame of type `kind`, skipping others; fails the test after 10 s.
     pub async fn next_of_type(&mut self, kind: &str) -> Value {
-        ws::until(&mut self.socket, |f| f["type"] == kind).await
+        self.first(|f| f["type"] == kind).await
     }
 
     /// Every text frame that arrives within `window`, as JSON.
     pub async fn frames_within(&mut self, window: Duration) -> Vec<Value> {
-        let mut frames = Vec::new();
+        let mut frames: Vec<Value> = self.pending.drain(..).collect();
         let deadline = tokio::time::Instant::now() + window;
         while let Ok(Some(Ok(message))) =
             tokio::time::timeout_at(deadline, self.socket.next()).await

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use clap::Parser;
 use serde_json::json;
 use tests::client::TestClient;
 use tests::ws::gateway;
@@ -62,4 +63,148 @@ async fn a_member_publishes_to_the_room_and_every_member_reads_it() {
     assert_eq!(message["from"], alice.id.as_str());
     assert_eq!(message["room"], "lobby");
     assert_eq!(message["data"], json!({"text": "hi"}));
+}
+
+#[tokio::test]
+async fn a_room_of_three_sees_joins_leaves_closes_and_vanished_clients() {
+    let gw = gateway(&[]).await;
+    let mut alice = TestClient::connect(&gw).await;
+    let mut bob = TestClient::connect(&gw).await;
+    let mut carol = TestClient::connect(&gw).await;
+    let mut dave = TestClient::connect(&gw).await;
+    alice.join("lobby").await;
+    bob.join("lobby").await;
+
+    assert_eq!(
+        alice.next_of_type("presence").await,
+        json!({"type": "presence", "room": "lobby", "event": "joined", "connectionId": bob.id})
+    );
+    carol.join("lobby").await;
+    for member in [&mut alice, &mut bob] {
+        let joined = member.next_of_type("presence").await;
+        assert_eq!(
+            (joined["event"].as_str(), joined["connectionId"].as_str()),
+            (Some("joined"), Some(carol.id.as_str()))
+        );
+    }
+
+    carol.leave("lobby").await;
+    for member in [&mut alice, &mut bob] {
+        let left = member.next_of_type("presence").await;
+        assert_eq!(
+            (left["event"].as_str(), left["connectionId"].as_str()),
+            (Some("left"), Some(carol.id.as_str()))
+        );
+    }
+
+    dave.join("lobby").await;
+    let dave_id = dave.id.clone();
+    for member in [&mut alice, &mut bob] {
+        assert_eq!(
+            member.next_of_type("presence").await["connectionId"],
+            dave_id.as_str()
+        );
+    }
+    dave.vanish();
+    for member in [&mut alice, &mut bob] {
+        let left = member.next_of_type("presence").await;
+        assert_eq!(
+            (left["event"].as_str(), left["connectionId"].as_str()),
+            (Some("left"), Some(dave_id.as_str())),
+            "a vanished client is announced as left"
+        );
+    }
+
+    let bob_id = bob.id.clone();
+    bob.close().await;
+    let left = alice.next_of_type("presence").await;
+    assert_eq!(
+        (left["event"].as_str(), left["connectionId"].as_str()),
+        (Some("left"), Some(bob_id.as_str()))
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_member_list_pages_through_a_room_of_500() {
+    // Presence off: 500 joins would otherwise cost ~5 000 presence posts before the test begins.
+    let gw = gateway(&["--presence-max-members", "0"]).await;
+    let mut members = Vec::new();
+    for _ in 0..500 {
+        let mut client = TestClient::connect(&gw).await;
+        client.join("crowd").await;
+        members.push(client);
+    }
+    let mut expected: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    expected.sort();
+    let reader = &mut members[0];
+
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    for _ in 0..50 {
+        let page = reader.members("crowd", cursor.as_deref()).await;
+        assert_eq!(page["type"], "members", "{page}");
+        let entries = page["members"].as_array().cloned().unwrap_or_default();
+        assert_eq!(page["count"], entries.len());
+        listed.extend(
+            entries
+                .iter()
+                .filter_map(|m| m["connectionId"].as_str().map(str::to_string)),
+        );
+        pages += 1;
+        match page["cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+
+    assert_eq!(listed, expected, "every member once, in id order");
+    assert!(pages >= 5, "100 members a frame at most: {pages} pages");
+    let mut outsider = TestClient::connect(&gw).await;
+    assert_eq!(outsider.members("crowd", None).await["code"], "not_member");
+    gw.shutdown().await;
+}
+
+const SECRET: &str = "local-test-secret-at-least-32-bytes-long";
+
+fn token(subject: &str, rooms: Option<&str>) -> String {
+    let mut flags = vec![
+        "local-gateway",
+        "--jwt-secret",
+        SECRET,
+        "--mint-token",
+        subject,
+    ];
+    if let Some(rooms) = rooms {
+        flags.extend(["--mint-rooms", rooms]);
+    }
+    local_gateway::Options::try_parse_from(flags)
+        .unwrap()
+        .minted_token(subject)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn private_rooms_need_a_grant_and_an_inbox_is_its_owners_alone() {
+    let gw = gateway(&["--jwt-secret", SECRET]).await;
+    let mut alice = TestClient::connect_with_token(&gw, &token("alice", Some("team-42:*"))).await;
+    let mut bob = TestClient::connect_with_token(&gw, &token("bob", None)).await;
+
+    let refused = bob.try_join("team-42:general").await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("forbidden"))
+    );
+    assert_eq!(alice.try_join("team-42:general").await["type"], "ack");
+
+    assert_eq!(alice.try_join("user:alice").await["type"], "ack");
+    assert_eq!(bob.try_join("user:alice").await["code"], "forbidden");
+    assert_eq!(bob.try_join("user:bob").await["type"], "ack");
+    assert_eq!(
+        bob.try_join("lobby").await["type"],
+        "ack",
+        "rooms without ':' are open"
+    );
+    gw.shutdown().await;
 }

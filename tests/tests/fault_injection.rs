@@ -25,13 +25,7 @@ use tests::{dynamodb_client, dynamodb_endpoint, unique_table};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
-fn id(raw: &str) -> ConnectionId {
-    ConnectionId::parse(raw).unwrap()
-}
-
-fn room(raw: &str) -> RoomName {
-    RoomName::parse(raw).unwrap()
-}
+use domain::testing::{id, room};
 
 fn now() -> Timestamp {
     adapters::clock::SystemClock.now()
@@ -61,32 +55,12 @@ async fn repository(page_size: i32) -> DynamoConnectionRepository {
     )
 }
 
-async fn everyone<R: ConnectionRepository>(repo: &R) -> Vec<ConnectionId> {
-    let mut all = Vec::new();
-    let mut token = None;
-    for _ in 0..10_000 {
-        let page = repo.all_connections(token, now()).await.unwrap();
-        all.extend(page.items);
-        token = page.next;
-        if token.is_none() {
-            return all;
-        }
-    }
-    panic!("paging never ended");
+async fn everyone<R: ConnectionRepository + ?Sized>(repo: &R) -> Vec<ConnectionId> {
+    domain::testing::everyone(repo, now()).await
 }
 
-async fn members<R: ConnectionRepository>(repo: &R, name: &str) -> Vec<ConnectionId> {
-    let mut all = Vec::new();
-    let mut token = None;
-    for _ in 0..10_000 {
-        let page = repo.members_of(&room(name), token, now()).await.unwrap();
-        all.extend(page.items);
-        token = page.next;
-        if token.is_none() {
-            return all;
-        }
-    }
-    panic!("paging never ended");
+async fn members<R: ConnectionRepository + ?Sized>(repo: &R, name: &str) -> Vec<ConnectionId> {
+    domain::testing::members(repo, &room(name), now()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,5 +400,51 @@ async fn rows_left_by_clients_that_never_sent_disconnect_are_pruned_by_410_or_hi
         .unwrap()
         .items;
     assert!(!members.contains(&id("STALEstaleSTALE=")));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_socket_vanished_without_disconnect_is_pruned_and_announced_as_left() {
+    let table = unique_table("presence-prune");
+    let options = local_gateway::Options::try_parse_from([
+        "local-gateway",
+        "--port",
+        "0",
+        "--dynamodb-endpoint",
+        &dynamodb_endpoint(),
+        "--table",
+        &table,
+    ])
+    .unwrap();
+    let gw = local_gateway::start(options.gateway_config().await.unwrap())
+        .await
+        .unwrap();
+    let repo =
+        DynamoConnectionRepository::new(dynamodb_client().await, DynamoSettings::new(&table));
+    let mut alice = tests::client::TestClient::connect(&gw).await;
+    alice.join("r").await;
+    // A member whose socket died without $disconnect: its rows remain, @connections answers 410.
+    repo.save(&live("GHOSTghostGHOST=")).await.unwrap();
+    repo.join(&id("GHOSTghostGHOST="), &room("r"), 50, now())
+        .await
+        .unwrap();
+
+    let ack = alice.publish("r", json!("anyone?")).await;
+
+    assert_eq!(
+        (ack["delivered"].as_u64(), ack["gone"].as_u64()),
+        (Some(1), Some(1)),
+        "{ack}"
+    );
+    let left = alice.next_of_type("presence").await;
+    assert_eq!(
+        left,
+        json!({"type": "presence", "room": "r", "event": "left", "connectionId": "GHOSTghostGHOST="})
+    );
+    assert_eq!(
+        members(&repo, "r").await.len(),
+        1,
+        "the ghost's membership is gone"
+    );
     gw.shutdown().await;
 }

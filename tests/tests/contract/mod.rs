@@ -391,14 +391,19 @@ pub async fn the_member_list_pages_in_id_order_with_principals_and_skips_expired
             connection.expires_at = Timestamp::from_millis(NOW.as_millis() + 1);
         }
         repo.save(&connection).await.unwrap();
-        repo.join(&connection.id, &room("r"), 50, NOW).await.unwrap();
+        repo.join(&connection.id, &room("r"), 50, NOW)
+            .await
+            .unwrap();
     }
     let later = Timestamp::from_millis(NOW.as_millis() + 1);
 
     let mut listed = Vec::new();
     let mut after = None;
     for _ in 0..100 {
-        let page = repo.member_list(&room("r"), after, 10, later).await.unwrap();
+        let page = repo
+            .member_list(&room("r"), after, 10, later)
+            .await
+            .unwrap();
         assert!(page.members.len() <= 10, "at most the limit");
         listed.extend(page.members);
         match page.next {
