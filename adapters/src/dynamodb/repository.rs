@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, DeleteRequest, Put, PutRequest, ReturnValue, TransactWriteItem, Update,
     WriteRequest,
@@ -89,6 +90,23 @@ impl DynamoConnectionRepository {
             Some(item) if codec::expires_at(&item)? > now => Ok(Some(item)),
             _ => Ok(None),
         }
+    }
+
+    /// A conditional update of the connection's `rooms` set, with `room` bound to `:room`.
+    fn rooms_set_update(
+        &self,
+        id: &ConnectionId,
+        room: &RoomName,
+        update: String,
+        condition: String,
+    ) -> UpdateBuilder {
+        Update::builder()
+            .table_name(self.table())
+            .set_key(Some(codec::connection_key(id)))
+            .set_expression_attribute_names(Some(codec::names_in(&[&update, &condition])))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_values(":room", AttributeValue::Ss(vec![room.to_string()]))
     }
 
     /// Deletes membership items 25 at a time, resending what DynamoDB leaves unprocessed.
@@ -286,16 +304,7 @@ impl ConnectionRepository for DynamoConnectionRepository {
                  OR size(#{ROOMS}) < :max OR contains(#{ROOMS}, :name))"
             );
             let add_room = build(
-                Update::builder()
-                    .table_name(self.table())
-                    .set_key(Some(codec::connection_key(id)))
-                    .set_expression_attribute_names(Some(codec::names_in(&[&update, &condition])))
-                    .update_expression(update)
-                    .condition_expression(condition)
-                    .expression_attribute_values(
-                        ":room",
-                        AttributeValue::Ss(vec![room.to_string()]),
-                    )
+                self.rooms_set_update(id, room, update, condition)
                     .expression_attribute_values(":name", string_value(room.as_str()))
                     .expression_attribute_values(":now", number_value(now.as_millis()))
                     .expression_attribute_values(":max", number_value(max_rooms as u64))
@@ -344,19 +353,7 @@ impl ConnectionRepository for DynamoConnectionRepository {
             let update = format!("DELETE #{ROOMS} :room");
             // Without this the update would create a stub item for a removed connection.
             let condition = format!("attribute_exists(#{PK})");
-            let drop_room = build(
-                Update::builder()
-                    .table_name(self.table())
-                    .set_key(Some(codec::connection_key(id)))
-                    .set_expression_attribute_names(Some(codec::names_in(&[&update, &condition])))
-                    .update_expression(update)
-                    .condition_expression(condition)
-                    .expression_attribute_values(
-                        ":room",
-                        AttributeValue::Ss(vec![room.to_string()]),
-                    )
-                    .build(),
-            )?;
+            let drop_room = build(self.rooms_set_update(id, room, update, condition).build())?;
             let result = self
                 .client
                 .transact_write_items()
