@@ -15,6 +15,7 @@ use local_gateway::{
     BrowserPolicy, EventHandler, GatewayConfig, Limits, Options, RunningGateway, start,
 };
 use serde_json::json;
+use tests::client::TestClient;
 use tests::gateway_probes::{Gate, SlowDisconnect, eventually, gateway_wrapping, raw_http};
 use tests::ws::{WAIT, client, client_with_headers, close_code, gateway, next_json, send, whoami};
 use tokio_tungstenite::connect_async;
@@ -48,56 +49,45 @@ async fn whoami_answers_with_an_api_gateway_style_connection_id() {
 
 #[tokio::test]
 async fn two_clients_chat_in_a_room_and_through_broadcast_and_direct_sends() {
-    // Presence frames have their own tests (actions.rs): off here, so frames come in a known order.
-    let gw = gateway(&["--presence-max-members", "0"]).await;
-    let mut a = client(&gw).await;
-    let mut b = client(&gw).await;
-    let a_id = whoami(&mut a).await;
-    let b_id = whoami(&mut b).await;
+    let gw = gateway(&[]).await;
+    let mut alice = TestClient::connect(&gw).await;
+    let mut bob = TestClient::connect(&gw).await;
+    alice.join("lobby").await;
+    bob.join("lobby").await;
 
-    send(
-        &mut a,
-        json!({"action": "join", "room": "lobby", "requestId": "j1"}),
-    )
-    .await;
-    assert_eq!(next_json(&mut a).await["type"], "ack");
-    send(
-        &mut b,
-        json!({"action": "join", "room": "lobby", "requestId": "j2"}),
-    )
-    .await;
-    assert_eq!(next_json(&mut b).await["type"], "ack");
-
-    send(
-        &mut a,
-        json!({"action": "publish", "room": "lobby", "data": {"text": "hi"}}),
-    )
-    .await;
-    let got = next_json(&mut b).await;
-    assert_eq!(got["type"], "message");
-    assert_eq!(got["room"], "lobby");
-    assert_eq!(got["from"], a_id.as_str());
+    alice.publish("lobby", json!({"text": "hi"})).await;
+    let got = bob.next_of_type("message").await;
+    assert_eq!(
+        (got["room"].as_str(), got["from"].as_str()),
+        (Some("lobby"), Some(alice.id.as_str()))
+    );
     assert_eq!(got["data"], json!({"text": "hi"}));
-    assert_eq!(next_json(&mut a).await["type"], "message"); // the sender's echo
+    assert_eq!(
+        alice.next_of_type("message").await["from"],
+        alice.id.as_str(),
+        "the sender's echo"
+    );
 
-    send(&mut b, json!({"action": "sendmessage", "data": "to all"})).await;
-    assert_eq!(next_json(&mut a).await["data"], "to all");
-    assert_eq!(next_json(&mut b).await["data"], "to all");
+    bob.request(json!({"action": "sendmessage", "data": "to all"}))
+        .await;
+    assert_eq!(alice.next_of_type("message").await["data"], "to all");
+    assert_eq!(bob.next_of_type("message").await["data"], "to all");
 
-    send(
-        &mut b,
-        json!({"action": "send", "to": a_id, "data": 42, "requestId": "d"}),
-    )
-    .await;
-    let direct = next_json(&mut a).await;
+    let ack = bob
+        .request(json!({"action": "send", "to": alice.id, "data": 42}))
+        .await;
+    let direct = alice.next_of_type("message").await;
     assert_eq!(
         (direct["from"].as_str(), direct["data"].clone()),
-        (Some(b_id.as_str()), json!(42))
+        (Some(bob.id.as_str()), json!(42))
     );
-    let ack = next_json(&mut b).await;
     assert_eq!(
-        ack,
-        json!({"type":"ack","requestId":"d","delivered":1,"gone":0,"failed":0})
+        (
+            ack["type"].as_str(),
+            ack["delivered"].as_u64(),
+            ack["gone"].as_u64()
+        ),
+        (Some("ack"), Some(1), Some(0))
     );
 }
 
@@ -142,45 +132,29 @@ async fn an_idle_socket_is_closed_with_1001_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn closing_a_socket_runs_disconnect_and_removes_its_memberships() {
-    // Presence frames have their own tests (actions.rs): off here, so frames come in a known order.
-    let gw = gateway(&["--presence-max-members", "0"]).await;
-    let mut a = client(&gw).await;
-    let mut b = client(&gw).await;
-    let a_id = whoami(&mut a).await;
-    send(
-        &mut a,
-        json!({"action": "join", "room": "r", "requestId": "1"}),
-    )
-    .await;
-    next_json(&mut a).await;
-    send(
-        &mut b,
-        json!({"action": "join", "room": "r", "requestId": "2"}),
-    )
-    .await;
-    next_json(&mut b).await;
+    let gw = gateway(&[]).await;
+    let alice = {
+        let mut alice = TestClient::connect(&gw).await;
+        alice.join("r").await;
+        alice
+    };
+    let mut bob = TestClient::connect(&gw).await;
+    bob.join("r").await;
+    let alice_id = alice.id.clone();
 
-    a.close(None).await.unwrap();
-    for _ in 0..100 {
-        if gw.open_sockets() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Give $disconnect its turn, then publish: a gone member would show in the ack.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    send(
-        &mut b,
-        json!({"action": "publish", "room": "r", "data": 1, "requestId": "x"}),
-    )
-    .await;
-    let mut frames = [next_json(&mut b).await, next_json(&mut b).await];
-    frames.sort_by_key(|f| f["type"].as_str().unwrap_or_default().to_string());
+    alice.close().await;
+
+    // $disconnect ran: it told the room, after removing the membership.
+    let left = bob
+        .first(|f| f["type"] == "presence" && f["event"] == "left")
+        .await;
+    assert_eq!(left["connectionId"], alice_id.as_str());
+    let ack = bob.publish("r", json!(1)).await;
     assert_eq!(
-        frames[0],
-        json!({"type":"ack","requestId":"x","delivered":1,"gone":0,"failed":0})
+        (ack["delivered"].as_u64(), ack["gone"].as_u64()),
+        (Some(1), Some(0)),
+        "only bob is left in the room: {ack}"
     );
-    assert_ne!(frames[1]["from"], a_id.as_str());
 }
 
 #[tokio::test]
