@@ -144,10 +144,7 @@ mod tests {
 #[cfg(test)]
 mod grant_tests {
     use super::*;
-
-    fn room(raw: &str) -> RoomName {
-        RoomName::parse(raw).unwrap()
-    }
+    use crate::testing::room;
 
     #[test]
     fn grants_cover_exact_names_and_star_prefixes_only() {

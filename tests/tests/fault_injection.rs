@@ -34,7 +34,7 @@ fn live(raw: &str) -> Connection {
     Connection {
         id: id(raw),
         connected_at: now(),
-        expires_at: now().saturating_add(Duration::from_secs(7200)),
+        expires_at: now().saturating_add(domain::API_GATEWAY_MAX_CONNECTION_DURATION),
         principal: None,
         source_ip: None,
         user_agent: None,
