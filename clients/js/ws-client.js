@@ -1,0 +1,283 @@
+// A dependency-free client for this template's WebSocket protocol (README, "The protocol"), for
+// browsers and Node 22 (Node 20: run with --experimental-websocket, or pass `WebSocket`).
+//
+// What every client of an API Gateway WebSocket API needs, written once:
+// - a token provider asked for a token on every (re)connect, and told to refresh it when the
+//   handshake fails before the socket opens (a browser cannot see the 401 itself);
+// - reconnects with jittered exponential back-off and a cap;
+// - a keepalive `ping` before API Gateway's 10-minute idle timeout;
+// - promises that settle on the `ack`/`error` (or the action's own answer) with the same
+//   `requestId`, or reject after a timeout;
+// - rooms joined through it are joined again after a reconnect;
+// - `message` frames that carry an `id` are delivered once, even when the server redelivers.
+
+/**
+ * @typedef {object} TokenRequest
+ * @property {boolean} refresh true when the last handshake failed: do not reuse a cached token.
+ */
+
+/**
+ * @typedef {object} ClientOptions
+ * @property {string} url The WebSocket URL, `wss://{api}.execute-api.{region}.amazonaws.com/{stage}`.
+ * @property {(request: TokenRequest) => (string | null | Promise<string | null>)} [token]
+ *   Returns the token sent as `?token=`; none when authentication is off.
+ * @property {typeof WebSocket} [WebSocket] The constructor; the global one by default.
+ * @property {number} [pingIntervalMs] Keepalive period; default 5 minutes (API Gateway: 10 idle).
+ * @property {number} [requestTimeoutMs] How long a request waits for its answer; default 10 s.
+ * @property {number} [backoffBaseMs] First reconnect delay ceiling; default 500 ms.
+ * @property {number} [backoffMaxMs] Largest reconnect delay; default 30 s.
+ * @property {number} [dedupeWindow] How many message ids are remembered; default 1 000.
+ */
+
+/**
+ * @typedef {'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'} ConnectionState
+ */
+
+/** A request the server refused: `code` is the `error` frame's code (`not_member`, ...). */
+export class RequestError extends Error {
+  /** @param {string} code @param {string} message @param {object} [frame] */
+  constructor(code, message, frame) {
+    super(`${code}: ${message}`);
+    this.name = 'RequestError';
+    this.code = code;
+    this.frame = frame;
+  }
+}
+
+/** Frame types that answer a request by themselves (no `ack` follows them). */
+const ANSWER_TYPES = new Set(['ack', 'error', 'pong', 'identity', 'members']);
+
+/**
+ * Events (an `EventTarget`; each event's `detail` is the frame or the state):
+ * `message`, `typing`, `presence`, `frame` (every frame), `state` ({@link ConnectionState}).
+ */
+export class WsClient extends EventTarget {
+  /** @param {ClientOptions} options */
+  constructor(options) {
+    super();
+    if (!options || typeof options.url !== 'string') throw new TypeError('options.url is required');
+    this.options = {
+      token: () => null,
+      WebSocket: globalThis.WebSocket,
+      pingIntervalMs: 5 * 60 * 1000,
+      requestTimeoutMs: 10_000,
+      backoffBaseMs: 500,
+      backoffMaxMs: 30_000,
+      dedupeWindow: 1000,
+      ...options,
+    };
+    if (typeof this.options.WebSocket !== 'function') {
+      throw new TypeError('no WebSocket: pass options.WebSocket (Node 20: --experimental-websocket)');
+    }
+    /** @type {ConnectionState} */
+    this.state = 'idle';
+    /** The connection id the server gave this socket (from `whoami` after each connect). */
+    this.connectionId = null;
+    /** @type {Set<string>} rooms to join again after a reconnect */
+    this.rooms = new Set();
+    this.socket = null;
+    this.pending = new Map();
+    this.seenIds = new Set();
+    this.nextRequest = 1;
+    this.attempt = 0;
+    this.refreshToken = false;
+    this.timers = { ping: null, reconnect: null };
+  }
+
+  /** Opens the socket; resolves once it is open and rooms are joined again. */
+  connect() {
+    if (this.state === 'open') return Promise.resolve();
+    this.closing = false;
+    return new Promise((resolve, reject) => {
+      this.opened = { resolve, reject };
+      this.open();
+    });
+  }
+
+  /** Closes for good: no reconnect. Pending requests reject. */
+  close() {
+    this.closing = true;
+    clearTimeout(this.timers.reconnect);
+    clearInterval(this.timers.ping);
+    if (this.socket) this.socket.close(1000, 'client closed');
+    this.failPending(new Error('the client was closed'));
+    this.opened?.reject(new Error('the client was closed'));
+    this.opened = null;
+    this.setState('closed');
+  }
+
+  /** @param {string} room */
+  async join(room) {
+    const ack = await this.request({ action: 'join', room });
+    this.rooms.add(room);
+    return ack;
+  }
+
+  /** @param {string} room */
+  async leave(room) {
+    this.rooms.delete(room);
+    return this.request({ action: 'leave', room });
+  }
+
+  /** @param {string} room @param {unknown} data */
+  publish(room, data) {
+    return this.request({ action: 'publish', room, data });
+  }
+
+  /** @param {unknown} data Everyone connected gets it. */
+  broadcast(data) {
+    return this.request({ action: 'sendmessage', data });
+  }
+
+  /** @param {string} to A connection id. @param {unknown} data */
+  sendTo(to, data) {
+    return this.request({ action: 'send', to, data });
+  }
+
+  /** @param {string} room */
+  typing(room) {
+    return this.request({ action: 'typing', room });
+  }
+
+  /** One page of a room's member list; pass the answer's `cursor` for the next one.
+   * @param {string} room @param {string} [cursor] */
+  members(room, cursor) {
+    return this.request(cursor ? { action: 'members', room, cursor } : { action: 'members', room });
+  }
+
+  whoami() {
+    return this.request({ action: 'whoami' });
+  }
+
+  ping() {
+    return this.request({ action: 'ping' });
+  }
+
+  /**
+   * Sends `body` with a fresh `requestId`; resolves with the frame that answers it, rejects with
+   * a {@link RequestError} on an `error` frame, or with a timeout.
+   * @param {Record<string, unknown>} body
+   */
+  request(body) {
+    if (this.state !== 'open') return Promise.reject(new Error(`not connected (${this.state})`));
+    const requestId = `c${this.nextRequest++}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        reject(new Error(`no answer to ${String(body.action)} within ${this.options.requestTimeoutMs} ms`));
+      }, this.options.requestTimeoutMs);
+      this.pending.set(requestId, { resolve, reject, timer });
+      this.socket.send(JSON.stringify({ ...body, requestId }));
+    });
+  }
+
+  // --- Internals ---------------------------------------------------------------------------
+
+  async open() {
+    this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    let url = this.options.url;
+    try {
+      const token = await this.options.token({ refresh: this.refreshToken });
+      if (token) url += `${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
+    } catch (error) {
+      this.scheduleReconnect(error);
+      return;
+    }
+    if (this.closing) return;
+    const socket = new this.options.WebSocket(url);
+    this.socket = socket;
+    let opened = false;
+    socket.addEventListener('open', () => {
+      opened = true;
+      this.onOpen();
+    });
+    socket.addEventListener('message', (event) => this.onFrame(event.data));
+    socket.addEventListener('close', () => {
+      if (this.socket !== socket) return;
+      clearInterval(this.timers.ping);
+      this.failPending(new Error('the connection closed'));
+      // Closed before it opened: the handshake was refused, maybe for the token (401).
+      if (!opened) this.refreshToken = true;
+      if (!this.closing) this.scheduleReconnect();
+    });
+  }
+
+  async onOpen() {
+    this.setState('open');
+    this.attempt = 0;
+    this.refreshToken = false;
+    clearInterval(this.timers.ping);
+    this.timers.ping = setInterval(() => {
+      this.ping().catch(() => {}); // a lost pong shows up as a close, and a reconnect
+    }, this.options.pingIntervalMs);
+    try {
+      this.connectionId = (await this.whoami()).connectionId ?? null;
+      await Promise.all([...this.rooms].map((room) => this.request({ action: 'join', room })));
+      this.opened?.resolve();
+    } catch (error) {
+      this.opened?.reject(error);
+    }
+    this.opened = null;
+  }
+
+  /** @param {unknown} raw */
+  onFrame(raw) {
+    let frame;
+    try {
+      frame = JSON.parse(String(raw));
+    } catch {
+      return; // not ours: the protocol only sends JSON objects
+    }
+    if (!frame || typeof frame !== 'object') return;
+    const waiting = frame.requestId !== undefined && this.pending.get(frame.requestId);
+    if (waiting && ANSWER_TYPES.has(frame.type)) {
+      this.pending.delete(frame.requestId);
+      clearTimeout(waiting.timer);
+      if (frame.type === 'error') waiting.reject(new RequestError(frame.code, frame.message, frame));
+      else waiting.resolve(frame);
+      return;
+    }
+    if (frame.type === 'message' && typeof frame.id === 'string') {
+      if (this.seenIds.has(frame.id)) return;
+      this.seenIds.add(frame.id);
+      if (this.seenIds.size > this.options.dedupeWindow) {
+        this.seenIds.delete(this.seenIds.values().next().value);
+      }
+    }
+    this.emit('frame', frame);
+    if (['message', 'typing', 'presence'].includes(frame.type)) this.emit(frame.type, frame);
+  }
+
+  scheduleReconnect(error) {
+    if (this.closing) return;
+    this.attempt += 1;
+    // Full jitter: clients dropped together do not come back together.
+    const ceiling = Math.min(
+      this.options.backoffMaxMs,
+      this.options.backoffBaseMs * 2 ** Math.min(this.attempt - 1, 20),
+    );
+    const delay = Math.random() * ceiling;
+    this.setState('reconnecting', error);
+    clearTimeout(this.timers.reconnect);
+    this.timers.reconnect = setTimeout(() => this.open(), delay);
+  }
+
+  failPending(error) {
+    for (const { reject, timer } of this.pending.values()) {
+      clearTimeout(timer);
+      reject(error);
+    }
+    this.pending.clear();
+  }
+
+  /** @param {ConnectionState} state */
+  setState(state, error) {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit('state', { state, error });
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
