@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use domain::Settings;
+use domain::{RateLimit, Settings};
 
 use crate::apigateway::{EndpointError, ManagementEndpoint, url_suffix_for};
 use crate::dynamodb::DynamoSettings;
@@ -73,6 +73,7 @@ impl ServiceConfig {
                 defaults.max_rooms_per_connection,
             )?,
             echo_to_sender: parse_or(&get, "ECHO_TO_SENDER", defaults.echo_to_sender)?,
+            rate_limit: rate_limit(&get)?,
             ..defaults
         };
         if dynamo.page_size < 1 || dynamo.list_shards < 1 {
@@ -89,6 +90,20 @@ impl ServiceConfig {
             require_principal: parse_or(&get, "REQUIRE_PRINCIPAL", false)?,
         })
     }
+}
+
+/// The Lambdas' rate limit when none is configured: see BENCHMARKS.md, "Rate limit", for why.
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
+    per_second: 10,
+    burst: 20,
+};
+
+/// `RATE_LIMIT_PER_SECOND` and `RATE_LIMIT_BURST`, each a whole number; 0 in either turns it off.
+fn rate_limit(get: &impl Fn(&str) -> Option<String>) -> Result<RateLimit, ConfigError> {
+    Ok(RateLimit {
+        per_second: parse_or(get, "RATE_LIMIT_PER_SECOND", DEFAULT_RATE_LIMIT.per_second)?,
+        burst: parse_or(get, "RATE_LIMIT_BURST", DEFAULT_RATE_LIMIT.burst)?,
+    })
 }
 
 fn parse_or<T>(
@@ -209,7 +224,42 @@ mod tests {
             ("MANAGEMENT_ENDPOINT", "https://x/prod"),
         ])
         .unwrap();
-        assert_eq!(c.settings, Settings::default());
+        assert_eq!(
+            c.settings,
+            Settings {
+                rate_limit: DEFAULT_RATE_LIMIT,
+                ..Settings::default()
+            }
+        );
         assert_eq!(c.dynamo.table, "t");
+    }
+
+    #[test]
+    fn the_rate_limit_is_read_turned_off_by_a_zero_and_a_bad_value_is_named() {
+        let base = [
+            ("CONNECTIONS_TABLE", "t"),
+            ("MANAGEMENT_ENDPOINT", "https://x/prod"),
+        ];
+        let set = [
+            base.as_slice(),
+            &[("RATE_LIMIT_PER_SECOND", "5"), ("RATE_LIMIT_BURST", "8")],
+        ]
+        .concat();
+        assert_eq!(
+            config(&set).unwrap().settings.rate_limit,
+            RateLimit {
+                per_second: 5,
+                burst: 8
+            }
+        );
+        let off = [base.as_slice(), &[("RATE_LIMIT_PER_SECOND", "0")]].concat();
+        assert!(!config(&off).unwrap().settings.rate_limit.is_on());
+        let negative = [base.as_slice(), &[("RATE_LIMIT_BURST", "-1")]].concat();
+        assert!(
+            config(&negative)
+                .unwrap_err()
+                .to_string()
+                .starts_with("RATE_LIMIT_BURST = \"-1\""),
+        );
     }
 }

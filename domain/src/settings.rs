@@ -4,6 +4,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use crate::protocol::API_GATEWAY_MAX_MESSAGE_BYTES;
+use crate::rate_limit::RateLimit;
 
 /// Enough posts in flight to hide a ~20 ms round trip at a few thousand posts a second.
 /// (Evaluated by the compiler: a zero here is a build error, not a panic.)
@@ -23,6 +24,9 @@ pub struct Settings {
     pub ttl_margin: Duration,
     /// Whether a `sendmessage` or `publish` is also delivered back to its sender.
     pub echo_to_sender: bool,
+    /// Messages one connection may send (`ping` excepted). Off by default here: the Lambdas and
+    /// the local gateway choose theirs in their configuration.
+    pub rate_limit: RateLimit,
 }
 
 impl Default for Settings {
@@ -34,6 +38,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             ttl_margin: Duration::from_secs(10 * 60),
             echo_to_sender: true,
+            rate_limit: RateLimit::OFF,
         }
     }
 }

@@ -31,15 +31,39 @@ impl TestClient {
     }
 
     /// Sends `request` with a fresh `requestId` and returns the `ack` or `error` that answers it.
-    pub async fn request(&mut self, mut request: Value) -> Value {
+    pub async fn request(&mut self, request: Value) -> Value {
+        let request_id = self.send_request(request).await;
+        ws::until(&mut self.socket, |f| answers(f, &request_id)).await
+    }
+
+    /// Sends `request` with a fresh `requestId`, without waiting; returns the id.
+    async fn send_request(&mut self, mut request: Value) -> String {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let request_id = format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed));
         request["requestId"] = json!(request_id);
         ws::send(&mut self.socket, request).await;
-        ws::until(&mut self.socket, |f| {
-            f["requestId"] == request_id.as_str() && (f["type"] == "ack" || f["type"] == "error")
-        })
-        .await
+        request_id
+    }
+
+    /// Sends `count` `sendmessage`s back to back (`data` 0, 1, ...), then returns their `ack` or
+    /// `error` answers in the order they were sent.
+    pub async fn send_messages_in_a_burst(&mut self, count: usize) -> Vec<Value> {
+        let mut ids = Vec::with_capacity(count);
+        for n in 0..count {
+            let message = json!({"action": "sendmessage", "data": n});
+            ids.push(self.send_request(message).await);
+        }
+        let mut answered = std::collections::HashMap::new();
+        while answered.len() < count {
+            let frame = ws::until(&mut self.socket, |f| {
+                ids.iter().any(|request_id| answers(f, request_id))
+            })
+            .await;
+            answered.insert(frame["requestId"].to_string(), frame);
+        }
+        ids.iter()
+            .map(|request_id| answered[&json!(request_id).to_string()].clone())
+            .collect()
     }
 
     /// Joins `room`, failing the test unless the join is acknowledged.
@@ -65,6 +89,16 @@ impl TestClient {
         ws::until(&mut self.socket, |f| f["type"] == kind).await
     }
 
+    /// The `data` of every `message` frame that arrives within `window`.
+    pub async fn messages_within(&mut self, window: Duration) -> Vec<Value> {
+        let frames = self.frames_within(window).await;
+        frames
+            .into_iter()
+            .filter(|f| f["type"] == "message")
+            .map(|f| f["data"].clone())
+            .collect()
+    }
+
     /// Every text frame that arrives within `window`, as JSON.
     pub async fn frames_within(&mut self, window: Duration) -> Vec<Value> {
         let mut frames = Vec::new();
@@ -78,4 +112,9 @@ impl TestClient {
         }
         frames
     }
+}
+
+/// Whether `frame` is the `ack` or `error` answering `request_id`.
+fn answers(frame: &Value, request_id: &str) -> bool {
+    frame["requestId"] == request_id && (frame["type"] == "ack" || frame["type"] == "error")
 }

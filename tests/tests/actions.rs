@@ -1,9 +1,9 @@
 //! Each client action end to end: real sockets through the local gateway, written with the typed
 //! client. A new action gets its test here.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tests::client::TestClient;
 use tests::ws::gateway;
 
@@ -62,4 +62,38 @@ async fn a_member_publishes_to_the_room_and_every_member_reads_it() {
     assert_eq!(message["from"], alice.id.as_str());
     assert_eq!(message["room"], "lobby");
     assert_eq!(message["data"], json!({"text": "hi"}));
+}
+
+#[tokio::test]
+async fn a_burst_of_100_at_10_a_second_with_burst_20_lets_about_20_through_and_delivers_only_those()
+{
+    let gw = gateway(&["--rate-limit-per-second", "10", "--rate-limit-burst", "20"]).await;
+    let mut alice = TestClient::connect(&gw).await;
+    let mut bob = TestClient::connect(&gw).await;
+
+    let started = Instant::now();
+    let answers = alice.send_messages_in_a_burst(100).await;
+    // Tokens refill at 10 a second while the burst is handled: at most that many more get through.
+    let refilled = (started.elapsed().as_millis() as usize).div_ceil(100);
+
+    let (acked, refused): (Vec<&Value>, Vec<&Value>) =
+        answers.iter().partition(|a| a["type"] == "ack");
+    assert!(
+        (20..=20 + refilled).contains(&acked.len()),
+        "{} acked, {refilled} tokens refilled",
+        acked.len()
+    );
+    for refusal in &refused {
+        assert_eq!(refusal["code"], "rate_limited", "{refusal}");
+        let wait = refusal["retryAfterMs"].as_u64().unwrap_or(0);
+        assert!((1..=100).contains(&wait), "{refusal}");
+    }
+    let sent_through: Vec<Value> = (0..100)
+        .filter(|n| answers[*n]["type"] == "ack")
+        .map(|n| json!(n))
+        .collect();
+    let mut delivered = bob.messages_within(QUIET).await;
+    delivered.sort_by_key(|data| data.as_u64());
+    assert_eq!(delivered, sent_through, "only acked messages reach bob");
+    gw.shutdown().await;
 }

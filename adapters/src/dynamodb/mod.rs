@@ -7,6 +7,7 @@
 
 mod codec;
 mod errors;
+mod rate_limit;
 mod repository;
 mod table;
 

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 use domain::{
-    Connection, ConnectionId, ConnectionRepository, JoinError, Page, PageToken, Removed,
-    RepositoryError, RoomName, Timestamp,
+    Connection, ConnectionId, ConnectionRepository, JoinError, Page, PageToken, RateLimit, Removed,
+    RepositoryError, RoomName, Timestamp, TokenDecision,
 };
 
 use super::codec::{
@@ -152,7 +152,7 @@ impl DynamoConnectionRepository {
 }
 
 /// Jittered pause between rounds of unprocessed items or conflicting transactions.
-async fn pause(round: u32) {
+pub(super) async fn pause(round: u32) {
     let ceiling = 20u64.saturating_mul(1 << round.min(6));
     tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ceiling))).await;
 }
@@ -453,6 +453,15 @@ impl ConnectionRepository for DynamoConnectionRepository {
                 .collect::<Result<_, _>>()?,
             next,
         })
+    }
+
+    async fn take_token(
+        &self,
+        id: &ConnectionId,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> Result<TokenDecision, RepositoryError> {
+        super::rate_limit::take_token(&self.client, self.table(), id, limit, now).await
     }
 }
 

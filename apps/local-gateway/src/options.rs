@@ -11,7 +11,7 @@ use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_tabl
 use adapters::memory::InMemoryConnectionRepository;
 use adapters::wiring;
 use clap::Parser;
-use domain::{ClientNotifier, ConnectionRepository, Settings, TokenVerifier};
+use domain::{ClientNotifier, ConnectionRepository, RateLimit, Settings, TokenVerifier};
 
 use crate::{EventHandler, GatewayConfig, InProcessNotifier, Limits, Sockets};
 
@@ -64,6 +64,13 @@ pub struct Options {
     pub jwt_issuer: Option<String>,
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// Messages a second one connection may send (`ping`, `whoami` excepted), as the Lambdas'
+    /// `RATE_LIMIT_PER_SECOND`; 0 (the default here, where load tests flood) turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 0)]
+    pub rate_limit_per_second: u32,
+    /// Messages one connection may send at once after a quiet spell; 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 0)]
+    pub rate_limit_burst: u32,
     /// Print an HS256 token for this subject, signed with --jwt-secret and valid for an hour, then exit.
     #[arg(long, value_name = "SUBJECT")]
     pub mint_token: Option<String>,
@@ -92,6 +99,10 @@ impl Options {
         };
         let settings = Settings {
             max_message_bytes: self.max_message_bytes,
+            rate_limit: RateLimit {
+                per_second: self.rate_limit_per_second,
+                burst: self.rate_limit_burst,
+            },
             ..Settings::default()
         };
         let handler: Arc<dyn EventHandler> = match &self.dynamodb_endpoint {

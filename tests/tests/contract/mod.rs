@@ -10,6 +10,9 @@ use domain::testing::collect_pages;
 use domain::{Connection, ConnectionId, ConnectionRepository, JoinError, Removed, Timestamp};
 use futures::StreamExt;
 
+mod rate_limit;
+pub use rate_limit::*;
+
 pub const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 const HOUR_MS: u64 = 3_600_000;
 
@@ -364,7 +367,10 @@ macro_rules! repository_contract {
             expired_connections_are_invisible_to_every_read,
             join_after_remove_leaves_no_orphan,
             joins_racing_a_remove_leave_no_orphans,
-            concurrent_joins_and_leaves_for_one_connection_end_consistent
+            concurrent_joins_and_leaves_for_one_connection_end_consistent,
+            a_new_connection_starts_with_a_full_bucket_and_a_refusal_says_the_exact_wait,
+            a_bucket_lives_and_dies_with_its_connection,
+            concurrent_takes_never_spend_the_same_token_twice
         );
     };
     (@tests $fresh:path, $($check:ident),+) => {
