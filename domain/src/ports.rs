@@ -126,7 +126,9 @@ pub trait ConnectionRepository: Send + Sync {
     ///   it, a retried `save` keeps it) and, in Lambda, is shared by every instance;
     /// - start a connection that has no bucket yet with a full one ([`RateLimit::full`]);
     /// - be atomic per connection: two concurrent takes never both spend the same token, so `n`
-    ///   concurrent takes from a bucket of `k < n` tokens give exactly `k` `Taken`;
+    ///   concurrent takes from a bucket of `k < n` tokens give at most `k` `Taken` (exactly `k`
+    ///   unless an adapter with bounded retries refuses a take that kept losing the race, with
+    ///   [`RateLimit::token_interval`] as the wait);
     /// - store nothing for a refusal, and answer `NotConnected` without creating anything when the
     ///   connection is absent or expired.
     async fn take_token(

@@ -31,6 +31,12 @@ impl RateLimit {
         self.per_second > 0 && self.burst > 0
     }
 
+    /// How long one token takes to refill, rounded up: the wait to announce when a store cannot
+    /// tell exactly (see the DynamoDB adapter's bounded retries).
+    pub fn token_interval(self) -> Duration {
+        Duration::from_millis(MILLI.div_ceil(u64::from(self.per_second.max(1))))
+    }
+
     fn capacity(self) -> u64 {
         u64::from(self.burst).saturating_mul(MILLI)
     }
@@ -202,6 +208,20 @@ mod tests {
                 updated_at: at(u64::MAX)
             })
         );
+    }
+
+    #[test]
+    fn one_token_takes_a_second_divided_by_the_rate_rounded_up() {
+        assert_eq!(
+            TEN_A_SECOND_BURST_20.token_interval(),
+            Duration::from_millis(100)
+        );
+        let three = RateLimit {
+            per_second: 3,
+            burst: 1,
+        };
+        assert_eq!(three.token_interval(), Duration::from_millis(334));
+        assert_eq!(RateLimit::OFF.token_interval(), Duration::from_secs(1));
     }
 
     #[test]

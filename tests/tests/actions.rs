@@ -3,9 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use local_gateway::RunningGateway;
 use serde_json::{Value, json};
 use tests::client::TestClient;
 use tests::ws::gateway;
+use tests::{dynamodb_endpoint, unique_table};
 
 /// Long enough for a frame that was going to come to have come: the gateway posts in
 /// milliseconds on loopback.
@@ -67,7 +69,24 @@ async fn a_member_publishes_to_the_room_and_every_member_reads_it() {
 #[tokio::test]
 async fn a_burst_of_100_at_10_a_second_with_burst_20_lets_about_20_through_and_delivers_only_those()
 {
-    let gw = gateway(&["--rate-limit-per-second", "10", "--rate-limit-burst", "20"]).await;
+    let gw = gateway(RATE_LIMIT_10_A_SECOND_BURST_20).await;
+    a_burst_of_100_lets_about_20_through_and_delivers_only_those(gw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_burst_is_limited_the_same_way_with_the_bucket_in_dynamodb() {
+    let table = unique_table("rate-limit");
+    let endpoint = dynamodb_endpoint();
+    let store = ["--dynamodb-endpoint", &endpoint, "--table", &table];
+    let gw = gateway(&[RATE_LIMIT_10_A_SECOND_BURST_20, &store].concat()).await;
+    a_burst_of_100_lets_about_20_through_and_delivers_only_those(gw).await;
+}
+
+const RATE_LIMIT_10_A_SECOND_BURST_20: &[&str] =
+    &["--rate-limit-per-second", "10", "--rate-limit-burst", "20"];
+
+/// Alice sends 100 `sendmessage`s at once; bob, connected too, hears only the acknowledged ones.
+async fn a_burst_of_100_lets_about_20_through_and_delivers_only_those(gw: RunningGateway) {
     let mut alice = TestClient::connect(&gw).await;
     let mut bob = TestClient::connect(&gw).await;
 

@@ -18,8 +18,9 @@ use super::codec::{self, BUCKET_AT, BUCKET_TOKENS, EXPIRES_AT, PK, number_value}
 use super::errors::repository_error;
 use super::repository::pause;
 
-/// Rounds of read-decide-write before giving up: each lost round means another take of the same
-/// connection won, and a bucket of `burst` tokens can only be won `burst` times in a row.
+/// Rounds of read-decide-write before refusing: each lost round means another take of the same
+/// connection won a token (or it disconnected), and the jittered pauses between rounds spread
+/// the contenders out, so a bucket is empty, and every take refused without a write, long before.
 const MAX_ROUNDS: u32 = 8;
 
 pub(super) async fn take_token(
@@ -49,9 +50,12 @@ pub(super) async fn take_token(
             Err(e) => return Err(repository_error(e)),
         }
     }
-    Err(RepositoryError::Throttled(format!(
-        "the rate-limit bucket of {id} kept changing for {MAX_ROUNDS} rounds"
-    )))
+    // The connection's own messages kept winning its bucket: it is sending faster than the limit
+    // could ever allow. Refusing spends nothing, so the limit still holds; an error would only
+    // turn a flood into "Internal server error" frames.
+    Ok(TokenDecision::Refused {
+        retry_after: limit.token_interval(),
+    })
 }
 
 /// `None` when the connection is absent or expired; `Some(None)` when it has no bucket yet.

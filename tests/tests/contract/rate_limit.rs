@@ -139,9 +139,9 @@ where
     };
 
     // All at the same instant, so nothing refills: exactly the burst can be taken.
-    let decisions: Vec<TokenDecision> = futures::stream::iter(0..12)
+    let decisions: Vec<TokenDecision> = futures::stream::iter(0..40)
         .map(|_| async { repo.take_token(&id("a"), limit, NOW).await.unwrap() })
-        .buffer_unordered(12)
+        .buffer_unordered(40)
         .collect()
         .await;
 
