@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
-use domain::Settings;
+use domain::{RateLimit, Settings};
 
 use crate::apigateway::{EndpointError, ManagementEndpoint, url_suffix_for};
 use crate::dynamodb::DynamoSettings;
@@ -108,6 +108,7 @@ impl ServiceConfig {
                 "PRESENCE_MAX_MEMBERS",
                 defaults.presence_max_members,
             )?,
+            rate_limit: rate_limit(&get)?,
             ..defaults
         };
         Ok(Self {
@@ -138,6 +139,20 @@ where
         name,
         value: value.to_string(),
         reason: format!("must be between {} and {}", range.start(), range.end()),
+    })
+}
+
+/// The Lambdas' rate limit when none is configured: see BENCHMARKS.md, "Rate limit", for why.
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
+    per_second: 10,
+    burst: 20,
+};
+
+/// `RATE_LIMIT_PER_SECOND` and `RATE_LIMIT_BURST`, each a whole number; 0 in either turns it off.
+fn rate_limit(get: &impl Fn(&str) -> Option<String>) -> Result<RateLimit, ConfigError> {
+    Ok(RateLimit {
+        per_second: parse_or(get, "RATE_LIMIT_PER_SECOND", DEFAULT_RATE_LIMIT.per_second)?,
+        burst: parse_or(get, "RATE_LIMIT_BURST", DEFAULT_RATE_LIMIT.burst)?,
     })
 }
 
@@ -314,7 +329,42 @@ mod tests {
             ("MANAGEMENT_ENDPOINT", "https://x/prod"),
         ])
         .unwrap();
-        assert_eq!(c.settings, Settings::default());
+        assert_eq!(
+            c.settings,
+            Settings {
+                rate_limit: DEFAULT_RATE_LIMIT,
+                ..Settings::default()
+            }
+        );
         assert_eq!(c.dynamo.table, "t");
+    }
+
+    #[test]
+    fn the_rate_limit_is_read_turned_off_by_a_zero_and_a_bad_value_is_named() {
+        let base = [
+            ("CONNECTIONS_TABLE", "t"),
+            ("MANAGEMENT_ENDPOINT", "https://x/prod"),
+        ];
+        let set = [
+            base.as_slice(),
+            &[("RATE_LIMIT_PER_SECOND", "5"), ("RATE_LIMIT_BURST", "8")],
+        ]
+        .concat();
+        assert_eq!(
+            config(&set).unwrap().settings.rate_limit,
+            RateLimit {
+                per_second: 5,
+                burst: 8
+            }
+        );
+        let off = [base.as_slice(), &[("RATE_LIMIT_PER_SECOND", "0")]].concat();
+        assert!(!config(&off).unwrap().settings.rate_limit.is_on());
+        let negative = [base.as_slice(), &[("RATE_LIMIT_BURST", "-1")]].concat();
+        assert!(
+            config(&negative)
+                .unwrap_err()
+                .to_string()
+                .starts_with("RATE_LIMIT_BURST = \"-1\""),
+        );
     }
 }

@@ -8,6 +8,7 @@ mod fanout;
 mod gateway_load;
 mod handler;
 mod management_stub;
+mod rate_limit;
 mod runtime_stub;
 mod stats;
 
@@ -102,6 +103,16 @@ enum Scenario {
         #[arg(long, default_value_t = 200_000)]
         messages: usize,
         #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// What the rate limit adds per message: latency and DynamoDB requests, against moto.
+    RateLimit {
+        /// A DynamoDB-compatible server (./scripts/test starts moto and sets this variable).
+        #[arg(long, env = "TEST_DYNAMODB_ENDPOINT")]
+        dynamodb_endpoint: String,
+        #[arg(long, default_value_t = 300)]
+        messages: usize,
+        #[arg(long, default_value_t = 3)]
         runs: usize,
     },
 }
@@ -219,6 +230,14 @@ async fn main() -> Result<(), String> {
         } => {
             let (messages, runs) = if quick { (1_000, 1) } else { (messages, runs) };
             handler::run(messages, room_size, runs).await;
+        }
+        Scenario::RateLimit {
+            dynamodb_endpoint,
+            messages,
+            runs,
+        } => {
+            let (messages, runs) = if quick { (20, 1) } else { (messages, runs) };
+            rate_limit::run(&dynamodb_endpoint, messages, runs).await?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! - [`protocol`]: the JSON frames clients send and receive.
 //! - [`fanout`]: delivering one frame to many connections, correctly and fast.
 //! - [`service`]: the use cases `$connect`, `$disconnect` and client messages.
+//! - [`rate_limit`]: the per-connection token bucket, in integer arithmetic.
 //! - [`ports`]: what the domain needs from storage, API Gateway and the clock.
 //! - `testing` (feature `mocks`): helpers for every crate's tests.
 
@@ -12,6 +13,7 @@ pub mod connection;
 pub mod fanout;
 pub mod ports;
 pub mod protocol;
+pub mod rate_limit;
 pub mod room;
 pub mod service;
 pub mod settings;
@@ -31,6 +33,7 @@ pub use ports::{
     NotifyError, OpenRoomPolicy, Page, PageToken, Removed, RepositoryError, RoomAccess, RoomPolicy,
     Sleeper,
 };
+pub use rate_limit::{RateLimit, TokenDecision};
 pub use room::{RoomGrants, RoomGrantsError, RoomName};
 pub use service::{ConnectError, DisconnectError, HandleError, Handled, WebSocketService};
 pub use settings::{RetryPolicy, Settings};

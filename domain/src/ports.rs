@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::connection::{Connection, ConnectionId, Principal, Sender};
+use crate::rate_limit::{RateLimit, TokenDecision};
 use crate::room::RoomName;
 use crate::time::Timestamp;
 
@@ -155,6 +156,24 @@ pub trait ConnectionRepository: Send + Sync {
         limit: usize,
         now: Timestamp,
     ) -> Result<MemberPage, RepositoryError>;
+
+    /// Takes one token from the rate-limit bucket of connection `id` at `now`, with
+    /// [`RateLimit::take`]'s arithmetic. An adapter MUST:
+    /// - keep the bucket with the connection, so that it lives and dies with it (`remove` forgets
+    ///   it, a retried `save` keeps it) and, in Lambda, is shared by every instance;
+    /// - start a connection that has no bucket yet with a full one ([`RateLimit::full`]);
+    /// - be atomic per connection: two concurrent takes never both spend the same token, so `n`
+    ///   concurrent takes from a bucket of `k < n` tokens give at most `k` `Taken` (exactly `k`
+    ///   unless an adapter with bounded retries refuses a take that kept losing the race, with
+    ///   [`RateLimit::token_interval`] as the wait);
+    /// - store nothing for a refusal, and answer `NotConnected` without creating anything when the
+    ///   connection is absent or expired.
+    async fn take_token(
+        &self,
+        id: &ConnectionId,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> Result<TokenDecision, RepositoryError>;
 }
 
 /// Why a post to a connection did not get through.
@@ -296,6 +315,14 @@ impl<T: ConnectionRepository + ?Sized> ConnectionRepository for std::sync::Arc<T
         now: Timestamp,
     ) -> Result<MemberPage, RepositoryError> {
         (**self).member_list(room, after, limit, now).await
+    }
+    async fn take_token(
+        &self,
+        id: &ConnectionId,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> Result<TokenDecision, RepositoryError> {
+        (**self).take_token(id, limit, now).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! The use cases: what `$connect`, `$disconnect` and every client message do.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 
@@ -13,6 +14,7 @@ use crate::ports::{
     RepositoryError, RoomAccess, RoomPolicy, Sleeper,
 };
 use crate::protocol::{self, Action, ErrorCode, Frame, Request, RequestId};
+use crate::rate_limit::TokenDecision;
 use crate::room::RoomName;
 use crate::settings::Settings;
 
@@ -140,11 +142,15 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
                     code: e.code,
                     message: e.message,
                     detail: e.detail,
+                    retry_after: None,
                 };
                 return Ok(self.refuse(sender, refusal, e.request_id.as_ref()).await);
             }
         };
         let request_id = request_id.as_ref();
+        if let Err(stop) = self.take_token(sender, &action).await {
+            return self.answer(sender, name, request_id, Err(stop)).await;
+        }
         let step = match action {
             Action::SendMessage { data } => self.send_message(sender, &data).await,
             Action::Send { to, data } => self.send(sender, &to, &data).await,
@@ -324,6 +330,39 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         .into())
     }
 
+    /// Spends one of the sender's rate-limit tokens, or refuses with `rate_limited` and the wait.
+    ///
+    /// `ping` and `whoami` are exempt: they are answered to the sender alone from the request
+    /// context, touch no storage and reach nobody else, and a keepalive must never be refused.
+    /// A sender the store does not know is let through: the limit meters live connections, and
+    /// the action's own checks (`unknown_connection`) deal with the rest.
+    async fn take_token(&self, sender: &Sender, action: &Action) -> Step<()> {
+        let limit = self.settings.rate_limit;
+        if !limit.is_on() || matches!(action, Action::Ping | Action::WhoAmI) {
+            return Ok(());
+        }
+        match self
+            .repo
+            .take_token(&sender.id, limit, self.clock.now())
+            .await?
+        {
+            TokenDecision::Taken | TokenDecision::NotConnected => Ok(()),
+            TokenDecision::Refused { retry_after } => Err(Refusal {
+                retry_after: Some(retry_after),
+                ..Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "more than {} messages a second (bursts of {}): retry after {} ms",
+                        limit.per_second,
+                        limit.burst,
+                        retry_after.as_millis()
+                    ),
+                )
+            }
+            .into()),
+        }
+    }
+
     /// Refuses with `not_member` unless the sender is in `room` now (a consistent read).
     async fn require_member(&self, sender: &Sender, room: &RoomName) -> Step<()> {
         if self
@@ -422,6 +461,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             code,
             message,
             detail,
+            retry_after,
         } = refusal;
         tracing::info!(
             connectionId = %sender.id,
@@ -433,6 +473,8 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             code,
             message: &message,
             request_id,
+            retry_after_ms: retry_after
+                .map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
         };
         self.reply(sender, &frame).await;
         Handled::Rejected(code)
@@ -476,6 +518,8 @@ struct Refusal {
     message: String,
     /// For the log: never client content.
     detail: Option<String>,
+    /// When the client may try again (`rate_limited` only).
+    retry_after: Option<Duration>,
 }
 
 impl Refusal {
@@ -484,6 +528,7 @@ impl Refusal {
             code,
             message: message.into(),
             detail: None,
+            retry_after: None,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use crate::protocol::API_GATEWAY_MAX_MESSAGE_BYTES;
+use crate::rate_limit::RateLimit;
 
 /// Enough posts in flight to hide a ~20 ms round trip at a few thousand posts a second.
 /// (Evaluated by the compiler: a zero here is a build error, not a panic.)
@@ -26,6 +27,9 @@ pub struct Settings {
     /// Presence events go only to rooms of at most this many members: above it, each join or
     /// leave would cost a post per member, N² posts for a room's churn. 0 turns presence off.
     pub presence_max_members: usize,
+    /// Messages one connection may send (`ping` excepted). Off by default here: the Lambdas and
+    /// the local gateway choose theirs in their configuration.
+    pub rate_limit: RateLimit,
 }
 
 impl Default for Settings {
@@ -38,6 +42,7 @@ impl Default for Settings {
             ttl_margin: Duration::from_secs(10 * 60),
             echo_to_sender: true,
             presence_max_members: 100,
+            rate_limit: RateLimit::OFF,
         }
     }
 }

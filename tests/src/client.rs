@@ -1,7 +1,8 @@
 //! A typed client for the WebSocket protocol, so end-to-end tests read as sentences:
-//! `alice.join("lobby").await`, `bob.next_of_type("message").await`. Every wait is bounded.
+//! `alice.join("lobby").await`, `bob.next_of_type("message").await`. Every wait is bounded, and
+//! frames read while waiting for another one are kept for later: nothing is dropped.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -16,37 +17,127 @@ pub struct TestClient {
     socket: Client,
     /// The connection id the gateway gave this client.
     pub id: String,
-    /// Frames read while waiting for another one, in arrival order: nothing is dropped.
+    /// Frames read while waiting for another one, in arrival order.
     pending: VecDeque<Value>,
 }
 
 impl TestClient {
     /// Opens a socket and learns its connection id with `whoami`.
     pub async fn connect(gw: &RunningGateway) -> Self {
-        let mut socket = ws::client(gw).await;
-        ws::send(&mut socket, json!({"action": "whoami"})).await;
-        let identity = ws::until(&mut socket, |f| f["type"] == "identity").await;
-        let id = identity["connectionId"]
+        Self::identified(ws::client(gw).await).await
+    }
+
+    /// Opens a socket with `?token=...` (the gateway must run with auth on).
+    pub async fn connect_with_token(gw: &RunningGateway, token: &str) -> Self {
+        let url = format!("{}?token={token}", gw.ws_url());
+        let (socket, _) = tokio::time::timeout(ws::WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .unwrap_or_else(|_| panic!("connect timed out"))
+            .unwrap_or_else(|e| panic!("handshake refused: {e}"));
+        Self::identified(socket).await
+    }
+
+    async fn identified(socket: Client) -> Self {
+        let mut client = Self {
+            socket,
+            id: String::new(),
+            pending: VecDeque::new(),
+        };
+        let identity = client.request(json!({"action": "whoami"})).await;
+        client.id = identity["connectionId"]
             .as_str()
             .unwrap_or_else(|| panic!("identity without a connectionId: {identity}"))
             .to_string();
-        Self {
-            socket,
-            id,
-            pending: VecDeque::new(),
-        }
+        client
     }
 
-    /// Sends `request` with a fresh `requestId` and returns the `ack` or `error` that answers it.
-    pub async fn request(&mut self, mut request: Value) -> Value {
+    /// Sends `request` with a fresh `requestId` and returns the frame that answers it: `ack`,
+    /// `error`, or the action's own answer (`identity`, `pong`, `members`).
+    pub async fn request(&mut self, request: Value) -> Value {
+        let request_id = self.send_request(request).await;
+        self.first(|f| answers(f, &request_id)).await
+    }
+
+    /// Sends `request` with a fresh `requestId`, without waiting; returns the id.
+    async fn send_request(&mut self, mut request: Value) -> String {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let request_id = format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed));
         request["requestId"] = json!(request_id);
         ws::send(&mut self.socket, request).await;
-        self.first(|f| {
-            f["requestId"] == request_id.as_str() && (f["type"] == "ack" || f["type"] == "error")
-        })
-        .await
+        request_id
+    }
+
+    /// Sends `count` `sendmessage`s back to back (`data` 0, 1, ...), then returns their `ack` or
+    /// `error` answers in the order they were sent.
+    pub async fn send_messages_in_a_burst(&mut self, count: usize) -> Vec<Value> {
+        let mut ids = Vec::with_capacity(count);
+        for n in 0..count {
+            let message = json!({"action": "sendmessage", "data": n});
+            ids.push(self.send_request(message).await);
+        }
+        let mut answered = HashMap::new();
+        while answered.len() < count {
+            let frame = self
+                .first(|f| ids.iter().any(|request_id| answers(f, request_id)))
+                .await;
+            answered.insert(frame["requestId"].to_string(), frame);
+        }
+        ids.iter()
+            .map(|request_id| answered[&json!(request_id).to_string()].clone())
+            .collect()
+    }
+
+    /// Joins `room`, failing the test unless the join is acknowledged.
+    pub async fn join(&mut self, room: &str) {
+        let answer = self.try_join(room).await;
+        assert_eq!(answer["type"], "ack", "join {room}: {answer}");
+    }
+
+    /// Sends a join and returns its `ack` or `error`, for tests that expect a refusal.
+    pub async fn try_join(&mut self, room: &str) -> Value {
+        self.request(json!({"action": "join", "room": room})).await
+    }
+
+    /// Leaves `room`, failing the test unless the leave is acknowledged.
+    pub async fn leave(&mut self, room: &str) {
+        let answer = self.request(json!({"action": "leave", "room": room})).await;
+        assert_eq!(answer["type"], "ack", "leave {room}: {answer}");
+    }
+
+    /// Publishes `data` to `room`; returns the `ack` or `error`.
+    pub async fn publish(&mut self, room: &str, data: Value) -> Value {
+        self.request(json!({"action": "publish", "room": room, "data": data}))
+            .await
+    }
+
+    /// Tells `room` this client is typing; returns the `ack` or `error`.
+    pub async fn typing(&mut self, room: &str) -> Value {
+        self.request(json!({"action": "typing", "room": room}))
+            .await
+    }
+
+    /// Asks for one page of `room`'s member list; returns the `members` or `error` frame.
+    pub async fn members(&mut self, room: &str, cursor: Option<&str>) -> Value {
+        let mut request = json!({"action": "members", "room": room});
+        if let Some(cursor) = cursor {
+            request["cursor"] = json!(cursor);
+        }
+        self.request(request).await
+    }
+
+    /// Closes the socket (a clean close: `$disconnect` follows).
+    pub async fn close(mut self) {
+        let _ = futures::SinkExt::close(&mut self.socket).await;
+    }
+
+    /// Drops the TCP connection without a close frame, as a vanished client does.
+    pub fn vanish(self) {
+        drop(self);
+    }
+
+    /// The next frame of type `kind`, pending or new, skipping others; fails the test after 10 s.
+    pub async fn next_of_type(&mut self, kind: &str) -> Value {
+        self.first(|f| f["type"] == kind).await
     }
 
     /// The first frame, pending or new, that satisfies `wanted`; the others stay pending. Fails
@@ -75,87 +166,17 @@ impl TestClient {
         }
     }
 
-    /// Joins `room`, failing the test unless the join is acknowledged.
-    pub async fn join(&mut self, room: &str) {
-        let answer = self.request(json!({"action": "join", "room": room})).await;
-        assert_eq!(answer["type"], "ack", "join {room}: {answer}");
+    /// The `data` of every `message` frame, pending or arriving within `window`.
+    pub async fn messages_within(&mut self, window: Duration) -> Vec<Value> {
+        let frames = self.frames_within(window).await;
+        frames
+            .into_iter()
+            .filter(|f| f["type"] == "message")
+            .map(|f| f["data"].clone())
+            .collect()
     }
 
-    /// Publishes `data` to `room`; returns the `ack` or `error`.
-    pub async fn publish(&mut self, room: &str, data: Value) -> Value {
-        self.request(json!({"action": "publish", "room": room, "data": data}))
-            .await
-    }
-
-    /// Tells `room` this client is typing; returns the `ack` or `error`.
-    pub async fn typing(&mut self, room: &str) -> Value {
-        self.request(json!({"action": "typing", "room": room}))
-            .await
-    }
-
-    /// Opens a socket with `?token=...` (the gateway must run with auth on).
-    pub async fn connect_with_token(gw: &RunningGateway, token: &str) -> Self {
-        let url = format!("{}?token={token}", gw.ws_url());
-        let (mut socket, _) = tokio::time::timeout(ws::WAIT, tokio_tungstenite::connect_async(url))
-            .await
-            .unwrap_or_else(|_| panic!("connect timed out"))
-            .unwrap_or_else(|e| panic!("handshake refused: {e}"));
-        ws::send(&mut socket, json!({"action": "whoami"})).await;
-        let identity = ws::until(&mut socket, |f| f["type"] == "identity").await;
-        let id = identity["connectionId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        Self {
-            socket,
-            id,
-            pending: VecDeque::new(),
-        }
-    }
-
-    /// Asks for one page of `room`'s member list; returns the `members` or `error` frame.
-    pub async fn members(&mut self, room: &str, cursor: Option<&str>) -> Value {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let request_id = format!("m{}", NEXT.fetch_add(1, Ordering::Relaxed));
-        let mut request = json!({"action": "members", "room": room, "requestId": request_id});
-        if let Some(cursor) = cursor {
-            request["cursor"] = json!(cursor);
-        }
-        ws::send(&mut self.socket, request).await;
-        ws::until(&mut self.socket, |f| {
-            f["requestId"] == request_id.as_str()
-                && (f["type"] == "members" || f["type"] == "error")
-        })
-        .await
-    }
-
-    /// Leaves `room`, failing the test unless the leave is acknowledged.
-    pub async fn leave(&mut self, room: &str) {
-        let answer = self.request(json!({"action": "leave", "room": room})).await;
-        assert_eq!(answer["type"], "ack", "leave {room}: {answer}");
-    }
-
-    /// Sends a join and returns its `ack` or `error`, for tests that expect a refusal.
-    pub async fn try_join(&mut self, room: &str) -> Value {
-        self.request(json!({"action": "join", "room": room})).await
-    }
-
-    /// Closes the socket (a clean close: `$disconnect` follows).
-    pub async fn close(mut self) {
-        let _ = futures::SinkExt::close(&mut self.socket).await;
-    }
-
-    /// Drops the TCP connection without a close frame, as a vanished client does.
-    pub fn vanish(self) {
-        drop(self);
-    }
-
-    /// The next frame of type `kind`, skipping others; fails the test after 10 s.
-    pub async fn next_of_type(&mut self, kind: &str) -> Value {
-        self.first(|f| f["type"] == kind).await
-    }
-
-    /// Every text frame that arrives within `window`, as JSON.
+    /// Every frame pending or arriving within `window`, as JSON.
     pub async fn frames_within(&mut self, window: Duration) -> Vec<Value> {
         let mut frames: Vec<Value> = self.pending.drain(..).collect();
         let deadline = tokio::time::Instant::now() + window;
@@ -168,4 +189,10 @@ impl TestClient {
         }
         frames
     }
+}
+
+/// Whether `frame` answers the request `request_id`.
+fn answers(frame: &Value, request_id: &str) -> bool {
+    const ANSWERS: [&str; 5] = ["ack", "error", "identity", "pong", "members"];
+    frame["requestId"] == request_id && ANSWERS.iter().any(|kind| frame["type"] == *kind)
 }

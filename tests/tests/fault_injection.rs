@@ -271,6 +271,15 @@ impl<R: ConnectionRepository> ConnectionRepository for Failing<R> {
         self.check("member_list")?;
         self.inner.member_list(room, after, limit, now).await
     }
+    async fn take_token(
+        &self,
+        id: &ConnectionId,
+        limit: domain::RateLimit,
+        now: Timestamp,
+    ) -> Result<domain::TokenDecision, RepositoryError> {
+        self.check("take_token")?;
+        self.inner.take_token(id, limit, now).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use domain::rate_limit::Bucket;
 use domain::{
     Connection, ConnectionId, Member, PageToken, Principal, RepositoryError, RoomName, Timestamp,
 };
@@ -18,6 +19,9 @@ pub const PRINCIPAL: &str = "principal";
 pub const SOURCE_IP: &str = "sourceIp";
 pub const USER_AGENT: &str = "userAgent";
 pub const ROOMS: &str = "rooms";
+/// The rate-limit bucket on the connection item: milli-tokens left, and when (ms) that was so.
+pub const BUCKET_TOKENS: &str = "bucketMilliTokens";
+pub const BUCKET_AT: &str = "bucketAt";
 pub const META: &str = "META";
 pub const LIST_INDEX: &str = "connections";
 
@@ -35,6 +39,8 @@ pub const ATTRIBUTES: &[&str] = &[
     SOURCE_IP,
     USER_AGENT,
     ROOMS,
+    BUCKET_TOKENS,
+    BUCKET_AT,
 ];
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -160,6 +166,17 @@ fn number(item: &Item, name: &str) -> Result<u64, RepositoryError> {
 
 pub fn expires_at(item: &Item) -> Result<Timestamp, RepositoryError> {
     number(item, EXPIRES_AT).map(Timestamp::from_millis)
+}
+
+/// The stored rate-limit bucket; `None` before the connection's first counted message.
+pub fn bucket_from(item: &Item) -> Result<Option<Bucket>, RepositoryError> {
+    if !item.contains_key(BUCKET_AT) {
+        return Ok(None);
+    }
+    Ok(Some(Bucket {
+        milli_tokens: number(item, BUCKET_TOKENS)?,
+        updated_at: Timestamp::from_millis(number(item, BUCKET_AT)?),
+    }))
 }
 
 pub fn connection_from(item: &Item) -> Result<Connection, RepositoryError> {

@@ -8,6 +8,7 @@
 mod batch;
 mod codec;
 mod errors;
+mod rate_limit;
 mod repository;
 mod table;
 

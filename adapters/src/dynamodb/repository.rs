@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use domain::{
     Connection, ConnectionId, ConnectionRepository, JoinError, Joined, MemberPage, Page, PageToken,
-    Removed, RepositoryError, RoomName, Timestamp,
+    RateLimit, Removed, RepositoryError, RoomName, Timestamp, TokenDecision,
 };
 
 use super::batch::{self, MAX_ROUNDS, pause};
@@ -492,6 +492,15 @@ impl ConnectionRepository for DynamoConnectionRepository {
                 .collect::<Result<_, _>>()?,
             next,
         })
+    }
+
+    async fn take_token(
+        &self,
+        id: &ConnectionId,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> Result<TokenDecision, RepositoryError> {
+        super::rate_limit::take_token(&self.client, self.table(), id, limit, now).await
     }
 }
 

@@ -3,9 +3,10 @@ use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use domain::rate_limit::{Bucket, Take};
 use domain::{
     Connection, ConnectionId, ConnectionRepository, JoinError, Joined, Member, MemberPage, Page,
-    PageToken, Removed, RepositoryError, RoomName, Timestamp,
+    PageToken, RateLimit, Removed, RepositoryError, RoomName, Timestamp, TokenDecision,
 };
 
 /// A thread-safe [`ConnectionRepository`] in a mutex: pages, expiry and the join/remove race behave
@@ -20,6 +21,8 @@ struct State {
     connections: BTreeMap<ConnectionId, Connection>,
     members: BTreeMap<RoomName, BTreeSet<ConnectionId>>,
     rooms: BTreeMap<ConnectionId, BTreeSet<RoomName>>,
+    /// Rate-limit buckets, kept apart from `connections` so a retried `save` keeps them.
+    buckets: BTreeMap<ConnectionId, Bucket>,
 }
 
 impl Default for InMemoryConnectionRepository {
@@ -99,6 +102,7 @@ impl ConnectionRepository for InMemoryConnectionRepository {
     async fn remove(&self, id: &ConnectionId) -> Result<Removed, RepositoryError> {
         let mut state = self.state();
         let connection = state.connections.remove(id);
+        state.buckets.remove(id);
         let rooms = state.rooms.remove(id).unwrap_or_default();
         for room in &rooms {
             if let Some(members) = state.members.get_mut(room) {
@@ -248,5 +252,30 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         Ok(page_after(keys, self.page_size, |id| {
             state.is_live(id, now)
         }))
+    }
+
+    async fn take_token(
+        &self,
+        id: &ConnectionId,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> Result<TokenDecision, RepositoryError> {
+        // One lock for the read and the write: concurrent takes queue up, none spends a token twice.
+        let mut state = self.state();
+        if !state.is_live(id, now) {
+            return Ok(TokenDecision::NotConnected);
+        }
+        let bucket = state
+            .buckets
+            .get(id)
+            .copied()
+            .unwrap_or_else(|| limit.full(now));
+        Ok(match limit.take(bucket, now) {
+            Take::Taken(next) => {
+                state.buckets.insert(id.clone(), next);
+                TokenDecision::Taken
+            }
+            Take::Refused { retry_after } => TokenDecision::Refused { retry_after },
+        })
     }
 }

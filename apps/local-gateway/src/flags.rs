@@ -75,6 +75,13 @@ pub struct Options {
     /// (the Lambdas' PRESENCE_MAX_MEMBERS).
     #[arg(long, env = "PRESENCE_MAX_MEMBERS", default_value_t = Settings::default().presence_max_members)]
     pub presence_max_members: usize,
+    /// Messages a second one connection may send (`ping`, `whoami` excepted), as the Lambdas'
+    /// `RATE_LIMIT_PER_SECOND`; 0 (the default here, where load tests flood) turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 0)]
+    pub rate_limit_per_second: u32,
+    /// Messages one connection may send at once after a quiet spell; 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 0)]
+    pub rate_limit_burst: u32,
     /// Use a DynamoDB-compatible server (moto, DynamoDB Local) instead of the in-memory store.
     #[arg(long, env = "LOCAL_GATEWAY_DYNAMODB_ENDPOINT")]
     pub dynamodb_endpoint: Option<String>,

@@ -7,7 +7,7 @@ use adapters::apigateway::{ApiGatewayNotifier, ManagementEndpoint, NotifierTimeo
 use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_table_if_missing};
 use adapters::memory::InMemoryConnectionRepository;
 use adapters::wiring;
-use domain::{ClientNotifier, ConnectionRepository, Settings};
+use domain::{ClientNotifier, ConnectionRepository, RateLimit, Settings};
 
 use crate::{EventHandler, GatewayConfig, InProcessNotifier, NotifierKind, Options, Sockets};
 
@@ -35,6 +35,10 @@ impl Options {
         let settings = Settings {
             max_message_bytes: self.max_message_bytes,
             presence_max_members: self.presence_max_members,
+            rate_limit: RateLimit {
+                per_second: self.rate_limit_per_second,
+                burst: self.rate_limit_burst,
+            },
             ..Settings::default()
         };
         let handler: Arc<dyn EventHandler> = match &self.dynamodb_endpoint {

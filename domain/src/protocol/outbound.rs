@@ -42,6 +42,8 @@ error_codes! {
     TooManyRooms = "too_many_rooms",
     /// The room policy does not let this connection join or publish there.
     Forbidden = "forbidden",
+    /// The sender is over its rate limit; the frame's `retryAfterMs` says when to try again.
+    RateLimited = "rate_limited",
 }
 
 impl Serialize for ErrorCode {
@@ -112,6 +114,9 @@ pub enum Frame<'a> {
         message: &'a str,
         #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
         request_id: Option<&'a RequestId>,
+        /// Milliseconds until a retry can succeed (`rate_limited` only).
+        #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 

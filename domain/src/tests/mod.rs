@@ -3,5 +3,6 @@
 mod harness;
 mod parser_table;
 mod properties;
+mod rate_limit;
 mod rules;
 mod tidy;

@@ -13,6 +13,9 @@ use domain::{
 };
 use futures::StreamExt;
 
+mod rate_limit;
+pub use rate_limit::*;
+
 pub const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 const HOUR_MS: u64 = 3_600_000;
 
@@ -447,7 +450,10 @@ macro_rules! repository_contract {
             joins_racing_a_remove_leave_no_orphans,
             concurrent_joins_and_leaves_for_one_connection_end_consistent,
             a_second_join_says_already_member,
-            the_member_list_pages_in_id_order_with_principals_and_skips_expired_members
+            the_member_list_pages_in_id_order_with_principals_and_skips_expired_members,
+            a_new_connection_starts_with_a_full_bucket_and_a_refusal_says_the_exact_wait,
+            a_bucket_lives_and_dies_with_its_connection,
+            concurrent_takes_never_spend_the_same_token_twice
         );
     };
     (@tests $fresh:path, $($check:ident),+) => {

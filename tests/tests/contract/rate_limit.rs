@@ -1,0 +1,159 @@
+//! The rate-limit bucket part of the repository contract (`ConnectionRepository::take_token`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use domain::{ConnectionRepository, RateLimit, Timestamp, TokenDecision};
+use futures::StreamExt;
+
+use super::{NOW, everyone, expired, id, live};
+
+/// Three at once, then one every 100 ms.
+const TEN_A_SECOND_BURST_3: RateLimit = RateLimit {
+    per_second: 10,
+    burst: 3,
+};
+
+fn later(ms: u64) -> Timestamp {
+    Timestamp::from_millis(NOW.as_millis() + ms)
+}
+
+async fn take<R: ConnectionRepository>(
+    repo: &R,
+    raw: &str,
+    limit: RateLimit,
+    now: Timestamp,
+) -> TokenDecision {
+    repo.take_token(&id(raw), limit, now).await.unwrap()
+}
+
+/// Takes from `raw`'s bucket at `now` until refused (at most `burst + 1` takes); returns how many
+/// were taken and the refusal.
+async fn drain<R: ConnectionRepository>(
+    repo: &R,
+    raw: &str,
+    limit: RateLimit,
+    now: Timestamp,
+) -> (u32, TokenDecision) {
+    for taken in 0..=limit.burst {
+        match take(repo, raw, limit, now).await {
+            TokenDecision::Taken => continue,
+            refused => return (taken, refused),
+        }
+    }
+    panic!("a bucket of {} gave more than {}", limit.burst, limit.burst)
+}
+
+pub async fn a_new_connection_starts_with_a_full_bucket_and_a_refusal_says_the_exact_wait<
+    R,
+    F,
+    Fut,
+>(
+    fresh: F,
+) where
+    R: ConnectionRepository,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let repo = fresh(100).await;
+    repo.save(&live("a")).await.unwrap();
+    let limit = TEN_A_SECOND_BURST_3;
+
+    let (taken, refusal) = drain(&repo, "a", limit, NOW).await;
+
+    assert_eq!(taken, 3);
+    let retry_after = Duration::from_millis(100);
+    assert_eq!(refusal, TokenDecision::Refused { retry_after });
+    assert_eq!(
+        take(&repo, "a", limit, later(99)).await,
+        TokenDecision::Refused {
+            retry_after: Duration::from_millis(1)
+        },
+        "a refusal stores nothing, so the wait only shrinks with time"
+    );
+    assert_eq!(
+        take(&repo, "a", limit, later(100)).await,
+        TokenDecision::Taken
+    );
+    assert_eq!(drain(&repo, "b-is-unknown", limit, NOW).await.0, 0);
+}
+
+pub async fn a_bucket_lives_and_dies_with_its_connection<R, F, Fut>(fresh: F)
+where
+    R: ConnectionRepository,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let repo = fresh(100).await;
+    let limit = TEN_A_SECOND_BURST_3;
+    repo.save(&expired("old")).await.unwrap();
+
+    assert_eq!(
+        take(&repo, "ghost", limit, NOW).await,
+        TokenDecision::NotConnected
+    );
+    assert_eq!(
+        take(&repo, "old", limit, NOW).await,
+        TokenDecision::NotConnected
+    );
+    assert_eq!(repo.get(&id("ghost"), NOW).await.unwrap(), None);
+    assert!(
+        everyone(&repo).await.0.is_empty(),
+        "no stub row for an unknown id"
+    );
+
+    repo.save(&live("a")).await.unwrap();
+    assert_eq!(drain(&repo, "a", limit, NOW).await.0, 3);
+    repo.save(&live("a")).await.unwrap();
+    assert_eq!(
+        drain(&repo, "a", limit, NOW).await.0,
+        0,
+        "a retried $connect keeps the bucket"
+    );
+    assert_eq!(repo.get(&id("a"), NOW).await.unwrap(), Some(live("a")));
+
+    repo.remove(&id("a")).await.unwrap();
+    assert_eq!(
+        take(&repo, "a", limit, NOW).await,
+        TokenDecision::NotConnected
+    );
+    repo.save(&live("a")).await.unwrap();
+    assert_eq!(
+        drain(&repo, "a", limit, NOW).await.0,
+        3,
+        "a new connection with a reused id starts full"
+    );
+}
+
+pub async fn concurrent_takes_never_spend_the_same_token_twice<R, F, Fut>(fresh: F)
+where
+    R: ConnectionRepository,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let repo = fresh(100).await;
+    repo.save(&live("a")).await.unwrap();
+    let limit = RateLimit {
+        per_second: 1,
+        burst: 5,
+    };
+
+    // All at the same instant, so nothing refills: exactly the burst can be taken.
+    let decisions: Vec<TokenDecision> = futures::stream::iter(0..40)
+        .map(|_| async { repo.take_token(&id("a"), limit, NOW).await.unwrap() })
+        .buffer_unordered(40)
+        .collect()
+        .await;
+
+    let taken = decisions
+        .iter()
+        .filter(|d| **d == TokenDecision::Taken)
+        .count();
+    assert_eq!(taken, 5, "{decisions:?}");
+    assert!(
+        decisions
+            .iter()
+            .all(|d| matches!(d, TokenDecision::Taken | TokenDecision::Refused { .. })),
+        "{decisions:?}"
+    );
+}
