@@ -88,8 +88,35 @@ def statements_of(template):
                 yield name, statement
 
 
+# What each role's code calls, so a grant the code needs cannot go missing (the other checks only
+# keep grants from growing). `$disconnect` announces departures: it reads the rooms' members and
+# posts `presence` frames.
+REQUIRED_ACTIONS = {
+    "ConnectRole": {"dynamodb:UpdateItem"},
+    "DisconnectRole": {
+        "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query",
+        "execute-api:ManageConnections",
+    },
+    "DefaultRole": {
+        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem",
+        "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections",
+    },
+}
+
+
+def missing_grant_problems(template):
+    granted = {}
+    for name, statement in statements_of(template):
+        if statement.get("Effect") == "Allow":
+            granted.setdefault(name, set()).update(as_list(statement.get("Action", [])))
+    roles = resources(template, "AWS::IAM::Role")
+    return [f"{name}: missing {sorted(needed - granted.get(name, set()))}: the code calls them"
+            for name, needed in REQUIRED_ACTIONS.items()
+            if name in roles and needed - granted.get(name, set())]
+
+
 def iam_problems(template):
-    problems = []
+    problems = missing_grant_problems(template)
     for name, statement in statements_of(template):
         targets = list(strings_in(statement.get("Resource", [])))
         for text in targets:

@@ -51,6 +51,16 @@ def minimal():
                  "Resource": {"Fn::Join": ["/", [{"Fn::GetAtt": ["ConnectionsTable", "Arn"]}, "index", "connections"]]}},
                 {"Effect": "Allow", "Action": ["execute-api:ManageConnections"], "Resource": [
                     {"Fn::Sub": CONNECTIONS_ARN % "POST"}]},
+                {"Effect": "Allow", "Action": [
+                    "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem",
+                    "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
+                 "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
+            ]}}]}},
+            "DisconnectRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyDocument": {"Statement": [
+                {"Effect": "Allow", "Action": ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query"],
+                 "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
+                {"Effect": "Allow", "Action": ["execute-api:ManageConnections"], "Resource": [
+                    {"Fn::Sub": CONNECTIONS_ARN % "POST"}]},
             ]}}]}},
         },
         "Outputs": {"WebSocketUrl": {"Value": {"Fn::Sub": "wss://${WebsocketsApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/dev"}}},
@@ -136,6 +146,13 @@ class TemplateCheck(unittest.TestCase):
             t = minimal()
             statements(t)[2]["Resource"].append({"Fn::Sub": CONNECTIONS_ARN % method})
             self.assertEqual(len(problems_mentioning(f"/{method}/@connections", t)), 1, method)
+
+    def test_a_role_missing_a_grant_its_code_calls_fails(self):
+        t = minimal()
+        disconnect = resource(t, "DisconnectRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        disconnect[0]["Action"] = ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+        self.assertEqual(problems_mentioning("missing", t),
+                         ["DisconnectRole: missing ['dynamodb:Query']: the code calls them"])
 
     def test_a_write_action_on_an_index_arn_fails(self):
         t = minimal()

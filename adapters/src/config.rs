@@ -45,6 +45,9 @@ const TTL_MARGIN_SECONDS: RangeInclusive<u64> = 0..=86_400;
 /// under DynamoDB's 400 KB item limit. 99, not more, so that a transactional `remove` (the
 /// connection item plus one membership per room) fits in one `TransactWriteItems` of 100 items.
 const MAX_ROOMS_PER_CONNECTION: RangeInclusive<usize> = 1..=99;
+/// Each join or leave in a room of N members costs N posts: past 1 000, churn costs more than
+/// presence is worth (0 turns it off).
+const PRESENCE_MAX_MEMBERS: RangeInclusive<usize> = 0..=1_000;
 
 /// Everything a Lambda needs, read once at start-up.
 #[derive(Debug, Clone)]
@@ -103,10 +106,11 @@ impl ServiceConfig {
                 MAX_ROOMS_PER_CONNECTION,
             )?,
             echo_to_sender: parse_or(&get, "ECHO_TO_SENDER", defaults.echo_to_sender)?,
-            presence_max_members: parse_or(
+            presence_max_members: bounded(
                 &get,
                 "PRESENCE_MAX_MEMBERS",
                 defaults.presence_max_members,
+                PRESENCE_MAX_MEMBERS,
             )?,
             rate_limit: rate_limit(&get)?,
             ..defaults
@@ -286,6 +290,7 @@ mod tests {
                 "100",
                 "must be between 1 and 99",
             ),
+            ("PRESENCE_MAX_MEMBERS", "1001", "must be between 0 and 1000"),
             (
                 "ECHO_TO_SENDER",
                 "yes",
@@ -314,6 +319,8 @@ mod tests {
             ("TTL_MARGIN_SECONDS", "86400"),
             ("MAX_ROOMS_PER_CONNECTION", "1"),
             ("MAX_ROOMS_PER_CONNECTION", "99"),
+            ("PRESENCE_MAX_MEMBERS", "0"),
+            ("PRESENCE_MAX_MEMBERS", "1000"),
         ];
         for (name, value) in table {
             assert!(with_required(name, value).is_ok(), "{name}={value}");

@@ -14,12 +14,27 @@ use crate::room::RoomName;
 use crate::settings::Settings;
 use crate::time::Timestamp;
 
-/// Most departures one call announces (each is at most `max_rooms_per_connection` rooms of at
-/// most `presence_max_members` members).
+/// Most departures one fan-out announces, after its posts (each is at most
+/// `max_rooms_per_connection` rooms of at most `presence_max_members` members).
 const MAX_DEPARTURES_ANNOUNCED: usize = 16;
 
-/// Most pages read to count a room for presence; a small room fits in one.
+/// Most pages read to count a room for presence; a small room fits in one, unless expired rows
+/// fill it.
 const PRESENCE_MAX_PAGES: usize = 16;
+
+/// What a fan-out's posts came to: the counts, and the departures to announce once they are done.
+#[derive(Default)]
+struct Tally {
+    report: DeliveryReport,
+    departed: Vec<Departure>,
+}
+
+impl Tally {
+    fn add(&mut self, (outcome, departed): (PostOutcome, Option<Departure>)) {
+        self.report = self.report.add(outcome);
+        self.departed.extend(departed);
+    }
+}
 
 /// A connection that left rooms, to be announced to them.
 #[derive(Debug, Clone)]
@@ -113,18 +128,12 @@ impl FanOut<'_> {
     ) -> Result<DeliveryReport, FanOutError> {
         let bound = self.settings.fanout_concurrency.get();
         let mut in_flight = FuturesUnordered::new();
-        let mut report = DeliveryReport::default();
+        let mut tally = Tally::default();
         let mut token: Option<PageToken> = None;
-        loop {
+        let outcome = loop {
             let page = match self.read_page(audience, token.take()).await {
                 Ok(page) => page,
-                Err(source) => {
-                    // Finish what was started, then say how far we got.
-                    while let Some(outcome) = in_flight.next().await {
-                        report = report.add(outcome);
-                    }
-                    return Err(FanOutError { report, source });
-                }
+                Err(source) => break Err(source),
             };
             for id in page.items {
                 if Some(&id) == skip {
@@ -132,22 +141,31 @@ impl FanOut<'_> {
                 }
                 // Keep at most `bound` posts in flight, across page boundaries too.
                 while in_flight.len() >= bound {
-                    if let Some(outcome) = in_flight.next().await {
-                        report = report.add(outcome);
+                    if let Some(posted) = in_flight.next().await {
+                        tally.add(posted);
                     }
                 }
                 // The future owns the id: the page it came from is gone by the time it runs.
-                in_flight.push(async move { self.deliver(&id, frame).await });
+                in_flight.push(async move { self.post_or_prune(id, frame).await });
             }
             match page.next {
                 Some(next) => token = Some(next),
-                None => break,
+                None => break Ok(()),
             }
+        };
+        // Finish what was started (after a read failure too, to say how far we got).
+        while let Some(posted) = in_flight.next().await {
+            tally.add(posted);
         }
-        while let Some(outcome) = in_flight.next().await {
-            report = report.add(outcome);
+        // Only now, with no post in flight: announcing while posting would multiply the bound.
+        self.announce_departures(tally.departed).await;
+        match outcome {
+            Ok(()) => Ok(tally.report),
+            Err(source) => Err(FanOutError {
+                report: tally.report,
+                source,
+            }),
         }
-        Ok(report)
     }
 
     async fn read_page(
@@ -163,13 +181,24 @@ impl FanOut<'_> {
 
     /// Posts to one connection; on `Gone`, prunes it and tells its rooms it left.
     pub async fn deliver(&self, to: &ConnectionId, frame: &[u8]) -> PostOutcome {
-        let outcome = self.post(to, frame).await;
-        if outcome == PostOutcome::Gone {
-            let removed = self.prune(to).await;
-            self.announce_departures(vec![Departure::of(to, removed)])
-                .await;
-        }
+        let (outcome, departed) = self.post_or_prune(to.clone(), frame).await;
+        self.announce_departures(departed.into_iter().collect())
+            .await;
         outcome
+    }
+
+    /// Posts to one connection; on `Gone`, prunes it and returns the departure to announce.
+    async fn post_or_prune(
+        &self,
+        to: ConnectionId,
+        frame: &[u8],
+    ) -> (PostOutcome, Option<Departure>) {
+        let outcome = self.post(&to, frame).await;
+        if outcome != PostOutcome::Gone {
+            return (outcome, None);
+        }
+        let removed = self.prune(&to).await;
+        (outcome, Some(Departure::of(&to, removed)))
     }
 
     /// Tells each room a removed connection was in that it left. Members found gone on the way are
@@ -235,41 +264,38 @@ impl FanOut<'_> {
         };
         let bytes = &bytes;
         futures::stream::iter(members.into_iter().filter(|id| id != subject))
-            .map(|id| async move {
-                match self.post(&id, bytes).await {
-                    PostOutcome::Gone => Some(Departure::of(&id, self.prune(&id).await)),
-                    _ => None,
-                }
-            })
+            .map(|id| async move { self.post_or_prune(id, bytes).await.1 })
             .buffer_unordered(self.settings.fanout_concurrency.get())
-            .filter_map(|gone| async move { gone })
+            .filter_map(|departed| async move { departed })
             .collect()
             .await
     }
 
     /// The members of `room`, or `None` when there are more than `presence_max_members` (or
-    /// presence is off, or they cannot be read: presence is best-effort, never a failure).
+    /// presence is off, or they cannot be read: presence is best-effort, never a failure). Reads
+    /// at most `presence_max_members + 1` members, however large the room.
     async fn small_room_members(&self, room: &RoomName) -> Option<Vec<ConnectionId>> {
         let max = self.settings.presence_max_members;
         if max == 0 {
             return None;
         }
-        let mut members = Vec::new();
-        let mut token = None;
+        let mut members: Vec<ConnectionId> = Vec::new();
+        let mut after = None;
         for _ in 0..PRESENCE_MAX_PAGES {
-            let page = match self.repo.members_of(room, token, self.now).await {
+            let wanted = max + 1 - members.len();
+            let page = match self.repo.member_list(room, after, wanted, self.now).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, "presence skipped: could not read the room");
                     return None;
                 }
             };
-            members.extend(page.items);
+            members.extend(page.members.into_iter().map(|m| m.id));
             if members.len() > max {
                 return None;
             }
             match page.next {
-                Some(next) => token = Some(next),
+                Some(next) => after = Some(next),
                 None => return Some(members),
             }
         }

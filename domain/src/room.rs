@@ -46,8 +46,8 @@ impl fmt::Display for RoomName {
     }
 }
 
-/// Rooms a connection may enter beyond the open ones: exact names (`team-42:general`) or
-/// prefixes ending in `*` (`team-42:*`). Travels from the authorizer to every event as one
+/// Rooms a connection may enter beyond the open ones: exact names (`team-42:general`) or whole
+/// namespaces (`team-42:*`). Travels from the authorizer to every event as one
 /// comma-separated string, since API Gateway's authorizer context holds only strings, numbers and
 /// booleans (8 KB in all).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub struct RoomGrants(Vec<String>);
 pub enum RoomGrantsError {
     #[error("room grants must fit in {max} bytes once joined with commas, these take {len}")]
     TooLong { len: usize, max: usize },
-    #[error("{0:?} is not a room name or a room name prefix ending in '*'")]
+    #[error("{0:?} is not a room name or a namespace wildcard such as `team-42:*`")]
     BadPattern(String),
 }
 
@@ -73,9 +73,14 @@ impl RoomGrants {
             if pattern.is_empty() {
                 continue;
             }
-            let name = pattern.strip_suffix('*').unwrap_or(pattern);
-            // A bare "*" would grant every private room, including everyone's inbox: refused.
-            if name.is_empty() || RoomName::parse(name).is_err() {
+            // A wildcard covers one whole namespace (`team-42:*`), never a bare prefix: `team-42*`
+            // would also cover `team-420:x`, and `*` every private room there is.
+            let name = match pattern.strip_suffix('*') {
+                Some(namespace) if namespace.ends_with(':') && namespace.len() > 1 => namespace,
+                Some(_) => return Err(RoomGrantsError::BadPattern(pattern.to_string())),
+                None => pattern,
+            };
+            if RoomName::parse(name).is_err() {
                 return Err(RoomGrantsError::BadPattern(pattern.to_string()));
             }
             grants.push(pattern.to_string());
@@ -162,10 +167,12 @@ mod grant_tests {
             RoomGrants::decode("*"),
             Err(RoomGrantsError::BadPattern(_))
         ));
-        assert!(matches!(
-            RoomGrants::decode("a b"),
-            Err(RoomGrantsError::BadPattern(_))
-        ));
+        for bad in ["a b", "team-42*", ":*", "t*"] {
+            assert!(
+                matches!(RoomGrants::decode(bad), Err(RoomGrantsError::BadPattern(_))),
+                "{bad}"
+            );
+        }
         let many: Vec<String> = (0..300).map(|i| format!("room-{i:04}")).collect();
         assert!(matches!(
             RoomGrants::parse(many.iter().map(String::as_str)),

@@ -259,6 +259,8 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     }
 
     async fn typing(&self, sender: &Sender, room: &RoomName) -> Step<Outcome> {
+        // Typing is speaking: a room the policy makes read-only gets no typing either.
+        self.require_access(sender, room, RoomAccess::Publish)?;
         self.require_member(sender, room).await?;
         let frame = self.encode(&Frame::Typing {
             from: &sender.id,

@@ -3,7 +3,7 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::jwks::{InsecureJwksUrl, JwksSource};
+use super::jwks::{JwksSource, JwksSourceError};
 use super::jwt::{Audience, JwtVerifier, Keys, VerifierError};
 
 /// Clock skew tolerated on `exp` and `nbf`: minutes would let expired tokens in for minutes.
@@ -45,7 +45,7 @@ pub enum AuthConfigError {
     )]
     TwoAudiences,
     #[error(transparent)]
-    InsecureJwksUrl(#[from] InsecureJwksUrl),
+    Jwks(#[from] JwksSourceError),
     #[error(transparent)]
     Verifier(#[from] VerifierError),
 }

@@ -27,6 +27,16 @@ pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 )]
 pub struct InsecureJwksUrl(pub String);
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwksSourceError {
+    #[error(transparent)]
+    Insecure(#[from] InsecureJwksUrl),
+    /// The HTTP client could not be built (its TLS roots, say): failing here beats a client
+    /// without the timeout and the no-redirect rule.
+    #[error("cannot build the JWKS HTTP client: {0}")]
+    Client(String),
+}
+
 pub struct JwksSource {
     url: Url,
     http: reqwest::Client,
@@ -90,13 +100,13 @@ fn checked_url(raw: &str) -> Result<Url, InsecureJwksUrl> {
 }
 
 impl JwksSource {
-    pub fn new(url: &str, refresh_every: Duration) -> Result<Self, InsecureJwksUrl> {
+    pub fn new(url: &str, refresh_every: Duration) -> Result<Self, JwksSourceError> {
         let url = checked_url(url)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
+            .map_err(|e| JwksSourceError::Client(e.to_string()))?;
         Ok(Self {
             url,
             http,

@@ -36,10 +36,10 @@ pub struct Options {
     #[arg(long, env = "LOCAL_GATEWAY_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
     pub max_message_bytes: usize,
     /// Seconds without a message before the socket closes with 1001 (API Gateway: 600).
-    #[arg(long, env = "LOCAL_GATEWAY_IDLE_TIMEOUT", default_value_t = Limits::default().idle_timeout.as_secs())]
+    #[arg(long, env = "LOCAL_GATEWAY_IDLE_TIMEOUT", default_value_t = Limits::default().idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout_secs: u64,
     /// Seconds a socket may live (API Gateway: 7200).
-    #[arg(long, env = "LOCAL_GATEWAY_MAX_CONNECTION", default_value_t = Limits::default().max_connection_duration.as_secs())]
+    #[arg(long, env = "LOCAL_GATEWAY_MAX_CONNECTION", default_value_t = Limits::default().max_connection_duration.as_secs(), value_parser = clap::value_parser!(u64).range(1..=7 * 86_400))]
     pub max_connection_secs: u64,
     /// `$default` invocations at once, like a Lambda concurrency limit; more messages wait their
     /// turn. `$connect` and `$disconnect` have pools of their own.
@@ -73,8 +73,8 @@ pub struct Options {
     pub notifier: NotifierKind,
     /// Presence events only for rooms of at most this many members; 0 turns presence off
     /// (the Lambdas' PRESENCE_MAX_MEMBERS).
-    #[arg(long, env = "PRESENCE_MAX_MEMBERS", default_value_t = Settings::default().presence_max_members)]
-    pub presence_max_members: usize,
+    #[arg(long, env = "PRESENCE_MAX_MEMBERS", default_value_t = Settings::default().presence_max_members as u64, value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub presence_max_members: u64,
     /// Messages a second one connection may send (`ping`, `whoami` excepted), as the Lambdas'
     /// `RATE_LIMIT_PER_SECOND`; 0 (the default here, where load tests flood) turns the limit off.
     #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 0)]

@@ -34,7 +34,7 @@ impl Options {
         };
         let settings = Settings {
             max_message_bytes: self.max_message_bytes,
-            presence_max_members: self.presence_max_members,
+            presence_max_members: usize::try_from(self.presence_max_members).unwrap_or(0),
             rate_limit: RateLimit {
                 per_second: self.rate_limit_per_second,
                 burst: self.rate_limit_burst,

@@ -305,8 +305,11 @@ impl<'de> serde::Deserialize<'de> for Fields {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
                 let mut fields: Vec<(String, Box<RawValue>)> = Vec::new();
+                // A set, not a scan of `fields`: a frame of thousands of keys must not cost a
+                // quadratic number of comparisons.
+                let mut seen = std::collections::HashSet::new();
                 while let Some(key) = map.next_key::<String>()? {
-                    if fields.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(key.clone()) {
                         return Err(de::Error::custom(format!("duplicate key {key:?}")));
                     }
                     let value: Box<RawValue> = map.next_value()?;

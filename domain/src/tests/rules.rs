@@ -221,7 +221,7 @@ async fn publish_by_a_non_member_is_refused_and_reaches_nobody() {
     let mut repo = MockConnectionRepository::new();
     repo.expect_rooms_of()
         .returning(|_, _| Ok(vec![RoomName::parse("other").unwrap()]));
-    repo.expect_members_of().never();
+    repo.expect_member_list().never();
     let (notifier, outbox) = accepting_notifier();
     let (service, _) = service(repo, notifier, Settings::default());
 
@@ -637,6 +637,7 @@ fn connection(raw: &str) -> crate::Connection {
 }
 
 /// Counts sends in flight; each send yields to the scheduler a few times so others can start.
+/// Recipients whose id starts with `gone` answer 410.
 #[derive(Default)]
 struct InFlightNotifier {
     now: AtomicUsize,
@@ -646,12 +647,15 @@ struct InFlightNotifier {
 
 #[async_trait]
 impl ClientNotifier for InFlightNotifier {
-    async fn send(&self, _to: &ConnectionId, _frame: &[u8]) -> Result<(), NotifyError> {
+    async fn send(&self, to: &ConnectionId, _frame: &[u8]) -> Result<(), NotifyError> {
         let current = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(current, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(1)).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
         self.total.fetch_add(1, Ordering::SeqCst);
+        if to.as_str().starts_with("gone") {
+            return Err(NotifyError::Gone);
+        }
         Ok(())
     }
 
@@ -807,6 +811,25 @@ async fn a_margin_near_the_largest_duration_saturates_instead_of_panicking() {
     assert_eq!(connection.expires_at, Timestamp::from_millis(u64::MAX));
 }
 
+/// The room's member list, as presence reads it to count the room and reach its members.
+fn member_list_is(repo: &mut MockConnectionRepository, ids: &'static [&'static str]) {
+    repo.expect_member_list()
+        .returning(move |_, _, _, _| Ok(listed(ids)));
+}
+
+fn listed(ids: &[&str]) -> MemberPage {
+    MemberPage {
+        members: ids
+            .iter()
+            .map(|raw| Member {
+                id: id(raw),
+                principal: None,
+            })
+            .collect(),
+        next: None,
+    }
+}
+
 fn presence_frames(outbox: &Outbox) -> Vec<(String, Value)> {
     ["a", "b", "c", "d"]
         .iter()
@@ -825,8 +848,7 @@ fn presence_frames(outbox: &Outbox) -> Vec<(String, Value)> {
 async fn a_new_member_is_announced_to_the_others_and_not_to_itself() {
     let mut repo = MockConnectionRepository::new();
     repo.expect_join().returning(|_, _, _, _| Ok(Joined::Added));
-    repo.expect_members_of()
-        .returning(|_, _, _| Ok(one_page(&["a", "b", "c"])));
+    member_list_is(&mut repo, &["a", "b", "c"]);
     let (notifier, outbox) = accepting_notifier();
     let (service, _) = service(repo, notifier, Settings::default());
 
@@ -863,8 +885,10 @@ async fn joining_a_room_twice_announces_nothing_the_second_time() {
 async fn a_room_larger_than_the_presence_cap_gets_no_presence_events() {
     let mut repo = MockConnectionRepository::new();
     repo.expect_join().returning(|_, _, _, _| Ok(Joined::Added));
-    repo.expect_members_of()
-        .returning(|_, _, _| Ok(one_page(&["a", "b", "c", "d"])));
+    // Counting a room reads at most one member more than the cap, however large the room.
+    repo.expect_member_list()
+        .withf(|_, _, limit, _| *limit == 4)
+        .returning(|_, _, _, _| Ok(listed(&["a", "b", "c", "d"])));
     let (notifier, outbox) = accepting_notifier();
     let settings = Settings {
         presence_max_members: 3,
@@ -886,8 +910,7 @@ async fn leaving_a_room_one_was_in_is_announced_to_those_who_stay() {
     repo.expect_rooms_of()
         .returning(|_, _| Ok(vec![room("r1")]));
     repo.expect_leave().times(1).returning(|_, _| Ok(()));
-    repo.expect_members_of()
-        .returning(|_, _, _| Ok(one_page(&["b"])));
+    member_list_is(&mut repo, &["b"]);
     let (notifier, outbox) = accepting_notifier();
     let (service, _) = service(repo, notifier, Settings::default());
 
@@ -914,8 +937,8 @@ async fn disconnect_announces_the_departure_to_every_room_the_connection_was_in(
             rooms: vec![room("r1"), room("r2")],
         })
     });
-    repo.expect_members_of()
-        .returning(|r, _, _| Ok(one_page(if r.as_str() == "r1" { &["b"] } else { &["c"] })));
+    repo.expect_member_list()
+        .returning(|r, _, _, _| Ok(listed(if r.as_str() == "r1" { &["b"] } else { &["c"] })));
     let (notifier, outbox) = accepting_notifier();
     let (service, _) = service(repo, notifier, Settings::default());
 
@@ -941,6 +964,7 @@ async fn a_member_pruned_after_a_410_is_announced_as_left_to_its_rooms() {
         .returning(|_, _| Ok(vec![room("r1")]));
     repo.expect_members_of()
         .returning(|_, _, _| Ok(one_page(&["a", "b", "gone"])));
+    member_list_is(&mut repo, &["a", "b"]);
     repo.expect_remove()
         .with(eq(id("gone")))
         .times(1)
@@ -1074,6 +1098,7 @@ async fn the_room_policy_can_refuse_a_join_or_a_publish_with_forbidden() {
     for body in [
         br#"{"action":"join","room":"team-42:general"}"#.as_slice(),
         br#"{"action":"publish","room":"team-42:general","data":1}"#.as_slice(),
+        br#"{"action":"typing","room":"team-42:general"}"#.as_slice(),
     ] {
         let handled = service.handle_message(&sender("a"), body).await.unwrap();
         assert_eq!(handled, Handled::Rejected(ErrorCode::Forbidden));
@@ -1083,5 +1108,49 @@ async fn the_room_policy_can_refuse_a_join_or_a_publish_with_forbidden() {
         .iter()
         .map(|f| f["code"].clone())
         .collect();
-    assert_eq!(codes, vec![json!("forbidden"), json!("forbidden")]);
+    assert_eq!(codes, vec![json!("forbidden"); 3]);
+}
+
+#[tokio::test]
+async fn posts_in_flight_stay_within_the_bound_when_gone_recipients_are_announced_to_their_rooms() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_all_connections().returning(|_, _| {
+        let ids = (0..40).map(|i| id(&format!("{}{i}", if i % 2 == 0 { "gone" } else { "live" })));
+        Ok(Page {
+            items: ids.collect(),
+            next: None,
+        })
+    });
+    repo.expect_remove().returning(|_| {
+        Ok(Removed {
+            connection: None,
+            rooms: vec![room("r1")],
+        })
+    });
+    repo.expect_member_list().returning(|_, _, _, _| {
+        let names: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        Ok(listed(&refs))
+    });
+    let notifier = Arc::new(InFlightNotifier::default());
+    let settings = Settings {
+        fanout_concurrency: NonZeroUsize::new(4).unwrap(),
+        ..Settings::default()
+    };
+    let service = WebSocketService::new(
+        repo,
+        notifier.clone(),
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        settings,
+    );
+
+    service
+        .handle_message(&sender("live1"), br#"{"action":"sendmessage","data":1}"#)
+        .await
+        .unwrap();
+
+    // 40 posts, then 16 departures (the cap) announced to 20 members each.
+    assert_eq!(notifier.total.load(Ordering::SeqCst), 40 + 16 * 20);
+    assert_eq!(notifier.peak.load(Ordering::SeqCst), 4);
 }
