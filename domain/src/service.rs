@@ -61,9 +61,9 @@ pub struct WebSocketService<R, N> {
     settings: Settings,
 }
 
-/// Members per `members` frame. Each entry is at most ~560 bytes (a 128-byte id and a 256-byte
-/// principal, both JSON-escaped, plus keys), so 100 of them stay far below the 128 KB message
-/// limit (a test builds the largest such frame).
+/// Members per `members` frame. Each entry is at most ~810 bytes (a 128-byte id and a 256-byte
+/// principal of quotes, each doubled by JSON escaping, plus keys), so 100 of them stay below the
+/// 128 KB message limit (a test builds the largest such frame).
 pub const MEMBERS_PER_FRAME: usize = 100;
 
 impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {

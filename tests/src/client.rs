@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use futures::StreamExt;
 use local_gateway::RunningGateway;
@@ -135,6 +134,11 @@ impl TestClient {
         drop(self);
     }
 
+    /// Frames already read but not yet asked for.
+    pub fn pending_frames(&self) -> Vec<Value> {
+        self.pending.iter().cloned().collect()
+    }
+
     /// The next frame of type `kind`, pending or new, skipping others; fails the test after 10 s.
     pub async fn next_of_type(&mut self, kind: &str) -> Value {
         self.first(|f| f["type"] == kind).await
@@ -166,28 +170,22 @@ impl TestClient {
         }
     }
 
-    /// The `data` of every `message` frame, pending or arriving within `window`.
-    pub async fn messages_within(&mut self, window: Duration) -> Vec<Value> {
-        let frames = self.frames_within(window).await;
+    /// Every frame posted to this client before now, with no sleep: sends a `ping` and returns
+    /// what arrives before its `pong` (the gateway keeps each socket's frames in order, and the
+    /// pong is posted after everything posted before the ping).
+    pub async fn drain(&mut self) -> Vec<Value> {
+        self.request(json!({"action": "ping"})).await;
+        self.pending.drain(..).collect()
+    }
+
+    /// The `data` of every `message` frame posted to this client before now (see `drain`).
+    pub async fn messages_so_far(&mut self) -> Vec<Value> {
+        let frames = self.drain().await;
         frames
             .into_iter()
             .filter(|f| f["type"] == "message")
             .map(|f| f["data"].clone())
             .collect()
-    }
-
-    /// Every frame pending or arriving within `window`, as JSON.
-    pub async fn frames_within(&mut self, window: Duration) -> Vec<Value> {
-        let mut frames: Vec<Value> = self.pending.drain(..).collect();
-        let deadline = tokio::time::Instant::now() + window;
-        while let Ok(Some(Ok(message))) =
-            tokio::time::timeout_at(deadline, self.socket.next()).await
-        {
-            if let Message::Text(text) = message {
-                frames.push(serde_json::from_str(&text).unwrap_or(Value::String(text.to_string())));
-            }
-        }
-        frames
     }
 }
 

@@ -16,6 +16,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("{warning}");
         eprintln!("\n{warning}\n");
     }
+    // Listen for Ctrl-C and SIGTERM before saying "ready": a supervisor (or a test) that stops
+    // the process as soon as it is ready must not find the default handler that kills it at once.
+    let terminated = termination_requested()?;
     let gateway = start(options.gateway_config().await?).await?;
     println!("local gateway ready");
     println!("  WebSocket:     {}", gateway.ws_url());
@@ -31,24 +34,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("Try: npx wscat -c {}", gateway.ws_url());
-    termination_requested().await?;
+    terminated.await?;
     println!("shutting down: closing every socket with 1001 and running $disconnect");
     gateway.shutdown().await;
     println!("stopped");
     Ok(())
 }
 
-/// Ctrl-C in a terminal, SIGTERM from `docker stop`, systemd or an IDE's stop button.
-async fn termination_requested() -> std::io::Result<()> {
+/// Ctrl-C in a terminal, SIGTERM from `docker stop`, systemd or an IDE's stop button. The
+/// handlers are installed when this is called; the future resolves on the first signal.
+fn termination_requested() -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>>
+{
     #[cfg(unix)]
-    {
-        let mut sigterm =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            interrupted = tokio::signal::ctrl_c() => interrupted,
-            _ = sigterm.recv() => Ok(()),
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // SIGTERM's handler is in place now; Ctrl-C's when the future is first polled, at once.
+    let interrupted = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                interrupted = interrupted => interrupted,
+                _ = sigterm.recv() => Ok(()),
+            }
         }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await
+        #[cfg(not(unix))]
+        interrupted.await
+    })
 }

@@ -389,6 +389,7 @@ pub async fn the_member_list_pages_in_id_order_with_principals_and_skips_expired
     let repo = fresh(100).await;
     for i in 0..25 {
         let mut connection = live(&format!("m{i:02}"));
+        connection.principal = Some(domain::Principal::parse(format!("user-m{i:02}")).unwrap());
         if i == 7 {
             // Live when it joins, expired when the list is read: its row is still there.
             connection.expires_at = Timestamp::from_millis(NOW.as_millis() + 1);
@@ -424,8 +425,8 @@ pub async fn the_member_list_pages_in_id_order_with_principals_and_skips_expired
     assert!(
         listed
             .iter()
-            .all(|m| m.principal.as_ref().map(|p| p.as_str()) == Some("user-1")),
-        "each member carries its principal"
+            .all(|m| m.principal.as_ref().map(|p| p.as_str()) == Some(&*format!("user-{}", m.id))),
+        "each member carries its own principal"
     );
     let none = repo
         .member_list(&room("empty"), None, 10, later)

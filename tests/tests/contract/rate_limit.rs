@@ -149,7 +149,9 @@ where
         .iter()
         .filter(|d| **d == TokenDecision::Taken)
         .count();
-    assert_eq!(taken, 5, "{decisions:?}");
+    // Never more than the burst (the safety rule). Fewer only when a store with bounded retries
+    // refused takes that kept losing the race (the port allows it), and at least one must win.
+    assert!((1..=5).contains(&taken), "{taken} taken: {decisions:?}");
     assert!(
         decisions
             .iter()
