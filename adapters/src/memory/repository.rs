@@ -279,3 +279,42 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contract allows one slack token for moto's unlocked conditions; this store has a mutex
+    /// and must be exact.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_takes_spend_exactly_the_burst() {
+        let repo = std::sync::Arc::new(InMemoryConnectionRepository::default());
+        let now = Timestamp::from_millis(1_000);
+        let id = domain::testing::id("a");
+        repo.save(&Connection {
+            id: id.clone(),
+            connected_at: now,
+            expires_at: Timestamp::from_millis(u64::MAX),
+            principal: None,
+            source_ip: None,
+            user_agent: None,
+        })
+        .await
+        .unwrap();
+        let limit = RateLimit {
+            per_second: 1,
+            burst: 5,
+        };
+
+        let takers = (0..40).map(|_| {
+            let (repo, id) = (repo.clone(), id.clone());
+            tokio::spawn(async move { repo.take_token(&id, limit, now).await.unwrap() })
+        });
+        let mut taken = 0;
+        for taker in takers.collect::<Vec<_>>() {
+            taken += usize::from(taker.await.unwrap() == TokenDecision::Taken);
+        }
+
+        assert_eq!(taken, 5);
+    }
+}
