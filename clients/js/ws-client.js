@@ -76,6 +76,7 @@ export class WsClient extends EventTarget {
     /** @type {Set<string>} rooms to join again after a reconnect */
     this.rooms = new Set();
     this.socket = null;
+    this.socketOpen = false;
     this.pending = new Map();
     this.seenIds = new Set();
     this.nextRequest = 1;
@@ -100,6 +101,7 @@ export class WsClient extends EventTarget {
     clearTimeout(this.timers.reconnect);
     clearInterval(this.timers.ping);
     if (this.socket) this.socket.close(1000, 'client closed');
+    this.socket = null;
     this.failPending(new Error('the client was closed'));
     this.opened?.reject(new Error('the client was closed'));
     this.opened = null;
@@ -159,7 +161,9 @@ export class WsClient extends EventTarget {
    * @param {Record<string, unknown>} body
    */
   request(body) {
-    if (this.state !== 'open') return Promise.reject(new Error(`not connected (${this.state})`));
+    if (!this.socket || !this.socketOpen) {
+      return Promise.reject(new Error(`not connected (${this.state})`));
+    }
     const requestId = `c${this.nextRequest++}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -192,18 +196,26 @@ export class WsClient extends EventTarget {
       this.onOpen();
     });
     socket.addEventListener('message', (event) => this.onFrame(event.data));
-    socket.addEventListener('close', () => {
+    // A refused handshake fires `error` and, depending on the runtime, `close` too (Node 20's
+    // fires only `error`): whichever comes first ends this socket, once.
+    const ended = () => {
       if (this.socket !== socket) return;
+      this.socket = null;
+      this.socketOpen = false;
       clearInterval(this.timers.ping);
       this.failPending(new Error('the connection closed'));
-      // Closed before it opened: the handshake was refused, maybe for the token (401).
+      // Ended before it opened: the handshake was refused, maybe for the token (401).
       if (!opened) this.refreshToken = true;
       if (!this.closing) this.scheduleReconnect();
+    };
+    socket.addEventListener('close', ended);
+    socket.addEventListener('error', () => {
+      if (!opened) ended();
     });
   }
 
   async onOpen() {
-    this.setState('open');
+    this.socketOpen = true;
     this.attempt = 0;
     this.refreshToken = false;
     clearInterval(this.timers.ping);
@@ -213,6 +225,8 @@ export class WsClient extends EventTarget {
     try {
       this.connectionId = (await this.whoami()).connectionId ?? null;
       await Promise.all([...this.rooms].map((room) => this.request({ action: 'join', room })));
+      // Open means usable: the rooms of before the reconnect are joined again.
+      this.setState('open');
       this.opened?.resolve();
     } catch (error) {
       this.opened?.reject(error);
