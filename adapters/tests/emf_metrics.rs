@@ -219,10 +219,15 @@ async fn lambda_invocations_write_emf_lines_with_low_cardinality_dimensions_only
         value(
             &lines,
             name::AUTHORIZER_DECISIONS,
-            &[
-                (dimension::DECISION, "deny"),
-                (dimension::REASON, "malformed")
-            ]
+            &[(dimension::DECISION, "deny")]
+        ),
+        one
+    );
+    assert_eq!(
+        value(
+            &lines,
+            name::AUTHORIZER_REFUSALS,
+            &[(dimension::REASON, "malformed")]
         ),
         one
     );

@@ -36,12 +36,12 @@ pub async fn authorize_json(
     event: &Value,
 ) -> Result<Value, AuthorizerError> {
     let Some(method_arn) = event["methodArn"].as_str() else {
-        metrics::authorizer_decision(Decision::Error, metrics::REASON_BAD_EVENT);
+        metrics::authorizer_refused(Decision::Error, metrics::REASON_BAD_EVENT);
         return Err(AuthorizerError::BadEvent("methodArn is missing".into()));
     };
     match authenticate(verifier, token_from_event(event)).await {
         Ok(identity) => {
-            metrics::authorizer_decision(Decision::Allow, metrics::REASON_VALID);
+            metrics::authorizer_allowed();
             tracing::info!(principal = %identity.principal, "connection allowed");
             Ok(policy(
                 identity.principal.as_str(),
@@ -51,16 +51,16 @@ pub async fn authorize_json(
             ))
         }
         Err(e @ TokenError::KeysUnavailable(_)) => {
-            metrics::authorizer_decision(Decision::Error, e.kind());
+            metrics::authorizer_refused(Decision::Error, e.kind());
             Err(AuthorizerError::Unavailable(e))
         }
         Err(e) if e.asks_for_a_new_token() => {
-            metrics::authorizer_decision(Decision::Unauthorized, e.kind());
+            metrics::authorizer_refused(Decision::Unauthorized, e.kind());
             tracing::info!(reason = e.kind(), "connection refused: 401");
             Err(AuthorizerError::Unauthorized)
         }
         Err(e) => {
-            metrics::authorizer_decision(Decision::Deny, e.kind());
+            metrics::authorizer_refused(Decision::Deny, e.kind());
             tracing::info!(reason = e.kind(), "connection refused: 403");
             Ok(policy("unauthenticated", "Deny", method_arn, None))
         }
