@@ -9,6 +9,7 @@ use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use domain::{ClientNotifier, ConnectionRepository};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::apigateway::inbound::{InboundError, Route, WebSocketEvent, WebSocketHandler};
 pub use crate::lambda_metrics::LambdaMetrics;
@@ -47,38 +48,63 @@ where
     R: ConnectionRepository,
     N: ClientNotifier,
 {
-    let handled = match WebSocketEvent::from_json(payload) {
+    let event = match WebSocketEvent::from_json(payload) {
         Ok(event) if event.route != route => Err(InboundError::BadEvent(format!(
             "this function serves {route:?} but got a {:?} event: check serverless.yml",
             event.route
         ))),
-        Ok(event) => handler.handle(event).await,
-        Err(e) => Err(e),
+        other => other,
     };
-    handled.map_err(|e| {
-        tracing::error!(errorType = e.kind(), error = %e, "invocation failed");
-        Diagnostic {
-            error_type: e.kind().to_string(),
-            error_message: e.to_string(),
-        }
-    })
+    let event = match event {
+        Ok(event) => event,
+        Err(e) => return Err(failed(e)),
+    };
+    // The failure is logged in a span of its own: the handler's span has closed by then, and the
+    // line must still say which connection and route failed.
+    let span = tracing::error_span!(
+        "event",
+        connectionId = %event.connection_id,
+        routeKey = %event.route_key
+    );
+    handler
+        .handle(event)
+        .instrument(span.clone())
+        .await
+        .map_err(|e| {
+            let _entered = span.enter();
+            failed(e)
+        })
 }
 
-/// Runs `work` as one invocation: a cold start counted on the first, and what it recorded
-/// written to `out` as EMF lines once it is done (before the runtime answers, so a frozen
-/// instance loses nothing). A failed write costs metrics, never the invocation.
+fn failed(e: InboundError) -> Diagnostic {
+    tracing::error!(errorType = e.kind(), error = %e, "invocation failed");
+    Diagnostic {
+        error_type: e.kind().to_string(),
+        error_message: e.to_string(),
+    }
+}
+
+/// Runs `work` as one invocation, in a span that gives each of its log lines the Lambda request
+/// id: a cold start counted on the first, and what it recorded written to `out` as EMF lines once
+/// it is done (before the runtime answers, so a frozen instance loses nothing). A failed write
+/// costs metrics, never the invocation.
 pub async fn measured<T>(
     metrics: &LambdaMetrics,
     request_id: &str,
     out: impl Write,
     work: impl Future<Output = T>,
 ) -> T {
-    metrics.invocation_started();
-    let result = work.await;
-    if let Err(e) = metrics.flush(request_id, out) {
-        tracing::warn!(error = %e, "could not write metrics");
+    let span = tracing::info_span!("invocation", lambdaRequestId = request_id);
+    async move {
+        metrics.invocation_started();
+        let result = work.await;
+        if let Err(e) = metrics.flush(request_id, out) {
+            tracing::warn!(error = %e, "could not write metrics");
+        }
+        result
     }
-    result
+    .instrument(span)
+    .await
 }
 
 /// Runs the `$connect` REQUEST authorizer. `Unauthorized` must reach API Gateway as exactly that
