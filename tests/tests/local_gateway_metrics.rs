@@ -46,6 +46,7 @@ async fn get_metrics_shows_what_a_client_did_under_the_cloudwatch_names() {
         !text.contains(&a_connection_id(&mut a).await),
         "a connection id is never a label:\n{text}"
     );
+    a.close(None).await.unwrap();
     gw.shutdown().await;
 }
 
