@@ -53,32 +53,39 @@ pub mod dimension {
     pub const FUNCTION: &str = "Function";
 }
 
-/// Every metric and its unit, for exporters that want them up front.
-pub const ALL: &[(&str, Unit)] = &[
-    (name::CONNECTIONS_OPENED, Unit::Count),
-    (name::CONNECTIONS_CLOSED, Unit::Count),
-    (name::CONNECTIONS_REFUSED, Unit::Count),
-    (name::MESSAGES, Unit::Count),
-    (name::MESSAGES_REFUSED, Unit::Count),
-    (name::RECIPIENTS, Unit::Count),
-    (name::POSTS_DELIVERED, Unit::Count),
-    (name::POSTS_GONE, Unit::Count),
-    (name::POSTS_FAILED, Unit::Count),
-    (name::POSTS_MISCONFIGURED, Unit::Count),
-    (name::POSTS_THROTTLED, Unit::Count),
-    (name::POSTS_RETRIED, Unit::Count),
-    (name::FANOUT_DURATION, Unit::Milliseconds),
-    (name::AUTHORIZER_DECISIONS, Unit::Count),
-    (name::AUTHORIZER_REFUSALS, Unit::Count),
-    (name::COLD_STARTS, Unit::Count),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    /// Every value kept: CloudWatch computes percentiles, Prometheus shows a summary.
+    Histogram,
+}
+
+/// Every metric, its kind and its unit, for exporters that want them up front.
+pub const ALL: &[(&str, Kind, Unit)] = &[
+    (name::CONNECTIONS_OPENED, Kind::Counter, Unit::Count),
+    (name::CONNECTIONS_CLOSED, Kind::Counter, Unit::Count),
+    (name::CONNECTIONS_REFUSED, Kind::Counter, Unit::Count),
+    (name::MESSAGES, Kind::Counter, Unit::Count),
+    (name::MESSAGES_REFUSED, Kind::Counter, Unit::Count),
+    (name::RECIPIENTS, Kind::Histogram, Unit::Count),
+    (name::POSTS_DELIVERED, Kind::Counter, Unit::Count),
+    (name::POSTS_GONE, Kind::Counter, Unit::Count),
+    (name::POSTS_FAILED, Kind::Counter, Unit::Count),
+    (name::POSTS_MISCONFIGURED, Kind::Counter, Unit::Count),
+    (name::POSTS_THROTTLED, Kind::Counter, Unit::Count),
+    (name::POSTS_RETRIED, Kind::Counter, Unit::Count),
+    (name::FANOUT_DURATION, Kind::Histogram, Unit::Milliseconds),
+    (name::AUTHORIZER_DECISIONS, Kind::Counter, Unit::Count),
+    (name::AUTHORIZER_REFUSALS, Kind::Counter, Unit::Count),
+    (name::COLD_STARTS, Kind::Counter, Unit::Count),
 ];
 
 /// Tells the installed recorder each metric's unit (CloudWatch shows and converts by it).
 pub fn describe() {
-    for &(metric, unit) in ALL {
-        match unit {
-            Unit::Milliseconds => metrics::describe_histogram!(metric, unit, ""),
-            _ => metrics::describe_counter!(metric, unit, ""),
+    for &(metric, kind, unit) in ALL {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(metric, unit, ""),
+            Kind::Histogram => metrics::describe_histogram!(metric, unit, ""),
         }
     }
 }

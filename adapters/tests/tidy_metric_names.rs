@@ -11,7 +11,7 @@ const SERVERLESS_YML: &str = include_str!("../../infra/serverless.yml");
 const NAMESPACE: &str = "${param:metricsNamespace}";
 
 fn declared() -> BTreeSet<&'static str> {
-    ALL.iter().map(|(name, _)| *name).collect()
+    ALL.iter().map(|(name, _, _)| *name).collect()
 }
 
 /// Every `MetricName` next to `Namespace: ${param:metricsNamespace}`, anywhere in the YAML.
@@ -74,4 +74,22 @@ fn the_dashboard_shows_every_declared_metric_and_no_other() {
 
     let declared: BTreeSet<String> = declared().into_iter().map(String::from).collect();
     assert_eq!(shown, declared);
+}
+
+#[test]
+fn every_name_in_the_name_module_is_listed_in_all() {
+    let source = include_str!("../src/metrics.rs");
+    let module = source
+        .split_once("pub mod name {")
+        .and_then(|(_, rest)| rest.split_once("\n}"))
+        .map(|(module, _)| module)
+        .expect("adapters/src/metrics.rs has `pub mod name`");
+    let named: BTreeSet<&str> = module
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect();
+
+    assert!(named.len() >= 10, "the names were found: {named:?}");
+    assert_eq!(named, declared());
 }
