@@ -19,6 +19,10 @@ Fails (exit 1, one line per problem) on:
 - two functions uploaded under one S3 key (each would run the other's code);
 - with --artifacts: a zip (read from serverless-state.json beside the template) whose `bootstrap`
   is missing, not executable, or built for another architecture than its function's;
+- monitoring: a function without METRICS_NAMESPACE (or functions with different ones), a function
+  without an alarm on its Errors and on its Throttles, no alarm on API Gateway's IntegrationError
+  and ExecutionError, none on the posts that failed or were throttled or on authorizer denials in
+  the functions' namespace, an alarm whose AlarmActions and OKActions differ, no dashboard;
 - with --expect-production: a function without reserved concurrency, a stage without an access
   log, or a $default no stricter than the stage.
 
@@ -330,6 +334,68 @@ def artifact_problems(template_path, template, service_dir):
     return problems
 
 
+# The service's own metrics that must be watched (names from adapters/src/metrics.rs).
+WATCHED_METRICS = ("PostsFailed", "PostsThrottled", "AuthorizerDecisions")
+WATCHED_API_METRICS = ("IntegrationError", "ExecutionError")
+
+
+def alarm_metrics(alarm):
+    """(namespace, metric name, dimensions) of each metric an alarm reads, plain or metric math."""
+    props = alarm.get("Properties", {})
+    if "MetricName" in props:
+        yield props.get("Namespace"), props["MetricName"], props.get("Dimensions", [])
+    for query in props.get("Metrics", []):
+        metric = query.get("MetricStat", {}).get("Metric")
+        if metric:
+            yield metric.get("Namespace"), metric.get("MetricName"), metric.get("Dimensions", [])
+
+
+def watched(alarms):
+    """Every (namespace, metric name, dimension value) some alarm reads; a Ref counts as its name."""
+    seen = set()
+    for alarm in alarms.values():
+        for namespace, metric, dimensions in alarm_metrics(alarm):
+            values = [json.dumps(d.get("Value"), sort_keys=True) for d in dimensions] or [None]
+            seen |= {(json.dumps(namespace, sort_keys=True), metric, v) for v in values}
+    return seen
+
+
+def monitoring_problems(template, functions):
+    problems = []
+    namespaces = {}
+    for name, fn in functions.items():
+        variables = fn.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        namespace = variables.get("METRICS_NAMESPACE")
+        if not namespace:
+            problems.append(f"{name}: no METRICS_NAMESPACE (its metrics would be dropped)")
+        else:
+            namespaces.setdefault(json.dumps(namespace, sort_keys=True), []).append(name)
+    if len(namespaces) > 1:
+        problems.append(f"functions write metrics to different namespaces: {sorted(namespaces)}")
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    seen = watched(alarms)
+    lambda_ns = json.dumps("AWS/Lambda")
+    for name in functions:
+        for metric in ("Errors", "Throttles"):
+            if (lambda_ns, metric, json.dumps({"Ref": name})) not in seen:
+                problems.append(f"{name}: no alarm on its {metric}")
+    api = json.dumps({"Ref": "WebsocketsApi"})
+    for metric in WATCHED_API_METRICS:
+        if (json.dumps("AWS/ApiGateway"), metric, api) not in seen:
+            problems.append(f"no alarm on API Gateway's {metric}")
+    for namespace in namespaces:
+        for metric in WATCHED_METRICS:
+            if not any(s[0] == namespace and s[1] == metric for s in seen):
+                problems.append(f"no alarm on {metric} in the namespace {namespace}")
+    for name, alarm in alarms.items():
+        props = alarm.get("Properties", {})
+        if props.get("AlarmActions") != props.get("OKActions"):
+            problems.append(f"{name}: AlarmActions and OKActions differ (a recovery nobody hears of)")
+    if not resources(template, "AWS::CloudWatch::Dashboard"):
+        problems.append("no CloudWatch dashboard")
+    return problems
+
+
 def check(template, expect_authorizer=False, expect_production=False):
     functions = resources(template, "AWS::Lambda::Function")
     problems = function_problems(functions)
@@ -338,6 +404,7 @@ def check(template, expect_authorizer=False, expect_production=False):
     problems += iam_problems(template)
     problems += hard_coded_suffix_problems(template, functions)
     problems += stage_problems(template, expect_production)
+    problems += monitoring_problems(template, functions)
     if expect_production:
         problems += production_function_problems(functions)
     return problems

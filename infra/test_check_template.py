@@ -14,6 +14,31 @@ import check_template  # noqa: E402
 
 CONNECTIONS_ARN = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebsocketsApi}/dev/%s/@connections/*"
 SSM_SECRET = "{{resolve:ssm:/ws-chat/dev/jwt-secret}}"
+NAMESPACE = "ws-chat/dev"
+ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def alarm(namespace, metric, dimension=None, math=False):
+    """An alarm on one metric: plain, or read through metric math as the throttled share is."""
+    dimensions = [{"Name": "D", "Value": dimension}] if dimension else []
+    if math:
+        props = {"Metrics": [{"Id": "e", "Expression": "m * 100"}, {"Id": "m", "MetricStat": {
+            "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions}}}]}
+    else:
+        props = {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions}
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {**props, "AlarmActions": ACTIONS, "OKActions": ACTIONS}}
+
+
+def monitoring():
+    alarms = {f"{fn}{metric}Alarm": alarm("AWS/Lambda", metric, {"Ref": f"{fn}LambdaFunction"})
+              for fn in ("Connect", "Authorizer") for metric in ("Errors", "Throttles")}
+    alarms.update({f"Api{metric}Alarm": alarm("AWS/ApiGateway", metric, {"Ref": "WebsocketsApi"})
+                   for metric in ("IntegrationError", "ExecutionError")})
+    alarms["FailedAlarm"] = alarm(NAMESPACE, "PostsFailed")
+    alarms["ThrottledAlarm"] = alarm(NAMESPACE, "PostsThrottled", math=True)
+    alarms["DenialsAlarm"] = alarm(NAMESPACE, "AuthorizerDecisions", "deny", math=True)
+    alarms["Dashboard"] = {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardBody": "{}"}}
+    return alarms
 
 
 def minimal():
@@ -23,12 +48,12 @@ def minimal():
                 "Runtime": "provided.al2023", "Handler": "bootstrap", "FunctionName": "ws-chat-dev-connect",
                 "Architectures": ["arm64"], "Code": {"S3Key": "serverless/ws-chat/dev/1/connect.zip"},
                 "Environment": {"Variables": {
-                    "REQUIRE_PRINCIPAL": "true",
+                    "REQUIRE_PRINCIPAL": "true", "METRICS_NAMESPACE": NAMESPACE,
                     "MANAGEMENT_ENDPOINT": {"Fn::Sub": "https://${WebsocketsApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/dev"}}}}},
             "AuthorizerLambdaFunction": {"Type": "AWS::Lambda::Function", "Properties": {
                 "Runtime": "provided.al2023", "Handler": "bootstrap", "FunctionName": "ws-chat-dev-authorizer",
                 "Architectures": ["arm64"], "Code": {"S3Key": "serverless/ws-chat/dev/1/authorizer.zip"},
-                "Environment": {"Variables": {"JWKS_URL": "", "JWT_SECRET": SSM_SECRET}}}},
+                "Environment": {"Variables": {"JWKS_URL": "", "JWT_SECRET": SSM_SECRET, "METRICS_NAMESPACE": NAMESPACE}}}},
             "ConnectLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 14}},
             "ConnectIntegration": {"Type": "AWS::ApiGatewayV2::Integration", "Properties": {
                 "IntegrationUri": {"Fn::Join": ["", ["arn:", {"Fn::GetAtt": ["ConnectLambdaFunction", "Arn"]}, "/invocations"]]}}},
@@ -45,6 +70,7 @@ def minimal():
                 "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "SSESpecification": {"SSEEnabled": True}}},
+            **monitoring(),
             "DefaultRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyDocument": {"Statement": [
                 {"Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": {"Fn::GetAtt": ["ConnectLogGroup", "Arn"]}},
                 {"Effect": "Allow", "Action": ["dynamodb:Query"],
@@ -243,6 +269,50 @@ class Artifacts(unittest.TestCase):
 
     def zip_for(self, machine, file_name="connect.zip", **entry):
         return write_zip(self.dir / file_name, elf_header(machine), **entry)
+
+    def test_a_function_without_a_metrics_namespace_or_with_another_one_fails(self):
+        t = minimal()
+        del variables(t, "ConnectLambdaFunction")["METRICS_NAMESPACE"]
+        self.assertEqual(problems_mentioning("METRICS_NAMESPACE", t),
+                         ["ConnectLambdaFunction: no METRICS_NAMESPACE (its metrics would be dropped)"])
+        t = minimal()
+        variables(t, "ConnectLambdaFunction")["METRICS_NAMESPACE"] = "other"
+        self.assertTrue(problems_mentioning("different namespaces", t))
+
+    def test_a_function_without_an_errors_or_throttles_alarm_fails(self):
+        for metric in ("Errors", "Throttles"):
+            t = minimal()
+            del t["Resources"][f"Authorizer{metric}Alarm"]
+            self.assertEqual(problems_mentioning("no alarm", t), [f"AuthorizerLambdaFunction: no alarm on its {metric}"])
+
+    def test_no_alarm_on_api_gateway_errors_fails(self):
+        for metric in ("IntegrationError", "ExecutionError"):
+            t = minimal()
+            del t["Resources"][f"Api{metric}Alarm"]
+            self.assertEqual(problems_mentioning("no alarm", t), [f"no alarm on API Gateway's {metric}"])
+
+    def test_no_alarm_on_failed_or_throttled_posts_or_denials_in_the_functions_namespace_fails(self):
+        for name, metric in (("FailedAlarm", "PostsFailed"), ("ThrottledAlarm", "PostsThrottled"),
+                             ("DenialsAlarm", "AuthorizerDecisions")):
+            t = minimal()
+            del t["Resources"][name]
+            self.assertEqual(problems_mentioning("no alarm", t), [f'no alarm on {metric} in the namespace "{NAMESPACE}"'])
+            t = minimal()
+            for key, value in alarm("elsewhere", metric, math=True)["Properties"].items():
+                resource(t, name)["Properties"][key] = value
+            resource(t, name)["Properties"].pop("MetricName", None)
+            self.assertEqual(len(problems_mentioning(metric, t)), 1, f"{metric} watched in another namespace")
+
+    def test_an_alarm_that_notifies_on_alarm_but_not_on_recovery_fails(self):
+        t = minimal()
+        del resource(t, "FailedAlarm")["Properties"]["OKActions"]
+        self.assertEqual(problems_mentioning("OKActions", t),
+                         ["FailedAlarm: AlarmActions and OKActions differ (a recovery nobody hears of)"])
+
+    def test_no_dashboard_fails(self):
+        t = minimal()
+        del t["Resources"]["Dashboard"]
+        self.assertEqual(problems_mentioning("dashboard", t), ["no CloudWatch dashboard"])
 
     def test_a_zip_matching_its_architecture_passes(self):
         self.assertEqual(artifacts.architecture_problems(self.zip_for(183), "arm64"), [])

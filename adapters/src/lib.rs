@@ -7,7 +7,10 @@ pub mod config;
 pub mod dynamodb;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+#[cfg(feature = "lambda")]
+mod lambda_metrics;
 pub mod memory;
+pub mod metrics;
 pub mod room_policy;
 pub mod telemetry;
 pub mod wiring;

@@ -30,8 +30,8 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, (outcome, departed): (PostOutcome, Option<Departure>)) {
-        self.report = self.report.add(outcome);
+    fn add(&mut self, (posted, departed): (Posted, Option<Departure>)) {
+        self.report = self.report.add(posted);
         self.departed.extend(departed);
     }
 }
@@ -72,6 +72,11 @@ pub struct DeliveryReport {
     pub failed: u64,
     /// The part of `failed` that no retry can fix (403, 413): a deploy or configuration fault.
     pub misconfigured: u64,
+    /// `@connections` answers of 429 (each one retried, or counted in `failed` on the last try):
+    /// the share of posts throttled is what says the account's API Gateway quota is too low.
+    pub throttled: u64,
+    /// Posts sent again after a throttle or a transient fault.
+    pub retried: u64,
 }
 
 impl DeliveryReport {
@@ -79,8 +84,10 @@ impl DeliveryReport {
         self.delivered + self.gone + self.failed
     }
 
-    pub(crate) fn add(mut self, outcome: PostOutcome) -> Self {
-        match outcome {
+    pub(crate) fn add(mut self, posted: Posted) -> Self {
+        self.throttled += posted.throttled;
+        self.retried += posted.retried;
+        match posted.outcome {
             PostOutcome::Delivered => self.delivered += 1,
             PostOutcome::Gone => self.gone += 1,
             PostOutcome::Failed => self.failed += 1,
@@ -99,6 +106,14 @@ impl DeliveryReport {
 pub struct FanOutError {
     pub report: DeliveryReport,
     pub source: RepositoryError,
+}
+
+/// One post's outcome, and what it took to get there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Posted {
+    pub outcome: PostOutcome,
+    pub throttled: u64,
+    pub retried: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,25 +195,21 @@ impl FanOut<'_> {
     }
 
     /// Posts to one connection; on `Gone`, prunes it and tells its rooms it left.
-    pub async fn deliver(&self, to: &ConnectionId, frame: &[u8]) -> PostOutcome {
-        let (outcome, departed) = self.post_or_prune(to.clone(), frame).await;
+    pub async fn deliver(&self, to: &ConnectionId, frame: &[u8]) -> Posted {
+        let (posted, departed) = self.post_or_prune(to.clone(), frame).await;
         self.announce_departures(departed.into_iter().collect())
             .await;
-        outcome
+        posted
     }
 
     /// Posts to one connection; on `Gone`, prunes it and returns the departure to announce.
-    async fn post_or_prune(
-        &self,
-        to: ConnectionId,
-        frame: &[u8],
-    ) -> (PostOutcome, Option<Departure>) {
-        let outcome = self.post(&to, frame).await;
-        if outcome != PostOutcome::Gone {
-            return (outcome, None);
+    async fn post_or_prune(&self, to: ConnectionId, frame: &[u8]) -> (Posted, Option<Departure>) {
+        let posted = self.post(&to, frame).await;
+        if posted.outcome != PostOutcome::Gone {
+            return (posted, None);
         }
         let removed = self.prune(&to).await;
-        (outcome, Some(Departure::of(&to, removed)))
+        (posted, Some(Departure::of(&to, removed)))
     }
 
     /// Tells each room a removed connection was in that it left. Members found gone on the way are
@@ -305,24 +316,33 @@ impl FanOut<'_> {
 
     /// Posts to one connection: retries `Throttled` and `Transient` with jittered backoff, gives
     /// up at once on faults no retry can fix. Prunes nothing: that is the caller's choice.
-    async fn post(&self, to: &ConnectionId, frame: &[u8]) -> PostOutcome {
+    async fn post(&self, to: &ConnectionId, frame: &[u8]) -> Posted {
         let retry = &self.settings.retry;
         let mut attempt = 1;
+        let mut throttled = 0;
+        let done = |outcome, throttled, attempt: u32| Posted {
+            outcome,
+            throttled,
+            retried: u64::from(attempt - 1),
+        };
         loop {
             match self.notifier.send(to, frame).await {
-                Ok(()) => return PostOutcome::Delivered,
-                Err(NotifyError::Gone) => return PostOutcome::Gone,
+                Ok(()) => return done(PostOutcome::Delivered, throttled, attempt),
+                Err(NotifyError::Gone) => return done(PostOutcome::Gone, throttled, attempt),
                 Err(e @ (NotifyError::Throttled | NotifyError::Transient(_))) => {
+                    if matches!(e, NotifyError::Throttled) {
+                        throttled += 1;
+                    }
                     if attempt >= retry.max_attempts {
                         tracing::warn!(connectionId = %to, attempts = attempt, error = %e, "giving up on a post");
-                        return PostOutcome::Failed;
+                        return done(PostOutcome::Failed, throttled, attempt);
                     }
                     self.sleeper.sleep(retry.pause(attempt)).await;
                     attempt += 1;
                 }
                 Err(e @ (NotifyError::Forbidden(_) | NotifyError::PayloadTooLarge)) => {
                     tracing::error!(connectionId = %to, error = %e, "configuration fault: check the management endpoint, stage and IAM policy");
-                    return PostOutcome::Misconfigured;
+                    return done(PostOutcome::Misconfigured, throttled, attempt);
                 }
             }
         }

@@ -192,11 +192,11 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         if self.repo.get(to, self.clock.now()).await?.is_none() {
             return Err(unknown().into());
         }
-        let outcome = self.fanout().deliver(to, &frame).await;
-        if outcome == PostOutcome::Gone {
+        let posted = self.fanout().deliver(to, &frame).await;
+        if posted.outcome == PostOutcome::Gone {
             return Err(unknown().into());
         }
-        Ok(Outcome::Done(DeliveryReport::default().add(outcome)))
+        Ok(Outcome::Done(DeliveryReport::default().add(posted)))
     }
 
     async fn join(&self, sender: &Sender, room: &RoomName) -> Step<Outcome> {

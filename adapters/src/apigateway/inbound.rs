@@ -9,6 +9,7 @@
 //! Lambda fails, and API Gateway sends the client its own `{"message": "Internal server error"}`.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use base64::Engine;
@@ -18,6 +19,7 @@ use domain::{
 };
 
 use crate::auth::AUTHORIZER_GRANTS_KEY;
+use crate::metrics;
 use serde_json::Value;
 
 /// Why an event could not be handled.
@@ -51,6 +53,18 @@ pub enum Route {
     Connect,
     Disconnect,
     Message,
+}
+
+impl Route {
+    /// The name of the function that serves this route (`infra/serverless.yml`), as metrics
+    /// know it.
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Route::Connect => "connect",
+            Route::Disconnect => "disconnect",
+            Route::Message => "default",
+        }
+    }
 }
 
 /// The parts of an event the domain needs, checked.
@@ -228,6 +242,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
                 tracing::warn!(
                     "connect refused: no authorizer principal, but REQUIRE_PRINCIPAL is set (is the authorizer on the $connect route?)"
                 );
+                metrics::connection_refused();
                 return Ok(status(403));
             }
             Route::Connect => {
@@ -241,10 +256,12 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
                     query: event.query,
                 };
                 self.service.connect(request).await?;
+                metrics::connection_opened();
                 tracing::info!("connected");
             }
             Route::Disconnect => {
                 let removed = self.service.disconnect(&event.connection_id).await?;
+                metrics::connection_closed();
                 tracing::info!(
                     disconnectStatusCode = event.disconnect_status_code,
                     disconnectReason = event.disconnect_reason.as_deref().unwrap_or(""),
@@ -255,18 +272,25 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
             Route::Message => {
                 let sender =
                     Sender::new(event.connection_id, event.principal).with_grants(event.grants);
+                let started = Instant::now();
                 match self.service.handle_message(&sender, &event.body).await? {
                     Handled::Rejected(code) => {
+                        metrics::message_refused(code);
                         tracing::info!(code = code.as_str(), "message refused")
                     }
-                    Handled::Done { action, report } => tracing::info!(
-                        action,
-                        delivered = report.delivered,
-                        gone = report.gone,
-                        failed = report.failed,
-                        misconfigured = report.misconfigured,
-                        "message handled"
-                    ),
+                    Handled::Done { action, report } => {
+                        metrics::message_handled(action, &report, started.elapsed());
+                        tracing::info!(
+                            action,
+                            delivered = report.delivered,
+                            gone = report.gone,
+                            failed = report.failed,
+                            misconfigured = report.misconfigured,
+                            throttled = report.throttled,
+                            retried = report.retried,
+                            "message handled"
+                        )
+                    }
                 }
             }
         }

@@ -8,6 +8,8 @@
 use domain::auth::authenticate;
 use domain::{Identity, TokenError, TokenVerifier};
 
+use crate::metrics::{self, Decision};
+
 /// The authorizer context key that carries a connection's room grants to every later event.
 pub const AUTHORIZER_GRANTS_KEY: &str = "rooms";
 use serde_json::{Value, json};
@@ -33,11 +35,13 @@ pub async fn authorize_json(
     verifier: &dyn TokenVerifier,
     event: &Value,
 ) -> Result<Value, AuthorizerError> {
-    let method_arn = event["methodArn"]
-        .as_str()
-        .ok_or_else(|| AuthorizerError::BadEvent("methodArn is missing".into()))?;
+    let Some(method_arn) = event["methodArn"].as_str() else {
+        metrics::authorizer_refused(Decision::Error, metrics::REASON_BAD_EVENT);
+        return Err(AuthorizerError::BadEvent("methodArn is missing".into()));
+    };
     match authenticate(verifier, token_from_event(event)).await {
         Ok(identity) => {
+            metrics::authorizer_allowed();
             tracing::info!(principal = %identity.principal, "connection allowed");
             Ok(policy(
                 identity.principal.as_str(),
@@ -46,12 +50,17 @@ pub async fn authorize_json(
                 Some(&identity),
             ))
         }
-        Err(e @ TokenError::KeysUnavailable(_)) => Err(AuthorizerError::Unavailable(e)),
+        Err(e @ TokenError::KeysUnavailable(_)) => {
+            metrics::authorizer_refused(Decision::Error, e.kind());
+            Err(AuthorizerError::Unavailable(e))
+        }
         Err(e) if e.asks_for_a_new_token() => {
+            metrics::authorizer_refused(Decision::Unauthorized, e.kind());
             tracing::info!(reason = e.kind(), "connection refused: 401");
             Err(AuthorizerError::Unauthorized)
         }
         Err(e) => {
+            metrics::authorizer_refused(Decision::Deny, e.kind());
             tracing::info!(reason = e.kind(), "connection refused: 403");
             Ok(policy("unauthenticated", "Deny", method_arn, None))
         }

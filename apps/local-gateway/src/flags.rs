@@ -140,10 +140,13 @@ fn stage_name(raw: &str) -> Result<String, String> {
         && raw
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if valid {
-        Ok(raw.to_string())
-    } else {
+    if !valid {
         Err("a stage is 1-128 letters, digits, '_' or '-'".into())
+    } else if raw == "metrics" {
+        // `GET /metrics` is the gateway's own: the stage's WebSocket URL would never be reached.
+        Err("the stage 'metrics' is taken by GET /metrics; pick another".into())
+    } else {
+        Ok(raw.to_string())
     }
 }
 
@@ -154,7 +157,7 @@ mod tests {
     #[test]
     fn stage_names_follow_api_gateway_rules() {
         assert!(stage_name("dev_2-a").is_ok());
-        for bad in ["", "a/b", "a\"", "é", &"x".repeat(129)] {
+        for bad in ["", "a/b", "a\"", "é", &"x".repeat(129), "metrics"] {
             assert!(stage_name(bad).is_err(), "{bad}");
         }
     }

@@ -6,6 +6,7 @@
 //! - [`outbox`]: a socket's bounded outbound queue and how it is told to close.
 //! - [`registry`]: the open sockets, and the rules for posting to and closing one.
 //! - [`management`]: `POST|GET|DELETE /{stage}/@connections/{id}` with AWS-style errors.
+//! - [`metrics_page`]: `GET /metrics`, the handlers' metrics in Prometheus text format.
 //! - [`browser_safety`]: keeping other web pages away from a gateway on the developer's laptop.
 //! - [`events`]: the API Gateway events built for each upgrade, message and close.
 //! - [`limits`], [`flags`], [`wiring`], [`tokens`]: configuration.
@@ -19,6 +20,7 @@ mod gateway;
 mod handshake;
 mod limits;
 mod management;
+mod metrics_page;
 mod outbox;
 mod registry;
 mod server;
@@ -76,8 +78,11 @@ pub struct GatewayConfig {
 }
 
 fn routes(gateway: Arc<gateway::Gateway>) -> Router {
+    metrics_page::install();
     Router::new()
         .route("/", get(handshake::root))
+        // Before `/{stage}`: a static path wins, so a stage cannot be named `metrics`.
+        .route("/metrics", get(metrics_page::render))
         .route("/{stage}", get(handshake::upgrade))
         .route("/{stage}/@connections/{id}", any(management::connection))
         .route(

@@ -113,8 +113,7 @@ async fn a_gone_recipient_is_removed_with_its_memberships_and_counted_as_gone() 
             report: DeliveryReport {
                 delivered: 2,
                 gone: 1,
-                failed: 0,
-                misconfigured: 0
+                ..DeliveryReport::default()
             }
         }
     );
@@ -148,6 +147,10 @@ async fn a_throttled_post_is_retried_after_a_jittered_pause_then_delivered() {
     assert!(
         matches!(handled, Handled::Done { report, .. } if report.delivered == 1 && report.failed == 0)
     );
+    assert!(
+        matches!(handled, Handled::Done { report, .. } if report.throttled == 1 && report.retried == 1),
+        "the report counts the 429 and the retry it cost: {handled:?}"
+    );
     let pauses = sleeper.pauses.lock().unwrap();
     assert_eq!(pauses.len(), 1);
     assert!(pauses[0] <= ceiling);
@@ -171,6 +174,10 @@ async fn transient_failures_are_retried_up_to_the_attempt_limit_then_counted_as_
 
     assert!(
         matches!(handled, Handled::Done { report, .. } if report.failed == 1 && report.delivered == 0)
+    );
+    assert!(
+        matches!(handled, Handled::Done { report, .. } if report.retried == 2 && report.throttled == 0),
+        "two retries, and a 503 is no throttle: {handled:?}"
     );
     assert_eq!(sleeper.pauses.lock().unwrap().len(), 2);
 }
