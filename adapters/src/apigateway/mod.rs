@@ -12,4 +12,4 @@ mod status;
 pub use endpoint::{EndpointError, ManagementEndpoint, url_suffix_for};
 pub use notifier::{ApiGatewayNotifier, NotifierTimeouts};
 pub use notifier_client::{NotifierClient, UnknownNotifierClient};
-pub use signed_notifier::{SignedNotifier, SignedNotifierError, sign_request};
+pub use signed_notifier::{SignedNotifier, SignedNotifierError};

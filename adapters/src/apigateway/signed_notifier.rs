@@ -183,8 +183,8 @@ impl SignedNotifier {
 /// Signs `request` for `execute-api` in `region` at `time`: SigV4 in the `Authorization` header
 /// over every header the request carries, with the SDK's default settings (double-encoded path,
 /// no `x-amz-content-sha256` header, the session token signed), so API Gateway checks exactly what
-/// it checks for the SDK. Public for the test that compares it with the SDK's signature.
-pub fn sign_request(
+/// it checks for the SDK (`tests/notifier_signature.rs` compares the two).
+fn sign_request(
     request: &mut Request<Bytes>,
     identity: &Identity,
     region: &str,
