@@ -1,4 +1,4 @@
-//! Which `@connections` client a process uses: the signed one by default (a third of the SDK's
+//! Which `@connections` client a process uses: the signed one by default (a quarter of the SDK's
 //! CPU per post, BENCHMARKS.md "CPU per post"), the SDK-based reference on request.
 
 use std::fmt;
