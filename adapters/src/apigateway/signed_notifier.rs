@@ -18,7 +18,7 @@ use hyper::body::Bytes;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::credentials_cache::CachedCredentials;
@@ -29,6 +29,9 @@ use super::{ManagementEndpoint, NotifierTimeouts};
 const SIGNING_NAME: &str = "execute-api";
 /// What the SDK sends for a `PostToConnection` blob.
 const CONTENT_TYPE: &str = "application/octet-stream";
+/// As the SDK's HTTP client: an idle connection is dropped before the server's side (or a frozen
+/// Lambda's) can silently close it under a request.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// An error body is read for its message only; a proxy's HTML page is cut here.
 const ERROR_BODY_LIMIT: usize = 4096;
 
@@ -88,7 +91,10 @@ impl SignedNotifier {
             .enable_http1()
             .wrap_connector(http);
         Ok(Self {
-            http: Client::builder(TokioExecutor::new()).build(https),
+            http: Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .build(https),
             endpoint: endpoint.clone(),
             region: region.as_ref().to_string(),
             credentials: CachedCredentials::new(provider, time.clone()),
