@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use domain::{RateLimit, Settings};
 
-use crate::apigateway::{EndpointError, ManagementEndpoint, url_suffix_for};
+use crate::apigateway::{EndpointError, ManagementEndpoint, NotifierClient, url_suffix_for};
 use crate::dynamodb::DynamoSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,9 @@ pub struct ServiceConfig {
     /// Refuse a `$connect` that carries no authorizer principal (`REQUIRE_PRINCIPAL`): set when
     /// the stack deploys the authorizer, so a route that lost it fails closed.
     pub require_principal: bool,
+    /// The `@connections` client (`NOTIFIER_CLIENT`, `signed` or `sdk`): the signed one unless
+    /// set; the SDK-based one stays selectable as the reference.
+    pub notifier_client: NotifierClient,
 }
 
 impl ServiceConfig {
@@ -120,6 +123,7 @@ impl ServiceConfig {
             endpoint,
             settings,
             require_principal: parse_or(&get, "REQUIRE_PRINCIPAL", false)?,
+            notifier_client: parse_or(&get, "NOTIFIER_CLIENT", NotifierClient::default())?,
         })
     }
 }
@@ -248,6 +252,27 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("REQUIRE_PRINCIPAL = \"yes\"")
+        );
+    }
+
+    #[test]
+    fn the_notifier_client_is_the_signed_one_unless_set_and_must_be_known() {
+        let base = [
+            ("CONNECTIONS_TABLE", "t"),
+            ("MANAGEMENT_ENDPOINT", "https://x/prod"),
+        ];
+        assert_eq!(
+            config(&base).unwrap().notifier_client,
+            NotifierClient::Signed
+        );
+        let sdk = [base.as_slice(), &[("NOTIFIER_CLIENT", "sdk")]].concat();
+        assert_eq!(config(&sdk).unwrap().notifier_client, NotifierClient::Sdk);
+        let typo = [base.as_slice(), &[("NOTIFIER_CLIENT", "hyper")]].concat();
+        assert!(
+            config(&typo)
+                .unwrap_err()
+                .to_string()
+                .starts_with("NOTIFIER_CLIENT = \"hyper\"")
         );
     }
 

@@ -9,13 +9,15 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use domain::{ClientNotifier, ConnectionRepository, Settings, WebSocketService};
 
 use crate::apigateway::inbound::WebSocketHandler;
-use crate::apigateway::{ApiGatewayNotifier, NotifierTimeouts};
+use crate::apigateway::{NotifierTimeouts, SignedNotifierError};
 use crate::clock::{SystemClock, TokioSleeper};
 use crate::config::ServiceConfig;
 use crate::dynamodb::DynamoConnectionRepository;
 use crate::room_policy::DefaultRoomPolicy;
 
-pub type AwsHandler = WebSocketHandler<DynamoConnectionRepository, ApiGatewayNotifier>;
+/// The notifier is chosen at start-up (`NOTIFIER_CLIENT`); one dynamic call per post is noise
+/// next to an HTTP request.
+pub type AwsHandler = WebSocketHandler<DynamoConnectionRepository, Arc<dyn ClientNotifier>>;
 
 /// The shared SDK configuration: credentials and region from the Lambda environment.
 pub async fn sdk_config() -> SdkConfig {
@@ -67,10 +69,15 @@ pub fn service<R: ConnectionRepository, N: ClientNotifier>(
 }
 
 /// The handler the Lambdas run: DynamoDB for storage, `@connections` for replies.
-pub async fn aws_handler(config: &ServiceConfig) -> AwsHandler {
+pub async fn aws_handler(config: &ServiceConfig) -> Result<AwsHandler, SignedNotifierError> {
     let sdk = sdk_config().await;
     let repo = DynamoConnectionRepository::new(dynamodb_client(&sdk, None), config.dynamo.clone());
-    let notifier = ApiGatewayNotifier::new(&sdk, &config.endpoint, NotifierTimeouts::default());
-    WebSocketHandler::new(service(repo, notifier, config.settings.clone()))
-        .requiring_principal(config.require_principal)
+    let notifier =
+        config
+            .notifier_client
+            .build(&sdk, &config.endpoint, NotifierTimeouts::default())?;
+    Ok(
+        WebSocketHandler::new(service(repo, notifier, config.settings.clone()))
+            .requiring_principal(config.require_principal),
+    )
 }

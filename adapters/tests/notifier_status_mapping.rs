@@ -1,10 +1,13 @@
-//! `ApiGatewayNotifier` against a real local HTTP server: every status API Gateway can answer maps
-//! to the right `NotifyError`, and the URL the SDK sends is the one API Gateway expects.
+//! Both `@connections` clients, the SDK-based `ApiGatewayNotifier` and the `SignedNotifier`,
+//! against a real local HTTP server: every status API Gateway can answer maps to the right
+//! `NotifyError`, and the URL each sends is the one API Gateway expects.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adapters::apigateway::{ApiGatewayNotifier, ManagementEndpoint, NotifierTimeouts};
+use adapters::apigateway::{
+    ApiGatewayNotifier, ManagementEndpoint, NotifierTimeouts, SignedNotifier,
+};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -83,17 +86,24 @@ async fn start_server() -> Server {
     Server { base, seen, task }
 }
 
-async fn notifier(endpoint: &str) -> ApiGatewayNotifier {
+/// Each client under test, by name, built from the same config, endpoint and timeouts.
+async fn notifiers(endpoint: &str) -> Vec<(&'static str, Box<dyn ClientNotifier>)> {
     let sdk = adapters::wiring::offline_sdk_config().await;
+    let endpoint = ManagementEndpoint::parse(endpoint).unwrap();
     let timeouts = NotifierTimeouts {
         connect: Duration::from_millis(500),
         read: Duration::from_millis(300),
     };
-    ApiGatewayNotifier::new(
-        &sdk,
-        &ManagementEndpoint::parse(endpoint).unwrap(),
-        timeouts,
-    )
+    vec![
+        (
+            "sdk",
+            Box::new(ApiGatewayNotifier::new(&sdk, &endpoint, timeouts)),
+        ),
+        (
+            "signed",
+            Box::new(SignedNotifier::new(&sdk, &endpoint, timeouts).unwrap()),
+        ),
+    ]
 }
 
 /// Whether a send's result is the one a case expects.
@@ -102,7 +112,7 @@ type Expectation = fn(&Result<(), NotifyError>) -> bool;
 #[tokio::test]
 async fn each_status_maps_to_the_outcome_the_domain_expects() {
     let server = start_server().await;
-    let notifier = notifier(&format!("{}/dev", server.base)).await;
+    let notifiers = notifiers(&format!("{}/dev", server.base)).await;
 
     let table: Vec<(&str, Expectation)> = vec![
         ("s200", |r| r.is_ok()),
@@ -128,9 +138,11 @@ async fn each_status_maps_to_the_outcome_the_domain_expects() {
         ("s408", |r| matches!(r, Err(NotifyError::Transient(_)))),
         ("slow", |r| matches!(r, Err(NotifyError::Transient(_)))),
     ];
-    for (case, expected) in table {
-        let result = notifier.send(&id(case), b"{}").await;
-        assert!(expected(&result), "{case}: got {result:?}");
+    for (client, notifier) in &notifiers {
+        for (case, expected) in &table {
+            let result = notifier.send(&id(case), b"{}").await;
+            assert!(expected(&result), "{client}, {case}: got {result:?}");
+        }
     }
 }
 
@@ -139,36 +151,39 @@ async fn a_refused_connection_is_transient() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let notifier = notifier(&format!("http://127.0.0.1:{port}/dev")).await;
+    for (client, notifier) in notifiers(&format!("http://127.0.0.1:{port}/dev")).await {
+        let result = notifier.send(&id("s200"), b"{}").await;
 
-    let result = notifier.send(&id("s200"), b"{}").await;
-
-    assert!(
-        matches!(result, Err(NotifyError::Transient(_))),
-        "{result:?}"
-    );
+        assert!(
+            matches!(result, Err(NotifyError::Transient(_))),
+            "{client}: {result:?}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn the_url_keeps_the_stage_and_encodes_the_connection_id_exactly_once() {
     let server = start_server().await;
-    let notifier = notifier(&format!("{}/prod/", server.base)).await;
+    for (client, notifier) in notifiers(&format!("{}/prod/", server.base)).await {
+        server.seen.lock().unwrap().clear();
 
-    notifier.send(&id("L0SM9cOFvHcCIhw="), b"hi").await.unwrap();
-    notifier.disconnect(&id("a+b/c")).await.unwrap();
+        notifier.send(&id("L0SM9cOFvHcCIhw="), b"hi").await.unwrap();
+        notifier.disconnect(&id("a+b/c")).await.unwrap();
 
-    let seen = server.seen.lock().unwrap().clone();
-    assert_eq!(
-        seen,
-        vec![
-            (
-                "POST".to_string(),
-                "/prod/@connections/L0SM9cOFvHcCIhw%3D".to_string()
-            ),
-            (
-                "DELETE".to_string(),
-                "/prod/@connections/a%2Bb%2Fc".to_string()
-            ),
-        ]
-    );
+        let seen = server.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    "POST".to_string(),
+                    "/prod/@connections/L0SM9cOFvHcCIhw%3D".to_string()
+                ),
+                (
+                    "DELETE".to_string(),
+                    "/prod/@connections/a%2Bb%2Fc".to_string()
+                ),
+            ],
+            "{client}"
+        );
+    }
 }

@@ -1,16 +1,18 @@
-//! Broadcast to N connections through the real `ApiGatewayNotifier`, against a local
-//! `@connections` server that takes D ms per post and answers 410 for a share of the ids.
+//! Broadcast to N connections through a real `@connections` client (the Lambdas' default unless
+//! `--notifier` says otherwise), against a local server in a child process that takes D ms per post
+//! and answers 410 for a share of the ids. `cpu µs/post` is this process's CPU time (getrusage)
+//! over the broadcast, divided by N: the server's CPU is not in it.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::apigateway::{ApiGatewayNotifier, ManagementEndpoint, NotifierTimeouts};
+use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts};
 use adapters::memory::InMemoryConnectionRepository;
 use adapters::wiring;
 use domain::{ConnectionId, ConnectionRepository, Handled, Sender, Settings, WebSocketService};
 
-use crate::{management_stub, stats};
+use crate::{cpu, management_stub, stats};
 
 pub struct Args {
     pub recipients: Vec<usize>,
@@ -20,10 +22,12 @@ pub struct Args {
     pub runs: usize,
     /// Combinations whose lower bound exceeds this are not run (and say so).
     pub max_lower_bound: Duration,
+    pub notifier: NotifierClient,
 }
 
 struct Run {
     wall: Duration,
+    cpu: Duration,
     delivered: u64,
     gone: u64,
     rows_left: usize,
@@ -50,7 +54,10 @@ async fn one_run(
         connect: Duration::from_secs(2),
         read: Duration::from_secs(10),
     };
-    let notifier = ApiGatewayNotifier::new(sdk, endpoint, timeouts);
+    let notifier = args
+        .notifier
+        .build(sdk, endpoint, timeouts)
+        .expect("notifier");
     let settings = Settings {
         fanout_concurrency: NonZeroUsize::new(concurrency).expect("concurrency > 0"),
         ..Settings::default()
@@ -62,6 +69,7 @@ async fn one_run(
     );
 
     let started = Instant::now();
+    let cpu_before = cpu::process_cpu();
     let handled = service
         .handle_message(
             &sender,
@@ -70,24 +78,27 @@ async fn one_run(
         .await
         .expect("fan-out failed");
     let wall = started.elapsed();
+    let cpu = cpu::process_cpu().saturating_sub(cpu_before);
 
     let Handled::Done { report, .. } = handled else {
         panic!("refused: {handled:?}")
     };
     Run {
         wall,
+        cpu,
         delivered: report.delivered,
         gone: report.gone,
         rows_left: repo.stored_rows().0,
     }
 }
 
-pub async fn run(args: Args) {
-    let stub = management_stub::start(args.delay).await;
+pub async fn run(args: Args) -> Result<(), String> {
+    let stub = management_stub::spawn(args.delay).await?;
     let endpoint = ManagementEndpoint::parse(&stub.endpoint).expect("endpoint");
     let sdk = crate::local_sdk_config().await;
     println!(
-        "fan-out: D = {} ms per post, {:.0} % gone, median of {} runs; efficiency = (N x D / concurrency) / measured\n",
+        "fan-out through the {} notifier: D = {} ms per post, {:.0} % gone, median of {} runs; efficiency = (N x D / concurrency) / measured; cpu = this process's CPU per post (the server runs in a child process)\n",
+        args.notifier,
         args.delay.as_millis(),
         args.gone_share * 100.0,
         args.runs
@@ -104,14 +115,17 @@ pub async fn run(args: Args) {
                     "".into(),
                     "".into(),
                     "".into(),
+                    "".into(),
                 ]);
                 continue;
             }
             let mut walls = Vec::new();
+            let mut cpus = Vec::new();
             let mut last = None;
             for _ in 0..args.runs {
                 let run = one_run(n, c, &args, &sdk, &endpoint).await;
                 walls.push(run.wall);
+                cpus.push(run.cpu);
                 last = Some(run);
             }
             let run = last.expect("at least one run");
@@ -124,6 +138,7 @@ pub async fn run(args: Args) {
                 stats::ms(wall),
                 format!("{:.0}", n as f64 / wall.as_secs_f64()),
                 format!("{:.2}", lower_bound.as_secs_f64() / wall.as_secs_f64()),
+                cpu::micros_per(stats::median(cpus), n),
                 format!(
                     "{} / {} / {}",
                     run.delivered,
@@ -144,12 +159,14 @@ pub async fn run(args: Args) {
             "wall ms",
             "posts/s",
             "efficiency",
+            "cpu µs/post",
             "delivered / gone / pruning",
         ],
         &rows,
     );
     println!(
         "\n(the local @connections server saw {} posts)",
-        stub.posts.load(std::sync::atomic::Ordering::Relaxed)
+        stub.posts().await?
     );
+    Ok(())
 }

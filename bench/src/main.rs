@@ -4,6 +4,8 @@
 
 mod artifacts;
 mod cold_start;
+mod cpu;
+mod cpu_post;
 mod fanout;
 mod gateway_load;
 mod handler;
@@ -15,6 +17,7 @@ mod stats;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use adapters::apigateway::NotifierClient;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -29,14 +32,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// Broadcast through the real ApiGatewayNotifier to a local @connections server.
+    /// Broadcast through a real @connections client to a local @connections server.
     Fanout {
+        /// `signed` (the Lambdas' default) or `sdk`.
+        #[arg(long, default_value_t = NotifierClient::default())]
+        notifier: NotifierClient,
         #[arg(long, default_value_t = 20)]
         delay_ms: u64,
         #[arg(long, default_value_t = 0.05)]
         gone_share: f64,
         #[arg(long, default_value_t = 3)]
         runs: usize,
+    },
+    /// CPU per @connections post, for each client on each tokio runtime.
+    CpuPost {
+        #[arg(long, default_value_t = 20_000)]
+        posts: usize,
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// The local @connections server the scenarios above start as a child process.
+    #[command(hide = true)]
+    ManagementStub {
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
     /// Process start to first `next` and to first response of the release `default` Lambda.
     ColdStart {
@@ -145,6 +166,7 @@ async fn main() -> Result<(), String> {
     let quick = cli.quick;
     match cli.scenario {
         Scenario::Fanout {
+            notifier,
             delay_ms,
             gone_share,
             runs,
@@ -157,6 +179,7 @@ async fn main() -> Result<(), String> {
                     gone_share,
                     runs: 1,
                     max_lower_bound: Duration::from_secs(5),
+                    notifier,
                 }
             } else {
                 fanout::Args {
@@ -166,9 +189,33 @@ async fn main() -> Result<(), String> {
                     gone_share,
                     runs,
                     max_lower_bound: Duration::from_secs(60),
+                    notifier,
                 }
             };
-            fanout::run(args).await;
+            fanout::run(args).await?;
+        }
+        Scenario::CpuPost {
+            posts,
+            in_flight,
+            runs,
+        } => {
+            let args = if quick {
+                cpu_post::Args {
+                    posts: 200,
+                    in_flight: 8,
+                    runs: 1,
+                }
+            } else {
+                cpu_post::Args {
+                    posts,
+                    in_flight,
+                    runs,
+                }
+            };
+            cpu_post::run(args).await?;
+        }
+        Scenario::ManagementStub { delay_ms } => {
+            management_stub::serve(Duration::from_millis(delay_ms)).await?;
         }
         Scenario::ColdStart { binary, starts } => {
             cold_start::run(&binary, if quick { 2 } else { starts }).await?;

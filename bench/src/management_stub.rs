@@ -1,6 +1,9 @@
 //! A local `@connections` server that takes `delay` per post and answers 410 for a share of the
-//! connection ids, so fan-out runs through the real `ApiGatewayNotifier` and HTTP stack.
+//! connection ids, so fan-out runs through the real notifiers and HTTP stack. It runs in a child
+//! process (this binary's hidden `management-stub` scenario), so the client's CPU time, measured
+//! with getrusage, excludes the server's.
 
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,17 +12,43 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{get, post};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The first line the child prints: the endpoint follows it.
+const READY: &str = "management stub at ";
 
 pub struct Stub {
     pub endpoint: String,
-    pub posts: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
+    _child: Child,
 }
 
-impl Drop for Stub {
-    fn drop(&mut self) {
-        self.task.abort();
+impl Stub {
+    /// How many posts the server has seen, over a plain HTTP/1.0 GET.
+    pub async fn posts(&self) -> Result<u64, String> {
+        let authority = self
+            .endpoint
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let mut stream = tokio::net::TcpStream::connect(authority)
+            .await
+            .map_err(|e| format!("stub: {e}"))?;
+        stream
+            .write_all(b"GET /posts HTTP/1.0\r\n\r\n")
+            .await
+            .map_err(|e| format!("stub: {e}"))?;
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+            .await
+            .map_err(|_| "stub: no answer".to_string())?
+            .map_err(|e| format!("stub: {e}"))?;
+        let body = answer.rsplit("\r\n\r\n").next().unwrap_or_default();
+        body.trim()
+            .parse()
+            .map_err(|e| format!("stub answered {answer:?}: {e}"))
     }
 }
 
@@ -35,7 +64,9 @@ async fn post_to_connection(
     Path((_stage, id)): Path<(String, String)>,
 ) -> impl IntoResponse {
     b.posts.fetch_add(1, Ordering::Relaxed);
-    tokio::time::sleep(b.delay).await;
+    if !b.delay.is_zero() {
+        tokio::time::sleep(b.delay).await;
+    }
     if id.starts_with("gone-") {
         (
             StatusCode::GONE,
@@ -48,24 +79,66 @@ async fn post_to_connection(
     }
 }
 
-pub async fn start(delay: Duration) -> Stub {
-    let posts = Arc::new(AtomicU64::new(0));
+async fn posts(State(b): State<Behaviour>) -> String {
+    b.posts.load(Ordering::Relaxed).to_string()
+}
+
+/// The child's side: serves until its standard input closes, i.e. until the parent is gone.
+pub async fn serve(delay: Duration) -> Result<(), String> {
     let app = Router::new()
         .route("/{stage}/@connections/{id}", post(post_to_connection))
+        .route("/posts", get(posts))
         .with_state(Behaviour {
             delay,
-            posts: posts.clone(),
+            posts: Arc::default(),
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .expect("bind");
-    let endpoint = format!("http://{}/bench", listener.local_addr().expect("addr"));
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Stub {
+        .map_err(|e| format!("bind: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| format!("addr: {e}"))?;
+    println!("{READY}http://{addr}/bench");
+    let parent_gone = async {
+        let _ = tokio::task::spawn_blocking(|| {
+            std::io::copy(&mut std::io::stdin(), &mut std::io::sink())
+        })
+        .await;
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(parent_gone)
+        .await
+        .map_err(|e| format!("serve: {e}"))
+}
+
+/// The parent's side: starts the child and waits (5 s at most) for its endpoint.
+pub async fn spawn(delay: Duration) -> Result<Stub, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let mut child = Command::new(exe)
+        .args([
+            "management-stub",
+            "--delay-ms",
+            &delay.as_millis().to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("start the stub: {e}"))?;
+    let stdout = child.stdout.take().ok_or("the stub has no stdout")?;
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        BufReader::new(stdout).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| "the stub did not start within 5 s".to_string())?
+    .map_err(|e| format!("the stub: {e}"))?;
+    let endpoint = line
+        .trim()
+        .strip_prefix(READY)
+        .ok_or_else(|| format!("the stub said {line:?}"))?
+        .to_string();
+    Ok(Stub {
         endpoint,
-        posts,
-        task,
-    }
+        _child: child,
+    })
 }

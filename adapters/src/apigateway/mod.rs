@@ -1,9 +1,15 @@
 //! API Gateway: the `@connections` management API (outbound) and the WebSocket event mapping
 //! (inbound).
 
+mod credentials_cache;
 mod endpoint;
 pub mod inbound;
 mod notifier;
+mod notifier_client;
+mod signed_notifier;
+mod status;
 
 pub use endpoint::{EndpointError, ManagementEndpoint, url_suffix_for};
 pub use notifier::{ApiGatewayNotifier, NotifierTimeouts};
+pub use notifier_client::{NotifierClient, UnknownNotifierClient};
+pub use signed_notifier::{SignedNotifier, SignedNotifierError};

@@ -13,6 +13,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use domain::{ClientNotifier, ConnectionId, NotifyError};
 
 use super::ManagementEndpoint;
+use super::status::{self, CallFailure};
 
 /// How long one call may take. Short on purpose: a fan-out of thousands must not wait 30 s on
 /// one slow post, and the domain retries what is worth retrying.
@@ -39,7 +40,16 @@ impl ApiGatewayNotifier {
     /// Builds the client once, from the shared config, with an explicit endpoint, explicit
     /// timeouts and the SDK's own retries off (the domain retries, and counts what it retries).
     pub fn new(sdk: &SdkConfig, endpoint: &ManagementEndpoint, timeouts: NotifierTimeouts) -> Self {
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+        Self::from_config(Self::config(sdk, endpoint, timeouts).build())
+    }
+
+    /// The configuration `new` uses, for a caller that adds to it (a test's interceptor).
+    pub fn config(
+        sdk: &SdkConfig,
+        endpoint: &ManagementEndpoint,
+        timeouts: NotifierTimeouts,
+    ) -> aws_sdk_apigatewaymanagement::config::Builder {
+        aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
             .endpoint_url(endpoint.as_str())
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -49,36 +59,26 @@ impl ApiGatewayNotifier {
                     .operation_attempt_timeout(timeouts.connect + timeouts.read)
                     .build(),
             )
-            .build();
+    }
+
+    pub fn from_config(config: aws_sdk_apigatewaymanagement::Config) -> Self {
         Self {
             client: Client::from_conf(config),
         }
     }
 }
 
-/// By HTTP status first: some servers answer 410 with an empty body, which the SDK cannot model.
-/// Every status has a deliberate answer (the table is in `ClientNotifier`'s docs).
+/// The SDK's error, reduced to what the shared status table needs.
 fn notify_error<E>(err: SdkError<E, HttpResponse>) -> NotifyError
 where
     E: std::error::Error + 'static,
 {
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    let text = DisplayErrorContext(&err).to_string();
-    match (status, &err) {
-        (Some(410), _) => NotifyError::Gone,
-        (Some(413), _) => NotifyError::PayloadTooLarge,
-        (Some(429), _) => NotifyError::Throttled,
-        // The server gave up waiting for the request: the next attempt may well get through.
-        (Some(408), _) => NotifyError::Transient(text),
-        (Some(500..=599), _) => NotifyError::Transient(text),
-        // 403 (IAM, wrong stage), 404 (a URL that is no management API: a custom domain without
-        // the base path, a proxy), 400 (a request API Gateway refuses: the ids we post to come
-        // from API Gateway itself, so this is a bug here, not a client's doing), 401, 3xx and
-        // every other status: no retry fixes these, and each one is worth an operator's look.
-        (Some(_), _) => NotifyError::Forbidden(text),
-        (None, SdkError::ConstructionFailure(_)) => NotifyError::Forbidden(text),
-        (None, _) => NotifyError::Transient(text),
-    }
+    let failure = match (err.raw_response(), &err) {
+        (Some(response), _) => CallFailure::Status(response.status().as_u16()),
+        (None, SdkError::ConstructionFailure(_)) => CallFailure::NotSent,
+        (None, _) => CallFailure::NoAnswer,
+    };
+    status::notify_error(failure, DisplayErrorContext(&err).to_string())
 }
 
 #[async_trait]

@@ -1,6 +1,8 @@
 //! Wiring only: the verifier built once from the environment, then the runtime loop.
 
-#[tokio::main]
+// One thread: a sandbox handles one event at a time, checks one token per event (the key set is
+// fetched rarely) and up to 1 769 MB has at most one vCPU; worker threads would only add wake-ups.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     adapters::telemetry::init_json();
     let verifier = adapters::auth::AuthConfig::from_env()?.verifier()?;

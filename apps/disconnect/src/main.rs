@@ -2,10 +2,13 @@
 
 use adapters::apigateway::inbound::Route;
 
-#[tokio::main]
+// One thread: a sandbox handles one event at a time, its work is waiting on the network, and up
+// to 1 769 MB it has at most one vCPU. A current_thread runtime costs about a quarter less CPU per
+// @connections post than a multi-thread one (BENCHMARKS.md, "CPU per post").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     adapters::telemetry::init_json();
     let config = adapters::config::ServiceConfig::from_env()?;
-    let handler = adapters::wiring::aws_handler(&config).await;
+    let handler = adapters::wiring::aws_handler(&config).await?;
     adapters::lambda::serve(handler, Route::Disconnect).await
 }

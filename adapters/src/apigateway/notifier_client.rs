@@ -1,0 +1,74 @@
+//! Which `@connections` client a process uses: the signed one by default (a quarter of the SDK's
+//! CPU per post, BENCHMARKS.md "CPU per post"), the SDK-based reference on request.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use domain::ClientNotifier;
+
+use super::{
+    ApiGatewayNotifier, ManagementEndpoint, NotifierTimeouts, SignedNotifier, SignedNotifierError,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NotifierClient {
+    /// `SignedNotifier`: hyper + aws-sigv4.
+    #[default]
+    Signed,
+    /// `ApiGatewayNotifier`: aws-sdk-apigatewaymanagement.
+    Sdk,
+}
+
+impl NotifierClient {
+    pub fn build(
+        self,
+        sdk: &SdkConfig,
+        endpoint: &ManagementEndpoint,
+        timeouts: NotifierTimeouts,
+    ) -> Result<Arc<dyn ClientNotifier>, SignedNotifierError> {
+        Ok(match self {
+            Self::Signed => Arc::new(SignedNotifier::new(sdk, endpoint, timeouts)?),
+            Self::Sdk => Arc::new(ApiGatewayNotifier::new(sdk, endpoint, timeouts)),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown notifier client {0:?}: expected \"signed\" or \"sdk\"")]
+pub struct UnknownNotifierClient(String);
+
+impl FromStr for NotifierClient {
+    type Err = UnknownNotifierClient;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "signed" => Ok(Self::Signed),
+            "sdk" => Ok(Self::Sdk),
+            other => Err(UnknownNotifierClient(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for NotifierClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Signed => "signed",
+            Self::Sdk => "sdk",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_client_name_reads_back_as_itself_and_others_are_refused() {
+        for client in [NotifierClient::Signed, NotifierClient::Sdk] {
+            assert_eq!(client.to_string().parse(), Ok(client));
+        }
+        assert!("hyper".parse::<NotifierClient>().is_err());
+    }
+}

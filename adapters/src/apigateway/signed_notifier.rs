@@ -1,0 +1,243 @@
+//! The `ClientNotifier` on `@connections` without the SDK: a pooled hyper client and one SigV4
+//! signature per request. Same endpoint, timeouts, credentials chain and status table as
+//! `ApiGatewayNotifier` (the reference implementation, which passes the same tests), at a
+//! fraction of the CPU per post (BENCHMARKS.md, "CPU per post").
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
+use aws_smithy_runtime_api::client::identity::Identity;
+use domain::{ClientNotifier, ConnectionId, NotifyError};
+use http::{HeaderValue, Method, Request, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::credentials_cache::CachedCredentials;
+use super::status::{self, CallFailure};
+use super::{ManagementEndpoint, NotifierTimeouts};
+
+/// The service name API Gateway's management API is signed for (the SDK's `signing_name`).
+const SIGNING_NAME: &str = "execute-api";
+/// What the SDK sends for a `PostToConnection` blob.
+const CONTENT_TYPE: &str = "application/octet-stream";
+/// As the SDK's HTTP client: an idle connection is dropped before the server's side (or a frozen
+/// Lambda's) can silently close it under a request.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// An error body is read for its message only; a proxy's HTML page is cut here.
+const ERROR_BODY_LIMIT: usize = 4096;
+
+/// A path label, encoded as the SDK encodes one: everything but RFC 3986 unreserved characters.
+/// Connection ids are base64 (`=`, `+`, `/`), so this matters.
+const LABEL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignedNotifierError {
+    #[error("no AWS region configured: the signature needs one (set AWS_REGION)")]
+    NoRegion,
+    #[error("no credentials provider configured")]
+    NoCredentials,
+    #[error("could not load the system's root certificates: {0}")]
+    RootCertificates(std::io::Error),
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+pub struct SignedNotifier {
+    http: HttpsClient,
+    endpoint: ManagementEndpoint,
+    region: String,
+    credentials: CachedCredentials,
+    time: SharedTimeSource,
+    /// Connect + read, as the SDK notifier's `operation_attempt_timeout`.
+    attempt_timeout: Duration,
+}
+
+impl SignedNotifier {
+    /// Region, credentials chain and time source from the shared config, like the SDK client.
+    pub fn new(
+        sdk: &SdkConfig,
+        endpoint: &ManagementEndpoint,
+        timeouts: NotifierTimeouts,
+    ) -> Result<Self, SignedNotifierError> {
+        let region = sdk.region().ok_or(SignedNotifierError::NoRegion)?;
+        let provider = sdk
+            .credentials_provider()
+            .ok_or(SignedNotifierError::NoCredentials)?;
+        let time = sdk
+            .time_source()
+            .unwrap_or_else(|| SharedTimeSource::new(SystemTimeSource::new()));
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(timeouts.connect));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(SignedNotifierError::RootCertificates)?
+            // https in AWS; plain http for the local gateway and test servers.
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Self {
+            http: Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .build(https),
+            endpoint: endpoint.clone(),
+            region: region.as_ref().to_string(),
+            credentials: CachedCredentials::new(provider, time.clone()),
+            time,
+            attempt_timeout: timeouts.connect + timeouts.read,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        to: &ConnectionId,
+        body: Bytes,
+    ) -> Result<(), NotifyError> {
+        let identity = self.credentials.get().await.map_err(|e| {
+            status::notify_error(
+                CallFailure::NotSent,
+                format!("no credentials to sign with: {e}"),
+            )
+        })?;
+        let request = self
+            .request(method, to, body)
+            .and_then(|mut request| {
+                sign_request(&mut request, &identity, &self.region, self.time.now())?;
+                Ok(request.map(Full::new))
+            })
+            .map_err(|e| status::notify_error(CallFailure::NotSent, e))?;
+        match tokio::time::timeout(self.attempt_timeout, self.exchange(request)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(status::notify_error(
+                CallFailure::NoAnswer,
+                format!("no answer within {:?}", self.attempt_timeout),
+            )),
+        }
+    }
+
+    /// `{endpoint}/@connections/{id}` with exactly the headers that are signed, and no others.
+    fn request(
+        &self,
+        method: Method,
+        to: &ConnectionId,
+        body: Bytes,
+    ) -> Result<Request<Bytes>, String> {
+        let url = format!(
+            "{}/@connections/{}",
+            self.endpoint.as_str(),
+            utf8_percent_encode(to.as_str(), LABEL)
+        );
+        let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
+        let host = uri
+            .authority()
+            .ok_or_else(|| format!("no host in {url:?}"))?
+            .as_str()
+            .parse::<HeaderValue>()
+            .map_err(|e| format!("bad host in {url:?}: {e}"))?;
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, host);
+        if !body.is_empty() {
+            builder = builder
+                .header(header::CONTENT_TYPE, CONTENT_TYPE)
+                .header(header::CONTENT_LENGTH, body.len());
+        }
+        builder.body(body).map_err(|e| format!("bad request: {e}"))
+    }
+
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(), NotifyError> {
+        let response = self.http.request(request).await.map_err(|e| {
+            status::notify_error(CallFailure::NoAnswer, format!("@connections: {e}"))
+        })?;
+        let status = response.status();
+        // Read to the end even on success: a response left unread cannot go back to the pool.
+        let body = Limited::new(response.into_body(), ERROR_BODY_LIMIT)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(status::notify_error(
+            CallFailure::Status(status.as_u16()),
+            format!(
+                "@connections answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            ),
+        ))
+    }
+}
+
+/// Signs `request` for `execute-api` in `region` at `time`: SigV4 in the `Authorization` header
+/// over every header the request carries, with the SDK's default settings (double-encoded path,
+/// no `x-amz-content-sha256` header, the session token signed), so API Gateway checks exactly what
+/// it checks for the SDK (`tests/notifier_signature.rs` compares the two).
+fn sign_request(
+    request: &mut Request<Bytes>,
+    identity: &Identity,
+    region: &str,
+    time: SystemTime,
+) -> Result<(), String> {
+    let params = v4::SigningParams::builder()
+        .identity(identity)
+        .region(region)
+        .name(SIGNING_NAME)
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| format!("signing parameters: {e}"))?
+        .into();
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            value
+                .to_str()
+                .map(|value| (name.as_str(), value))
+                .map_err(|e| format!("header {name} is not text: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let uri = request.uri().to_string();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        &uri,
+        headers.into_iter(),
+        SignableBody::Bytes(request.body()),
+    )
+    .map_err(|e| format!("unsignable request: {e}"))?;
+    let (instructions, _signature) = sign(signable, &params)
+        .map_err(|e| format!("signing: {e}"))?
+        .into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
+#[async_trait]
+impl ClientNotifier for SignedNotifier {
+    async fn send(&self, to: &ConnectionId, frame: &[u8]) -> Result<(), NotifyError> {
+        self.call(Method::POST, to, Bytes::copy_from_slice(frame))
+            .await
+    }
+
+    async fn disconnect(&self, id: &ConnectionId) -> Result<(), NotifyError> {
+        self.call(Method::DELETE, id, Bytes::new()).await
+    }
+}
