@@ -44,6 +44,7 @@ pub async fn start_once(binary: &Path) -> Result<Start, String> {
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("METRICS_NAMESPACE", "bench")
         .env("CONNECTIONS_TABLE", "bench")
         .env("MANAGEMENT_ENDPOINT", format!("http://{}/bench", stub.addr))
         .env("RUST_LOG", "warn")
