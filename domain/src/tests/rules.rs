@@ -643,6 +643,32 @@ fn connection(raw: &str) -> crate::Connection {
     }
 }
 
+/// Sends a `sendmessage` from `from` with at most `bound` posts in flight, through a notifier
+/// that counts them.
+async fn broadcast_counting_posts_in_flight(
+    repo: MockConnectionRepository,
+    bound: usize,
+    from: &str,
+) -> Arc<InFlightNotifier> {
+    let notifier = Arc::new(InFlightNotifier::default());
+    let settings = Settings {
+        fanout_concurrency: NonZeroUsize::new(bound).unwrap(),
+        ..Settings::default()
+    };
+    let service = WebSocketService::new(
+        repo,
+        notifier.clone(),
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        settings,
+    );
+    service
+        .handle_message(&sender(from), br#"{"action":"sendmessage","data":1}"#)
+        .await
+        .unwrap();
+    notifier
+}
+
 /// Counts sends in flight; each send yields to the scheduler a few times so others can start.
 /// Recipients whose id starts with `gone` answer 410.
 #[derive(Default)]
@@ -680,23 +706,7 @@ async fn sends_in_flight_reach_but_never_exceed_the_concurrency_bound_across_pag
         let next = (page < 9).then(|| PageToken::new((page + 1).to_string()));
         Ok(Page { items, next })
     });
-    let notifier = Arc::new(InFlightNotifier::default());
-    let settings = Settings {
-        fanout_concurrency: NonZeroUsize::new(8).unwrap(),
-        ..Settings::default()
-    };
-    let service = WebSocketService::new(
-        repo,
-        notifier.clone(),
-        Arc::new(FixedClock),
-        Arc::new(RecordingSleeper::default()),
-        settings,
-    );
-
-    service
-        .handle_message(&sender("c0-0"), br#"{"action":"sendmessage","data":1}"#)
-        .await
-        .unwrap();
+    let notifier = broadcast_counting_posts_in_flight(repo, 8, "c0-0").await;
 
     assert_eq!(notifier.total.load(Ordering::SeqCst), 100);
     assert_eq!(notifier.peak.load(Ordering::SeqCst), 8);
@@ -1140,23 +1150,7 @@ async fn posts_in_flight_stay_within_the_bound_when_gone_recipients_are_announce
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         Ok(listed(&refs))
     });
-    let notifier = Arc::new(InFlightNotifier::default());
-    let settings = Settings {
-        fanout_concurrency: NonZeroUsize::new(4).unwrap(),
-        ..Settings::default()
-    };
-    let service = WebSocketService::new(
-        repo,
-        notifier.clone(),
-        Arc::new(FixedClock),
-        Arc::new(RecordingSleeper::default()),
-        settings,
-    );
-
-    service
-        .handle_message(&sender("live1"), br#"{"action":"sendmessage","data":1}"#)
-        .await
-        .unwrap();
+    let notifier = broadcast_counting_posts_in_flight(repo, 4, "live1").await;
 
     // 40 posts, then 16 departures (the cap) announced to 20 members each.
     assert_eq!(notifier.total.load(Ordering::SeqCst), 40 + 16 * 20);
