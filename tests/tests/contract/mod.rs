@@ -355,7 +355,6 @@ where
     }
 }
 
-/// One `#[tokio::test]` per contract check, for a backend given as `async fn(page_size) -> R`.
 pub async fn a_second_join_says_already_member<R, F, Fut>(fresh: F)
 where
     R: ConnectionRepository,
@@ -435,6 +434,7 @@ pub async fn the_member_list_pages_in_id_order_with_principals_and_skips_expired
     assert_eq!(none, MemberPage::default());
 }
 
+/// One `#[tokio::test]` per contract check, for a backend given as `async fn(page_size) -> R`.
 #[macro_export]
 macro_rules! repository_contract {
     ($fresh:path) => {
