@@ -42,6 +42,8 @@ pub(crate) struct Departure {
     pub id: ConnectionId,
     pub principal: Option<Principal>,
     pub rooms: Vec<RoomName>,
+    /// Whether the prune found a connection row to delete (false: it was gone already).
+    pub found_connection: bool,
 }
 
 impl Departure {
@@ -49,6 +51,7 @@ impl Departure {
     pub fn of(id: &ConnectionId, removed: Removed) -> Self {
         Self {
             id: id.clone(),
+            found_connection: removed != Removed::default(),
             principal: removed.connection.and_then(|c| c.principal),
             rooms: removed.rooms,
         }
@@ -161,7 +164,13 @@ impl FanOut<'_> {
                     }
                 }
                 // The future owns the id: the page it came from is gone by the time it runs.
-                in_flight.push(async move { self.post_or_prune(id, frame).await });
+                in_flight.push(async move {
+                    let (posted, departed) = self.post_or_prune(id.clone(), frame).await;
+                    if let (Audience::Room(room), Some(departed)) = (audience, &departed) {
+                        self.prune_orphan_membership(departed, room).await;
+                    }
+                    (posted, departed)
+                });
             }
             match page.next {
                 Some(next) => token = Some(next),
@@ -210,6 +219,18 @@ impl FanOut<'_> {
         }
         let removed = self.prune(&to).await;
         (posted, Some(Departure::of(&to, removed)))
+    }
+
+    /// A 410 from a room member whose connection row was already gone: its membership outlived a
+    /// `remove` whose membership deletes failed. Deleted here, or every publish to the room would
+    /// pay a 410 for it until TTL (and `members` would list it).
+    async fn prune_orphan_membership(&self, departed: &Departure, room: &RoomName) {
+        if departed.found_connection {
+            return;
+        }
+        if let Err(e) = self.repo.leave(&departed.id, room).await {
+            tracing::warn!(connectionId = %departed.id, error = %e, "could not remove an orphan membership");
+        }
     }
 
     /// Tells each room a removed connection was in that it left. Members found gone on the way are

@@ -242,6 +242,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
                 id: sender.id.clone(),
                 principal: sender.principal.clone(),
                 rooms: vec![room.clone()],
+                found_connection: true,
             };
             self.fanout().announce_departures(vec![left]).await;
         }

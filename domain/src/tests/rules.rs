@@ -1156,3 +1156,39 @@ async fn posts_in_flight_stay_within_the_bound_when_gone_recipients_are_announce
     assert_eq!(notifier.total.load(Ordering::SeqCst), 40 + 16 * 20);
     assert_eq!(notifier.peak.load(Ordering::SeqCst), 4);
 }
+
+#[tokio::test]
+async fn a_410_from_a_room_member_whose_connection_is_already_gone_deletes_the_orphan_membership() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of()
+        .returning(|_, _| Ok(vec![room("r1")]));
+    repo.expect_members_of()
+        .returning(|_, _, _| Ok(one_page(&["a", "orphan"])));
+    // The connection row went with an earlier `remove` whose membership deletes failed.
+    repo.expect_remove()
+        .with(eq(id("orphan")))
+        .returning(|_| Ok(Removed::default()));
+    repo.expect_leave()
+        .with(eq(id("orphan")), eq(room("r1")))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let mut notifier = MockClientNotifier::new();
+    notifier.expect_send().returning(|to, _| {
+        if to.as_str() == "orphan" {
+            Err(NotifyError::Gone)
+        } else {
+            Ok(())
+        }
+    });
+    let (service, _) = service(repo, notifier, Settings::default());
+
+    let handled = service
+        .handle_message(
+            &sender("a"),
+            br#"{"action":"publish","room":"r1","data":1}"#,
+        )
+        .await
+        .unwrap();
+
+    assert!(matches!(handled, Handled::Done { report, .. } if report.gone == 1));
+}
