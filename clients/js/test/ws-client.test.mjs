@@ -16,6 +16,8 @@ const WAIT_MS = 10_000;
 function startGateway(flags = []) {
   const port = flags.includes('--port') ? [] : ['--port', '0'];
   const child = spawn(BIN, [...port, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Never outlive the test process, even when it dies before its `t.after` hooks run.
+  process.once('exit', () => child.kill('SIGKILL'));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the gateway did not start in time')), WAIT_MS);
     let out = '';
