@@ -240,6 +240,11 @@ impl FanOut<'_> {
     pub async fn announce_departures(&self, mut departed: Vec<Departure>) {
         let mut announced = 0;
         while let Some(departure) = departed.pop() {
+            // A connection that was in no room (or whose row was already gone) has nobody to
+            // tell: it must not use up the budget of those that do.
+            if departure.rooms.is_empty() {
+                continue;
+            }
             if announced == MAX_DEPARTURES_ANNOUNCED {
                 break;
             }
