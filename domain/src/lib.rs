@@ -3,6 +3,7 @@
 //! - [`connection`]: who is connected, and for how long API Gateway keeps them.
 //! - [`protocol`]: the JSON frames clients send and receive.
 //! - [`fanout`]: delivering one frame to many connections, correctly and fast.
+//! - [`delivery`]: queued delivery jobs and the `DeliveryQueue` port.
 //! - [`service`]: the use cases `$connect`, `$disconnect` and client messages.
 //! - [`rate_limit`]: the per-connection token bucket, in integer arithmetic.
 //! - [`ports`]: what the domain needs from storage, API Gateway and the clock.
@@ -10,6 +11,7 @@
 
 pub mod auth;
 pub mod connection;
+pub mod delivery;
 pub mod fanout;
 pub mod ports;
 pub mod protocol;
@@ -27,6 +29,7 @@ pub use connection::{
     API_GATEWAY_IDLE_TIMEOUT, API_GATEWAY_MAX_CONNECTION_DURATION, ConnectRequest, Connection,
     ConnectionId, Principal, Sender,
 };
+pub use delivery::{DeliveryJob, DeliveryQueue, JobError, JobTarget, MessageId, QueueError};
 pub use fanout::{Audience, DeliveryReport, FanOutError};
 pub use ports::{
     ClientNotifier, Clock, ConnectionRepository, JoinError, Joined, Member, MemberPage,

@@ -1,7 +1,9 @@
 //! In-memory adapters: the local gateway's default store, and test doubles that can misbehave on cue.
 
 mod notifier;
+mod queue;
 mod repository;
 
 pub use notifier::RecordingNotifier;
+pub use queue::{DEFAULT_MAX_RECEIVES, Lease, MAX_JOB_BYTES, MemoryQueue};
 pub use repository::InMemoryConnectionRepository;

@@ -1,0 +1,197 @@
+//! An in-memory delivery queue with SQS's delivery semantics: at-least-once, redelivery of what a
+//! worker did not finish, a dead-letter list after too many receives.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::delivery::{DeliveryJob, DeliveryQueue, MessageId, QueueError};
+use tokio::sync::Notify;
+
+/// SQS's limit on one message, kept here too so a job that works locally works on AWS.
+pub const MAX_JOB_BYTES: usize = 256 * 1024;
+
+/// Receives before a message goes to the dead letters (SQS's `maxReceiveCount`).
+pub const DEFAULT_MAX_RECEIVES: u32 = 3;
+
+#[derive(Debug, Clone)]
+struct Stored {
+    message_id: MessageId,
+    body: String,
+    receive_count: u32,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    ready: VecDeque<Stored>,
+    in_flight: usize,
+    dead: Vec<Stored>,
+}
+
+/// The queue. Cheap to clone: clones share the messages.
+#[derive(Clone)]
+pub struct MemoryQueue {
+    state: Arc<Mutex<State>>,
+    arrived: Arc<Notify>,
+    max_receives: u32,
+}
+
+impl Default for MemoryQueue {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_RECEIVES)
+    }
+}
+
+/// One received message. Settle it with [`Lease::ack`] (done: delete it) or [`Lease::release`]
+/// (failed: receive it again). Dropping it unsettled releases it, as SQS redelivers a message
+/// whose worker died before deleting it.
+pub struct Lease {
+    queue: MemoryQueue,
+    stored: Stored,
+    settled: bool,
+}
+
+impl Lease {
+    /// The queue's id for this message: the same on every redelivery.
+    pub fn message_id(&self) -> &MessageId {
+        &self.stored.message_id
+    }
+
+    pub fn body(&self) -> &str {
+        &self.stored.body
+    }
+
+    /// How many times this message has been received, this time included.
+    pub fn receive_count(&self) -> u32 {
+        self.stored.receive_count
+    }
+
+    pub fn ack(mut self) {
+        self.settled = true;
+        self.queue.lock().in_flight -= 1;
+    }
+
+    pub fn release(self) {
+        // Dropping does it.
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.queue.put_back(self.stored.clone());
+        }
+    }
+}
+
+impl MemoryQueue {
+    pub fn new(max_receives: u32) -> Self {
+        Self {
+            state: Arc::default(),
+            arrived: Arc::default(),
+            max_receives: max_receives.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves plain data behind, still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a message body as is, as a backend would (no validation: workers meet what arrives).
+    pub fn send_raw(&self, body: impl Into<String>) -> MessageId {
+        let mut state = self.lock();
+        state.next_id += 1;
+        let message_id = MessageId::parse(format!("local-{}", state.next_id))
+            .unwrap_or_else(|_| MessageId::random());
+        state.ready.push_back(Stored {
+            message_id: message_id.clone(),
+            body: body.into(),
+            receive_count: 0,
+        });
+        drop(state);
+        self.arrived.notify_one();
+        message_id
+    }
+
+    /// Up to `max` messages, waiting at most `wait` for the first one.
+    pub async fn receive(&self, max: usize, wait: Duration) -> Vec<Lease> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.arrived.notified();
+            let leases = self.take(max);
+            if !leases.is_empty() {
+                return leases;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Vec::new();
+            }
+        }
+    }
+
+    fn take(&self, max: usize) -> Vec<Lease> {
+        let mut state = self.lock();
+        let n = max.min(state.ready.len());
+        state.in_flight += n;
+        let taken: Vec<Stored> = state.ready.drain(..n).collect();
+        let more = !state.ready.is_empty();
+        drop(state);
+        if more {
+            // Wake another waiting worker for what is left.
+            self.arrived.notify_one();
+        }
+        taken
+            .into_iter()
+            .map(|mut stored| {
+                stored.receive_count += 1;
+                Lease {
+                    queue: self.clone(),
+                    stored,
+                    settled: false,
+                }
+            })
+            .collect()
+    }
+
+    fn put_back(&self, stored: Stored) {
+        let mut state = self.lock();
+        state.in_flight -= 1;
+        if stored.receive_count >= self.max_receives {
+            state.dead.push(stored);
+            return;
+        }
+        state.ready.push_back(stored);
+        drop(state);
+        self.arrived.notify_one();
+    }
+
+    /// Messages waiting or being worked on: zero once every job is done.
+    pub fn outstanding(&self) -> usize {
+        let state = self.lock();
+        state.ready.len() + state.in_flight
+    }
+
+    /// The bodies of messages received `max_receives` times without success.
+    pub fn dead_letters(&self) -> Vec<String> {
+        self.lock().dead.iter().map(|s| s.body.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for MemoryQueue {
+    async fn enqueue(&self, jobs: Vec<DeliveryJob>) -> Result<(), QueueError> {
+        let bodies: Vec<String> = jobs.iter().map(DeliveryJob::to_json).collect();
+        if let Some(big) = bodies.iter().find(|b| b.len() > MAX_JOB_BYTES) {
+            return Err(QueueError::TooLarge {
+                bytes: big.len(),
+                max: MAX_JOB_BYTES,
+            });
+        }
+        for body in bodies {
+            self.send_raw(body);
+        }
+        Ok(())
+    }
+}

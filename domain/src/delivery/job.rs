@@ -1,0 +1,282 @@
+//! One delivery job, and its JSON form on the queue.
+//!
+//! The same JSON is what a backend writes to publish without a WebSocket (README, "Publishing
+//! from a backend"):
+//!
+//! ```json
+//! {"room": "lobby", "data": {"text": "hi"}}
+//! {"everyone": true, "data": "maintenance at 18:00"}
+//! {"connection": "abc123=", "data": {"text": "just for you"}}
+//! ```
+//!
+//! Exactly one of `room`, `everyone` (`true`) and `connection` names the target. Fields a
+//! fan-out adds when it hands over the rest of a broadcast: `id` (the message id; a backend may
+//! leave it out and the worker uses the queue message's own id, which is the same on every
+//! redelivery), `from` and `principal` (the sending connection, absent for a backend), `skip`
+//! (a connection not to deliver to: the sender, when it asked for no echo), `cursor` (where in
+//! the audience to continue) and `sentAt` (milliseconds since the epoch).
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::connection::{ConnectionId, Principal};
+use crate::ports::PageToken;
+use crate::room::RoomName;
+
+/// Names one published message on every copy of it, redeliveries included, so a client can
+/// drop duplicates. Up to 128 characters of `A-Z a-z 0-9 - _ . :`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct MessageId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageIdError {
+    #[error("a message id must not be empty")]
+    Empty,
+    #[error("a message id must be at most {max} characters, this one has {len}")]
+    TooLong { len: usize, max: usize },
+    #[error("a message id may hold only letters, digits, '-', '_', '.' and ':'")]
+    BadCharacter,
+}
+
+impl MessageId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(raw: impl Into<String>) -> Result<Self, MessageIdError> {
+        let raw = raw.into();
+        if raw.is_empty() {
+            return Err(MessageIdError::Empty);
+        }
+        if raw.len() > Self::MAX_LEN {
+            return Err(MessageIdError::TooLong {
+                len: raw.len(),
+                max: Self::MAX_LEN,
+            });
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+        if !raw.chars().all(allowed) {
+            return Err(MessageIdError::BadCharacter);
+        }
+        Ok(Self(raw))
+    }
+
+    /// A new id: 128 random bits in hex. Random rather than derived from the sender's request,
+    /// whose `requestId` the client chooses (and may repeat).
+    pub fn random() -> Self {
+        Self(format!("{:032x}", fastrand::u128(..)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who a job delivers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobTarget {
+    Room(RoomName),
+    Everyone,
+    Connection(ConnectionId),
+}
+
+/// A message to deliver, and how far its delivery got.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    /// `None` only for a backend's job that did not choose one: see [`DeliveryJob::id_or`].
+    pub id: Option<MessageId>,
+    pub target: JobTarget,
+    pub data: Box<RawValue>,
+    /// The sending connection; `None` for a backend publish (its frames carry no `from`).
+    pub from: Option<ConnectionId>,
+    pub principal: Option<Principal>,
+    /// A connection this job never delivers to (the sender, when it asked for no echo).
+    pub skip: Option<ConnectionId>,
+    /// Where in the audience to continue; `None` starts at the beginning.
+    pub cursor: Option<PageToken>,
+    /// When the message was published (milliseconds since the epoch); `None`: when first read.
+    pub sent_at: Option<u64>,
+}
+
+/// Two jobs are equal when they deliver the same JSON text the same way (`RawValue` has no
+/// equality of its own).
+impl PartialEq for DeliveryJob {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.target == other.target
+            && self.data.get() == other.data.get()
+            && self.from == other.from
+            && self.principal == other.principal
+            && self.skip == other.skip
+            && self.cursor == other.cursor
+            && self.sent_at == other.sent_at
+    }
+}
+
+impl Eq for DeliveryJob {}
+
+/// Why a queued message is not a job. Names the field, never echoes its value (a backend's
+/// payload must not reach the logs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    #[error("the job is not a JSON object ({category} error at line {line}, column {column})")]
+    NotJson {
+        category: &'static str,
+        line: usize,
+        column: usize,
+    },
+    #[error(
+        "the job names no target: give exactly one of \"room\", \"everyone\": true, \"connection\""
+    )]
+    NoTarget,
+    #[error(
+        "the job names more than one target: give exactly one of \"room\", \"everyone\", \"connection\""
+    )]
+    ManyTargets,
+    #[error("the job has no \"data\"")]
+    NoData,
+    #[error("field \"{field}\" is invalid: {problem}")]
+    Field {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+/// The JSON form, field for field. Private: callers see only validated jobs.
+#[derive(Serialize, Deserialize)]
+struct Wire<'a> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    everyone: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connection: Option<String>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    data: Option<&'a RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    principal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    skip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+    #[serde(rename = "sentAt", default, skip_serializing_if = "Option::is_none")]
+    sent_at: Option<u64>,
+}
+
+fn field<T, E: std::fmt::Display>(
+    name: &'static str,
+    raw: Option<String>,
+    parse: impl FnOnce(String) -> Result<T, E>,
+) -> Result<Option<T>, JobError> {
+    raw.map(|raw| {
+        parse(raw).map_err(|e| JobError::Field {
+            field: name,
+            problem: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+impl DeliveryJob {
+    /// A job for the whole audience of a new message.
+    pub fn new(id: MessageId, target: JobTarget, data: Box<RawValue>) -> Self {
+        Self {
+            id: Some(id),
+            target,
+            data,
+            from: None,
+            principal: None,
+            skip: None,
+            cursor: None,
+            sent_at: None,
+        }
+    }
+
+    /// The message id: the job's own, or `fallback` (the queue message's id, the same on every
+    /// redelivery of it) for a backend job that chose none.
+    pub fn id_or(&self, fallback: &MessageId) -> MessageId {
+        self.id.clone().unwrap_or_else(|| fallback.clone())
+    }
+
+    /// The same message, continuing at `cursor`.
+    pub fn continued_at(&self, cursor: PageToken) -> Self {
+        Self {
+            cursor: Some(cursor),
+            ..self.clone()
+        }
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, JobError> {
+        let wire: Wire<'_> = serde_json::from_str(json).map_err(|e| JobError::NotJson {
+            category: match e.classify() {
+                serde_json::error::Category::Io => "io",
+                serde_json::error::Category::Syntax => "syntax",
+                serde_json::error::Category::Data => "data",
+                serde_json::error::Category::Eof => "eof",
+            },
+            line: e.line(),
+            column: e.column(),
+        })?;
+        let target = match (wire.room, wire.everyone, wire.connection) {
+            (Some(room), None | Some(false), None) => JobTarget::Room(
+                field("room", Some(room), RoomName::parse)?.ok_or(JobError::NoTarget)?,
+            ),
+            (None, Some(true), None) => JobTarget::Everyone,
+            (None, None | Some(false), Some(id)) => JobTarget::Connection(
+                field("connection", Some(id), ConnectionId::parse)?.ok_or(JobError::NoTarget)?,
+            ),
+            (None, None | Some(false), None) => return Err(JobError::NoTarget),
+            _ => return Err(JobError::ManyTargets),
+        };
+        let data = wire.data.ok_or(JobError::NoData)?.to_owned();
+        let from = field("from", wire.from, ConnectionId::parse)?;
+        let principal = field("principal", wire.principal, Principal::parse)?;
+        if principal.is_some() && from.is_none() {
+            return Err(JobError::Field {
+                field: "principal",
+                problem: "a principal needs a \"from\" connection".into(),
+            });
+        }
+        Ok(Self {
+            id: field("id", wire.id, MessageId::parse)?,
+            target,
+            data,
+            from,
+            principal,
+            skip: field("skip", wire.skip, ConnectionId::parse)?,
+            cursor: wire.cursor.map(PageToken::new),
+            sent_at: wire.sent_at,
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        let (room, everyone, connection) = match &self.target {
+            JobTarget::Room(room) => (Some(room.as_str().to_owned()), None, None),
+            JobTarget::Everyone => (None, Some(true), None),
+            JobTarget::Connection(id) => (None, None, Some(id.as_str().to_owned())),
+        };
+        let wire = Wire {
+            id: self.id.as_ref().map(|id| id.as_str().to_owned()),
+            room,
+            everyone,
+            connection,
+            data: Some(&self.data),
+            from: self.from.as_ref().map(|id| id.as_str().to_owned()),
+            principal: self.principal.as_ref().map(|p| p.as_str().to_owned()),
+            skip: self.skip.as_ref().map(|id| id.as_str().to_owned()),
+            cursor: self.cursor.as_ref().map(|c| c.as_str().to_owned()),
+            sent_at: self.sent_at,
+        };
+        // Every field is a string, a bool, a number or JSON that was already valid.
+        serde_json::to_string(&wire).unwrap_or_default()
+    }
+}
