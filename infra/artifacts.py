@@ -7,6 +7,13 @@ built for the other one (`./scripts/test` builds x86_64; the stack defaults to a
 deployed by mistake. It checks all four before copying any.
 
     python3 artifacts.py stage --arch arm64 --from target/lambda --to target/deploy/arm64
+
+`zip` packs already built binaries the way `cargo lambda build --output-format zip` does (one
+executable `bootstrap` at the root). `./scripts/test` zips the debug binaries `cargo build` made
+for the tests, rather than building every dependency a third time for another target: the staging,
+the ELF check and `serverless package` see the same kind of zip a deploy does.
+
+    python3 artifacts.py zip --from target/debug --to target/lambda
 """
 import argparse
 import shutil
@@ -83,6 +90,24 @@ def stage(architecture, source, target):
     return []
 
 
+def pack(binaries, target):
+    """Writes <target>/<fn>/bootstrap.zip from the binary <binaries>/<fn>, for every function."""
+    missing = [f"{Path(binaries) / fn}: missing (cargo build first)" for fn in FUNCTIONS
+               if not (Path(binaries) / fn).is_file()]
+    if missing:
+        return missing
+    for fn in FUNCTIONS:
+        out = Path(target) / fn / "bootstrap.zip"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = (0o100755 << 16)  # a regular, executable file
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zipfile.ZipFile(out, "w") as archive, open(Path(binaries) / fn, "rb") as binary:
+            with archive.open(info, "w") as entry:
+                shutil.copyfileobj(binary, entry, 1 << 20)
+    return []
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,13 +115,19 @@ def main(argv):
     staging.add_argument("--arch", required=True, choices=sorted(MACHINES))
     staging.add_argument("--from", dest="source", required=True, help="cargo lambda's output directory")
     staging.add_argument("--to", dest="target", required=True, help="target/deploy/<arch>")
+    packing = commands.add_parser("zip", help="zip built binaries as <to>/<fn>/bootstrap.zip")
+    packing.add_argument("--from", dest="source", required=True, help="where cargo built the binaries")
+    packing.add_argument("--to", dest="target", required=True, help="target/lambda")
     args = parser.parse_args(argv)
-    problems = stage(args.arch, args.source, args.target)
+    if args.command == "zip":
+        problems, done = pack(args.source, args.target), f"zipped into {args.target}"
+    else:
+        problems, done = stage(args.arch, args.source, args.target), f"{args.arch} zips staged in {args.target}"
     for problem in problems:
         print(f"artifacts: {problem}", file=sys.stderr)
     if problems:
         return 1
-    print(f"artifacts: {len(FUNCTIONS)} {args.arch} zips staged in {args.target}")
+    print(f"artifacts: {len(FUNCTIONS)} {done}")
     return 0
 
 

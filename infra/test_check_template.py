@@ -351,6 +351,25 @@ class Artifacts(unittest.TestCase):
         self.assertEqual(sorted(p.name for p in (self.dir / "deploy" / "x86_64").iterdir()),
                          sorted(f"{f}.zip" for f in artifacts.FUNCTIONS))
 
+    def test_zipped_binaries_stage_for_their_own_architecture_only(self):
+        for function in artifacts.FUNCTIONS:
+            (self.dir / "bin").mkdir(exist_ok=True)
+            (self.dir / "bin" / function).write_bytes(elf_header(62) + b"rest of the binary")
+        self.assertEqual(artifacts.pack(self.dir / "bin", self.dir / "lambda"), [])
+        zipped = self.dir / "lambda" / "connect" / "bootstrap.zip"
+        with zipfile.ZipFile(zipped) as archive:
+            self.assertEqual(archive.read("bootstrap"), elf_header(62) + b"rest of the binary")
+        self.assertEqual(artifacts.stage("x86_64", self.dir / "lambda", self.dir / "deploy"), [])
+        self.assertEqual(len(artifacts.stage("arm64", self.dir / "lambda", self.dir / "arm")),
+                         len(artifacts.FUNCTIONS))
+
+    def test_zipping_names_each_missing_binary_and_writes_nothing(self):
+        (self.dir / "bin").mkdir()
+        (self.dir / "bin" / "connect").write_bytes(elf_header(62))
+        problems = artifacts.pack(self.dir / "bin", self.dir / "lambda")
+        self.assertEqual(len(problems), len(artifacts.FUNCTIONS) - 1)
+        self.assertFalse((self.dir / "lambda").exists())
+
     def test_the_template_check_reads_each_packaged_artifact_against_its_function(self):
         package = self.dir / "infra" / ".serverless"
         package.mkdir(parents=True)
