@@ -148,3 +148,32 @@ pub async fn authorize(
             }
         })
 }
+
+/// A Lambda main's exit: a start-up failure (a missing setting, a bad JWKS URL) logged once as a
+/// JSON line with its message and causes, where returning the error from `main` would print its
+/// `Debug` form (`MissingVar("TABLE_NAME")`) to stderr.
+pub fn exit_code(outcome: Result<(), lambda_runtime::Error>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %error_chain(e.as_ref()), "the function could not start");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its sources, outermost first: "could not read X: file not found".
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    // Bounded: a source chain is a handful of links, and a cyclic one must not loop forever.
+    for _ in 0..16 {
+        let Some(cause) = source else { break };
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -6,8 +6,12 @@ use adapters::apigateway::inbound::Route;
 // to 1 769 MB it has at most one vCPU. A current_thread runtime costs about a quarter less CPU per
 // @connections post than a multi-thread one (BENCHMARKS.md, "CPU per post").
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     adapters::telemetry::init_json();
+    adapters::lambda::exit_code(run().await)
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
     let config = adapters::config::ServiceConfig::from_env()?;
     let handler = adapters::wiring::aws_handler(&config).await?;
     adapters::lambda::serve(handler, Route::Message).await
