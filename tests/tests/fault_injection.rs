@@ -120,6 +120,7 @@ async fn a_fan_out_to_ten_thousand_with_gone_and_throttled_recipients_reaches_ev
         fanout_concurrency: NonZeroUsize::new(64).unwrap(),
         retry: RetryPolicy {
             max_attempts: 3,
+            max_throttled_attempts: 3,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(50),
         },
