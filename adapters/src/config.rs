@@ -49,6 +49,13 @@ const MAX_ROOMS_PER_CONNECTION: RangeInclusive<usize> = 1..=99;
 /// presence is worth (0 turns it off).
 const PRESENCE_MAX_MEMBERS: RangeInclusive<usize> = 0..=1_000;
 
+/// Posts in the sender's invocation before the rest is queued: past 20 000 (about 20 s of CPU at
+/// 128 MB) the inline part alone could outrun API Gateway's 29 s. 0 queues every broadcast.
+const INLINE_RECIPIENTS: RangeInclusive<usize> = 0..=20_000;
+/// A worker's margin before its deadline: at least one post's time budget (1 s connect + 3 s
+/// read), at most a minute (a fan-out function's timeout is a few minutes at most).
+const JOB_SAFETY_MARGIN_MS: RangeInclusive<u64> = 1_000..=60_000;
+
 /// Everything a Lambda needs, read once at start-up.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -115,6 +122,18 @@ impl ServiceConfig {
                 defaults.presence_max_members,
                 PRESENCE_MAX_MEMBERS,
             )?,
+            inline_recipients: bounded(
+                &get,
+                "INLINE_RECIPIENTS",
+                defaults.inline_recipients,
+                INLINE_RECIPIENTS,
+            )?,
+            job_safety_margin: Duration::from_millis(bounded(
+                &get,
+                "JOB_SAFETY_MARGIN_MS",
+                defaults.job_safety_margin.as_millis() as u64,
+                JOB_SAFETY_MARGIN_MS,
+            )?),
             rate_limit: rate_limit(&get)?,
             ..defaults
         };
@@ -316,6 +335,18 @@ mod tests {
                 "must be between 1 and 99",
             ),
             ("PRESENCE_MAX_MEMBERS", "1001", "must be between 0 and 1000"),
+            ("INLINE_RECIPIENTS", "20001", "must be between 0 and 20000"),
+            ("INLINE_RECIPIENTS", "-1", "invalid digit"),
+            (
+                "JOB_SAFETY_MARGIN_MS",
+                "999",
+                "must be between 1000 and 60000",
+            ),
+            (
+                "JOB_SAFETY_MARGIN_MS",
+                "60001",
+                "must be between 1000 and 60000",
+            ),
             (
                 "ECHO_TO_SENDER",
                 "yes",
@@ -346,12 +377,20 @@ mod tests {
             ("MAX_ROOMS_PER_CONNECTION", "99"),
             ("PRESENCE_MAX_MEMBERS", "0"),
             ("PRESENCE_MAX_MEMBERS", "1000"),
+            ("INLINE_RECIPIENTS", "0"),
+            ("INLINE_RECIPIENTS", "20000"),
+            ("JOB_SAFETY_MARGIN_MS", "1000"),
+            ("JOB_SAFETY_MARGIN_MS", "60000"),
         ];
         for (name, value) in table {
             assert!(with_required(name, value).is_ok(), "{name}={value}");
         }
         let c = with_required("MAX_ROOMS_PER_CONNECTION", "99").unwrap();
         assert_eq!(c.settings.max_rooms_per_connection, 99);
+        let c = with_required("INLINE_RECIPIENTS", "250").unwrap();
+        assert_eq!(c.settings.inline_recipients, 250);
+        let c = with_required("JOB_SAFETY_MARGIN_MS", "2500").unwrap();
+        assert_eq!(c.settings.job_safety_margin, Duration::from_millis(2_500));
     }
 
     #[test]

@@ -10,6 +10,15 @@ use crate::time::Timestamp;
 /// API Gateway closes every WebSocket after two hours, whatever the client does.
 pub const API_GATEWAY_MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
 
+/// API Gateway waits at most this long for an integration (`$connect` included) to answer.
+pub const API_GATEWAY_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
+
+/// How long after `connected_at` a 410 does not prove a connection gone: API Gateway opens the
+/// socket only once `$connect` returns, so until then it answers 410 for a client whose row is
+/// already stored. The integration timeout, plus a margin for clock skew between API Gateway
+/// (which stamps `connected_at`) and the function reading it.
+pub const CONNECT_GRACE: Duration = Duration::from_secs(29 + 5);
+
 /// API Gateway closes a WebSocket that has carried no message for ten minutes.
 pub const API_GATEWAY_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
@@ -124,6 +133,12 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Whether this connection's `$connect` may still be running at `now` (see
+    /// [`CONNECT_GRACE`]): a 410 for it must not delete it.
+    pub fn may_still_be_connecting_at(&self, now: Timestamp) -> bool {
+        now < self.connected_at.saturating_add(CONNECT_GRACE)
+    }
+
     pub fn is_live_at(&self, now: Timestamp) -> bool {
         now < self.expires_at
     }

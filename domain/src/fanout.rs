@@ -1,13 +1,22 @@
 //! Fan-out: one frame to many connections, read page by page, posted with bounded concurrency,
 //! retried when retrying can help, pruned when the connection is gone.
 
+mod window;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::task::Poll;
+
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
+
+use window::Window;
 
 use crate::connection::{ConnectionId, Principal};
 use crate::ports::{
-    ClientNotifier, ConnectionRepository, NotifyError, Page, PageToken, Removed, RepositoryError,
-    Sleeper,
+    ClientNotifier, Clock, ConnectionRepository, NotifyError, Page, PageToken, Removed,
+    RepositoryError, Sleeper,
 };
 use crate::protocol::{self, Frame, PresenceEvent};
 use crate::room::RoomName;
@@ -80,6 +89,8 @@ pub struct DeliveryReport {
     pub throttled: u64,
     /// Posts sent again after a throttle or a transient fault.
     pub retried: u64,
+    /// Posts a worker did not retry because its deadline was near: handed over, not served.
+    pub deferred: u64,
 }
 
 impl DeliveryReport {
@@ -98,6 +109,7 @@ impl DeliveryReport {
                 self.failed += 1;
                 self.misconfigured += 1;
             }
+            PostOutcome::Deferred => self.deferred += 1,
         }
         self
     }
@@ -109,6 +121,53 @@ impl DeliveryReport {
 pub struct FanOutError {
     pub report: DeliveryReport,
     pub source: RepositoryError,
+}
+
+/// What [`FanOut::post_listed`] did: the counts, and the recipients it never started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Listed {
+    pub report: DeliveryReport,
+    /// In the order given, the skipped connection left out.
+    pub unstarted: Vec<ConnectionId>,
+}
+
+/// Where a dispatch gets its recipients: ids already read, then pages from `unread`
+/// (`Some(None)`: from the start; `None`: nothing more to read).
+struct Source {
+    ready: VecDeque<ConnectionId>,
+    unread: Option<Option<PageToken>>,
+}
+
+struct Dispatched {
+    report: DeliveryReport,
+    unstarted: Vec<ConnectionId>,
+    read_error: Option<RepositoryError>,
+}
+
+enum Event<P> {
+    Posted(P),
+    Read(Result<Page<ConnectionId>, RepositoryError>),
+}
+
+/// Waits for whichever comes first: a post finishing or the page read. The caller never waits
+/// with neither in progress.
+async fn next_event<P, F: Future<Output = P>>(
+    in_flight: &mut FuturesUnordered<F>,
+    reading: &mut Option<BoxFuture<'_, Result<Page<ConnectionId>, RepositoryError>>>,
+) -> Event<P> {
+    futures::future::poll_fn(|cx| {
+        if let Some(read) = reading.as_mut()
+            && let Poll::Ready(page) = read.as_mut().poll(cx)
+        {
+            *reading = None;
+            return Poll::Ready(Event::Read(page));
+        }
+        match in_flight.poll_next_unpin(cx) {
+            Poll::Ready(Some(posted)) => Poll::Ready(Event::Posted(posted)),
+            _ => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// One post's outcome, and what it took to get there.
@@ -125,6 +184,8 @@ pub(crate) enum PostOutcome {
     Gone,
     Failed,
     Misconfigured,
+    /// Not retried: the worker's deadline was too near. The recipient is handed over.
+    Deferred,
 }
 
 pub(crate) struct FanOut<'a> {
@@ -134,65 +195,151 @@ pub(crate) struct FanOut<'a> {
     pub settings: &'a Settings,
     /// When this fan-out reads: rows that expire later are live.
     pub now: Timestamp,
+    /// A worker's: no retry is started that could end within `job_safety_margin` of it.
+    pub deadline: Option<Deadline<'a>>,
+}
+
+/// The end of a worker's invocation, and the clock to compare it with.
+#[derive(Clone, Copy)]
+pub(crate) struct Deadline<'a> {
+    pub at: Timestamp,
+    pub clock: &'a dyn Clock,
+}
+
+impl Deadline<'_> {
+    /// Whether something that takes `busy` can start now and still end a safety margin before
+    /// the deadline.
+    pub fn leaves(&self, busy: std::time::Duration, margin: std::time::Duration) -> bool {
+        self.clock.now().saturating_add(busy).saturating_add(margin) < self.at
+    }
 }
 
 impl FanOut<'_> {
-    /// Posts `frame` to every live member of `audience` except `skip`.
+    /// Posts `frame` to every live member of `audience` except `skip`, reading each next page
+    /// while the current one is posting.
     pub async fn broadcast(
         &self,
         audience: Audience<'_>,
         frame: &[u8],
         skip: Option<&ConnectionId>,
     ) -> Result<DeliveryReport, FanOutError> {
-        let bound = self.settings.fanout_concurrency.get();
-        let mut in_flight = FuturesUnordered::new();
-        let mut tally = Tally::default();
-        let mut token: Option<PageToken> = None;
-        let outcome = loop {
-            let page = match self.read_page(audience, token.take()).await {
-                Ok(page) => page,
-                Err(source) => break Err(source),
-            };
-            for id in page.items {
-                if Some(&id) == skip {
-                    continue;
-                }
-                // Keep at most `bound` posts in flight, across page boundaries too.
-                while in_flight.len() >= bound {
-                    if let Some(posted) = in_flight.next().await {
-                        tally.add(posted);
-                    }
-                }
-                // The future owns the id: the page it came from is gone by the time it runs.
-                in_flight.push(async move {
-                    let (posted, departed) = self.post_or_prune(id.clone(), frame).await;
-                    if let (Audience::Room(room), Some(departed)) = (audience, &departed) {
-                        self.prune_orphan_membership(departed, room).await;
-                    }
-                    (posted, departed)
-                });
-            }
-            match page.next {
-                Some(next) => token = Some(next),
-                None => break Ok(()),
-            }
+        let source = Source {
+            ready: VecDeque::new(),
+            unread: Some(None),
         };
-        // Finish what was started (after a read failure too, to say how far we got).
-        while let Some(posted) = in_flight.next().await {
-            tally.add(posted);
-        }
-        // Only now, with no post in flight: announcing while posting would multiply the bound.
-        self.announce_departures(tally.departed).await;
-        match outcome {
-            Ok(()) => Ok(tally.report),
-            Err(source) => Err(FanOutError {
-                report: tally.report,
+        let dispatched = self
+            .dispatch(audience, frame, skip, source, &mut || true)
+            .await;
+        match dispatched.read_error {
+            None => Ok(dispatched.report),
+            Some(source) => Err(FanOutError {
+                report: dispatched.report,
                 source,
             }),
         }
     }
 
-    async fn read_page(
+    /// Posts `frame` to `recipients` (already read from `audience`) except `skip`, asking
+    /// `may_start` before each post; what it refused is returned, never started.
+    pub async fn post_listed(
+        &self,
+        audience: Audience<'_>,
+        frame: &[u8],
+        skip: Option<&ConnectionId>,
+        recipients: Vec<ConnectionId>,
+        may_start: &mut (dyn FnMut() -> bool + Send),
+    ) -> Listed {
+        let source = Source {
+            ready: recipients.into(),
+            unread: None,
+        };
+        let dispatched = self
+            .dispatch(audience, frame, skip, source, may_start)
+            .await;
+        Listed {
+            report: dispatched.report,
+            unstarted: dispatched.unstarted,
+        }
+    }
+
+    /// The one posting loop: at most `window.limit()` posts in flight (across page boundaries
+    /// too), the next page read while posts run, departures announced once no post is in flight
+    /// (announcing while posting would multiply the bound).
+    async fn dispatch(
+        &self,
+        audience: Audience<'_>,
+        frame: &[u8],
+        skip: Option<&ConnectionId>,
+        mut source: Source,
+        may_start: &mut (dyn FnMut() -> bool + Send),
+    ) -> Dispatched {
+        let mut window = Window::new(self.settings.fanout_concurrency);
+        let mut in_flight = FuturesUnordered::new();
+        let mut reading: Option<BoxFuture<'_, Result<Page<ConnectionId>, RepositoryError>>> = None;
+        let mut tally = Tally::default();
+        let mut read_error = None;
+        let mut stopped = false;
+        let mut deferred_ids = Vec::new();
+        loop {
+            // Prefetch: fewer ids waiting than a full window can take means the next page is due.
+            if reading.is_none()
+                && source.ready.len() < window.max()
+                && let Some(from) = source.unread.take()
+            {
+                reading = Some(Box::pin(self.read_page(audience, from)));
+            }
+            while !stopped && in_flight.len() < window.limit() {
+                let Some(id) = source.ready.pop_front() else {
+                    break;
+                };
+                if Some(&id) == skip {
+                    continue;
+                }
+                if !may_start() {
+                    source.ready.push_front(id);
+                    stopped = true;
+                    break;
+                }
+                // The future owns the id: the page it came from is gone by the time it runs.
+                in_flight.push(async move {
+                    let (posted, departed) = self.post_or_prune(&id, frame).await;
+                    if let (Audience::Room(room), Some(departed)) = (audience, &departed) {
+                        self.prune_orphan_membership(departed, room).await;
+                    }
+                    let deferred = (posted.outcome == PostOutcome::Deferred).then_some(id);
+                    ((posted, departed), deferred)
+                });
+            }
+            if in_flight.is_empty() && (stopped || reading.is_none()) {
+                break;
+            }
+            match next_event(&mut in_flight, &mut reading).await {
+                Event::Posted((posted, deferred)) => {
+                    window.observe(&posted.0);
+                    tally.add(posted);
+                    deferred_ids.extend(deferred);
+                }
+                Event::Read(Ok(page)) => {
+                    source.ready.extend(page.items);
+                    source.unread = page.next.map(Some);
+                }
+                // Finish what was read and started, to say how far we got.
+                Event::Read(Err(e)) => read_error = Some(e),
+            }
+        }
+        self.announce_departures(tally.departed).await;
+        Dispatched {
+            report: tally.report,
+            // Deferred posts were never delivered: they go with the rest.
+            unstarted: deferred_ids
+                .into_iter()
+                .chain(source.ready.into_iter().filter(|id| Some(id) != skip))
+                .collect(),
+            read_error,
+        }
+    }
+
+    pub async fn read_page(
         &self,
         audience: Audience<'_>,
         token: Option<PageToken>,
@@ -205,20 +352,35 @@ impl FanOut<'_> {
 
     /// Posts to one connection; on `Gone`, prunes it and tells its rooms it left.
     pub async fn deliver(&self, to: &ConnectionId, frame: &[u8]) -> Posted {
-        let (posted, departed) = self.post_or_prune(to.clone(), frame).await;
+        let (posted, departed) = self.post_or_prune(to, frame).await;
         self.announce_departures(departed.into_iter().collect())
             .await;
         posted
     }
 
     /// Posts to one connection; on `Gone`, prunes it and returns the departure to announce.
-    async fn post_or_prune(&self, to: ConnectionId, frame: &[u8]) -> (Posted, Option<Departure>) {
-        let posted = self.post(&to, frame).await;
-        if posted.outcome != PostOutcome::Gone {
+    /// A connection whose `$connect` may still be running is kept: API Gateway answers 410
+    /// until `$connect` returns, and deleting its row would cut it off from every broadcast.
+    async fn post_or_prune(&self, to: &ConnectionId, frame: &[u8]) -> (Posted, Option<Departure>) {
+        let posted = self.post(to, frame).await;
+        if posted.outcome != PostOutcome::Gone || self.may_still_be_connecting(to).await {
             return (posted, None);
         }
-        let removed = self.prune(&to).await;
-        (posted, Some(Departure::of(&to, removed)))
+        let removed = self.prune(to).await;
+        (posted, Some(Departure::of(to, removed)))
+    }
+
+    /// Whether `id`'s row is younger than [`crate::connection::CONNECT_GRACE`]. A read that
+    /// fails keeps the row too: a wrongly kept row costs one more 410, a wrongly deleted one a
+    /// client that silently hears nothing.
+    async fn may_still_be_connecting(&self, id: &ConnectionId) -> bool {
+        match self.repo.get(id, self.now).await {
+            Ok(connection) => connection.is_some_and(|c| c.may_still_be_connecting_at(self.now)),
+            Err(e) => {
+                tracing::warn!(connectionId = %id, error = %e, "could not check a gone connection's age; kept");
+                true
+            }
+        }
     }
 
     /// A 410 from a room member whose connection row was already gone: its membership outlived a
@@ -301,7 +463,7 @@ impl FanOut<'_> {
         };
         let bytes = &bytes;
         futures::stream::iter(members.into_iter().filter(|id| id != subject))
-            .map(|id| async move { self.post_or_prune(id, bytes).await.1 })
+            .map(|id| async move { self.post_or_prune(&id, bytes).await.1 })
             .buffer_unordered(self.settings.fanout_concurrency.get())
             .filter_map(|departed| async move { departed })
             .collect()
@@ -340,8 +502,9 @@ impl FanOut<'_> {
         None
     }
 
-    /// Posts to one connection: retries `Throttled` and `Transient` with jittered backoff, gives
-    /// up at once on faults no retry can fix. Prunes nothing: that is the caller's choice.
+    /// Posts to one connection: retries `Throttled` (up to `max_throttled_attempts`) and
+    /// `Transient` (up to `max_attempts`) with jittered backoff, gives up at once on faults no
+    /// retry can fix. Prunes nothing: that is the caller's choice.
     async fn post(&self, to: &ConnectionId, frame: &[u8]) -> Posted {
         let retry = &self.settings.retry;
         let mut attempt = 1;
@@ -356,14 +519,23 @@ impl FanOut<'_> {
                 Ok(()) => return done(PostOutcome::Delivered, throttled, attempt),
                 Err(NotifyError::Gone) => return done(PostOutcome::Gone, throttled, attempt),
                 Err(e @ (NotifyError::Throttled | NotifyError::Transient(_))) => {
-                    if matches!(e, NotifyError::Throttled) {
+                    let budget = if matches!(e, NotifyError::Throttled) {
                         throttled += 1;
-                    }
-                    if attempt >= retry.max_attempts {
+                        retry.max_throttled_attempts
+                    } else {
+                        retry.max_attempts
+                    };
+                    if attempt >= budget {
                         tracing::warn!(connectionId = %to, attempts = attempt, error = %e, "giving up on a post");
                         return done(PostOutcome::Failed, throttled, attempt);
                     }
-                    self.sleeper.sleep(retry.pause(attempt)).await;
+                    let pause = retry.pause(attempt);
+                    if let Some(deadline) = &self.deadline
+                        && !deadline.leaves(pause, self.settings.job_safety_margin)
+                    {
+                        return done(PostOutcome::Deferred, throttled, attempt);
+                    }
+                    self.sleeper.sleep(pause).await;
                     attempt += 1;
                 }
                 Err(e @ (NotifyError::Forbidden(_) | NotifyError::PayloadTooLarge)) => {

@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use crate::connection::{
     API_GATEWAY_MAX_CONNECTION_DURATION, ConnectRequest, Connection, ConnectionId, Sender,
 };
+use crate::delivery::{DeliveryJob, DeliveryQueue, JobTarget, MessageId, QueueError};
 use crate::fanout::{Audience, DeliveryReport, Departure, FanOut, FanOutError, PostOutcome};
 use crate::ports::{
     ClientNotifier, Clock, ConnectionRepository, JoinError, Joined, OpenRoomPolicy, Removed,
@@ -37,6 +38,10 @@ pub enum HandleError {
     Repository(#[from] RepositoryError),
     #[error(transparent)]
     FanOut(#[from] FanOutError),
+    /// The part of a broadcast beyond `inline_recipients` could not be queued: nothing was
+    /// posted (the queue is asked first).
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 /// How a client message was handled.
@@ -58,6 +63,7 @@ pub struct WebSocketService<R, N> {
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
     policy: Arc<dyn RoomPolicy>,
+    queue: Option<Arc<dyn DeliveryQueue>>,
     settings: Settings,
 }
 
@@ -80,7 +86,17 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             clock,
             sleeper,
             policy: Arc::new(OpenRoomPolicy),
+            queue: None,
             settings,
+        }
+    }
+
+    /// Where broadcasts larger than `inline_recipients` send the rest. Without one, everything
+    /// is delivered inline.
+    pub fn with_delivery_queue(self, queue: Arc<dyn DeliveryQueue>) -> Self {
+        Self {
+            queue: Some(queue),
+            ..self
         }
     }
 
@@ -170,11 +186,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     // --- One method per action -------------------------------------------------------------------
 
     async fn send_message(&self, sender: &Sender, data: &RawValue) -> Step<Outcome> {
-        let frame = self.encode(&self.message(sender, None, data))?;
-        let report = self
-            .broadcast(&frame, Audience::Everyone, self.echo_skip(sender))
-            .await?;
-        Ok(Outcome::Done(report))
+        self.deliver(sender, JobTarget::Everyone, data).await
     }
 
     /// A direct message checks the store before posting: the store, not API Gateway, says who is
@@ -182,7 +194,9 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     /// (expired, pruned, or never ours) gets nothing, and the sender learns `unknown_connection`
     /// without a post being spent on it.
     async fn send(&self, sender: &Sender, to: &ConnectionId, data: &RawValue) -> Step<Outcome> {
-        let frame = self.encode(&self.message(sender, None, data))?;
+        let id = MessageId::random();
+        let sent_at = self.clock.now().as_millis();
+        let frame = self.encode(&self.message(&id, sender, None, data, sent_at))?;
         let unknown = || {
             Refusal::new(
                 ErrorCode::UnknownConnection,
@@ -196,7 +210,9 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         if posted.outcome == PostOutcome::Gone {
             return Err(unknown().into());
         }
-        Ok(Outcome::Done(DeliveryReport::default().add(posted)))
+        Ok(Outcome::Done(Delivered::inline(
+            DeliveryReport::default().add(posted),
+        )))
     }
 
     async fn join(&self, sender: &Sender, room: &RoomName) -> Step<Outcome> {
@@ -211,9 +227,9 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
                 self.fanout()
                     .announce_arrival(room, &sender.id, sender.principal.as_ref())
                     .await;
-                Ok(Outcome::Done(DeliveryReport::default()))
+                Ok(Outcome::Done(Delivered::default()))
             }
-            Ok(Joined::AlreadyMember) => Ok(Outcome::Done(DeliveryReport::default())),
+            Ok(Joined::AlreadyMember) => Ok(Outcome::Done(Delivered::default())),
             Err(JoinError::TooManyRooms { max }) => Err(Refusal::new(
                 ErrorCode::TooManyRooms,
                 format!("a connection may be in at most {max} rooms; leave one first"),
@@ -246,17 +262,14 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             };
             self.fanout().announce_departures(vec![left]).await;
         }
-        Ok(Outcome::Done(DeliveryReport::default()))
+        Ok(Outcome::Done(Delivered::default()))
     }
 
     async fn publish(&self, sender: &Sender, room: &RoomName, data: &RawValue) -> Step<Outcome> {
         self.require_access(sender, room, RoomAccess::Publish)?;
         self.require_member(sender, room).await?;
-        let frame = self.encode(&self.message(sender, Some(room), data))?;
-        let report = self
-            .broadcast(&frame, Audience::Room(room), self.echo_skip(sender))
-            .await?;
-        Ok(Outcome::Done(report))
+        self.deliver(sender, JobTarget::Room(room.clone()), data)
+            .await
     }
 
     async fn typing(&self, sender: &Sender, room: &RoomName) -> Step<Outcome> {
@@ -268,11 +281,13 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             principal: sender.principal.as_ref(),
             room,
         })?;
-        // Never echoed, whatever `echo_to_sender` says: the typist knows they are typing.
+        // Never echoed, whatever `echo_to_sender` says: the typist knows they are typing. Always
+        // inline: an ephemeral hint is not worth a queue hop.
         let report = self
-            .broadcast(&frame, Audience::Room(room), Some(&sender.id))
+            .fanout()
+            .broadcast(Audience::Room(room), &frame, Some(&sender.id))
             .await?;
-        Ok(Outcome::Done(report))
+        Ok(Outcome::Done(Delivered::inline(report)))
     }
 
     /// One page of the member list: the `members` frame is the answer (it carries the
@@ -383,19 +398,22 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         .into())
     }
 
-    /// A `message` frame from `sender`, stamped now.
+    /// A `message` frame from `sender`.
     fn message<'a>(
         &self,
+        id: &'a MessageId,
         sender: &'a Sender,
         room: Option<&'a RoomName>,
         data: &'a RawValue,
+        sent_at: u64,
     ) -> Frame<'a> {
         Frame::Message {
-            from: &sender.id,
+            id,
+            from: Some(&sender.id),
             principal: sender.principal.as_ref(),
             room,
             data,
-            sent_at: self.clock.now().as_millis(),
+            sent_at,
         }
     }
 
@@ -405,14 +423,59 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             .map_err(|e| Refusal::new(ErrorCode::TooLarge, e.to_string()).into())
     }
 
-    /// Posts encoded bytes to every live member of `audience` but `skip`.
-    async fn broadcast(
-        &self,
-        frame: &[u8],
-        audience: Audience<'_>,
-        skip: Option<&ConnectionId>,
-    ) -> Step<DeliveryReport> {
-        Ok(self.fanout().broadcast(audience, frame, skip).await?)
+    /// Delivers a new message from `sender` to `target` (everyone or a room): everything
+    /// inline without a queue; with one, the first `inline_recipients` inline and the rest as
+    /// jobs, queued before the first post.
+    async fn deliver(&self, sender: &Sender, target: JobTarget, data: &RawValue) -> Step<Outcome> {
+        let id = MessageId::random();
+        let room = match &target {
+            JobTarget::Room(room) => Some(room),
+            _ => None,
+        };
+        let sent_at = self.clock.now().as_millis();
+        let frame = self.encode(&self.message(&id, sender, room, data, sent_at))?;
+        let job = DeliveryJob {
+            from: Some(sender.id.clone()),
+            principal: sender.principal.clone(),
+            skip: self.echo_skip(sender).cloned(),
+            sent_at: Some(sent_at),
+            ..DeliveryJob::new(id.clone(), target.clone(), data.to_owned())
+        };
+        let audience = match &target {
+            JobTarget::Room(room) => Audience::Room(room),
+            _ => Audience::Everyone,
+        };
+        let fanout = self.fanout();
+        let Some(queue) = &self.queue else {
+            let report = fanout
+                .broadcast(audience, &frame, job.skip.as_ref())
+                .await?;
+            return Ok(Outcome::Done(Delivered::inline(report)));
+        };
+        let split = crate::delivery::inline::split(
+            &fanout,
+            audience,
+            &job,
+            self.settings.inline_recipients,
+        )
+        .await?;
+        let queued = !split.jobs.is_empty();
+        if queued {
+            queue.enqueue(split.jobs).await.map_err(HandleError::from)?;
+        }
+        let listed = fanout
+            .post_listed(
+                audience,
+                &frame,
+                job.skip.as_ref(),
+                split.inline,
+                &mut || true,
+            )
+            .await;
+        Ok(Outcome::Done(Delivered {
+            report: listed.report,
+            queued,
+        }))
     }
 
     /// Who a `sendmessage` or `publish` skips: the sender, unless `echo_to_sender` is on.
@@ -432,13 +495,14 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     ) -> Result<Handled, HandleError> {
         let report = match step {
             Ok(Outcome::Answered) => DeliveryReport::default(),
-            Ok(Outcome::Done(report)) => {
+            Ok(Outcome::Done(Delivered { report, queued })) => {
                 if let Some(request_id) = request_id {
                     let ack = Frame::Ack {
                         request_id,
                         delivered: report.delivered,
                         gone: report.gone,
                         failed: report.failed,
+                        queued,
                     };
                     self.reply(sender, &ack).await;
                 }
@@ -502,6 +566,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             sleeper: self.sleeper.as_ref(),
             settings: &self.settings,
             now: self.clock.now(),
+            deadline: None,
         }
     }
 }
@@ -511,7 +576,23 @@ enum Outcome {
     /// The action's own reply was the answer: no `ack`.
     Answered,
     /// The action ran: an `ack` with these counts follows when the request had a `requestId`.
-    Done(DeliveryReport),
+    Done(Delivered),
+}
+
+/// What an action delivered inline, and whether it queued the rest.
+#[derive(Default)]
+struct Delivered {
+    report: DeliveryReport,
+    queued: bool,
+}
+
+impl Delivered {
+    fn inline(report: DeliveryReport) -> Self {
+        Self {
+            report,
+            queued: false,
+        }
+    }
 }
 
 /// A client mistake, answered with an `error` frame.
@@ -553,6 +634,12 @@ impl From<Refusal> for Stop {
 impl From<RepositoryError> for Stop {
     fn from(error: RepositoryError) -> Self {
         Stop::Failed(error.into())
+    }
+}
+
+impl From<HandleError> for Stop {
+    fn from(error: HandleError) -> Self {
+        Stop::Failed(error)
     }
 }
 

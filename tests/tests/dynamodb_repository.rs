@@ -19,6 +19,13 @@ async fn fresh(page_size: usize) -> DynamoConnectionRepository {
 
 repository_contract!(fresh);
 
+/// Deletes the connection row alone, as a `remove` whose membership batch failed would leave it.
+async fn orphan(repo: std::sync::Arc<DynamoConnectionRepository>, id: domain::ConnectionId) {
+    repo.delete_connection_row_only(&id).await.unwrap();
+}
+
+pruning_contract!(fresh, orphan);
+
 #[tokio::test]
 async fn listing_reads_every_shard_when_connections_are_spread_over_several() {
     let client = dynamodb_client().await;

@@ -30,10 +30,12 @@ fn now() -> Timestamp {
     adapters::clock::SystemClock.now()
 }
 
+/// A connection made an hour ago: past the grace a 410 gets while `$connect` may still run, so
+/// a 410 for it means gone.
 fn live(raw: &str) -> Connection {
     Connection {
         id: id(raw),
-        connected_at: now(),
+        connected_at: Timestamp::from_millis(now().as_millis() - 3_600_000),
         expires_at: now().saturating_add(domain::API_GATEWAY_MAX_CONNECTION_DURATION),
         principal: None,
         source_ip: None,
@@ -120,6 +122,7 @@ async fn a_fan_out_to_ten_thousand_with_gone_and_throttled_recipients_reaches_ev
         fanout_concurrency: NonZeroUsize::new(64).unwrap(),
         retry: RetryPolicy {
             max_attempts: 3,
+            max_throttled_attempts: 3,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(50),
         },
@@ -400,7 +403,7 @@ async fn rows_left_by_clients_that_never_sent_disconnect_are_pruned_by_410_or_hi
     // membership; the expired row was never even tried.
     assert_eq!(
         ack,
-        json!({"type": "ack", "requestId": "all", "delivered": 1, "gone": 1, "failed": 0})
+        json!({"type": "ack", "requestId": "all", "delivered": 1, "gone": 1, "failed": 0, "queued": false})
     );
     assert_eq!(
         repo.get(&id("STALEstaleSTALE="), now()).await.unwrap(),

@@ -31,6 +31,7 @@ async fn gateway_running(handler: Arc<dyn EventHandler>) -> RunningGateway {
         authorizer: None,
         sockets: Arc::default(),
         browser: BrowserPolicy::default(),
+        delivery: None,
     })
     .await
     .unwrap()
@@ -333,7 +334,7 @@ async fn the_in_process_notifier_delivers_the_same_frames_without_the_http_hop()
     assert_eq!(next_json(&mut a).await["data"], "direct");
     assert_eq!(
         next_json(&mut b).await,
-        json!({"type":"ack","requestId":"d","delivered":1,"gone":0,"failed":0})
+        json!({"type":"ack","requestId":"d","delivered":1,"gone":0,"failed":0,"queued":false})
     );
 }
 

@@ -9,3 +9,9 @@ async fn fresh(page_size: usize) -> InMemoryConnectionRepository {
 }
 
 repository_contract!(fresh);
+
+async fn orphan(repo: std::sync::Arc<InMemoryConnectionRepository>, id: domain::ConnectionId) {
+    repo.remove_connection_row_only(&id);
+}
+
+pruning_contract!(fresh, orphan);

@@ -68,6 +68,23 @@ impl DynamoConnectionRepository {
         &self.settings.table
     }
 
+    /// Deletes the connection row and nothing else: what `remove` leaves behind when its
+    /// membership batch fails after the row is gone. For the tests of orphan pruning (the
+    /// in-memory store has the same hook), never called by the service.
+    pub async fn delete_connection_row_only(
+        &self,
+        id: &ConnectionId,
+    ) -> Result<(), RepositoryError> {
+        self.client
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(codec::connection_key(id)))
+            .send()
+            .await
+            .map_err(repository_error)?;
+        Ok(())
+    }
+
     async fn item(&self, id: &ConnectionId) -> Result<Option<Item>, RepositoryError> {
         let out = self
             .client

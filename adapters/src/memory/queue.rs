@@ -167,6 +167,11 @@ impl MemoryQueue {
         self.arrived.notify_one();
     }
 
+    /// Receives after which a released message goes to the dead letters.
+    pub fn max_receives(&self) -> u32 {
+        self.max_receives
+    }
+
     /// Messages waiting or being worked on: zero once every job is done.
     pub fn outstanding(&self) -> usize {
         let state = self.lock();

@@ -11,15 +11,27 @@ use domain::{
 
 /// A thread-safe [`ConnectionRepository`] in a mutex: pages, expiry and the join/remove race behave
 /// as the DynamoDB adapter's do (the contract suite checks both).
+///
+/// Memberships are rows of their own, as in DynamoDB: each keeps the expiry and principal its
+/// connection had when it joined, and room reads filter by those alone, never by the connection
+/// row. So an orphan (a membership whose connection row is gone) is visible here exactly as it is
+/// in DynamoDB; [`Self::remove_connection_row_only`] makes one.
 pub struct InMemoryConnectionRepository {
     state: Mutex<State>,
     page_size: usize,
 }
 
+/// One membership row, as DynamoDB stores it.
+#[derive(Debug, Clone)]
+struct Membership {
+    expires_at: Timestamp,
+    principal: Option<domain::Principal>,
+}
+
 #[derive(Default)]
 struct State {
     connections: BTreeMap<ConnectionId, Connection>,
-    members: BTreeMap<RoomName, BTreeSet<ConnectionId>>,
+    members: BTreeMap<RoomName, BTreeMap<ConnectionId, Membership>>,
     rooms: BTreeMap<ConnectionId, BTreeSet<RoomName>>,
     /// Rate-limit buckets, kept apart from `connections` so a retried `save` keeps them.
     buckets: BTreeMap<ConnectionId, Bucket>,
@@ -48,8 +60,17 @@ impl InMemoryConnectionRepository {
     /// Rows stored, live or not: for tests that check nothing is left behind.
     pub fn stored_rows(&self) -> (usize, usize) {
         let state = self.state();
-        let memberships = state.members.values().map(BTreeSet::len).sum();
+        let memberships = state.members.values().map(BTreeMap::len).sum();
         (state.connections.len(), memberships)
+    }
+
+    /// What a `remove` whose membership deletes failed leaves behind (DynamoDB deletes the
+    /// connection row first, then the memberships in batches): the row is gone, its memberships
+    /// stay. For the tests of orphan pruning.
+    pub fn remove_connection_row_only(&self, id: &ConnectionId) {
+        let mut state = self.state();
+        state.connections.remove(id);
+        state.rooms.remove(id);
     }
 }
 
@@ -88,6 +109,15 @@ impl State {
     fn is_live(&self, id: &ConnectionId, now: Timestamp) -> bool {
         self.connections.get(id).is_some_and(|c| c.is_live_at(now))
     }
+
+    fn delete_membership(&mut self, id: &ConnectionId, room: &RoomName) {
+        if let Some(members) = self.members.get_mut(room) {
+            members.remove(id);
+            if members.is_empty() {
+                self.members.remove(room);
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -105,12 +135,7 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         state.buckets.remove(id);
         let rooms = state.rooms.remove(id).unwrap_or_default();
         for room in &rooms {
-            if let Some(members) = state.members.get_mut(room) {
-                members.remove(id);
-                if members.is_empty() {
-                    state.members.remove(room);
-                }
-            }
+            state.delete_membership(id, room);
         }
         Ok(Removed {
             connection,
@@ -139,9 +164,13 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         now: Timestamp,
     ) -> Result<Joined, JoinError> {
         let mut state = self.state();
-        if !state.is_live(id, now) {
+        let Some(connection) = state.connections.get(id).filter(|c| c.is_live_at(now)) else {
             return Err(JoinError::NotConnected);
-        }
+        };
+        let membership = Membership {
+            expires_at: connection.expires_at,
+            principal: connection.principal.clone(),
+        };
         let rooms = state.rooms.entry(id.clone()).or_default();
         if rooms.contains(room) {
             return Ok(Joined::AlreadyMember);
@@ -154,7 +183,7 @@ impl ConnectionRepository for InMemoryConnectionRepository {
             .members
             .entry(room.clone())
             .or_default()
-            .insert(id.clone());
+            .insert(id.clone(), membership);
         Ok(Joined::Added)
     }
 
@@ -163,12 +192,7 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         if let Some(rooms) = state.rooms.get_mut(id) {
             rooms.remove(room);
         }
-        if let Some(members) = state.members.get_mut(room) {
-            members.remove(id);
-            if members.is_empty() {
-                state.members.remove(room);
-            }
-        }
+        state.delete_membership(id, room);
         Ok(())
     }
 
@@ -202,9 +226,9 @@ impl ConnectionRepository for InMemoryConnectionRepository {
                 next: None,
             });
         };
-        let keys = members.range((start, Bound::Unbounded));
+        let keys = members.range((start, Bound::Unbounded)).map(|(id, _)| id);
         Ok(page_after(keys, self.page_size, |id| {
-            state.is_live(id, now)
+            members.get(id).is_some_and(|m| m.expires_at > now)
         }))
     }
 
@@ -223,11 +247,11 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         let mut ids = members.range((start, Bound::Unbounded)).peekable();
         let mut page = MemberPage::default();
         let mut last = None;
-        for id in ids.by_ref().take(limit.max(1)) {
-            if let Some(connection) = state.connections.get(id).filter(|c| c.is_live_at(now)) {
+        for (id, membership) in ids.by_ref().take(limit.max(1)) {
+            if membership.expires_at > now {
                 page.members.push(Member {
                     id: id.clone(),
-                    principal: connection.principal.clone(),
+                    principal: membership.principal.clone(),
                 });
             }
             last = Some(id);

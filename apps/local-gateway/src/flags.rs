@@ -82,6 +82,23 @@ pub struct Options {
     /// Messages one connection may send at once after a quiet spell; 0 turns the limit off.
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 0)]
     pub rate_limit_burst: u32,
+    /// Delivery workers on the in-memory queue, as the `fanout` Lambda's concurrency: a
+    /// broadcast past --inline-recipients is handed to them, and `POST /{stage}/@publish` feeds
+    /// them. 0 turns queued delivery off (every broadcast inline, no @publish).
+    #[arg(long, env = "LOCAL_GATEWAY_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=256))]
+    pub workers: u64,
+    /// Recipients a sendmessage or publish posts to in the sender's invocation before the rest
+    /// is queued (the Lambdas' INLINE_RECIPIENTS).
+    #[arg(long, env = "INLINE_RECIPIENTS", default_value_t = Settings::default().inline_recipients as u64, value_parser = clap::value_parser!(u64).range(0..=20_000))]
+    pub inline_recipients: u64,
+    /// A worker invocation's simulated deadline, in milliseconds (the `fanout` Lambda's
+    /// timeout): a job still running then is cut off and redelivered.
+    #[arg(long, env = "LOCAL_GATEWAY_JOB_DEADLINE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=900_000))]
+    pub job_deadline_ms: u64,
+    /// How long before its deadline a worker stops starting posts and hands the rest over (the
+    /// Lambdas' JOB_SAFETY_MARGIN_MS). Must be below --job-deadline-ms.
+    #[arg(long, env = "JOB_SAFETY_MARGIN_MS", default_value_t = Settings::default().job_safety_margin.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub job_safety_margin_ms: u64,
     /// Use a DynamoDB-compatible server (moto, DynamoDB Local) instead of the in-memory store.
     #[arg(long, env = "LOCAL_GATEWAY_DYNAMODB_ENDPOINT")]
     pub dynamodb_endpoint: Option<String>,
@@ -124,6 +141,25 @@ impl Options {
             handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
             max_connections: self.max_connections,
         }
+    }
+
+    pub fn job_deadline(&self) -> Duration {
+        Duration::from_millis(self.job_deadline_ms)
+    }
+
+    pub fn job_safety_margin(&self) -> Duration {
+        Duration::from_millis(self.job_safety_margin_ms)
+    }
+
+    /// A margin at or past the deadline would hand every job back untouched, forever.
+    pub fn check_delivery(&self) -> Result<(), String> {
+        if self.workers > 0 && self.job_safety_margin_ms >= self.job_deadline_ms {
+            return Err(format!(
+                "--job-safety-margin-ms ({}) must be below --job-deadline-ms ({})",
+                self.job_safety_margin_ms, self.job_deadline_ms
+            ));
+        }
+        Ok(())
     }
 
     pub fn browser_policy(&self) -> BrowserPolicy {

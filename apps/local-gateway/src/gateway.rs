@@ -33,6 +33,8 @@ pub(crate) struct Gateway {
     pub authorizer: Option<Arc<dyn TokenVerifier>>,
     pub sockets: Arc<Sockets>,
     pub browser: BrowserPolicy,
+    /// Where `POST /{stage}/@publish` puts a job; `None` without workers.
+    pub publish_queue: Option<adapters::memory::MemoryQueue>,
     /// The chat page, with this gateway's stage in it.
     pub chat_page_html: String,
     /// True once shutdown has begun: no new WebSocket, every open one closes with 1001.
@@ -53,6 +55,7 @@ pub(crate) struct GatewayParts {
     pub authorizer: Option<Arc<dyn TokenVerifier>>,
     pub sockets: Arc<Sockets>,
     pub browser: BrowserPolicy,
+    pub publish_queue: Option<adapters::memory::MemoryQueue>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -73,6 +76,7 @@ impl Gateway {
             authorizer: parts.authorizer,
             sockets: parts.sockets,
             browser: parts.browser,
+            publish_queue: parts.publish_queue,
             shutdown: parts.shutdown,
         }
     }

@@ -9,11 +9,14 @@
 //! - [`metrics_page`]: `GET /metrics`, the handlers' metrics in Prometheus text format.
 //! - [`browser_safety`]: keeping other web pages away from a gateway on the developer's laptop.
 //! - [`events`]: the API Gateway events built for each upgrade, message and close.
+//! - [`delivery`]: `--workers` running the delivery worker over the in-memory queue.
+//! - [`publish_route`]: `POST /{stage}/@publish`, a backend's publish without a WebSocket.
 //! - [`limits`], [`flags`], [`wiring`], [`tokens`]: configuration.
 
 mod browser_safety;
 mod chat_page;
 mod close_codes;
+mod delivery;
 mod events;
 mod flags;
 mod gateway;
@@ -22,6 +25,7 @@ mod limits;
 mod management;
 mod metrics_page;
 mod outbox;
+mod publish_route;
 mod registry;
 mod server;
 mod socket;
@@ -34,12 +38,13 @@ use adapters::apigateway::inbound::{InboundError, WebSocketHandler};
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use domain::{ClientNotifier, ConnectionRepository, TokenVerifier};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub use browser_safety::{BrowserPolicy, exposure_warning};
+pub use delivery::LocalDelivery;
 pub use flags::{NotifierKind, Options};
 pub use limits::{
     API_GATEWAY_IDLE_TIMEOUT, API_GATEWAY_MAX_FRAME_BYTES, CLOSE_HANDSHAKE_TIMEOUT, Limits,
@@ -75,6 +80,9 @@ pub struct GatewayConfig {
     pub sockets: Arc<Sockets>,
     /// Which other web pages may open a WebSocket.
     pub browser: BrowserPolicy,
+    /// The in-memory delivery queue and its workers (`--workers`); `None`: everything inline,
+    /// and `@publish` answers 503.
+    pub delivery: Option<LocalDelivery>,
 }
 
 fn routes(gateway: Arc<gateway::Gateway>) -> Router {
@@ -85,6 +93,7 @@ fn routes(gateway: Arc<gateway::Gateway>) -> Router {
         .route("/metrics", get(metrics_page::render))
         .route("/{stage}", get(handshake::upgrade))
         .route("/{stage}/@connections/{id}", any(management::connection))
+        .route("/{stage}/@publish", post(publish_route::publish))
         .route(
             "/@connections/{id}",
             any(management::connection_without_stage),

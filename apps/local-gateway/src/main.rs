@@ -27,6 +27,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         gateway.management_url()
     );
     println!("  browser chat:  {}", gateway.http_url());
+    match (gateway.publish_url(), gateway.delivery()) {
+        (Some(url), Some(delivery)) => {
+            println!(
+                "  delivery:      {} workers on the in-memory queue, {} ms per job, inline up to {} recipients",
+                delivery.workers,
+                delivery.job_deadline.as_millis(),
+                options.inline_recipients
+            );
+            println!(
+                "  @publish:      POST {url} (local only: JSON body, no Origin), e.g. cargo run -p wsctl -- publish --local {} --room lobby --data '\"hi\"'",
+                gateway.management_url()
+            );
+        }
+        _ => println!("  delivery:      inline only (--workers 0), no @publish"),
+    }
     if options.jwt_secret.is_some() || options.jwks_url.is_some() {
         println!(
             "  authorizer:    on (connect with {}?token=<JWT>)",

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::delivery::LocalDelivery;
 use crate::gateway::{Gateway, GatewayParts, connection_permits};
 use crate::limits::CLOSE_HANDSHAKE_TIMEOUT;
 use crate::{GatewayConfig, routes};
@@ -28,6 +29,7 @@ pub struct RunningGateway {
     gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    delivery: Option<LocalDelivery>,
 }
 
 impl RunningGateway {
@@ -51,6 +53,18 @@ impl RunningGateway {
         self.gateway.sockets().len()
     }
 
+    /// `POST` a backend's job here (`{"room": "lobby", "data": ...}`); `None` without workers.
+    pub fn publish_url(&self) -> Option<String> {
+        self.delivery
+            .as_ref()
+            .map(|_| format!("{}/@publish", self.management_url()))
+    }
+
+    /// The delivery queue and its workers, when `--workers` is above 0.
+    pub fn delivery(&self) -> Option<&LocalDelivery> {
+        self.delivery.as_ref()
+    }
+
     /// Refuses new WebSockets (503), closes every open one with 1001 "Going away", waits until
     /// each has finished its `$disconnect`, then stops the server. The HTTP side keeps serving
     /// meanwhile, so handlers still running can post to `@connections`.
@@ -65,6 +79,10 @@ impl RunningGateway {
                 open = self.gateway.sockets().len(),
                 "shutdown: some $disconnect did not finish in time; their rows may remain"
             );
+        }
+        // After the sockets: a job still running has nobody left to post to.
+        if let Some(delivery) = self.delivery {
+            delivery.stop();
         }
         self.server.abort();
     }
@@ -81,6 +99,7 @@ pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
         authorizer: config.authorizer,
         sockets: config.sockets,
         browser: config.browser,
+        publish_queue: config.delivery.as_ref().map(|d| d.queue.clone()),
         shutdown,
     }));
     let app = routes(gateway.clone());
@@ -93,6 +112,7 @@ pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
         gateway,
         stop,
         server,
+        delivery: config.delivery,
     })
 }
 

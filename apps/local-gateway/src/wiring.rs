@@ -4,15 +4,19 @@ use std::sync::Arc;
 
 use adapters::apigateway::inbound::WebSocketHandler;
 use adapters::apigateway::{ApiGatewayNotifier, ManagementEndpoint, NotifierTimeouts};
+use adapters::clock::{SystemClock, TokioSleeper};
 use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_table_if_missing};
-use adapters::memory::InMemoryConnectionRepository;
+use adapters::memory::{InMemoryConnectionRepository, MemoryQueue};
 use adapters::wiring;
+use domain::delivery::DeliveryWorker;
 use domain::{ClientNotifier, ConnectionRepository, RateLimit, Settings};
 
+use crate::delivery::LocalDelivery;
 use crate::{EventHandler, GatewayConfig, InProcessNotifier, NotifierKind, Options, Sockets};
 
 impl Options {
     pub async fn gateway_config(&self) -> Result<GatewayConfig, Box<dyn std::error::Error>> {
+        self.check_delivery()?;
         // The notifier posts to this gateway's own @connections API, exactly as in AWS.
         let listener = tokio::net::TcpListener::bind((self.host, self.port))
             .await
@@ -39,16 +43,22 @@ impl Options {
                 per_second: self.rate_limit_per_second,
                 burst: self.rate_limit_burst,
             },
+            inline_recipients: usize::try_from(self.inline_recipients).unwrap_or(usize::MAX),
+            job_safety_margin: self.job_safety_margin(),
             ..Settings::default()
         };
-        let handler: Arc<dyn EventHandler> = match &self.dynamodb_endpoint {
-            None => handler(InMemoryConnectionRepository::default(), notifier, settings),
+        let (handler, delivery) = match &self.dynamodb_endpoint {
+            None => self.handler(
+                Arc::new(InMemoryConnectionRepository::default()),
+                notifier,
+                settings,
+            ),
             Some(url) => {
                 let client = wiring::dynamodb_client(&sdk, Some(url));
                 create_table_if_missing(&client, &self.table).await?;
                 let repo =
                     DynamoConnectionRepository::new(client, DynamoSettings::new(&self.table));
-                handler(repo, notifier, settings)
+                self.handler(Arc::new(repo), notifier, settings)
             }
         };
         Ok(GatewayConfig {
@@ -59,18 +69,36 @@ impl Options {
             limits: self.limits(),
             browser: self.browser_policy(),
             handler,
+            delivery,
         })
     }
-}
 
-fn handler<R: ConnectionRepository + 'static>(
-    repo: R,
-    notifier: Arc<dyn ClientNotifier>,
-    settings: Settings,
-) -> Arc<dyn EventHandler> {
-    Arc::new(WebSocketHandler::new(wiring::service(
-        repo, notifier, settings,
-    )))
+    /// The handler, and with `--workers` above 0 the queue it hands large broadcasts to and the
+    /// workers that drain it, sharing its store and notifier.
+    fn handler<R: ConnectionRepository + 'static>(
+        &self,
+        repo: Arc<R>,
+        notifier: Arc<dyn ClientNotifier>,
+        settings: Settings,
+    ) -> (Arc<dyn EventHandler>, Option<LocalDelivery>) {
+        let service = wiring::service(repo.clone(), notifier.clone(), settings.clone());
+        if self.workers == 0 {
+            return (Arc::new(WebSocketHandler::new(service)), None);
+        }
+        let queue = MemoryQueue::default();
+        let worker = DeliveryWorker::new(
+            repo,
+            notifier,
+            Arc::new(queue.clone()),
+            Arc::new(SystemClock),
+            Arc::new(TokioSleeper),
+            settings,
+        );
+        let workers = usize::try_from(self.workers).unwrap_or(1);
+        let delivery = LocalDelivery::start(queue.clone(), worker, workers, self.job_deadline());
+        let service = service.with_delivery_queue(Arc::new(queue));
+        (Arc::new(WebSocketHandler::new(service)), Some(delivery))
+    }
 }
 
 /// Local runs need no AWS account: the SDK gets dummy credentials unless real ones are set, and

@@ -14,7 +14,9 @@
 //! leave it out and the worker uses the queue message's own id, which is the same on every
 //! redelivery), `from` and `principal` (the sending connection, absent for a backend), `skip`
 //! (a connection not to deliver to: the sender, when it asked for no echo), `cursor` (where in
-//! the audience to continue) and `sentAt` (milliseconds since the epoch).
+//! the audience to continue), `recipients` (instead of a cursor: exactly these connections of
+//! the audience, the part of a page a worker handed over at its deadline) and `sentAt`
+//! (milliseconds since the epoch).
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -99,6 +101,9 @@ pub struct DeliveryJob {
     pub skip: Option<ConnectionId>,
     /// Where in the audience to continue; `None` starts at the beginning.
     pub cursor: Option<PageToken>,
+    /// Exactly these members of the audience, already read (a page's unserved rest); when set,
+    /// `cursor` is ignored and nothing more is read.
+    pub recipients: Option<Vec<ConnectionId>>,
     /// When the message was published (milliseconds since the epoch); `None`: when first read.
     pub sent_at: Option<u64>,
 }
@@ -114,6 +119,7 @@ impl PartialEq for DeliveryJob {
             && self.principal == other.principal
             && self.skip == other.skip
             && self.cursor == other.cursor
+            && self.recipients == other.recipients
             && self.sent_at == other.sent_at
     }
 }
@@ -168,6 +174,8 @@ struct Wire<'a> {
     skip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recipients: Option<Vec<String>>,
     #[serde(rename = "sentAt", default, skip_serializing_if = "Option::is_none")]
     sent_at: Option<u64>,
 }
@@ -197,6 +205,7 @@ impl DeliveryJob {
             principal: None,
             skip: None,
             cursor: None,
+            recipients: None,
             sent_at: None,
         }
     }
@@ -211,6 +220,16 @@ impl DeliveryJob {
     pub fn continued_at(&self, cursor: PageToken) -> Self {
         Self {
             cursor: Some(cursor),
+            recipients: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same message, for exactly `recipients` (already read from the audience).
+    pub fn handed_over_to(&self, recipients: Vec<ConnectionId>) -> Self {
+        Self {
+            cursor: None,
+            recipients: Some(recipients),
             ..self.clone()
         }
     }
@@ -246,6 +265,27 @@ impl DeliveryJob {
                 problem: "a principal needs a \"from\" connection".into(),
             });
         }
+        let recipients = match wire.recipients {
+            None => None,
+            Some(_) if matches!(target, JobTarget::Connection(_)) => {
+                return Err(JobError::Field {
+                    field: "recipients",
+                    problem: "a job for one \"connection\" takes no recipients".into(),
+                });
+            }
+            Some(list) if list.is_empty() => {
+                return Err(JobError::Field {
+                    field: "recipients",
+                    problem: "must not be empty".into(),
+                });
+            }
+            Some(list) => Some(
+                list.into_iter()
+                    .map(|raw| field("recipients", Some(raw), ConnectionId::parse))
+                    .collect::<Result<Option<Vec<_>>, _>>()?
+                    .unwrap_or_default(),
+            ),
+        };
         Ok(Self {
             id: field("id", wire.id, MessageId::parse)?,
             target,
@@ -254,6 +294,7 @@ impl DeliveryJob {
             principal,
             skip: field("skip", wire.skip, ConnectionId::parse)?,
             cursor: wire.cursor.map(PageToken::new),
+            recipients,
             sent_at: wire.sent_at,
         })
     }
@@ -274,6 +315,10 @@ impl DeliveryJob {
             principal: self.principal.as_ref().map(|p| p.as_str().to_owned()),
             skip: self.skip.as_ref().map(|id| id.as_str().to_owned()),
             cursor: self.cursor.as_ref().map(|c| c.as_str().to_owned()),
+            recipients: self
+                .recipients
+                .as_ref()
+                .map(|ids| ids.iter().map(|id| id.as_str().to_owned()).collect()),
             sent_at: self.sent_at,
         };
         // Every field is a string, a bool, a number or JSON that was already valid.

@@ -3,9 +3,15 @@
 //!
 //! - [`job`]: one delivery job and its JSON form on the queue (the documented backend format).
 //! - [`queue`]: the `DeliveryQueue` port, and what every adapter MUST do.
+//! - [`inline`]: how a broadcast splits between the sender's invocation and the queue.
+//! - [`worker`]: the use case a queue consumer runs on each job.
 
+pub mod inline;
 pub mod job;
 pub mod queue;
+pub mod worker;
 
+pub use inline::RECIPIENTS_PER_JOB;
 pub use job::{DeliveryJob, JobError, JobTarget, MessageId, MessageIdError};
 pub use queue::{DeliveryQueue, QueueError};
+pub use worker::{DeliveryWorker, JobReport, WorkError};

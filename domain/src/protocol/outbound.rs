@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::connection::{ConnectionId, Principal};
+use crate::delivery::MessageId;
 use crate::ports::Member;
 use crate::protocol::RequestId;
 use crate::room::RoomName;
@@ -56,7 +57,12 @@ impl Serialize for ErrorCode {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Frame<'a> {
     Message {
-        from: &'a ConnectionId,
+        /// The same on every copy of one published message (redeliveries included): clients
+        /// drop duplicates by it.
+        id: &'a MessageId,
+        /// The sending connection; absent for a backend's publish.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<&'a ConnectionId>,
         #[serde(skip_serializing_if = "Option::is_none")]
         principal: Option<&'a Principal>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,6 +114,9 @@ pub enum Frame<'a> {
         delivered: u64,
         gone: u64,
         failed: u64,
+        /// Whether part of the audience was handed to the delivery queue (the counts cover the
+        /// inline part only).
+        queued: bool,
     },
     Error {
         code: ErrorCode,

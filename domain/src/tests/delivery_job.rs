@@ -134,3 +134,39 @@ fn random_message_ids_are_valid_and_distinct() {
         assert_eq!(MessageId::parse(id.as_str()).as_ref(), Ok(id));
     }
 }
+
+#[test]
+fn a_hand_over_names_its_recipients_and_survives_a_round_trip() {
+    let job = DeliveryJob::new(
+        MessageId::parse("m-2").unwrap(),
+        JobTarget::Everyone,
+        data("1"),
+    )
+    .continued_at(PageToken::new("page-3"))
+    .handed_over_to(vec![id("a="), id("b=")]);
+    assert_eq!(job.cursor, None, "a hand-over reads nothing more");
+    let json = job.to_json();
+    assert!(json.contains(r#""recipients":["a=","b="]"#), "{json}");
+    assert_eq!(parse(&json), Ok(job));
+}
+
+#[test]
+fn recipients_are_refused_when_empty_malformed_or_for_one_connection() {
+    for (json, field) in [
+        (r#"{"room":"a","data":1,"recipients":[]}"#, "recipients"),
+        (
+            r#"{"room":"a","data":1,"recipients":["has space"]}"#,
+            "recipients",
+        ),
+        (
+            r#"{"connection":"c","data":1,"recipients":["d"]}"#,
+            "recipients",
+        ),
+    ] {
+        assert!(
+            matches!(parse(json), Err(JobError::Field { field: f, .. }) if f == field),
+            "{json}: {:?}",
+            parse(json)
+        );
+    }
+}

@@ -7,3 +7,4 @@ mod properties;
 mod rate_limit;
 mod rules;
 mod tidy;
+mod worker;

@@ -15,13 +15,18 @@ use crate::{
     Joined, NotifyError, Page, PageToken, Removed, RepositoryError, RoomName, Settings, Timestamp,
     WebSocketService,
 };
-use crate::{Member, MemberPage};
+use crate::{Member, MemberPage, MessageId};
 
 fn one_page(ids: &[&str]) -> Page<ConnectionId> {
     Page {
         items: ids.iter().map(|s| id(s)).collect(),
         next: None,
     }
+}
+
+/// A 410's recipient has no row left to check the age of (it is pruned, or an orphan).
+fn no_connection_row_to_age(repo: &mut MockConnectionRepository) {
+    repo.expect_get().returning(|_, _| Ok(None));
 }
 
 fn everyone_is(repo: &mut MockConnectionRepository, ids: &'static [&'static str]) {
@@ -87,6 +92,7 @@ async fn disconnect_of_an_unknown_connection_is_not_an_error() {
 async fn a_gone_recipient_is_removed_with_its_memberships_and_counted_as_gone() {
     let mut repo = MockConnectionRepository::new();
     everyone_is(&mut repo, &["a", "b", "gone"]);
+    no_connection_row_to_age(&mut repo);
     repo.expect_remove()
         .with(eq(id("gone")))
         .times(1)
@@ -272,6 +278,9 @@ async fn publish_by_a_member_reaches_the_room_with_the_room_named() {
     assert_eq!(frame["data"], json!({"x": 1}));
     assert_eq!(frame["from"], "a");
     assert_eq!(frame["sentAt"], NOW);
+    let id = frame["id"].as_str().unwrap_or_default();
+    assert!(MessageId::parse(id).is_ok() && !id.is_empty(), "{frame}");
+    assert_eq!(outbox.frames_to("a")[0]["id"], id, "one message, one id");
 }
 
 #[tokio::test]
@@ -433,7 +442,7 @@ async fn a_request_id_is_acknowledged_with_the_delivery_counts() {
         .unwrap();
     assert_eq!(
         ack,
-        json!({"type":"ack","requestId":"r-7","delivered":2,"gone":0,"failed":0})
+        json!({"type":"ack","requestId":"r-7","delivered":2,"gone":0,"failed":0,"queued":false})
     );
 }
 
@@ -632,10 +641,11 @@ async fn a_malformed_message_gets_an_error_frame_and_touches_no_storage() {
     assert_eq!(outbox.frames_to("a")[0]["type"], "error");
 }
 
+/// A connection an hour old: well past `$connect`'s grace.
 fn connection(raw: &str) -> crate::Connection {
     crate::Connection {
         id: id(raw),
-        connected_at: Timestamp::from_millis(NOW),
+        connected_at: Timestamp::from_millis(NOW - 3_600_000),
         expires_at: Timestamp::from_millis(NOW + 1),
         principal: None,
         source_ip: None,
@@ -766,7 +776,9 @@ async fn typing_with_a_request_id_is_acknowledged_with_the_recipient_count() {
 
     assert_eq!(
         outbox.frames_to("a"),
-        vec![json!({"type": "ack", "requestId": "t1", "delivered": 1, "gone": 0, "failed": 0})]
+        vec![
+            json!({"type": "ack", "requestId": "t1", "delivered": 1, "gone": 0, "failed": 0, "queued": false})
+        ]
     );
 }
 
@@ -982,6 +994,7 @@ async fn a_member_pruned_after_a_410_is_announced_as_left_to_its_rooms() {
     repo.expect_members_of()
         .returning(|_, _, _| Ok(one_page(&["a", "b", "gone"])));
     member_list_is(&mut repo, &["a", "b"]);
+    no_connection_row_to_age(&mut repo);
     repo.expect_remove()
         .with(eq(id("gone")))
         .times(1)
@@ -1139,6 +1152,7 @@ async fn posts_in_flight_stay_within_the_bound_when_gone_recipients_are_announce
             next: None,
         })
     });
+    no_connection_row_to_age(&mut repo);
     repo.expect_remove().returning(|_| {
         Ok(Removed {
             connection: None,
@@ -1165,6 +1179,7 @@ async fn a_410_from_a_room_member_whose_connection_is_already_gone_deletes_the_o
     repo.expect_members_of()
         .returning(|_, _, _| Ok(one_page(&["a", "orphan"])));
     // The connection row went with an earlier `remove` whose membership deletes failed.
+    no_connection_row_to_age(&mut repo);
     repo.expect_remove()
         .with(eq(id("orphan")))
         .returning(|_| Ok(Removed::default()));
@@ -1191,4 +1206,49 @@ async fn a_410_from_a_room_member_whose_connection_is_already_gone_deletes_the_o
         .unwrap();
 
     assert!(matches!(handled, Handled::Done { report, .. } if report.gone == 1));
+}
+
+/// A `sendmessage` to everyone, where `young` answers 410 and was connected `age_ms` ago.
+/// Returns how many times its row was removed.
+async fn gone_recipient_of_age(age_ms: u64) -> usize {
+    let removed = Arc::new(AtomicUsize::new(0));
+    let mut repo = MockConnectionRepository::new();
+    everyone_is(&mut repo, &["a", "young"]);
+    repo.expect_get().returning(move |id, _| {
+        Ok(Some(crate::Connection {
+            connected_at: Timestamp::from_millis(NOW - age_ms),
+            ..connection(id.as_str())
+        }))
+    });
+    let count = removed.clone();
+    repo.expect_remove().returning(move |_| {
+        count.fetch_add(1, Ordering::SeqCst);
+        Ok(Removed::default())
+    });
+    let mut notifier = MockClientNotifier::new();
+    notifier.expect_send().returning(|to, _| {
+        if to.as_str() == "young" {
+            Err(NotifyError::Gone)
+        } else {
+            Ok(())
+        }
+    });
+    let (service, _) = service(repo, notifier, Settings::default());
+    service
+        .handle_message(&sender("a"), br#"{"action":"sendmessage","data":1}"#)
+        .await
+        .unwrap();
+    removed.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn a_410_for_a_connection_whose_connect_may_still_be_running_keeps_its_row() {
+    // Connected 30 s ago: past API Gateway's 29 s, but inside the clock-skew margin.
+    assert_eq!(gone_recipient_of_age(30_000).await, 0);
+}
+
+#[tokio::test]
+async fn a_410_for_a_connection_older_than_the_connect_grace_removes_it() {
+    let grace = crate::connection::CONNECT_GRACE.as_millis() as u64;
+    assert_eq!(gone_recipient_of_age(grace).await, 1);
 }

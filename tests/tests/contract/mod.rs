@@ -13,7 +13,9 @@ use domain::{
 };
 use futures::StreamExt;
 
+mod pruning;
 mod rate_limit;
+pub use pruning::*;
 pub use rate_limit::*;
 
 pub const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);

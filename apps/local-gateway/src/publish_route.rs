@@ -1,0 +1,90 @@
+//! `POST /{stage}/@publish`: a backend publishes without a WebSocket, locally. The body is the
+//! delivery queue's message (`{"room": "lobby", "data": ...}`, README "Publishing from a
+//! backend"), put on the local queue as `wsctl publish --queue-url` puts it on SQS. Answers
+//! 202 `{"id": "<message id>"}`, or 400 `{"error": "..."}` naming what is wrong.
+//!
+//! Local-only, and kept from web pages (see `browser_safety`): a request with an `Origin` (every
+//! browser sends one) gets 403, and one whose content type is not JSON gets 415 (a page can POST
+//! `text/plain` cross-origin without asking first, but not `application/json`).
+
+use std::sync::Arc;
+
+use adapters::memory::MAX_JOB_BYTES;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::delivery::DeliveryJob;
+use serde_json::json;
+
+use crate::gateway::Gateway;
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn refuse(status: StatusCode, error: impl std::fmt::Display) -> Response {
+    answer(status, json!({ "error": error.to_string() }))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+pub async fn publish(
+    State(gateway): State<Arc<Gateway>>,
+    Path(stage): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if headers.contains_key(header::ORIGIN) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "@publish does not answer web pages (the request has an Origin)",
+        );
+    }
+    if stage != gateway.stage {
+        return refuse(StatusCode::NOT_FOUND, format!("no stage {stage:?} here"));
+    }
+    if !is_json(&headers) {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the job as Content-Type: application/json",
+        );
+    }
+    let Some(queue) = &gateway.publish_queue else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queued delivery is off (--workers 0): nothing would deliver this job",
+        );
+    };
+    if body.len() > MAX_JOB_BYTES {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a job of {} bytes exceeds the queue's limit of {MAX_JOB_BYTES} bytes",
+                body.len()
+            ),
+        );
+    }
+    let job = match std::str::from_utf8(&body)
+        .map_err(|_| "the job is not UTF-8".to_string())
+        .and_then(|text| DeliveryJob::from_json(text).map_err(|e| e.to_string()))
+    {
+        Ok(job) => job,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    // As SQS would: the body as sent. A job without an id takes the queue message's.
+    let queue_id = queue.send_raw(job.to_json());
+    let id = job.id_or(&queue_id);
+    answer(StatusCode::ACCEPTED, json!({ "id": id.as_str() }))
+}

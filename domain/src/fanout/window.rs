@@ -1,0 +1,96 @@
+//! How many posts a fan-out keeps in flight: additive increase, multiplicative decrease (AIMD),
+//! the way TCP shares a link. A 429 from `@connections` says the account's request rate is
+//! exceeded; keeping the same pressure only earns more 429s (and burns their retries), so each
+//! throttled post halves the window, and each clean delivery widens it again by one.
+
+use std::num::NonZeroUsize;
+
+use super::{PostOutcome, Posted};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    limit: usize,
+    max: usize,
+}
+
+impl Window {
+    /// Starts wide open: most fan-outs are never throttled.
+    pub fn new(max: NonZeroUsize) -> Self {
+        Self {
+            limit: max.get(),
+            max: max.get(),
+        }
+    }
+
+    /// Posts that may be in flight now; never below 1.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Learns from one finished post.
+    pub fn observe(&mut self, posted: &Posted) {
+        if posted.throttled > 0 {
+            self.limit = (self.limit / 2).max(1);
+        } else if posted.outcome == PostOutcome::Delivered {
+            self.limit = (self.limit + 1).min(self.max);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn posted(outcome: PostOutcome, throttled: u64) -> Posted {
+        Posted {
+            outcome,
+            throttled,
+            retried: throttled,
+        }
+    }
+
+    fn window(max: usize) -> Window {
+        Window::new(NonZeroUsize::new(max).unwrap())
+    }
+
+    #[test]
+    fn each_throttled_post_halves_the_window_down_to_one() {
+        let mut w = window(64);
+        let limits: Vec<usize> = (0..8)
+            .map(|_| {
+                w.observe(&posted(PostOutcome::Delivered, 1));
+                w.limit()
+            })
+            .collect();
+        assert_eq!(limits, [32, 16, 8, 4, 2, 1, 1, 1]);
+    }
+
+    #[test]
+    fn clean_deliveries_grow_the_window_back_one_at_a_time_up_to_its_maximum() {
+        let mut w = window(4);
+        for _ in 0..3 {
+            w.observe(&posted(PostOutcome::Failed, 2));
+        }
+        assert_eq!(w.limit(), 1);
+        let limits: Vec<usize> = (0..5)
+            .map(|_| {
+                w.observe(&posted(PostOutcome::Delivered, 0));
+                w.limit()
+            })
+            .collect();
+        assert_eq!(limits, [2, 3, 4, 4, 4]);
+    }
+
+    #[test]
+    fn a_gone_or_failed_post_without_a_throttle_leaves_the_window_alone() {
+        let mut w = window(8);
+        w.observe(&posted(PostOutcome::Delivered, 1));
+        w.observe(&posted(PostOutcome::Gone, 0));
+        w.observe(&posted(PostOutcome::Failed, 0));
+        assert_eq!(w.limit(), 4);
+    }
+}

@@ -1,0 +1,337 @@
+//! The delivery worker and the inline/queued split, against mocks: what is enqueued when, what
+//! is posted, and that served plus handed over is exactly the audience.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::harness::*;
+use crate::delivery::{
+    DeliveryJob, DeliveryQueue, DeliveryWorker, JobTarget, MessageId, QueueError,
+};
+use crate::ports::{MockClientNotifier, MockConnectionRepository};
+use crate::{Clock, ConnectionId, Page, PageToken, Settings, Timestamp, WebSocketService};
+
+/// What happened, in order: `enqueue:<cursor or recipients>` and `post:<id>@<ms>`.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn push(&self, entry: String) {
+        self.0.lock().unwrap().push(entry);
+    }
+    fn entries(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A queue that keeps what it is given and logs each job.
+#[derive(Clone, Default)]
+struct RecordingQueue {
+    log: Log,
+    jobs: Arc<Mutex<Vec<DeliveryJob>>>,
+}
+
+#[async_trait]
+impl DeliveryQueue for RecordingQueue {
+    async fn enqueue(&self, jobs: Vec<DeliveryJob>) -> Result<(), QueueError> {
+        for job in &jobs {
+            let what = match (&job.cursor, &job.recipients) {
+                (Some(cursor), _) => format!("cursor={}", cursor.as_str()),
+                (None, Some(ids)) => format!("recipients={}", ids.len()),
+                (None, None) => "whole".to_string(),
+            };
+            self.log.push(format!("enqueue:{what}"));
+        }
+        self.jobs.lock().unwrap().extend(jobs);
+        Ok(())
+    }
+}
+
+impl RecordingQueue {
+    fn jobs(&self) -> Vec<DeliveryJob> {
+        self.jobs.lock().unwrap().clone()
+    }
+}
+
+/// A clock each post moves forward by `step` milliseconds.
+struct SteppingClock {
+    now: AtomicU64,
+}
+
+impl Clock for SteppingClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.now.load(Ordering::SeqCst))
+    }
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<ConnectionId> {
+    (0..n).map(|i| id(&format!("{prefix}{i:03}"))).collect()
+}
+
+/// A room whose first page is `first` and whose second page (cursor `p2`) exists.
+fn room_with_two_pages(first: Vec<ConnectionId>) -> MockConnectionRepository {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_members_of().returning(move |_, token, _| {
+        assert_eq!(token, None, "the worker reads only its own page");
+        Ok(Page {
+            items: first.clone(),
+            next: Some(PageToken::new("p2")),
+        })
+    });
+    repo
+}
+
+/// A notifier that logs each post with the clock's time, then moves the clock by `step_ms`.
+fn timed_notifier(log: Log, clock: Arc<SteppingClock>, step_ms: u64) -> MockClientNotifier {
+    let mut notifier = MockClientNotifier::new();
+    notifier.expect_send().returning(move |to, frame| {
+        let frame: Value = serde_json::from_slice(frame).unwrap();
+        let at = clock.now.fetch_add(step_ms, Ordering::SeqCst);
+        let from = frame["from"].as_str().unwrap_or("nobody");
+        let id = frame["id"].as_str().unwrap_or("");
+        log.push(format!("post:{to}@{at}:{id}:{from}"));
+        Ok(())
+    });
+    notifier
+}
+
+struct Run {
+    log: Log,
+    queue: RecordingQueue,
+    report: crate::delivery::JobReport,
+}
+
+/// One worker run over a room of two pages (the first one `first`), posts taking `step_ms`
+/// each, one post in flight at a time, and `deadline_ms` after the start.
+async fn run_worker(first: Vec<ConnectionId>, step_ms: u64, deadline_ms: u64) -> Run {
+    let job = DeliveryJob::new(
+        MessageId::parse("m-1").unwrap(),
+        JobTarget::Room(room("lobby")),
+        serde_json::value::RawValue::from_string("1".into()).unwrap(),
+    );
+    run_job(job, first, step_ms, deadline_ms).await
+}
+
+async fn run_job(
+    job: DeliveryJob,
+    first: Vec<ConnectionId>,
+    step_ms: u64,
+    deadline_ms: u64,
+) -> Run {
+    let log = Log::default();
+    let queue = RecordingQueue {
+        log: log.clone(),
+        ..RecordingQueue::default()
+    };
+    let clock = Arc::new(SteppingClock {
+        now: AtomicU64::new(NOW),
+    });
+    let settings = Settings {
+        fanout_concurrency: NonZeroUsize::MIN,
+        job_safety_margin: Duration::from_millis(500),
+        presence_max_members: 0,
+        ..Settings::default()
+    };
+    let worker = DeliveryWorker::new(
+        room_with_two_pages(first),
+        timed_notifier(log.clone(), clock.clone(), step_ms),
+        Arc::new(queue.clone()),
+        clock,
+        Arc::new(RecordingSleeper::default()),
+        settings,
+    );
+    let report = worker
+        .run(
+            &MessageId::parse("sqs-1").unwrap(),
+            job,
+            Timestamp::from_millis(NOW + deadline_ms),
+        )
+        .await
+        .unwrap();
+    Run { log, queue, report }
+}
+
+fn posted_ids(log: &[String]) -> Vec<String> {
+    log.iter()
+        .filter_map(|e| e.strip_prefix("post:"))
+        .map(|e| e.split('@').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_next_page_is_enqueued_before_the_first_post() {
+    let run = run_worker(ids("m", 5), 10, 60_000).await;
+
+    let log = run.log.entries();
+    assert_eq!(log[0], "enqueue:cursor=p2", "{log:?}");
+    assert_eq!(posted_ids(&log).len(), 5);
+    assert!(run.report.continued);
+    assert_eq!(
+        (run.report.delivery.delivered, run.report.handed_over),
+        (5, 0)
+    );
+}
+
+#[tokio::test]
+async fn at_the_deadline_the_unserved_rest_of_the_page_is_handed_over_exactly() {
+    // 30 members, 100 ms a post, 2 s to the deadline with a 500 ms margin: about 15 fit.
+    let page = ids("m", 30);
+    let run = run_worker(page.clone(), 100, 2_000).await;
+
+    let served: BTreeSet<String> = posted_ids(&run.log.entries()).into_iter().collect();
+    let handed_over: Vec<String> = run
+        .queue
+        .jobs()
+        .iter()
+        .filter_map(|job| job.recipients.clone())
+        .flatten()
+        .map(|id| id.to_string())
+        .collect();
+    assert!(
+        !served.is_empty() && !handed_over.is_empty(),
+        "the deadline fell mid-page"
+    );
+    let mut union: Vec<String> = served.iter().cloned().chain(handed_over.clone()).collect();
+    union.sort();
+    let audience: Vec<String> = page.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        union, audience,
+        "served + handed over == the page, nobody twice"
+    );
+    assert_eq!(run.report.handed_over, handed_over.len());
+    // The hand-over is the same message: same id, same time, no cursor of its own.
+    for job in run.queue.jobs() {
+        assert_eq!(job.id.as_ref().map(MessageId::as_str), Some("m-1"));
+        assert_eq!(job.sent_at, Some(NOW));
+    }
+}
+
+#[tokio::test]
+async fn no_post_starts_within_the_safety_margin_of_the_deadline() {
+    let run = run_worker(ids("m", 50), 100, 3_000).await;
+
+    let starts: Vec<u64> = run
+        .log
+        .entries()
+        .iter()
+        .filter_map(|e| e.strip_prefix("post:"))
+        .filter_map(|e| e.split(['@', ':']).nth(1)?.parse().ok())
+        .collect();
+    let last_allowed = NOW + 3_000 - 500;
+    assert!(!starts.is_empty());
+    assert!(
+        starts.iter().all(|&at| at < last_allowed),
+        "a post started at {:?}, the margin starts at {last_allowed}",
+        starts.iter().max()
+    );
+    assert!(run.report.handed_over > 0);
+}
+
+#[tokio::test]
+async fn a_backend_job_without_an_id_takes_the_queue_message_id_on_every_frame_and_continuation() {
+    let job = DeliveryJob::from_json(r#"{"room":"lobby","data":1}"#).unwrap();
+    let run = run_job(job, ids("m", 3), 10, 60_000).await;
+
+    let posts: Vec<String> = run
+        .log
+        .entries()
+        .into_iter()
+        .filter(|e| e.starts_with("post:"))
+        .collect();
+    assert_eq!(posts.len(), 3);
+    assert!(
+        posts.iter().all(|e| e.ends_with(":sqs-1:nobody")),
+        "{posts:?}"
+    );
+    // The next page's worker gets another queue message id, so the job carries this one.
+    assert_eq!(
+        run.queue.jobs()[0].id.as_ref().map(MessageId::as_str),
+        Some("sqs-1")
+    );
+}
+
+/// A service with a recording queue, `inline` recipients inline, over one page of `members`.
+async fn publish_with_threshold(members: usize, inline: usize) -> (Outbox, RecordingQueue) {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of()
+        .returning(|_, _| Ok(vec![room("lobby")]));
+    let page = ids("m", members);
+    repo.expect_members_of().returning(move |_, _, _| {
+        Ok(Page {
+            items: page.clone(),
+            next: None,
+        })
+    });
+    let (notifier, outbox) = accepting_notifier();
+    let queue = RecordingQueue::default();
+    let settings = Settings {
+        inline_recipients: inline,
+        presence_max_members: 0,
+        ..Settings::default()
+    };
+    let service = WebSocketService::new(
+        repo,
+        notifier,
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        settings,
+    )
+    .with_delivery_queue(Arc::new(queue.clone()));
+    service
+        .handle_message(
+            &sender("m000"),
+            br#"{"action":"publish","room":"lobby","data":1,"requestId":"r"}"#,
+        )
+        .await
+        .unwrap();
+    (outbox, queue)
+}
+
+#[tokio::test]
+async fn an_audience_that_fits_the_inline_threshold_is_not_queued() {
+    let (outbox, queue) = publish_with_threshold(5, 5).await;
+
+    assert_eq!(outbox.recipients_of_type("message").len(), 5);
+    assert!(queue.jobs().is_empty());
+    let ack = &outbox
+        .frames_to("m000")
+        .into_iter()
+        .find(|f| f["type"] == "ack")
+        .unwrap();
+    assert_eq!(
+        (ack["delivered"].as_u64(), ack["queued"].as_bool()),
+        (Some(5), Some(false))
+    );
+}
+
+#[tokio::test]
+async fn one_recipient_over_the_threshold_is_queued_and_the_ack_counts_the_inline_part() {
+    let (outbox, queue) = publish_with_threshold(5, 4).await;
+
+    let inline = outbox.recipients_of_type("message");
+    assert_eq!(inline, ["m000", "m001", "m002", "m003"]);
+    let jobs = queue.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].recipients, Some(vec![id("m004")]));
+    assert_eq!(jobs[0].from, Some(id("m000")));
+    let frame = &outbox.frames_to("m001")[0];
+    assert_eq!(
+        jobs[0].id.as_ref().map(MessageId::as_str),
+        frame["id"].as_str()
+    );
+    let ack = &outbox
+        .frames_to("m000")
+        .into_iter()
+        .find(|f| f["type"] == "ack")
+        .unwrap();
+    assert_eq!(
+        (ack["delivered"].as_u64(), ack["queued"].as_bool()),
+        (Some(4), Some(true))
+    );
+}

@@ -1,0 +1,151 @@
+//! Queued delivery through the local gateway, on real sockets: inline first, the rest through
+//! the in-memory queue and its workers, and a backend's publish on `@publish`.
+
+use std::collections::BTreeSet;
+
+use local_gateway::RunningGateway;
+use serde_json::{Value, json};
+use tests::client::TestClient;
+use tests::gateway_probes::eventually;
+use tests::publish::post_publish;
+use tests::ws::gateway;
+
+const JSON: &str = "Content-Type: application/json";
+
+/// Waits until the workers have finished every job, so no copy of a message is still coming.
+async fn queue_drained(gw: &RunningGateway) {
+    let delivery = gw.delivery().expect("the gateway runs workers");
+    eventually(|| (delivery.queue.outstanding() == 0).then_some(()))
+        .await
+        .expect("the delivery queue did not drain within 10 s");
+    assert!(
+        delivery.queue.dead_letters().is_empty(),
+        "a job was dead-lettered"
+    );
+}
+
+/// `n` clients in room `lobby`.
+async fn room_of(gw: &RunningGateway, n: usize) -> Vec<TestClient> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut client = TestClient::connect(gw).await;
+        client.join("lobby").await;
+        clients.push(client);
+    }
+    clients
+}
+
+/// Each client's first `message` frame, then proof that no other one came: with the queue
+/// drained, `drain` returns everything posted before it.
+async fn exactly_one_message_each(gw: &RunningGateway, clients: &mut [TestClient]) -> Vec<Value> {
+    let mut firsts = Vec::with_capacity(clients.len());
+    for client in clients.iter_mut() {
+        firsts.push(client.next_of_type("message").await);
+    }
+    queue_drained(gw).await;
+    for client in clients.iter_mut() {
+        let more: Vec<Value> = client
+            .drain()
+            .await
+            .into_iter()
+            .filter(|f| f["type"] == "message")
+            .collect();
+        assert!(more.is_empty(), "{} got a second copy: {more:?}", client.id);
+    }
+    firsts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_clients_in_one_room_each_get_a_publish_once_with_one_id() {
+    let gw = gateway(&[
+        "--inline-recipients",
+        "10",
+        "--workers",
+        "4",
+        "--presence-max-members",
+        "0",
+    ])
+    .await;
+    let mut clients = room_of(&gw, 300).await;
+
+    let ack = clients[0].publish("lobby", json!({"text": "hi"})).await;
+
+    assert_eq!(
+        (&ack["type"], &ack["delivered"], &ack["queued"]),
+        (&json!("ack"), &json!(10), &json!(true)),
+        "{ack}"
+    );
+    let messages = exactly_one_message_each(&gw, &mut clients).await;
+    let ids: BTreeSet<&str> = messages.iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(ids.len(), 1, "one message, one id: {ids:?}");
+    assert!(messages.iter().all(|m| m["from"] == clients[0].id.as_str()));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_within_the_inline_threshold_is_served_inline_and_not_queued() {
+    let gw = gateway(&["--inline-recipients", "3", "--presence-max-members", "0"]).await;
+    let mut clients = room_of(&gw, 3).await;
+
+    let ack = clients[0].publish("lobby", json!(1)).await;
+
+    assert_eq!(
+        (&ack["delivered"], &ack["queued"]),
+        (&json!(3), &json!(false)),
+        "{ack}"
+    );
+    exactly_one_message_each(&gw, &mut clients).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_publish_on_the_local_route_reaches_the_room_with_its_id_and_no_sender() {
+    let gw = gateway(&["--presence-max-members", "0"]).await;
+    let mut clients = room_of(&gw, 3).await;
+
+    let (status, answer) = post_publish(
+        &gw,
+        &[JSON],
+        r#"{"room":"lobby","data":{"text":"from the backend"}}"#,
+    )
+    .await;
+
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"]
+        .as_str()
+        .expect("the answer names the message id");
+    for message in exactly_one_message_each(&gw, &mut clients).await {
+        assert_eq!(message["id"], id);
+        assert_eq!(message["data"], json!({"text": "from the backend"}));
+        assert_eq!(message["room"], "lobby");
+        assert!(
+            message.get("from").is_none(),
+            "a backend has no connection: {message}"
+        );
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publish_route_refuses_web_pages_non_json_and_malformed_jobs() {
+    let gw = gateway(&[]).await;
+    let job = r#"{"room":"lobby","data":1}"#;
+
+    let (from_a_page, _) = post_publish(&gw, &[JSON, "Origin: http://evil.example"], job).await;
+    let (as_text, _) = post_publish(&gw, &["Content-Type: text/plain"], job).await;
+    let (no_target, answer) = post_publish(&gw, &[JSON], r#"{"data":1}"#).await;
+
+    assert_eq!((from_a_page, as_text, no_target), (403, 415, 400));
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("names no target")),
+        "{answer}"
+    );
+    assert_eq!(
+        gw.delivery().map(|d| d.queue.outstanding()),
+        Some(0),
+        "nothing was queued"
+    );
+    gw.shutdown().await;
+}
