@@ -12,5 +12,6 @@ mod lambda_metrics;
 pub mod memory;
 pub mod metrics;
 pub mod room_policy;
+pub mod sqs;
 pub mod telemetry;
 pub mod wiring;
