@@ -8,6 +8,8 @@ pub mod dynamodb;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 #[cfg(feature = "lambda")]
+mod lambda_fanout;
+#[cfg(feature = "lambda")]
 mod lambda_metrics;
 pub mod memory;
 pub mod metrics;
