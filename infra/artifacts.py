@@ -4,7 +4,7 @@
 `serverless.yml` deploys target/deploy/<architecture>/<function>.zip. Only `stage` writes there,
 and only after every zip's `bootstrap` proved to be an ELF binary for that architecture, so a zip
 built for the other one (`./scripts/test` builds x86_64; the stack defaults to arm64) cannot be
-deployed by mistake. It checks all four before copying any.
+deployed by mistake. It checks all of them before copying any.
 
     python3 artifacts.py stage --arch arm64 --from target/lambda --to target/deploy/arm64
 
@@ -22,7 +22,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-FUNCTIONS = ("connect", "disconnect", "default", "authorizer")
+FUNCTIONS = ("connect", "disconnect", "default", "authorizer", "fanout")
 
 # ELF e_machine values (the Lambda `Architectures` names on the left).
 MACHINES = {"x86_64": 62, "arm64": 183}

@@ -12,6 +12,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::apigateway::inbound::{InboundError, Route, WebSocketEvent, WebSocketHandler};
+pub use crate::lambda_fanout::{FANOUT_FUNCTION, deliver_batch, serve_delivery_jobs};
 pub use crate::lambda_metrics::LambdaMetrics;
 
 /// Runs `handler` for every invocation of a function deployed for `route`; an event for another

@@ -8,9 +8,12 @@ pub mod dynamodb;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 #[cfg(feature = "lambda")]
+mod lambda_fanout;
+#[cfg(feature = "lambda")]
 mod lambda_metrics;
 pub mod memory;
 pub mod metrics;
 pub mod room_policy;
+pub mod sqs;
 pub mod telemetry;
 pub mod wiring;

@@ -42,6 +42,13 @@ pub mod name {
     pub const AUTHORIZER_REFUSALS: &str = "AuthorizerRefusals";
     /// First invocation of a Lambda instance, by `Function`.
     pub const COLD_STARTS: &str = "ColdStarts";
+    /// Delivery jobs the fan-out received (one per SQS message).
+    pub const DELIVERY_JOBS: &str = "DeliveryJobs";
+    /// Delivery jobs that failed (malformed included): SQS redelivers them, then dead-letters them.
+    pub const DELIVERY_JOBS_FAILED: &str = "DeliveryJobsFailed";
+    /// Jobs a worker enqueued for the rest of an audience (the next page, or what its deadline
+    /// left undone).
+    pub const DELIVERY_CONTINUATIONS: &str = "DeliveryContinuations";
 }
 
 /// The dimension (label) names, one declaration each.
@@ -78,6 +85,9 @@ pub const ALL: &[(&str, Kind, Unit)] = &[
     (name::AUTHORIZER_DECISIONS, Kind::Counter, Unit::Count),
     (name::AUTHORIZER_REFUSALS, Kind::Counter, Unit::Count),
     (name::COLD_STARTS, Kind::Counter, Unit::Count),
+    (name::DELIVERY_JOBS, Kind::Counter, Unit::Count),
+    (name::DELIVERY_JOBS_FAILED, Kind::Counter, Unit::Count),
+    (name::DELIVERY_CONTINUATIONS, Kind::Counter, Unit::Count),
 ];
 
 /// Tells the installed recorder each metric's unit (CloudWatch shows and converts by it).
@@ -174,4 +184,19 @@ pub fn authorizer_refused(decision: Decision, reason: &'static str) {
 
 pub fn cold_start(function: &'static str) {
     counter!(name::COLD_STARTS, dimension::FUNCTION => function).increment(1);
+}
+
+/// One batch of delivery jobs: how many arrived and how many failed.
+pub fn delivery_jobs(jobs: usize, failed: usize) {
+    counter!(name::DELIVERY_JOBS).increment(jobs as u64);
+    if failed > 0 {
+        counter!(name::DELIVERY_JOBS_FAILED).increment(failed as u64);
+    }
+}
+
+/// Continuation jobs one worker run enqueued.
+pub fn delivery_continuations(count: u64) {
+    if count > 0 {
+        counter!(name::DELIVERY_CONTINUATIONS).increment(count);
+    }
 }

@@ -6,7 +6,7 @@ use crate::stats;
 
 pub fn run(lambda_dir: &Path, binaries: &Path) -> Result<(), String> {
     let mut rows = Vec::new();
-    for function in ["connect", "disconnect", "default", "authorizer"] {
+    for function in ["connect", "disconnect", "default", "authorizer", "fanout"] {
         let zip = lambda_dir.join(function).join("bootstrap.zip");
         let size = std::fs::metadata(&zip)
             .map_err(|e| {

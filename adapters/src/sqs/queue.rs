@@ -1,0 +1,144 @@
+//! `SqsDeliveryQueue`: the `DeliveryQueue` port on SQS's `SendMessageBatch`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use domain::delivery::{DeliveryJob, DeliveryQueue, QueueError};
+
+use super::batches::{MAX_MESSAGE_BYTES, batch_ranges};
+
+/// `SendMessageBatch` calls per batch when SQS reports entries as failed on its side (the SDK
+/// retries whole failed calls on its own, inside each of these).
+pub const SEND_ATTEMPTS: u32 = 3;
+
+/// Before the second attempt; doubled before each later one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The SQS client: the SDK's standard retry mode (3 attempts, backoff with jitter, throttling
+/// included) and timeouts short enough for a Lambda's budget, as for DynamoDB.
+pub fn sqs_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_sqs::Client {
+    let mut config = aws_sdk_sqs::config::Builder::from(sdk)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .build(),
+        );
+    if let Some(url) = endpoint {
+        config = config.endpoint_url(url);
+    }
+    aws_sdk_sqs::Client::from_conf(config.build())
+}
+
+/// Sends delivery jobs to one SQS queue, each job's JSON as one message body.
+#[derive(Clone, Debug)]
+pub struct SqsDeliveryQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsDeliveryQueue {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// The queue at `queue_url`, through `endpoint` when given (moto, LocalStack), else AWS.
+    pub fn from_sdk(sdk: &SdkConfig, queue_url: impl Into<String>, endpoint: Option<&str>) -> Self {
+        Self::new(sqs_client(sdk, endpoint), queue_url)
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Sends one batch, resending what SQS did not confirm, up to [`SEND_ATTEMPTS`] calls. Entry
+    /// ids are the bodies' positions in the batch, so a retry names the same job the same way.
+    async fn send_batch(&self, bodies: &[String]) -> Result<(), QueueError> {
+        let mut pending: BTreeMap<String, &str> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| (i.to_string(), body.as_str()))
+            .collect();
+        let mut backoff = FIRST_BACKOFF;
+        for attempt in 1..=SEND_ATTEMPTS {
+            if attempt > 1 {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            let entries = pending
+                .iter()
+                .map(|(id, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(id)
+                        .message_body(*body)
+                        .build()
+                        .map_err(|e| QueueError::Unavailable(format!("a batch entry: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let output = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| {
+                    QueueError::Unavailable(format!(
+                        "SendMessageBatch to {} failed: {}",
+                        self.queue_url,
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
+            // A fault of ours (a body SQS will never take) fails now: resending cannot help.
+            if let Some(refused) = output.failed().iter().find(|f| f.sender_fault()) {
+                return Err(QueueError::Unavailable(format!(
+                    "SQS refused a delivery job: {} ({})",
+                    refused.code(),
+                    refused.message().unwrap_or("no message")
+                )));
+            }
+            // Only what SQS confirms is queued: an entry in neither list is sent again.
+            for done in output.successful() {
+                pending.remove(done.id());
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(QueueError::Unavailable(format!(
+            "SQS did not accept {} of {} delivery jobs after {SEND_ATTEMPTS} attempts",
+            pending.len(),
+            bodies.len()
+        )))
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsDeliveryQueue {
+    async fn enqueue(&self, jobs: Vec<DeliveryJob>) -> Result<(), QueueError> {
+        let bodies: Vec<String> = jobs.iter().map(DeliveryJob::to_json).collect();
+        if let Some(big) = bodies.iter().find(|b| b.len() > MAX_MESSAGE_BYTES) {
+            return Err(QueueError::TooLarge {
+                bytes: big.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        let sizes: Vec<usize> = bodies.iter().map(String::len).collect();
+        // One batch after the other: a continuation is one job, a backend publish too; only a
+        // caller handing over many at once waits for several round trips.
+        for range in batch_ranges(&sizes) {
+            self.send_batch(&bodies[range]).await?;
+        }
+        Ok(())
+    }
+}

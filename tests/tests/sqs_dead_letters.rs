@@ -1,0 +1,88 @@
+//! The fan-out's batch handler on a real queue (moto): a poison job ends in the dead-letter queue
+//! after the redrive policy's receives, and its batch-mates are delivered and deleted.
+
+use std::collections::HashMap;
+
+use adapters::sqs::handle_batch;
+use aws_sdk_sqs::types::QueueAttributeName;
+use domain::Timestamp;
+use tests::sqs::{
+    fresh_queue, fresh_queue_with, queue_arn, receive_bodies, receive_event, settle, sqs_client,
+};
+
+const MAX_RECEIVES: u32 = 2;
+/// Rounds of receive-handle-settle; each empties what is visible, so a few are plenty.
+const ROUNDS: usize = 10;
+
+#[tokio::test]
+async fn a_poison_job_lands_in_the_dead_letter_queue_and_its_batch_mates_are_deleted() {
+    let client = sqs_client().await;
+    let dead_letters = fresh_queue(&client, "dlq").await;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": queue_arn(&client, &dead_letters).await,
+        "maxReceiveCount": MAX_RECEIVES,
+    });
+    let jobs = fresh_queue_with(
+        &client,
+        "jobs",
+        HashMap::from([(QueueAttributeName::RedrivePolicy, redrive.to_string())]),
+    )
+    .await;
+    let poison = r#"{"room":"lobby"}"#;
+    let good = [
+        r#"{"room":"lobby","data":1}"#,
+        r#"{"everyone":true,"data":2}"#,
+    ];
+    for body in [good[0], poison, good[1]] {
+        client
+            .send_message()
+            .queue_url(&jobs)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let delivered = std::sync::Mutex::new(Vec::new());
+    let mut failures = 0;
+    for _ in 0..ROUNDS {
+        let event = receive_event(&client, &jobs, 0).await;
+        if event.records.is_empty() {
+            break;
+        }
+        let outcome = handle_batch(
+            event.clone(),
+            Timestamp::from_millis(u64::MAX),
+            4,
+            |_, job, _| {
+                delivered.lock().unwrap().push(job.to_json());
+                async { Ok::<(), String>(()) }
+            },
+        )
+        .await
+        .unwrap();
+        let failed: Vec<String> = outcome
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        failures += failed.len();
+        settle(&client, &jobs, &event, &failed).await;
+    }
+
+    assert_eq!(
+        failures, MAX_RECEIVES as usize,
+        "the poison failed once per receive"
+    );
+    let delivered = delivered.into_inner().unwrap();
+    assert_eq!(delivered.len(), 2, "each good job ran once: {delivered:?}");
+    assert!(
+        receive_bodies(&client, &jobs, 0).await.is_empty(),
+        "the queue is empty"
+    );
+    assert_eq!(
+        receive_bodies(&client, &dead_letters, 1).await,
+        vec![poison.to_owned()]
+    );
+}
