@@ -62,6 +62,9 @@ pub struct ServiceConfig {
     pub dynamo: DynamoSettings,
     pub endpoint: ManagementEndpoint,
     pub settings: Settings,
+    /// Where broadcasts larger than `INLINE_RECIPIENTS` go on (`DELIVERY_QUEUE_URL`); without
+    /// one, every broadcast is delivered inline, whatever its size.
+    pub delivery_queue_url: Option<String>,
     /// Refuse a `$connect` that carries no authorizer principal (`REQUIRE_PRINCIPAL`): set when
     /// the stack deploys the authorizer, so a route that lost it fails closed.
     pub require_principal: bool,
@@ -141,6 +144,7 @@ impl ServiceConfig {
             dynamo,
             endpoint,
             settings,
+            delivery_queue_url: get(crate::sqs::QUEUE_URL_VAR).filter(|url| !url.trim().is_empty()),
             require_principal: parse_or(&get, "REQUIRE_PRINCIPAL", false)?,
             notifier_client: parse_or(&get, "NOTIFIER_CLIENT", NotifierClient::default())?,
         })
@@ -271,6 +275,23 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("REQUIRE_PRINCIPAL = \"yes\"")
+        );
+    }
+
+    #[test]
+    fn broadcasts_are_queued_only_where_a_delivery_queue_url_is_set() {
+        let base = [
+            ("CONNECTIONS_TABLE", "t"),
+            ("MANAGEMENT_ENDPOINT", "https://x/prod"),
+        ];
+        assert_eq!(config(&base).unwrap().delivery_queue_url, None);
+        let blank = [base.as_slice(), &[("DELIVERY_QUEUE_URL", " ")]].concat();
+        assert_eq!(config(&blank).unwrap().delivery_queue_url, None);
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/ws-chat-dev-delivery";
+        let set = [base.as_slice(), &[("DELIVERY_QUEUE_URL", url)]].concat();
+        assert_eq!(
+            config(&set).unwrap().delivery_queue_url.as_deref(),
+            Some(url)
         );
     }
 

@@ -194,6 +194,13 @@ pub fn delivery_jobs(jobs: usize, failed: usize) {
     }
 }
 
+/// One delivery job a worker ran: its posts, and whether it left work for other jobs (the next
+/// page, or recipients handed over before the deadline).
+pub fn job_done(report: &domain::delivery::JobReport) {
+    posts(&report.delivery);
+    delivery_continuations(u64::from(report.continued) + u64::from(report.handed_over > 0));
+}
+
 /// Continuation jobs one worker run enqueued.
 pub fn delivery_continuations(count: u64) {
     if count > 0 {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use domain::delivery::DeliveryWorker;
 use domain::{ClientNotifier, ConnectionRepository, Settings, WebSocketService};
 
 use crate::apigateway::inbound::WebSocketHandler;
@@ -14,6 +15,7 @@ use crate::clock::{SystemClock, TokioSleeper};
 use crate::config::ServiceConfig;
 use crate::dynamodb::DynamoConnectionRepository;
 use crate::room_policy::DefaultRoomPolicy;
+use crate::sqs::{MissingQueueUrl, SqsDeliveryQueue};
 
 /// The notifier is chosen at start-up (`NOTIFIER_CLIENT`); one dynamic call per post is noise
 /// next to an HTTP request.
@@ -76,8 +78,41 @@ pub async fn aws_handler(config: &ServiceConfig) -> Result<AwsHandler, SignedNot
         config
             .notifier_client
             .build(&sdk, &config.endpoint, NotifierTimeouts::default())?;
-    Ok(
-        WebSocketHandler::new(service(repo, notifier, config.settings.clone()))
-            .requiring_principal(config.require_principal),
-    )
+    let mut service = service(repo, notifier, config.settings.clone());
+    if let Some(url) = &config.delivery_queue_url {
+        service =
+            service.with_delivery_queue(Arc::new(SqsDeliveryQueue::from_sdk(&sdk, url, None)));
+    }
+    Ok(WebSocketHandler::new(service).requiring_principal(config.require_principal))
+}
+
+/// The fan-out function's worker: the same store and notifier as the handler, and the queue its
+/// continuations go to.
+pub async fn aws_worker(
+    config: &ServiceConfig,
+) -> Result<DeliveryWorker<DynamoConnectionRepository, Arc<dyn ClientNotifier>>, WiringError> {
+    let sdk = sdk_config().await;
+    let url = config.delivery_queue_url.clone().ok_or(MissingQueueUrl)?;
+    let repo = DynamoConnectionRepository::new(dynamodb_client(&sdk, None), config.dynamo.clone());
+    let notifier =
+        config
+            .notifier_client
+            .build(&sdk, &config.endpoint, NotifierTimeouts::default())?;
+    Ok(DeliveryWorker::new(
+        repo,
+        notifier,
+        Arc::new(SqsDeliveryQueue::from_sdk(&sdk, url, None)),
+        Arc::new(SystemClock),
+        Arc::new(TokioSleeper),
+        config.settings.clone(),
+    ))
+}
+
+/// Why the fan-out worker could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    #[error(transparent)]
+    Queue(#[from] MissingQueueUrl),
+    #[error(transparent)]
+    Notifier(#[from] SignedNotifierError),
 }

@@ -1,10 +1,7 @@
-//! Wiring only: configuration, clients built once, the delivery worker, the SQS batch loop.
+//! Wiring only: configuration, the delivery worker built once, the SQS batch loop.
 
 use std::sync::Arc;
 
-use adapters::dynamodb::DynamoConnectionRepository;
-use adapters::sqs::SqsDeliveryQueue;
-use adapters::wiring;
 use domain::Timestamp;
 use domain::delivery::{DeliveryJob, MessageId};
 
@@ -17,30 +14,21 @@ const JOBS_IN_PARALLEL: usize = 2;
 // One thread, as for the other Lambdas: the work is waiting on the network, and the function has
 // less than one vCPU (BENCHMARKS.md, "CPU per post").
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     adapters::telemetry::init_json();
-    let config = adapters::config::ServiceConfig::from_env()?;
-    let sdk = wiring::sdk_config().await;
-    let repo =
-        DynamoConnectionRepository::new(wiring::dynamodb_client(&sdk, None), config.dynamo.clone());
-    let notifier = config.notifier_client.build(
-        &sdk,
-        &config.endpoint,
-        adapters::apigateway::NotifierTimeouts::default(),
-    )?;
-    let queue = SqsDeliveryQueue::from_sdk(&sdk, adapters::sqs::queue_url_from_env()?, None);
-    let parts = Arc::new((repo, notifier, queue));
+    adapters::lambda::exit_code(run().await)
+}
 
-    // LEAD: build the domain's `DeliveryWorker` from `parts` (store, notifier, queue for the
-    // continuations) and `config.settings`, then run it here:
-    //     let report = worker.run(&id, job, deadline).await.map_err(|e| e.to_string())?;
-    //     adapters::metrics::delivery_continuations(report.<continuations enqueued>);
-    //     adapters::metrics::... the report's posts, as `message_handled` records them;
-    //     Ok(())
-    // Until then every job fails, so SQS keeps it and finally dead-letters it: nothing is lost.
-    let run = move |id: MessageId, _job: DeliveryJob, _deadline: Timestamp| {
-        let _parts = parts.clone();
-        async move { Err(format!("job {id}: the delivery worker is not wired in yet")) }
+async fn run() -> Result<(), lambda_runtime::Error> {
+    let config = adapters::config::ServiceConfig::from_env()?;
+    let worker = Arc::new(adapters::wiring::aws_worker(&config).await?);
+    let run = move |id: MessageId, job: DeliveryJob, deadline: Timestamp| {
+        let worker = worker.clone();
+        async move {
+            let report = worker.run(&id, job, deadline).await?;
+            adapters::metrics::job_done(&report);
+            Ok::<(), domain::delivery::WorkError>(())
+        }
     };
     adapters::lambda::serve_delivery_jobs(JOBS_IN_PARALLEL, run).await
 }
