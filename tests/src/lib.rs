@@ -4,6 +4,7 @@
 pub mod client;
 pub mod gateway_probes;
 pub mod publish;
+pub mod rooms;
 pub mod sqs;
 pub mod ws;
 

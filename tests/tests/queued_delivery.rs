@@ -8,50 +8,28 @@ use serde_json::{Value, json};
 use tests::client::TestClient;
 use tests::gateway_probes::eventually;
 use tests::publish::post_publish;
+use tests::rooms::{assert_no_second_copy, first_messages, room_of};
 use tests::ws::gateway;
 
 const JSON: &str = "Content-Type: application/json";
 
 /// Waits until the workers have finished every job, so no copy of a message is still coming.
 async fn queue_drained(gw: &RunningGateway) {
-    let delivery = gw.delivery().expect("the gateway runs workers");
-    eventually(|| (delivery.queue.outstanding() == 0).then_some(()))
+    let queue = gw
+        .delivery()
+        .and_then(|d| d.memory_queue())
+        .expect("the gateway runs workers on the in-memory queue");
+    eventually(|| (queue.outstanding() == 0).then_some(()))
         .await
         .expect("the delivery queue did not drain within 10 s");
-    assert!(
-        delivery.queue.dead_letters().is_empty(),
-        "a job was dead-lettered"
-    );
+    assert!(queue.dead_letters().is_empty(), "a job was dead-lettered");
 }
 
-/// `n` clients in room `lobby`.
-async fn room_of(gw: &RunningGateway, n: usize) -> Vec<TestClient> {
-    let mut clients = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut client = TestClient::connect(gw).await;
-        client.join("lobby").await;
-        clients.push(client);
-    }
-    clients
-}
-
-/// Each client's first `message` frame, then proof that no other one came: with the queue
-/// drained, `drain` returns everything posted before it.
+/// Each client's first `message` frame, then proof that no other one came.
 async fn exactly_one_message_each(gw: &RunningGateway, clients: &mut [TestClient]) -> Vec<Value> {
-    let mut firsts = Vec::with_capacity(clients.len());
-    for client in clients.iter_mut() {
-        firsts.push(client.next_of_type("message").await);
-    }
+    let firsts = first_messages(clients).await;
     queue_drained(gw).await;
-    for client in clients.iter_mut() {
-        let more: Vec<Value> = client
-            .drain()
-            .await
-            .into_iter()
-            .filter(|f| f["type"] == "message")
-            .collect();
-        assert!(more.is_empty(), "{} got a second copy: {more:?}", client.id);
-    }
+    assert_no_second_copy(clients).await;
     firsts
 }
 
@@ -143,7 +121,9 @@ async fn the_publish_route_refuses_web_pages_non_json_and_malformed_jobs() {
         "{answer}"
     );
     assert_eq!(
-        gw.delivery().map(|d| d.queue.outstanding()),
+        gw.delivery()
+            .and_then(|d| d.memory_queue())
+            .map(|q| q.outstanding()),
         Some(0),
         "nothing was queued"
     );

@@ -1,33 +1,70 @@
 //! Queued delivery on a laptop: `--workers N` tasks run the same `DeliveryWorker` as the
-//! `fanout` Lambda, over the in-memory queue, each job under a simulated invocation deadline
-//! (`--job-deadline-ms`). A job that succeeds is acked; one that fails, or runs past its
-//! deadline (cut off, as Lambda cuts off an invocation), is released for redelivery, and after
-//! the queue's receive limit it is dead-lettered (logged).
+//! `fanout` Lambda, each job under a simulated invocation deadline (`--job-deadline-ms`), over
+//! the in-memory queue, or over an SQS queue (`--queue-url`, with `--sqs-endpoint` for moto)
+//! polled the way a Lambda event source mapping polls it.
+//!
+//! In memory, a job that succeeds is acked; one that fails, or runs past its deadline (cut off,
+//! as Lambda cuts off an invocation), is released for redelivery, and after the queue's receive
+//! limit it is dead-lettered (logged). On SQS the same happens through the partial batch response,
+//! and the queue's own redrive policy dead-letters.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::clock::SystemClock;
 use adapters::memory::{Lease, MemoryQueue};
-use domain::delivery::{DeliveryJob, DeliveryWorker};
-use domain::{ClientNotifier, Clock, ConnectionRepository};
+use adapters::sqs::{SqsDeliveryQueue, SqsPoller};
+use domain::delivery::{DeliveryJob, DeliveryQueue, DeliveryWorker, MessageId};
+use domain::{ClientNotifier, Clock, ConnectionRepository, Timestamp};
 use tokio::task::JoinSet;
 
 /// How long an idle worker waits for a job before it polls again (SQS long polling: 20 s).
 const RECEIVE_WAIT: Duration = Duration::from_secs(1);
 
+/// After SQS failed a receive or a delete (moto stopped, a wrong URL), before the next try.
+const SQS_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Where jobs wait.
+#[derive(Clone)]
+pub enum Transport {
+    Memory(MemoryQueue),
+    /// The queue's URL, the client that sends to it, and the poller that receives from it.
+    Sqs {
+        sender: SqsDeliveryQueue,
+        poller: SqsPoller,
+    },
+}
+
+impl Transport {
+    /// Where the handler and `@publish` put jobs.
+    pub fn sender(&self) -> Arc<dyn DeliveryQueue> {
+        match self {
+            Transport::Memory(queue) => Arc::new(queue.clone()),
+            Transport::Sqs { sender, .. } => Arc::new(sender.clone()),
+        }
+    }
+
+    /// For the start-up banner.
+    pub fn describe(&self) -> String {
+        match self {
+            Transport::Memory(_) => "the in-memory queue".to_owned(),
+            Transport::Sqs { sender, .. } => format!("SQS queue {}", sender.queue_url()),
+        }
+    }
+}
+
 /// The queue and its workers. Dropping it stops the workers (a job in progress is released).
 pub struct LocalDelivery {
-    pub queue: MemoryQueue,
+    pub transport: Transport,
     pub workers: usize,
     pub job_deadline: Duration,
     tasks: JoinSet<()>,
 }
 
 impl LocalDelivery {
-    /// Starts `workers` tasks (at least one) taking jobs from `queue`.
+    /// Starts `workers` tasks (at least one) taking jobs from `transport`.
     pub fn start<R, N>(
-        queue: MemoryQueue,
+        transport: Transport,
         worker: DeliveryWorker<R, N>,
         workers: usize,
         job_deadline: Duration,
@@ -39,13 +76,28 @@ impl LocalDelivery {
         let worker = Arc::new(worker);
         let mut tasks = JoinSet::new();
         for _ in 0..workers.max(1) {
-            tasks.spawn(work(queue.clone(), worker.clone(), job_deadline));
+            match &transport {
+                Transport::Memory(queue) => {
+                    tasks.spawn(work(queue.clone(), worker.clone(), job_deadline));
+                }
+                Transport::Sqs { poller, .. } => {
+                    tasks.spawn(poll(poller.clone(), worker.clone(), job_deadline));
+                }
+            }
         }
         Self {
-            queue,
+            transport,
             workers: workers.max(1),
             job_deadline,
             tasks,
+        }
+    }
+
+    /// The in-memory queue, when it is the transport (tests watch it drain).
+    pub fn memory_queue(&self) -> Option<&MemoryQueue> {
+        match &self.transport {
+            Transport::Memory(queue) => Some(queue),
+            Transport::Sqs { .. } => None,
         }
     }
 
@@ -64,6 +116,31 @@ where
     loop {
         for lease in queue.receive(1, RECEIVE_WAIT).await {
             run_one(&queue, &worker, lease, job_deadline).await;
+        }
+    }
+}
+
+/// One worker on SQS: what the event source mapping and one `fanout` invocation do, in a loop:
+/// a batch of up to 10, one job at a time, each under the simulated deadline.
+async fn poll<R, N>(poller: SqsPoller, worker: Arc<DeliveryWorker<R, N>>, job_deadline: Duration)
+where
+    R: ConnectionRepository,
+    N: ClientNotifier,
+{
+    let run = |id: MessageId, job: DeliveryJob, deadline: Timestamp| {
+        let worker = worker.clone();
+        async move {
+            match tokio::time::timeout(job_deadline, worker.run(&id, job, deadline)).await {
+                Ok(run) => run.map(drop).map_err(|e| e.to_string()),
+                Err(_) => Err("ran past its deadline and was cut off".to_owned()),
+            }
+        }
+    };
+    loop {
+        let deadline = SystemClock.now().saturating_add(job_deadline);
+        if let Err(e) = poller.poll_once(RECEIVE_WAIT, deadline, 1, &run).await {
+            tracing::warn!(error = %e, "the local SQS worker could not poll its queue");
+            tokio::time::sleep(SQS_RETRY_PAUSE).await;
         }
     }
 }

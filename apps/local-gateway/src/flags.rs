@@ -91,6 +91,14 @@ pub struct Options {
     /// is queued (the Lambdas' INLINE_RECIPIENTS).
     #[arg(long, env = "INLINE_RECIPIENTS", default_value_t = Settings::default().inline_recipients as u64, value_parser = clap::value_parser!(u64).range(0..=20_000))]
     pub inline_recipients: u64,
+    /// Deliver through this SQS queue instead of the in-memory one: the handler and @publish
+    /// send jobs to it, the workers poll it as a Lambda event source mapping would (the queue's
+    /// redrive policy dead-letters). With --sqs-endpoint for moto; real AWS otherwise.
+    #[arg(long, env = "DELIVERY_QUEUE_URL")]
+    pub queue_url: Option<String>,
+    /// The SQS endpoint for --queue-url (moto: http://127.0.0.1:5000).
+    #[arg(long, env = "SQS_ENDPOINT", requires = "queue_url")]
+    pub sqs_endpoint: Option<String>,
     /// A worker invocation's simulated deadline, in milliseconds (the `fanout` Lambda's
     /// timeout): a job still running then is cut off and redelivered.
     #[arg(long, env = "LOCAL_GATEWAY_JOB_DEADLINE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=900_000))]
@@ -153,6 +161,9 @@ impl Options {
 
     /// A margin at or past the deadline would hand every job back untouched, forever.
     pub fn check_delivery(&self) -> Result<(), String> {
+        if self.workers == 0 && self.queue_url.is_some() {
+            return Err("--queue-url needs workers to poll it (--workers 1 or more)".to_owned());
+        }
         if self.workers > 0 && self.job_safety_margin_ms >= self.job_deadline_ms {
             return Err(format!(
                 "--job-safety-margin-ms ({}) must be below --job-deadline-ms ({})",

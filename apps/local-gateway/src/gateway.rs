@@ -34,7 +34,7 @@ pub(crate) struct Gateway {
     pub sockets: Arc<Sockets>,
     pub browser: BrowserPolicy,
     /// Where `POST /{stage}/@publish` puts a job; `None` without workers.
-    pub publish_queue: Option<adapters::memory::MemoryQueue>,
+    pub publish_queue: Option<Arc<dyn domain::delivery::DeliveryQueue>>,
     /// The chat page, with this gateway's stage in it.
     pub chat_page_html: String,
     /// True once shutdown has begun: no new WebSocket, every open one closes with 1001.
@@ -55,7 +55,7 @@ pub(crate) struct GatewayParts {
     pub authorizer: Option<Arc<dyn TokenVerifier>>,
     pub sockets: Arc<Sockets>,
     pub browser: BrowserPolicy,
-    pub publish_queue: Option<adapters::memory::MemoryQueue>,
+    pub publish_queue: Option<Arc<dyn domain::delivery::DeliveryQueue>>,
     pub shutdown: watch::Receiver<bool>,
 }
 

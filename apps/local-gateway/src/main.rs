@@ -30,8 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match (gateway.publish_url(), gateway.delivery()) {
         (Some(url), Some(delivery)) => {
             println!(
-                "  delivery:      {} workers on the in-memory queue, {} ms per job, inline up to {} recipients",
+                "  delivery:      {} workers on {}, {} ms per job, inline up to {} recipients",
                 delivery.workers,
+                delivery.transport.describe(),
                 delivery.job_deadline.as_millis(),
                 options.inline_recipients
             );

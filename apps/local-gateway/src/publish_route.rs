@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::delivery::DeliveryJob;
+use domain::delivery::{DeliveryJob, MessageId, QueueError};
 use serde_json::json;
 
 use crate::gateway::Gateway;
@@ -83,8 +83,16 @@ pub async fn publish(
         Ok(job) => job,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
-    // As SQS would: the body as sent. A job without an id takes the queue message's.
-    let queue_id = queue.send_raw(job.to_json());
-    let id = job.id_or(&queue_id);
-    answer(StatusCode::ACCEPTED, json!({ "id": id.as_str() }))
+    // The id is chosen here, so the answer names the id every frame of this message carries,
+    // whichever queue the gateway runs on.
+    let id = job.id.clone().unwrap_or_else(MessageId::random);
+    let job = DeliveryJob {
+        id: Some(id.clone()),
+        ..job
+    };
+    match queue.enqueue(vec![job]).await {
+        Ok(()) => answer(StatusCode::ACCEPTED, json!({ "id": id.as_str() })),
+        Err(e @ QueueError::TooLarge { .. }) => refuse(StatusCode::PAYLOAD_TOO_LARGE, e),
+        Err(e @ QueueError::Unavailable(_)) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
 }

@@ -11,7 +11,9 @@ use adapters::wiring;
 use domain::delivery::DeliveryWorker;
 use domain::{ClientNotifier, ConnectionRepository, RateLimit, Settings};
 
-use crate::delivery::LocalDelivery;
+use adapters::sqs::{SqsDeliveryQueue, SqsPoller, sqs_client};
+
+use crate::delivery::{LocalDelivery, Transport};
 use crate::{EventHandler, GatewayConfig, InProcessNotifier, NotifierKind, Options, Sockets};
 
 impl Options {
@@ -49,6 +51,7 @@ impl Options {
         };
         let (handler, delivery) = match &self.dynamodb_endpoint {
             None => self.handler(
+                &sdk,
                 Arc::new(InMemoryConnectionRepository::default()),
                 notifier,
                 settings,
@@ -58,7 +61,7 @@ impl Options {
                 create_table_if_missing(&client, &self.table).await?;
                 let repo =
                     DynamoConnectionRepository::new(client, DynamoSettings::new(&self.table));
-                self.handler(Arc::new(repo), notifier, settings)
+                self.handler(&sdk, Arc::new(repo), notifier, settings)
             }
         };
         Ok(GatewayConfig {
@@ -77,6 +80,7 @@ impl Options {
     /// workers that drain it, sharing its store and notifier.
     fn handler<R: ConnectionRepository + 'static>(
         &self,
+        sdk: &aws_config::SdkConfig,
         repo: Arc<R>,
         notifier: Arc<dyn ClientNotifier>,
         settings: Settings,
@@ -85,19 +89,35 @@ impl Options {
         if self.workers == 0 {
             return (Arc::new(WebSocketHandler::new(service)), None);
         }
-        let queue = MemoryQueue::default();
+        let transport = self.transport(sdk);
         let worker = DeliveryWorker::new(
             repo,
             notifier,
-            Arc::new(queue.clone()),
+            transport.sender(),
             Arc::new(SystemClock),
             Arc::new(TokioSleeper),
             settings,
         );
         let workers = usize::try_from(self.workers).unwrap_or(1);
-        let delivery = LocalDelivery::start(queue.clone(), worker, workers, self.job_deadline());
-        let service = service.with_delivery_queue(Arc::new(queue));
+        let service = service.with_delivery_queue(transport.sender());
+        let delivery = LocalDelivery::start(transport, worker, workers, self.job_deadline());
         (Arc::new(WebSocketHandler::new(service)), Some(delivery))
+    }
+}
+
+impl Options {
+    /// The in-memory queue, or the SQS queue of --queue-url.
+    fn transport(&self, sdk: &aws_config::SdkConfig) -> Transport {
+        match &self.queue_url {
+            None => Transport::Memory(MemoryQueue::default()),
+            Some(url) => {
+                let client = sqs_client(sdk, self.sqs_endpoint.as_deref());
+                Transport::Sqs {
+                    sender: SqsDeliveryQueue::new(client.clone(), url),
+                    poller: SqsPoller::new(client, url),
+                }
+            }
+        }
     }
 }
 
