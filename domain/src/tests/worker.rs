@@ -88,9 +88,15 @@ fn room_with_two_pages(first: Vec<ConnectionId>) -> MockConnectionRepository {
 }
 
 /// A notifier that logs each post with the clock's time, then moves the clock by `step_ms`.
+/// Posts to ids starting with `t` are throttled (429), every time.
 fn timed_notifier(log: Log, clock: Arc<SteppingClock>, step_ms: u64) -> MockClientNotifier {
     let mut notifier = MockClientNotifier::new();
     notifier.expect_send().returning(move |to, frame| {
+        if to.as_str().starts_with('t') {
+            clock.now.fetch_add(step_ms, Ordering::SeqCst);
+            log.push(format!("throttled:{to}"));
+            return Err(crate::NotifyError::Throttled);
+        }
         let frame: Value = serde_json::from_slice(frame).unwrap();
         let at = clock.now.fetch_add(step_ms, Ordering::SeqCst);
         let from = frame["from"].as_str().unwrap_or("nobody");
@@ -333,5 +339,33 @@ async fn one_recipient_over_the_threshold_is_queued_and_the_ack_counts_the_inlin
     assert_eq!(
         (ack["delivered"].as_u64(), ack["queued"].as_bool()),
         (Some(4), Some(true))
+    );
+}
+
+#[tokio::test]
+async fn a_retry_that_could_end_inside_the_margin_is_not_started_and_its_recipient_is_handed_over()
+{
+    // The first attempt starts at 0 ms, before the margin (500 ms before a 600 ms deadline);
+    // after it (100 ms) any retry would end inside the margin, so the worker hands that
+    // recipient over instead of waiting.
+    let run = run_worker(vec![id("t0")], 100, 600).await;
+
+    let attempts = run
+        .log
+        .entries()
+        .iter()
+        .filter(|e| e.starts_with("throttled:"))
+        .count();
+    assert_eq!(attempts, 1, "{:?}", run.log.entries());
+    let handed_over: Vec<Vec<ConnectionId>> = run
+        .queue
+        .jobs()
+        .iter()
+        .filter_map(|job| job.recipients.clone())
+        .collect();
+    assert_eq!(handed_over, [vec![id("t0")]]);
+    assert_eq!(
+        (run.report.delivery.failed, run.report.delivery.deferred),
+        (0, 1)
     );
 }
