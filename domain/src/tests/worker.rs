@@ -369,3 +369,76 @@ async fn a_retry_that_could_end_inside_the_margin_is_not_started_and_its_recipie
         (0, 1)
     );
 }
+
+/// A queue that is down.
+struct DownQueue;
+
+#[async_trait]
+impl DeliveryQueue for DownQueue {
+    async fn enqueue(&self, _jobs: Vec<DeliveryJob>) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable("down".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_enqueue_the_next_page_fails_before_posting_so_the_job_comes_back() {
+    // No expectation on the notifier: a post would fail the test.
+    let worker = DeliveryWorker::new(
+        room_with_two_pages(ids("m", 3)),
+        MockClientNotifier::new(),
+        Arc::new(DownQueue),
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        Settings::default(),
+    );
+    let job = DeliveryJob::from_json(r#"{"room":"lobby","data":1}"#).unwrap();
+
+    let result = worker
+        .run(
+            &MessageId::parse("sqs-1").unwrap(),
+            job,
+            Timestamp::from_millis(NOW + 60_000),
+        )
+        .await;
+
+    assert!(
+        matches!(result, Err(crate::delivery::WorkError::Enqueue(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_broadcast_whose_rest_cannot_be_queued_is_a_service_error_and_posts_nothing() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of()
+        .returning(|_, _| Ok(vec![room("lobby")]));
+    repo.expect_members_of().returning(|_, _, _| {
+        Ok(Page {
+            items: ids("m", 5),
+            next: None,
+        })
+    });
+    let service = WebSocketService::new(
+        repo,
+        MockClientNotifier::new(),
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        Settings {
+            inline_recipients: 2,
+            ..Settings::default()
+        },
+    )
+    .with_delivery_queue(Arc::new(DownQueue));
+
+    let result = service
+        .handle_message(
+            &sender("m000"),
+            br#"{"action":"publish","room":"lobby","data":1}"#,
+        )
+        .await;
+
+    assert!(
+        matches!(result, Err(crate::HandleError::Queue(_))),
+        "{result:?}"
+    );
+}
