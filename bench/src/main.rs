@@ -7,6 +7,7 @@ mod cold_start;
 mod cpu;
 mod cpu_post;
 mod fanout;
+mod fanout_queue;
 mod gateway_load;
 mod handler;
 mod management_stub;
@@ -53,11 +54,28 @@ enum Scenario {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// A room broadcast through the delivery queue: W workers, each job under a short deadline.
+    FanoutQueue {
+        #[arg(long, default_value_t = 100_000)]
+        members: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        workers: Vec<usize>,
+        #[arg(long, default_value_t = 20)]
+        delay_ms: u64,
+        /// The simulated invocation deadline of each job.
+        #[arg(long, default_value_t = 1_000)]
+        job_deadline_ms: u64,
+        /// The throttling run: the stub answers 429 above this many posts a second.
+        #[arg(long, default_value_t = 10_000)]
+        throttle_above: u64,
+    },
     /// The local @connections server the scenarios above start as a child process.
     #[command(hide = true)]
     ManagementStub {
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
+        #[arg(long)]
+        throttle_above: Option<u64>,
     },
     /// Process start to first `next` and to first response of the release `default` Lambda.
     ColdStart {
@@ -214,8 +232,37 @@ async fn main() -> Result<(), String> {
             };
             cpu_post::run(args).await?;
         }
-        Scenario::ManagementStub { delay_ms } => {
-            management_stub::serve(Duration::from_millis(delay_ms)).await?;
+        Scenario::ManagementStub {
+            delay_ms,
+            throttle_above,
+        } => {
+            management_stub::serve(Duration::from_millis(delay_ms), throttle_above).await?;
+        }
+        Scenario::FanoutQueue {
+            members,
+            workers,
+            delay_ms,
+            job_deadline_ms,
+            throttle_above,
+        } => {
+            let args = if quick {
+                fanout_queue::Args {
+                    members: 3_000,
+                    workers: vec![1, 4],
+                    delay: Duration::from_millis(2),
+                    job_deadline: Duration::from_millis(300),
+                    throttle_above: 2_000,
+                }
+            } else {
+                fanout_queue::Args {
+                    members,
+                    workers,
+                    delay: Duration::from_millis(delay_ms),
+                    job_deadline: Duration::from_millis(job_deadline_ms),
+                    throttle_above,
+                }
+            };
+            fanout_queue::run(args).await?;
         }
         Scenario::ColdStart { binary, starts } => {
             cold_start::run(&binary, if quick { 2 } else { starts }).await?;

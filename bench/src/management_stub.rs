@@ -56,6 +56,28 @@ impl Stub {
 struct Behaviour {
     delay: Duration,
     posts: Arc<AtomicU64>,
+    /// Posts a second above which the stub answers 429, as the account's `@connections` quota
+    /// does (`None`: never).
+    throttle_above: Option<u64>,
+    /// The current one-second window: (its start in ms since the stub started, posts in it).
+    window: Arc<std::sync::Mutex<(u128, u64)>>,
+    started: std::time::Instant,
+}
+
+impl Behaviour {
+    /// Counts this post in the current second; true when it is over the rate.
+    fn over_rate(&self) -> bool {
+        let Some(rate) = self.throttle_above else {
+            return false;
+        };
+        let now = self.started.elapsed().as_millis();
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if now >= window.0 + 1_000 {
+            *window = (now - now % 1_000, 0);
+        }
+        window.1 += 1;
+        window.1 > rate
+    }
 }
 
 /// Ids starting with `gone-` answer 410, as closed connections do.
@@ -67,7 +89,14 @@ async fn post_to_connection(
     if !b.delay.is_zero() {
         tokio::time::sleep(b.delay).await;
     }
-    if id.starts_with("gone-") {
+    if b.over_rate() {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("x-amzn-ErrorType", "LimitExceededException")],
+            "{\"message\":\"Too Many Requests\"}",
+        )
+            .into_response()
+    } else if id.starts_with("gone-") {
         (
             StatusCode::GONE,
             [("x-amzn-ErrorType", "GoneException")],
@@ -84,13 +113,16 @@ async fn posts(State(b): State<Behaviour>) -> String {
 }
 
 /// The child's side: serves until its standard input closes, i.e. until the parent is gone.
-pub async fn serve(delay: Duration) -> Result<(), String> {
+pub async fn serve(delay: Duration, throttle_above: Option<u64>) -> Result<(), String> {
     let app = Router::new()
         .route("/{stage}/@connections/{id}", post(post_to_connection))
         .route("/posts", get(posts))
         .with_state(Behaviour {
             delay,
             posts: Arc::default(),
+            throttle_above,
+            window: Arc::default(),
+            started: std::time::Instant::now(),
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -111,13 +143,25 @@ pub async fn serve(delay: Duration) -> Result<(), String> {
 
 /// The parent's side: starts the child and waits (5 s at most) for its endpoint.
 pub async fn spawn(delay: Duration) -> Result<Stub, String> {
+    spawn_throttling(delay, None).await
+}
+
+/// [`spawn`], with 429 for every post beyond `throttle_above` a second.
+pub async fn spawn_throttling(
+    delay: Duration,
+    throttle_above: Option<u64>,
+) -> Result<Stub, String> {
     let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let mut args = vec![
+        "management-stub".to_string(),
+        "--delay-ms".to_string(),
+        delay.as_millis().to_string(),
+    ];
+    if let Some(rate) = throttle_above {
+        args.extend(["--throttle-above".to_string(), rate.to_string()]);
+    }
     let mut child = Command::new(exe)
-        .args([
-            "management-stub",
-            "--delay-ms",
-            &delay.as_millis().to_string(),
-        ])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)

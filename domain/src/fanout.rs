@@ -327,7 +327,13 @@ impl FanOut<'_> {
                 Event::Read(Err(e)) => read_error = Some(e),
             }
         }
-        self.announce_departures(tally.departed).await;
+        // Presence is best-effort: a worker near its deadline skips it rather than run past.
+        let time_left = self
+            .deadline
+            .is_none_or(|d| d.leaves(std::time::Duration::ZERO, self.settings.job_safety_margin));
+        if time_left {
+            self.announce_departures(tally.departed).await;
+        }
         Dispatched {
             report: tally.report,
             // Deferred posts were never delivered: they go with the rest.

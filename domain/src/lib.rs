@@ -26,10 +26,13 @@ pub mod testing;
 
 pub use auth::{Identity, TokenError, TokenVerifier};
 pub use connection::{
-    API_GATEWAY_IDLE_TIMEOUT, API_GATEWAY_MAX_CONNECTION_DURATION, ConnectRequest, Connection,
-    ConnectionId, Principal, Sender,
+    API_GATEWAY_IDLE_TIMEOUT, API_GATEWAY_MAX_CONNECTION_DURATION, CONNECT_GRACE, ConnectRequest,
+    Connection, ConnectionId, Principal, Sender,
 };
-pub use delivery::{DeliveryJob, DeliveryQueue, JobError, JobTarget, MessageId, QueueError};
+pub use delivery::{
+    DeliveryJob, DeliveryQueue, DeliveryWorker, JobError, JobReport, JobTarget, MessageId,
+    QueueError, WorkError,
+};
 pub use fanout::{Audience, DeliveryReport, FanOutError};
 pub use ports::{
     ClientNotifier, Clock, ConnectionRepository, JoinError, Joined, Member, MemberPage,

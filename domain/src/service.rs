@@ -428,29 +428,25 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     /// jobs, queued before the first post.
     async fn deliver(&self, sender: &Sender, target: JobTarget, data: &RawValue) -> Step<Outcome> {
         let id = MessageId::random();
-        let room = match &target {
-            JobTarget::Room(room) => Some(room),
-            _ => None,
+        let (room, audience) = match &target {
+            JobTarget::Room(room) => (Some(room), Audience::Room(room)),
+            _ => (None, Audience::Everyone),
         };
         let sent_at = self.clock.now().as_millis();
         let frame = self.encode(&self.message(&id, sender, room, data, sent_at))?;
+        let skip = self.echo_skip(sender);
+        let fanout = self.fanout();
+        let Some(queue) = &self.queue else {
+            let report = fanout.broadcast(audience, &frame, skip).await?;
+            return Ok(Outcome::Done(Delivered::inline(report)));
+        };
+        // The job a queued part carries: this message, from this sender, at this time.
         let job = DeliveryJob {
             from: Some(sender.id.clone()),
             principal: sender.principal.clone(),
-            skip: self.echo_skip(sender).cloned(),
+            skip: skip.cloned(),
             sent_at: Some(sent_at),
-            ..DeliveryJob::new(id.clone(), target.clone(), data.to_owned())
-        };
-        let audience = match &target {
-            JobTarget::Room(room) => Audience::Room(room),
-            _ => Audience::Everyone,
-        };
-        let fanout = self.fanout();
-        let Some(queue) = &self.queue else {
-            let report = fanout
-                .broadcast(audience, &frame, job.skip.as_ref())
-                .await?;
-            return Ok(Outcome::Done(Delivered::inline(report)));
+            ..DeliveryJob::new(id, target.clone(), data.to_owned())
         };
         let split = crate::delivery::inline::split(
             &fanout,
@@ -464,13 +460,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             queue.enqueue(split.jobs).await.map_err(HandleError::from)?;
         }
         let listed = fanout
-            .post_listed(
-                audience,
-                &frame,
-                job.skip.as_ref(),
-                split.inline,
-                &mut || true,
-            )
+            .post_listed(audience, &frame, skip, split.inline, &mut || true)
             .await;
         Ok(Outcome::Done(Delivered {
             report: listed.report,

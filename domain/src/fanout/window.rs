@@ -11,6 +11,8 @@ use super::{PostOutcome, Posted};
 pub(crate) struct Window {
     limit: usize,
     max: usize,
+    /// Clean deliveries since the window last grew.
+    delivered: usize,
 }
 
 impl Window {
@@ -19,6 +21,7 @@ impl Window {
         Self {
             limit: max.get(),
             max: max.get(),
+            delivered: 0,
         }
     }
 
@@ -35,8 +38,13 @@ impl Window {
     pub fn observe(&mut self, posted: &Posted) {
         if posted.throttled > 0 {
             self.limit = (self.limit / 2).max(1);
-        } else if posted.outcome == PostOutcome::Delivered {
-            self.limit = (self.limit + 1).min(self.max);
+            self.delivered = 0;
+        } else if posted.outcome == PostOutcome::Delivered && self.limit < self.max {
+            self.delivered += 1;
+            if self.delivered >= self.limit {
+                self.limit += 1;
+                self.delivered = 0;
+            }
         }
     }
 }
@@ -70,27 +78,30 @@ mod tests {
     }
 
     #[test]
-    fn clean_deliveries_grow_the_window_back_one_at_a_time_up_to_its_maximum() {
+    fn clean_deliveries_grow_the_window_by_one_per_window_of_them_up_to_its_maximum() {
         let mut w = window(4);
         for _ in 0..3 {
             w.observe(&posted(PostOutcome::Failed, 2));
         }
         assert_eq!(w.limit(), 1);
-        let limits: Vec<usize> = (0..5)
+        let limits: Vec<usize> = (0..12)
             .map(|_| {
                 w.observe(&posted(PostOutcome::Delivered, 0));
                 w.limit()
             })
             .collect();
-        assert_eq!(limits, [2, 3, 4, 4, 4]);
+        // 1 delivery to reach 2, 2 more to reach 3, 3 more to reach 4, then capped.
+        assert_eq!(limits, [2, 2, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4]);
     }
 
     #[test]
     fn a_gone_or_failed_post_without_a_throttle_leaves_the_window_alone() {
         let mut w = window(8);
         w.observe(&posted(PostOutcome::Delivered, 1));
-        w.observe(&posted(PostOutcome::Gone, 0));
-        w.observe(&posted(PostOutcome::Failed, 0));
+        for _ in 0..10 {
+            w.observe(&posted(PostOutcome::Gone, 0));
+            w.observe(&posted(PostOutcome::Failed, 0));
+        }
         assert_eq!(w.limit(), 4);
     }
 }

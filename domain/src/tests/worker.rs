@@ -88,9 +88,15 @@ fn room_with_two_pages(first: Vec<ConnectionId>) -> MockConnectionRepository {
 }
 
 /// A notifier that logs each post with the clock's time, then moves the clock by `step_ms`.
+/// Posts to ids starting with `t` are throttled (429), every time.
 fn timed_notifier(log: Log, clock: Arc<SteppingClock>, step_ms: u64) -> MockClientNotifier {
     let mut notifier = MockClientNotifier::new();
     notifier.expect_send().returning(move |to, frame| {
+        if to.as_str().starts_with('t') {
+            clock.now.fetch_add(step_ms, Ordering::SeqCst);
+            log.push(format!("throttled:{to}"));
+            return Err(crate::NotifyError::Throttled);
+        }
         let frame: Value = serde_json::from_slice(frame).unwrap();
         let at = clock.now.fetch_add(step_ms, Ordering::SeqCst);
         let from = frame["from"].as_str().unwrap_or("nobody");
@@ -333,5 +339,106 @@ async fn one_recipient_over_the_threshold_is_queued_and_the_ack_counts_the_inlin
     assert_eq!(
         (ack["delivered"].as_u64(), ack["queued"].as_bool()),
         (Some(4), Some(true))
+    );
+}
+
+#[tokio::test]
+async fn a_retry_that_could_end_inside_the_margin_is_not_started_and_its_recipient_is_handed_over()
+{
+    // The first attempt starts at 0 ms, before the margin (500 ms before a 600 ms deadline);
+    // after it (100 ms) any retry would end inside the margin, so the worker hands that
+    // recipient over instead of waiting.
+    let run = run_worker(vec![id("t0")], 100, 600).await;
+
+    let attempts = run
+        .log
+        .entries()
+        .iter()
+        .filter(|e| e.starts_with("throttled:"))
+        .count();
+    assert_eq!(attempts, 1, "{:?}", run.log.entries());
+    let handed_over: Vec<Vec<ConnectionId>> = run
+        .queue
+        .jobs()
+        .iter()
+        .filter_map(|job| job.recipients.clone())
+        .collect();
+    assert_eq!(handed_over, [vec![id("t0")]]);
+    assert_eq!(
+        (run.report.delivery.failed, run.report.delivery.deferred),
+        (0, 1)
+    );
+}
+
+/// A queue that is down.
+struct DownQueue;
+
+#[async_trait]
+impl DeliveryQueue for DownQueue {
+    async fn enqueue(&self, _jobs: Vec<DeliveryJob>) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable("down".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_enqueue_the_next_page_fails_before_posting_so_the_job_comes_back() {
+    // No expectation on the notifier: a post would fail the test.
+    let worker = DeliveryWorker::new(
+        room_with_two_pages(ids("m", 3)),
+        MockClientNotifier::new(),
+        Arc::new(DownQueue),
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        Settings::default(),
+    );
+    let job = DeliveryJob::from_json(r#"{"room":"lobby","data":1}"#).unwrap();
+
+    let result = worker
+        .run(
+            &MessageId::parse("sqs-1").unwrap(),
+            job,
+            Timestamp::from_millis(NOW + 60_000),
+        )
+        .await;
+
+    assert!(
+        matches!(result, Err(crate::delivery::WorkError::Enqueue(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_broadcast_whose_rest_cannot_be_queued_is_a_service_error_and_posts_nothing() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of()
+        .returning(|_, _| Ok(vec![room("lobby")]));
+    repo.expect_members_of().returning(|_, _, _| {
+        Ok(Page {
+            items: ids("m", 5),
+            next: None,
+        })
+    });
+    let service = WebSocketService::new(
+        repo,
+        MockClientNotifier::new(),
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        Settings {
+            inline_recipients: 2,
+            ..Settings::default()
+        },
+    )
+    .with_delivery_queue(Arc::new(DownQueue));
+
+    let result = service
+        .handle_message(
+            &sender("m000"),
+            br#"{"action":"publish","room":"lobby","data":1}"#,
+        )
+        .await;
+
+    assert!(
+        matches!(result, Err(crate::HandleError::Queue(_))),
+        "{result:?}"
     );
 }

@@ -1,0 +1,235 @@
+//! A room of N members broadcast through the delivery queue: one backend job, W workers (tasks,
+//! as the `fanout` Lambda's concurrency) running `DeliveryWorker` over the in-memory queue, each
+//! job under a short simulated deadline so that next-page continuations and deadline hand-overs
+//! both happen. Posts go through the real `@connections` client to the local stub (D ms a post),
+//! once without throttling and once with the stub answering 429 above a rate.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts};
+use adapters::clock::{SystemClock, TokioSleeper};
+use adapters::memory::{InMemoryConnectionRepository, MemoryQueue};
+use domain::delivery::{DeliveryJob, DeliveryWorker};
+use domain::{ClientNotifier, Clock, ConnectionRepository, RoomName, Settings};
+
+use crate::{management_stub, stats};
+
+/// Members per page: large enough that a page outlasts a short deadline, so hand-overs happen.
+const PAGE_SIZE: usize = 4_000;
+/// Longest a run may take before it is reported as unfinished.
+const MAX_WALL: Duration = Duration::from_secs(300);
+
+pub struct Args {
+    pub members: usize,
+    pub workers: Vec<usize>,
+    pub delay: Duration,
+    pub job_deadline: Duration,
+    pub throttle_above: u64,
+}
+
+#[derive(Default)]
+struct Tally {
+    jobs: u64,
+    continued: u64,
+    handed_over: u64,
+    delivered: u64,
+    throttled: u64,
+    failed: u64,
+    longest: Duration,
+    cut_off: u64,
+}
+
+type Worker = DeliveryWorker<Arc<InMemoryConnectionRepository>, Arc<dyn ClientNotifier>>;
+
+async fn room_of(members: usize) -> Arc<InMemoryConnectionRepository> {
+    let repo = Arc::new(InMemoryConnectionRepository::with_page_size(PAGE_SIZE));
+    let now = SystemClock.now();
+    let big = RoomName::parse("big").expect("a valid room name");
+    for i in 0..members {
+        let connection = crate::forever(&format!("live-{i:06}"));
+        repo.save(&connection).await.expect("save");
+        repo.join(&connection.id, &big, 50, now)
+            .await
+            .expect("join");
+    }
+    repo
+}
+
+/// One worker task: jobs until the queue is empty and stays so.
+async fn work(
+    queue: MemoryQueue,
+    worker: Arc<Worker>,
+    deadline: Duration,
+    tally: Arc<Mutex<Tally>>,
+) {
+    let ran_out = Instant::now() + MAX_WALL;
+    while Instant::now() < ran_out {
+        let leases = queue.receive(1, Duration::from_millis(50)).await;
+        if leases.is_empty() && queue.outstanding() == 0 {
+            return;
+        }
+        for lease in leases {
+            let job = DeliveryJob::from_json(lease.body()).expect("a valid job");
+            let started = Instant::now();
+            let at = SystemClock.now().saturating_add(deadline);
+            let result =
+                tokio::time::timeout(deadline, worker.run(lease.message_id(), job, at)).await;
+            let took = started.elapsed();
+            let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+            t.jobs += 1;
+            t.longest = t.longest.max(took);
+            match result {
+                Ok(Ok(report)) => {
+                    t.continued += u64::from(report.continued);
+                    t.handed_over += u64::from(report.handed_over > 0);
+                    t.delivered += report.delivery.delivered;
+                    t.throttled += report.delivery.throttled;
+                    t.failed += report.delivery.failed;
+                    drop(t);
+                    lease.ack();
+                }
+                Ok(Err(e)) => {
+                    drop(t);
+                    eprintln!("a job failed: {e}");
+                    lease.release();
+                }
+                Err(_) => {
+                    t.cut_off += 1;
+                    drop(t);
+                    lease.release();
+                }
+            }
+        }
+    }
+}
+
+async fn one_run(
+    repo: &Arc<InMemoryConnectionRepository>,
+    notifier: Arc<dyn ClientNotifier>,
+    workers: usize,
+    args: &Args,
+) -> (Duration, Tally) {
+    let queue = MemoryQueue::default();
+    let settings = Settings {
+        fanout_concurrency: NonZeroUsize::new(64).expect("64 > 0"),
+        presence_max_members: 0,
+        job_safety_margin: args.job_deadline / 4,
+        ..Settings::default()
+    };
+    let worker = Arc::new(DeliveryWorker::new(
+        repo.clone(),
+        notifier,
+        Arc::new(queue.clone()),
+        Arc::new(SystemClock),
+        Arc::new(TokioSleeper),
+        settings,
+    ));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let started = Instant::now();
+    queue.send_raw(r#"{"room":"big","data":{"text":"benchmark"}}"#);
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            tokio::spawn(work(
+                queue.clone(),
+                worker.clone(),
+                args.job_deadline,
+                tally.clone(),
+            ))
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a worker panicked");
+    }
+    let wall = started.elapsed();
+    let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
+    (wall, tally)
+}
+
+fn row(
+    label: &str,
+    workers: usize,
+    members: usize,
+    wall: Duration,
+    t: &Tally,
+    deadline: Duration,
+) -> Vec<String> {
+    let posts = t.delivered + t.failed;
+    vec![
+        label.to_string(),
+        workers.to_string(),
+        stats::ms(wall),
+        format!("{:.0}", t.delivered as f64 / wall.as_secs_f64()),
+        format!("{} / {} / {}", t.jobs, t.continued, t.handed_over),
+        format!("{} / {}", stats::ms(t.longest), stats::ms(deadline)),
+        format!("{:.1} %", 100.0 * t.delivered as f64 / members as f64),
+        format!(
+            "{:.1} %",
+            100.0 * t.throttled as f64 / (posts + t.throttled).max(1) as f64
+        ),
+        t.cut_off.to_string(),
+    ]
+}
+
+pub async fn run(args: Args) -> Result<(), String> {
+    let sdk = crate::local_sdk_config().await;
+    let timeouts = NotifierTimeouts {
+        connect: Duration::from_secs(2),
+        read: Duration::from_secs(10),
+    };
+    println!(
+        "fan-out through the delivery queue: {} members, pages of {PAGE_SIZE}, D = {} ms per post, 64 posts in flight per worker, each job cut off at {} ms (margin {} ms)\n",
+        args.members,
+        args.delay.as_millis(),
+        args.job_deadline.as_millis(),
+        (args.job_deadline / 4).as_millis()
+    );
+    let repo = room_of(args.members).await;
+    let mut rows = Vec::new();
+    for (label, throttle) in [
+        ("no throttle", None),
+        ("429 above", Some(args.throttle_above)),
+    ] {
+        let stub = management_stub::spawn_throttling(args.delay, throttle).await?;
+        let endpoint = ManagementEndpoint::parse(&stub.endpoint).map_err(|e| e.to_string())?;
+        let notifier = NotifierClient::default()
+            .build(&sdk, &endpoint, timeouts)
+            .map_err(|e| e.to_string())?;
+        let label = match throttle {
+            Some(rate) => format!("{label} {rate}/s"),
+            None => label.to_string(),
+        };
+        let workers = if throttle.is_some() {
+            args.workers.iter().copied().max().into_iter().collect()
+        } else {
+            args.workers.clone()
+        };
+        for w in workers {
+            let (wall, tally) = one_run(&repo, notifier.clone(), w, &args).await;
+            rows.push(row(
+                &label,
+                w,
+                args.members,
+                wall,
+                &tally,
+                args.job_deadline,
+            ));
+        }
+    }
+    stats::table(
+        &[
+            "stub",
+            "workers",
+            "wall ms",
+            "posts/s",
+            "jobs / next-page / hand-over",
+            "longest job / deadline",
+            "delivered",
+            "429s",
+            "cut off",
+        ],
+        &rows,
+    );
+    Ok(())
+}
