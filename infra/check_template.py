@@ -23,8 +23,14 @@ Fails (exit 1, one line per problem) on:
   without an alarm on its Errors and on its Throttles, no alarm on API Gateway's IntegrationError
   and ExecutionError, none on the posts that failed or were throttled or on authorizer denials in
   the functions' namespace, an alarm whose AlarmActions and OKActions differ, no dashboard;
-- with --expect-production: a function without reserved concurrency, a stage without an access
-  log, or a $default no stricter than the stage.
+- queued delivery: no SQS queue, a queue without encryption, no event source mapping on it, a
+  mapping without ReportBatchItemFailures or MaximumConcurrency or with batches above 10, a queue
+  whose visibility timeout is under six times its function's timeout, no redrive to a dead-letter
+  queue or no alarm on that queue's messages, a function allowed to send to the queue without
+  DELIVERY_QUEUE_URL naming it, no stack outputs with the queue's URL and ARN;
+- with --expect-production: a function without reserved concurrency (or with less than its event
+  source mapping's MaximumConcurrency), a stage without an access log, or a $default no stricter
+  than the stage.
 
     python3 check_template.py TEMPLATE.json [--artifacts] [--expect-authorizer] [--expect-production]
 """
@@ -104,15 +110,28 @@ REQUIRED_ACTIONS = {
     "DefaultRole": {
         "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem",
         "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections",
+        "sqs:SendMessage",
+    },
+    # The event source mapping's calls, and the worker's: pages, posts, prunes, continuations.
+    "FanoutRole": {
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility", "sqs:SendMessage", "dynamodb:Query",
+        "execute-api:ManageConnections",
     },
 }
 
 
-def missing_grant_problems(template):
+def granted_actions(template):
+    """Each role's allowed actions."""
     granted = {}
     for name, statement in statements_of(template):
         if statement.get("Effect") == "Allow":
             granted.setdefault(name, set()).update(as_list(statement.get("Action", [])))
+    return granted
+
+
+def missing_grant_problems(template):
+    granted = granted_actions(template)
     roles = resources(template, "AWS::IAM::Role")
     return [f"{name}: missing {sorted(needed - granted.get(name, set()))}: the code calls them"
             for name, needed in REQUIRED_ACTIONS.items()
@@ -396,6 +415,93 @@ def monitoring_problems(template, functions):
     return problems
 
 
+# AWS's advice for a queue an event source mapping reads: a job is never handed to a second
+# worker while the first may still be running it.
+VISIBILITY_PER_TIMEOUT = 6
+# Lambda's default timeout when a function sets none.
+DEFAULT_TIMEOUT = 3
+SQS_BATCH_LIMIT = 10
+
+
+def queue_problems(template, functions, expect_production):
+    queues = resources(template, "AWS::SQS::Queue")
+    if not queues:
+        return ["no SQS delivery queue"]
+    problems = [f"{name}: server-side encryption is off (SqsManagedSseEnabled or KmsMasterKeyId)"
+                for name, queue in queues.items()
+                if not (queue.get("Properties", {}).get("SqsManagedSseEnabled") is True
+                        or queue.get("Properties", {}).get("KmsMasterKeyId"))]
+    mappings = {name: m for name, m in resources(template, "AWS::Lambda::EventSourceMapping").items()
+                if referenced(m.get("Properties", {}).get("EventSourceArn"), queues)}
+    if not mappings:
+        problems.append("no event source mapping on an SQS queue: nothing would run the delivery jobs")
+    seen = watched(resources(template, "AWS::CloudWatch::Alarm"))
+    for name, mapping in mappings.items():
+        props = mapping.get("Properties", {})
+        if "ReportBatchItemFailures" not in props.get("FunctionResponseTypes", []):
+            problems.append(f"{name}: no ReportBatchItemFailures: one failed job would send its whole batch back")
+        if number(props.get("ScalingConfig", {}).get("MaximumConcurrency")) is None:
+            problems.append(f"{name}: no ScalingConfig.MaximumConcurrency: the queue could take the account's whole concurrency")
+        batch = number(props.get("BatchSize"))
+        if batch is None or batch > SQS_BATCH_LIMIT:
+            problems.append(f"{name}: BatchSize {props.get('BatchSize')!r}, expected at most {SQS_BATCH_LIMIT}")
+        for queue_name in referenced(props.get("EventSourceArn"), queues):
+            problems += mapped_queue_problems(queue_name, queues, seen)
+            for function_name in referenced(props.get("FunctionName"), functions):
+                problems += mapped_function_problems(
+                    name, props, queue_name, queues[queue_name], function_name,
+                    functions[function_name], expect_production)
+            problems += queue_url_problems(template, functions, queue_name)
+    return problems
+
+
+def mapped_queue_problems(queue_name, queues, seen):
+    redrive = queues[queue_name].get("Properties", {}).get("RedrivePolicy", {})
+    dead_letters = referenced(redrive.get("deadLetterTargetArn"), queues)
+    if not dead_letters or number(redrive.get("maxReceiveCount")) is None:
+        return [f"{queue_name}: no redrive policy to a dead-letter queue in this stack"]
+    return [f"{dlq}: no alarm on ApproximateNumberOfMessagesVisible (dead letters would go unnoticed)"
+            for dlq in sorted(dead_letters)
+            if (json.dumps("AWS/SQS"), "ApproximateNumberOfMessagesVisible",
+                json.dumps({"Fn::GetAtt": [dlq, "QueueName"]}, sort_keys=True)) not in seen]
+
+
+def mapped_function_problems(mapping_name, props, queue_name, queue, function_name, function,
+                             expect_production):
+    problems = []
+    timeout = number(function.get("Properties", {}).get("Timeout", DEFAULT_TIMEOUT))
+    visibility = number(queue.get("Properties", {}).get("VisibilityTimeout", 30))
+    if timeout is None or visibility is None or visibility < VISIBILITY_PER_TIMEOUT * timeout:
+        problems.append(f"{queue_name}: VisibilityTimeout {visibility} is under {VISIBILITY_PER_TIMEOUT} x "
+                        f"{function_name}'s Timeout {timeout}")
+    reserved = number(function.get("Properties", {}).get("ReservedConcurrentExecutions"))
+    maximum = number(props.get("ScalingConfig", {}).get("MaximumConcurrency"))
+    if expect_production and reserved is not None and maximum is not None and reserved < maximum:
+        problems.append(f"{function_name}: reserved concurrency {reserved:g} under {mapping_name}'s "
+                        f"MaximumConcurrency {maximum:g}: the mapping would be throttled")
+    return problems
+
+
+def queue_url_problems(template, functions, queue_name):
+    """Every function allowed to send to the queue finds it in DELIVERY_QUEUE_URL; backends find it
+    in the stack outputs."""
+    problems = []
+    granted = granted_actions(template)
+    roles = resources(template, "AWS::IAM::Role")
+    for name, fn in sorted(functions.items()):
+        props = fn.get("Properties", {})
+        sends = any("sqs:SendMessage" in granted.get(role, set())
+                    for role in referenced(props.get("Role"), roles))
+        url = props.get("Environment", {}).get("Variables", {}).get("DELIVERY_QUEUE_URL")
+        if sends and url != {"Ref": queue_name}:
+            problems.append(f"{name}: may send to {queue_name} but DELIVERY_QUEUE_URL does not name it")
+    outputs = [o.get("Value") for o in template.get("Outputs", {}).values()]
+    for value, what in (({"Ref": queue_name}, "URL"), ({"Fn::GetAtt": [queue_name, "Arn"]}, "ARN")):
+        if value not in outputs:
+            problems.append(f"no stack output with {queue_name}'s {what} (backends publish there)")
+    return problems
+
+
 def check(template, expect_authorizer=False, expect_production=False):
     functions = resources(template, "AWS::Lambda::Function")
     problems = function_problems(functions)
@@ -405,6 +511,7 @@ def check(template, expect_authorizer=False, expect_production=False):
     problems += hard_coded_suffix_problems(template, functions)
     problems += stage_problems(template, expect_production)
     problems += monitoring_problems(template, functions)
+    problems += queue_problems(template, functions, expect_production)
     if expect_production:
         problems += production_function_problems(functions)
     return problems

@@ -41,6 +41,37 @@ def monitoring():
     return alarms
 
 
+def delivery():
+    """The delivery queue, its dead letters, the fan-out function reading it, and its role."""
+    return {
+        "DeliveryQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "SqsManagedSseEnabled": True, "VisibilityTimeout": 360,
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetters", "Arn"]}, "maxReceiveCount": 3}}},
+        "DeadLetters": {"Type": "AWS::SQS::Queue", "Properties": {"SqsManagedSseEnabled": True}},
+        "DeadLettersAlarm": alarm("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": ["DeadLetters", "QueueName"]}),
+        "FanoutLambdaFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "provided.al2023", "Handler": "bootstrap", "FunctionName": "ws-chat-dev-fanout",
+            "Architectures": ["arm64"], "Code": {"S3Key": "serverless/ws-chat/dev/1/fanout.zip"}, "Timeout": 60,
+            "Role": {"Fn::GetAtt": ["FanoutRole", "Arn"]},
+            "Environment": {"Variables": {"METRICS_NAMESPACE": NAMESPACE, "DELIVERY_QUEUE_URL": {"Ref": "DeliveryQueue"}}}}},
+        **{f"Fanout{metric}Alarm": alarm("AWS/Lambda", metric, {"Ref": "FanoutLambdaFunction"})
+           for metric in ("Errors", "Throttles")},
+        "FanoutMapping": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
+            "EventSourceArn": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]},
+            "FunctionName": {"Fn::GetAtt": ["FanoutLambdaFunction", "Arn"]}, "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"], "ScalingConfig": {"MaximumConcurrency": 10}}},
+        "FanoutRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyDocument": {"Statement": [
+            {"Effect": "Allow", "Action": [
+                "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility", "sqs:SendMessage"],
+             "Resource": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}},
+            {"Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
+            {"Effect": "Allow", "Action": ["execute-api:ManageConnections"], "Resource": [
+                {"Fn::Sub": CONNECTIONS_ARN % "POST"}]},
+        ]}}]}},
+    }
+
+
 def minimal():
     return {
         "Resources": {
@@ -81,7 +112,9 @@ def minimal():
                     "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem",
                     "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
                  "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
+                {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}},
             ]}}]}},
+            **delivery(),
             "DisconnectRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyDocument": {"Statement": [
                 {"Effect": "Allow", "Action": ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query"],
                  "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
@@ -89,7 +122,9 @@ def minimal():
                     {"Fn::Sub": CONNECTIONS_ARN % "POST"}]},
             ]}}]}},
         },
-        "Outputs": {"WebSocketUrl": {"Value": {"Fn::Sub": "wss://${WebsocketsApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/dev"}}},
+        "Outputs": {"WebSocketUrl": {"Value": {"Fn::Sub": "wss://${WebsocketsApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/dev"}},
+                    "QueueUrl": {"Value": {"Ref": "DeliveryQueue"}},
+                    "QueueArn": {"Value": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}}},
     }
 
 
@@ -248,15 +283,79 @@ class TemplateCheck(unittest.TestCase):
         self.assertEqual(sorted(check_template.check(t, expect_production=True)), [
             "AuthorizerLambdaFunction: no reserved concurrency",
             "ConnectLambdaFunction: no reserved concurrency",
+            "FanoutLambdaFunction: no reserved concurrency",
             "Stage: no access log",
         ])
         stage(t)["RouteSettings"]["$default"] = dict(stage(t)["DefaultRouteSettings"])
         self.assertTrue(problems_mentioning("no stricter than the stage", t, expect_production=True))
         t = minimal()
         stage(t)["AccessLogSettings"] = {"DestinationArn": "arn", "Format": '{"id":"$context.requestId"}'}
-        for name in ("ConnectLambdaFunction", "AuthorizerLambdaFunction"):
+        for name in ("ConnectLambdaFunction", "AuthorizerLambdaFunction", "FanoutLambdaFunction"):
             resource(t, name)["Properties"]["ReservedConcurrentExecutions"] = 10
         self.assertEqual(check_template.check(t, expect_production=True), [])
+        resource(t, "FanoutLambdaFunction")["Properties"]["ReservedConcurrentExecutions"] = 5
+        self.assertEqual(problems_mentioning("throttled", t, expect_production=True), [
+            "FanoutLambdaFunction: reserved concurrency 5 under FanoutMapping's MaximumConcurrency 10: the mapping would be throttled"])
+
+
+class DeliveryQueue(unittest.TestCase):
+    def test_a_queue_without_encryption_fails(self):
+        for queue in ("DeliveryQueue", "DeadLetters"):
+            t = minimal()
+            del resource(t, queue)["Properties"]["SqsManagedSseEnabled"]
+            self.assertEqual(problems_mentioning("encryption", t), [
+                f"{queue}: server-side encryption is off (SqsManagedSseEnabled or KmsMasterKeyId)"])
+
+    def test_no_queue_or_no_mapping_on_it_fails(self):
+        t = minimal()
+        del t["Resources"]["FanoutMapping"]
+        self.assertEqual(problems_mentioning("event source mapping", t), [
+            "no event source mapping on an SQS queue: nothing would run the delivery jobs"])
+        t = {"Resources": {k: v for k, v in minimal()["Resources"].items() if v["Type"] != "AWS::SQS::Queue"}}
+        self.assertIn("no SQS delivery queue", check_template.check(t))
+
+    def test_a_mapping_without_partial_batch_responses_a_concurrency_cap_or_with_big_batches_fails(self):
+        for key, value, text in (("FunctionResponseTypes", [], "ReportBatchItemFailures"),
+                                 ("ScalingConfig", {}, "MaximumConcurrency"),
+                                 ("BatchSize", 100, "BatchSize")):
+            t = minimal()
+            resource(t, "FanoutMapping")["Properties"][key] = value
+            self.assertEqual(len(problems_mentioning(text, t)), 1, key)
+
+    def test_a_visibility_timeout_under_six_times_the_functions_timeout_fails(self):
+        t = minimal()
+        resource(t, "DeliveryQueue")["Properties"]["VisibilityTimeout"] = 359
+        self.assertEqual(problems_mentioning("VisibilityTimeout", t), [
+            "DeliveryQueue: VisibilityTimeout 359.0 is under 6 x FanoutLambdaFunction's Timeout 60.0"])
+
+    def test_no_dead_letter_queue_or_no_alarm_on_it_fails(self):
+        t = minimal()
+        del resource(t, "DeliveryQueue")["Properties"]["RedrivePolicy"]
+        self.assertEqual(problems_mentioning("redrive", t), [
+            "DeliveryQueue: no redrive policy to a dead-letter queue in this stack"])
+        t = minimal()
+        del t["Resources"]["DeadLettersAlarm"]
+        self.assertEqual(problems_mentioning("dead letters", t), [
+            "DeadLetters: no alarm on ApproximateNumberOfMessagesVisible (dead letters would go unnoticed)"])
+
+    def test_a_function_that_may_send_to_the_queue_without_its_url_fails(self):
+        t = minimal()
+        del variables(t, "FanoutLambdaFunction")["DELIVERY_QUEUE_URL"]
+        self.assertEqual(problems_mentioning("DELIVERY_QUEUE_URL", t), [
+            "FanoutLambdaFunction: may send to DeliveryQueue but DELIVERY_QUEUE_URL does not name it"])
+
+    def test_no_stack_output_with_the_queues_url_or_arn_fails(self):
+        for output, what in (("QueueUrl", "URL"), ("QueueArn", "ARN")):
+            t = minimal()
+            del t["Outputs"][output]
+            self.assertEqual(problems_mentioning("stack output", t), [
+                f"no stack output with DeliveryQueue's {what} (backends publish there)"])
+
+    def test_a_fanout_role_missing_a_queue_grant_fails(self):
+        t = minimal()
+        resource(t, "FanoutRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"].remove("sqs:DeleteMessage")
+        self.assertEqual(problems_mentioning("missing", t), [
+            "FanoutRole: missing ['sqs:DeleteMessage']: the code calls them"])
 
 
 class Artifacts(unittest.TestCase):

@@ -1,0 +1,36 @@
+//! The delivery job a `publish` describes, checked before anything is sent.
+
+use domain::delivery::{DeliveryJob, JobTarget, MessageId};
+use domain::{ConnectionId, RoomName};
+use serde_json::value::RawValue;
+
+use crate::Publish;
+
+/// The job for `publish`; `None` as id leaves the choice to the receiver.
+pub fn job(publish: &Publish, id: Option<MessageId>) -> Result<DeliveryJob, String> {
+    let target = &publish.target;
+    let target = match (&target.room, target.everyone, &target.connection) {
+        (Some(room), _, _) => {
+            JobTarget::Room(RoomName::parse(room).map_err(|e| format!("--room: {e}"))?)
+        }
+        (_, _, Some(id)) => JobTarget::Connection(
+            ConnectionId::parse(id.clone()).map_err(|e| format!("--connection: {e}"))?,
+        ),
+        _ => JobTarget::Everyone,
+    };
+    let data: Box<RawValue> = serde_json::from_str(&publish.data)
+        .map_err(|e| format!("--data is not valid JSON: {e}"))?;
+    let mut job = DeliveryJob::new(MessageId::random(), target, data);
+    job.id = id;
+    Ok(job)
+}
+
+/// The id from `--id`, checked.
+pub fn chosen_id(publish: &Publish) -> Result<Option<MessageId>, String> {
+    publish
+        .id
+        .clone()
+        .map(MessageId::parse)
+        .transpose()
+        .map_err(|e| format!("--id: {e}"))
+}

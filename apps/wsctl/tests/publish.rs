@@ -1,0 +1,255 @@
+//! `wsctl publish` run as a user runs it: against SQS on moto, and against a stand-in for the
+//! local gateway's `@publish` route that records what it got.
+
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use domain::delivery::{DeliveryJob, JobTarget};
+use domain::testing::room;
+use tests::sqs::{fresh_queue, receive_bodies, sqs_client, sqs_endpoint};
+use tokio::net::TcpListener;
+
+async fn wsctl(args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_wsctl"))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .expect("wsctl runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// (path, content type, body) of each request.
+type Requests = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A stand-in for the local gateway that answers every request with `status` and `body`.
+struct StandIn {
+    base: String,
+    requests: Requests,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn stand_in(status: StatusCode, answer: &'static str) -> StandIn {
+    let requests = Requests::default();
+    let seen = requests.clone();
+    let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
+        let seen = seen.clone();
+        async move {
+            let content_type = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            seen.lock()
+                .unwrap()
+                .push((uri.path().to_owned(), content_type, body));
+            (status, [("content-type", "application/json")], answer).into_response()
+        }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/local", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    StandIn {
+        base,
+        requests,
+        task,
+    }
+}
+
+#[tokio::test]
+async fn publish_to_a_room_through_sqs_queues_the_documented_job_under_the_printed_id() {
+    let client = sqs_client().await;
+    let url = fresh_queue(&client, "wsctl").await;
+
+    let output = wsctl(&[
+        "publish",
+        "--room",
+        "lobby",
+        "--data",
+        r#"{"text":"hi"}"#,
+        "--queue-url",
+        &url,
+        "--endpoint-url",
+        &sqs_endpoint(),
+        "--region",
+        "us-east-1",
+    ])
+    .await;
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bodies = receive_bodies(&client, &url, 1).await;
+    assert_eq!(bodies.len(), 1);
+    let job = DeliveryJob::from_json(&bodies[0]).unwrap();
+    assert_eq!(job.target, JobTarget::Room(room("lobby")));
+    assert_eq!(job.data.get(), r#"{"text":"hi"}"#);
+    assert_eq!(job.from, None, "a backend's message has no sender");
+    assert_eq!(job.id.map(|id| id.to_string()), Some(stdout(&output)));
+}
+
+#[tokio::test]
+async fn publish_with_a_chosen_id_to_one_connection_through_sqs_keeps_that_id() {
+    let client = sqs_client().await;
+    let url = fresh_queue(&client, "wsctl").await;
+
+    let output = wsctl(&[
+        "publish",
+        "--connection",
+        "abc123=",
+        "--data",
+        "42",
+        "--id",
+        "order-7",
+        "--queue-url",
+        &url,
+        "--endpoint-url",
+        &sqs_endpoint(),
+    ])
+    .await;
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "order-7");
+    let bodies = receive_bodies(&client, &url, 1).await;
+    assert_eq!(
+        bodies,
+        vec![r#"{"id":"order-7","connection":"abc123=","data":42}"#.to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn publish_to_everyone_locally_posts_the_job_as_json_and_prints_the_gateways_id() {
+    let gateway = stand_in(StatusCode::ACCEPTED, r#"{"id":"local-42"}"#).await;
+
+    let output = wsctl(&[
+        "publish",
+        "--everyone",
+        "--data",
+        r#""maintenance at 18:00""#,
+        "--local",
+        &gateway.base,
+    ])
+    .await;
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "local-42");
+    let requests = gateway.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests,
+        vec![(
+            "/local/@publish".to_owned(),
+            "application/json".to_owned(),
+            r#"{"everyone":true,"data":"maintenance at 18:00"}"#.to_owned()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_from_the_local_gateway_is_printed_and_exits_non_zero() {
+    let gateway = stand_in(
+        StatusCode::BAD_REQUEST,
+        r#"{"error":"field \"room\" is invalid"}"#,
+    )
+    .await;
+
+    let output = wsctl(&[
+        "publish",
+        "--room",
+        "lobby",
+        "--data",
+        "1",
+        "--local",
+        &gateway.base,
+    ])
+    .await;
+
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("400"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(r#"field \"room\" is invalid"#),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(stdout(&output), "");
+}
+
+#[tokio::test]
+async fn data_that_is_not_json_is_refused_before_anything_is_sent() {
+    let gateway = stand_in(StatusCode::ACCEPTED, r#"{"id":"x"}"#).await;
+
+    let output = wsctl(&[
+        "publish",
+        "--room",
+        "lobby",
+        "--data",
+        "{text: hi}",
+        "--local",
+        &gateway.base,
+    ])
+    .await;
+
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--data is not valid JSON"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        gateway.requests.lock().unwrap().is_empty(),
+        "nothing was sent"
+    );
+}
+
+#[tokio::test]
+async fn two_targets_no_target_no_destination_or_sqs_flags_with_local_are_refused() {
+    for args in [
+        &[
+            "publish",
+            "--room",
+            "a",
+            "--everyone",
+            "--data",
+            "1",
+            "--local",
+            "http://127.0.0.1:9",
+        ][..],
+        &["publish", "--data", "1", "--local", "http://127.0.0.1:9"][..],
+        &["publish", "--room", "a", "--data", "1"][..],
+        &[
+            "publish",
+            "--room",
+            "a",
+            "--data",
+            "1",
+            "--local",
+            "http://127.0.0.1:9",
+            "--region",
+            "eu-west-1",
+        ][..],
+    ] {
+        let output = wsctl(args).await;
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(
+            stderr(&output).contains("Usage"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
