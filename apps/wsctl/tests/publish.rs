@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use domain::delivery::{DeliveryJob, JobTarget};
 use domain::testing::room;
+use tests::rooms::{first_messages, room_of};
 use tests::sqs::{fresh_queue, receive_bodies, sqs_client, sqs_endpoint};
+use tests::ws::gateway;
 use tokio::net::TcpListener;
 
 async fn wsctl(args: &[&str]) -> Output {
@@ -252,4 +254,67 @@ async fn two_targets_no_target_no_destination_or_sqs_flags_with_local_are_refuse
             stderr(&output)
         );
     }
+}
+
+// End to end: wsctl, then the real local gateway, then real sockets.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_locally_reaches_each_member_of_the_room_with_the_printed_id() {
+    let gw = gateway(&["--presence-max-members", "0"]).await;
+    let mut clients = room_of(&gw, 3).await;
+
+    let output = wsctl(&[
+        "publish",
+        "--local",
+        &gw.management_url(),
+        "--room",
+        "lobby",
+        "--data",
+        r#"{"text":"hi"}"#,
+    ])
+    .await;
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    for message in first_messages(&mut clients).await {
+        assert_eq!(message["id"], stdout(&output), "{message}");
+        assert_eq!(message["data"], serde_json::json!({"text": "hi"}));
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_through_sqs_reaches_the_room_through_a_gateway_polling_that_queue() {
+    let url = fresh_queue(&sqs_client().await, "wsctl-e2e").await;
+    let endpoint = sqs_endpoint();
+    let gw = gateway(&[
+        "--queue-url",
+        &url,
+        "--sqs-endpoint",
+        &endpoint,
+        "--presence-max-members",
+        "0",
+    ])
+    .await;
+    let mut clients = room_of(&gw, 3).await;
+
+    let output = wsctl(&[
+        "publish",
+        "--room",
+        "lobby",
+        "--data",
+        r#""from the shell""#,
+        "--queue-url",
+        &url,
+        "--endpoint-url",
+        &endpoint,
+    ])
+    .await;
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    for message in first_messages(&mut clients).await {
+        assert_eq!(message["id"], stdout(&output), "{message}");
+        assert_eq!(message["data"], "from the shell");
+        assert!(message.get("from").is_none(), "{message}");
+    }
+    gw.shutdown().await;
 }
