@@ -31,6 +31,7 @@ async fn gateway_running(handler: Arc<dyn EventHandler>) -> RunningGateway {
         authorizer: None,
         sockets: Arc::default(),
         browser: BrowserPolicy::default(),
+        rooms: None,
     })
     .await
     .unwrap()

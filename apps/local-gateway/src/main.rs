@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  @connections:  {}/@connections/{{connectionId}}",
         gateway.management_url()
     );
-    println!("  browser chat:  {}", gateway.http_url());
+    println!("  inspector:     {}", gateway.http_url());
     if options.jwt_secret.is_some() || options.jwks_url.is_some() {
         println!(
             "  authorizer:    on (connect with {}?token=<JWT>)",

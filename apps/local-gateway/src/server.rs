@@ -81,6 +81,7 @@ pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
         authorizer: config.authorizer,
         sockets: config.sockets,
         browser: config.browser,
+        rooms: config.rooms,
         shutdown,
     }));
     let app = routes(gateway.clone());

@@ -41,16 +41,19 @@ impl Options {
             },
             ..Settings::default()
         };
-        let handler: Arc<dyn EventHandler> = match &self.dynamodb_endpoint {
-            None => handler(InMemoryConnectionRepository::default(), notifier, settings),
+        // One store shared by the handler and the inspector, which asks it for rooms.
+        let rooms: Arc<dyn ConnectionRepository> = match &self.dynamodb_endpoint {
+            None => Arc::new(InMemoryConnectionRepository::default()),
             Some(url) => {
                 let client = wiring::dynamodb_client(&sdk, Some(url));
                 create_table_if_missing(&client, &self.table).await?;
-                let repo =
-                    DynamoConnectionRepository::new(client, DynamoSettings::new(&self.table));
-                handler(repo, notifier, settings)
+                Arc::new(DynamoConnectionRepository::new(
+                    client,
+                    DynamoSettings::new(&self.table),
+                ))
             }
         };
+        let handler = handler(rooms.clone(), notifier, settings);
         Ok(GatewayConfig {
             sockets,
             authorizer: self.authorizer()?,
@@ -59,6 +62,7 @@ impl Options {
             limits: self.limits(),
             browser: self.browser_policy(),
             handler,
+            rooms: Some(rooms),
         })
     }
 }

@@ -1,0 +1,56 @@
+// The metric counters: GET /metrics (Prometheus text) every two seconds, summed per metric.
+import { el } from './dom.js';
+
+const EVERY_MS = 2_000;
+/** Counters whose growth means trouble: shown in red when not zero. */
+const BAD = new Set(['MessagesRefused', 'PostsFailed', 'PostsGone', 'PostsThrottled', 'PostsMisconfigured', 'ConnectionsRefused', 'AuthorizerRefusals']);
+
+/** `{name: total}` for counters, and `{name p99: value}` for summaries, from Prometheus text. */
+export function parseMetrics(text) {
+  const types = new Map();
+  const totals = new Map();
+  for (const line of text.split('\n')) {
+    const type = line.match(/^# TYPE (\S+) (\S+)/);
+    if (type) { types.set(type[1], type[2]); continue; }
+    const sample = line.match(/^([A-Za-z_:][\w:]*)(\{[^}]*\})? (\S+)/);
+    if (!sample) continue;
+    const [, name, labels = '', raw] = sample;
+    const value = Number(raw);
+    if (types.get(name) === 'counter') totals.set(name, (totals.get(name) ?? 0) + value);
+    else if (types.get(name) === 'summary' && labels.includes('quantile="0.99"')) totals.set(`${name} p99`, value);
+  }
+  return totals;
+}
+
+/** Fills `root` with one tile per metric, updated every two seconds. */
+export function startMetrics(root) {
+  const tiles = new Map();
+  const format = (v) => (Number.isInteger(v) ? v.toLocaleString() : v.toFixed(1));
+  async function refresh() {
+    let totals;
+    try {
+      const response = await fetch('/metrics');
+      if (!response.ok) return;
+      totals = parseMetrics(await response.text());
+    } catch {
+      return; // the gateway is restarting: the feed's pill says so
+    }
+    for (const [name, value] of [...totals].sort(([a], [b]) => a.localeCompare(b))) {
+      let tile = tiles.get(name);
+      if (!tile) {
+        tile = el('div', { class: 'tile', title: name, 'data-metric': name }, el('div', { class: 'value' }, ''), el('div', { class: 'name' }, name));
+        tiles.set(name, tile);
+        root.append(tile);
+      }
+      const shown = format(value);
+      const valueNode = tile.querySelector('.value');
+      if (valueNode.textContent !== shown) {
+        if (valueNode.textContent) { tile.classList.remove('changed'); void tile.offsetWidth; tile.classList.add('changed'); }
+        valueNode.textContent = shown;
+      }
+      tile.classList.toggle('bad', BAD.has(name.split(' ')[0]) && value > 0);
+    }
+  }
+  refresh();
+  setInterval(refresh, EVERY_MS);
+}
