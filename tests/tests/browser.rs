@@ -129,6 +129,18 @@ async fn the_inspector_lists_both_connections_their_rooms_and_their_invocations(
         "the metric counters",
     )
     .await;
+    // The handler answers 200 even when it refuses: the row says what the refusal was.
+    let refused_publish = format!(
+        "(() => {{ const s = new WebSocket({:?}); s.onopen = () => s.send(JSON.stringify({{action: 'publish', room: 'elsewhere', data: 'x', requestId: 'r1'}})); return true; }})()",
+        gw.ws_url()
+    );
+    eval(&alice, &refused_publish).await;
+    wait_until(
+        &alice,
+        "[...document.querySelectorAll('#invocations .outcome')].some((o) => o.textContent === 'refused: not_member')",
+        "a refused publish shows its error code",
+    )
+    .await;
     screenshot(&alice, "inspector-two-connections").await;
 
     eval(

@@ -62,16 +62,34 @@ function prepend(list, row, fresh) {
   while (list.children.length > MAX_ROWS) list.lastElementChild.remove();
 }
 
+// A handler answers 200 even when it refuses a request: the refusal is the `error` frame it posts
+// back, which comes before the invocation ends. Kept by connection and requestId (bounded), so
+// the invocation's row can say `not_member` rather than a bare 200.
+const refusals = new Map();
+function noteRefusal(call) {
+  const frame = call.method === 'POST' ? parsed(call.body) : null;
+  if (frame?.type !== 'error' || frame.requestId === undefined) return;
+  refusals.set(`${call.connectionId} ${frame.requestId}`, frame.code);
+  if (refusals.size > MAX_ROWS) refusals.delete(refusals.keys().next().value);
+}
+
+function refusalOf(inv) {
+  const requestId = parsed(inv.event?.body ?? '')?.requestId;
+  return requestId === undefined ? undefined : refusals.get(`${inv.connectionId} ${requestId}`);
+}
+
 function invocationRow(inv) {
   const route = inv.route.replace('$', '');
-  const outcome = inv.ok ? `${inv.status}` : inv.status === null ? 'handler error' : `refused ${inv.status}`;
+  const refused = refusalOf(inv);
+  const ok = inv.ok && !refused;
+  const outcome = refused ? `refused: ${refused}` : inv.ok ? `${inv.status}` : inv.status === null ? 'handler error' : `refused ${inv.status}`;
   const row = el('div', { class: 'rows row', 'data-route': inv.route, 'data-connection-id': inv.connectionId ?? '' },
     el('span', { class: 'muted' }, clock(inv.at)),
     el('span', { class: `route route-${route}` }, inv.route),
     el('span', {}, inv.action ?? ''),
     el('span', { class: 'id', title: inv.connectionId ?? '' }, shortId(inv.connectionId)),
     el('span', { class: 'num' }, inv.durationMs.toFixed(1)),
-    el('span', { class: inv.ok ? 'outcome-ok' : 'outcome-bad' }, outcome));
+    el('span', { class: `outcome ${ok ? 'outcome-ok' : 'outcome-bad'}`, title: outcome }, outcome));
   row.addEventListener('click', () => showDetail(`${inv.route} ${inv.action ?? ''} · ${inv.connectionId ?? ''}`,
     ['Event', inv.event], ['Response', inv.response]));
   return row;
@@ -83,10 +101,17 @@ function callRow(call) {
     el('span', {}, call.method),
     el('span', { class: 'id', title: call.connectionId }, shortId(call.connectionId)),
     el('span', { class: call.status < 300 ? 'outcome-ok' : 'outcome-bad' }, String(call.status)),
-    el('span', { class: 'num muted' }, `${call.bytes} B`));
+    el('span', { class: frameType(call) === 'error' ? 'outcome-bad' : 'muted', title: `${call.bytes} bytes` }, frameType(call)));
   row.addEventListener('click', () => showDetail(`${call.method} @connections/${call.connectionId} → ${call.status}`,
     ['Body', parsed(call.body)], ['Status', call.status]));
   return row;
+}
+
+/** What a POST carried (`message`, `ack`, `presence`...), or the call's own name. */
+function frameType(call) {
+  if (call.method !== 'POST') return call.method === 'DELETE' ? 'close' : 'info';
+  const frame = parsed(call.body);
+  return typeof frame?.type === 'string' ? frame.type : `${call.bytes} B`;
 }
 
 function parsed(text) {
@@ -114,8 +139,8 @@ on('snapshot', (s) => {
   for (const c of s.connections) connections.set(c.id, c);
   $('invocations').replaceChildren();
   $('calls').replaceChildren();
+  for (const call of s.calls) { noteRefusal(call); prepend($('calls'), callRow(call), false); }
   for (const inv of s.invocations) prepend($('invocations'), invocationRow(inv), false);
-  for (const call of s.calls) prepend($('calls'), callRow(call), false);
   renderConnections();
 });
 on('connection', (c) => { connections.set(c.id, c); renderConnections(); });
@@ -125,5 +150,5 @@ on('rooms', (r) => {
   if (c) { c.rooms = r.rooms; renderConnections(); }
 });
 on('invocation', (inv) => prepend($('invocations'), invocationRow(inv), true));
-on('call', (call) => prepend($('calls'), callRow(call), true));
+on('call', (call) => { noteRefusal(call); prepend($('calls'), callRow(call), true); });
 setInterval(renderConnections, 30_000); // "connected 2 min ago" moves on

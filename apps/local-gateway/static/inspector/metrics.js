@@ -2,6 +2,12 @@
 import { el } from './dom.js';
 
 const EVERY_MS = 2_000;
+/** The tiles' order: traffic, then delivery, then the rest as they come. */
+const ORDER = ['ConnectionsOpened', 'ConnectionsClosed', 'Messages', 'PostsDelivered', 'Recipients p99', 'FanOutDuration p99',
+  'MessagesRefused', 'PostsGone', 'PostsFailed', 'PostsThrottled', 'PostsRetried', 'ConnectionsRefused'];
+const rank = (name) => (ORDER.includes(name) ? ORDER.indexOf(name) : ORDER.length);
+/** Shown after the value. */
+const UNITS = { 'FanOutDuration p99': 'ms' };
 /** Counters whose growth means trouble: shown in red when not zero. */
 const BAD = new Set(['MessagesRefused', 'PostsFailed', 'PostsGone', 'PostsThrottled', 'PostsMisconfigured', 'ConnectionsRefused', 'AuthorizerRefusals']);
 
@@ -35,20 +41,25 @@ export function startMetrics(root) {
     } catch {
       return; // the gateway is restarting: the feed's pill says so
     }
-    for (const [name, value] of [...totals].sort(([a], [b]) => a.localeCompare(b))) {
+    let added = false;
+    for (const [name, value] of totals) {
       let tile = tiles.get(name);
       if (!tile) {
         tile = el('div', { class: 'tile', title: name, 'data-metric': name }, el('div', { class: 'value' }, ''), el('div', { class: 'name' }, name));
         tiles.set(name, tile);
-        root.append(tile);
+        added = true;
       }
-      const shown = format(value);
+      const shown = `${format(value)}${UNITS[name] ? ` ${UNITS[name]}` : ''}`;
       const valueNode = tile.querySelector('.value');
       if (valueNode.textContent !== shown) {
         if (valueNode.textContent) { tile.classList.remove('changed'); void tile.offsetWidth; tile.classList.add('changed'); }
         valueNode.textContent = shown;
       }
       tile.classList.toggle('bad', BAD.has(name.split(' ')[0]) && value > 0);
+    }
+    if (added) {
+      const sorted = [...tiles].sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b));
+      root.replaceChildren(...sorted.map(([, tile]) => tile));
     }
   }
   refresh();
