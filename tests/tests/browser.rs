@@ -137,7 +137,7 @@ async fn the_inspector_lists_both_connections_their_rooms_and_their_invocations(
     eval(&alice, &refused_publish).await;
     wait_until(
         &alice,
-        "[...document.querySelectorAll('#invocations .outcome')].some((o) => o.textContent === 'refused: not_member')",
+        "[...document.querySelectorAll('#invocations .outcome')].some((o) => o.textContent === '✕ not_member')",
         "a refused publish shows its error code",
     )
     .await;

@@ -82,7 +82,7 @@ function invocationRow(inv) {
   const route = inv.route.replace('$', '');
   const refused = refusalOf(inv);
   const ok = inv.ok && !refused;
-  const outcome = refused ? `refused: ${refused}` : inv.ok ? `${inv.status}` : inv.status === null ? 'handler error' : `refused ${inv.status}`;
+  const outcome = refused ? `✕ ${refused}` : inv.ok ? `${inv.status}` : inv.status === null ? 'handler error' : `refused ${inv.status}`;
   const row = el('div', { class: 'rows row', 'data-route': inv.route, 'data-connection-id': inv.connectionId ?? '' },
     el('span', { class: 'muted' }, clock(inv.at)),
     el('span', { class: `route route-${route}` }, inv.route),
