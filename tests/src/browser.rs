@@ -32,13 +32,16 @@ pub struct Chromium {
 
 /// The browser process and its profile directory, both gone on drop, even if the start fails.
 struct Process {
-    child: tokio::process::Child,
+    child: std::process::Child,
     profile: PathBuf,
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        // Waited for (a killed process exits at once): until it has, it still writes into the
+        // profile, and the directory would come back half-deleted.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
@@ -74,7 +77,7 @@ impl Chromium {
             .await
             .expect("the semaphore is never closed");
         let profile = fresh_profile_dir();
-        let process = tokio::process::Command::new(chromium_binary())
+        let process = std::process::Command::new(chromium_binary())
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -91,7 +94,6 @@ impl Chromium {
             .arg("about:blank")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .expect("Chromium did not start");
         let mut process = Process {
