@@ -60,6 +60,7 @@ function prepend(list, row, fresh) {
   if (fresh) row.classList.add('fresh');
   list.prepend(row);
   while (list.children.length > MAX_ROWS) list.lastElementChild.remove();
+  $(`${list.id}-empty`).hidden = true;
 }
 
 // A handler answers 200 even when it refuses a request: the refusal is the `error` frame it posts
@@ -137,8 +138,10 @@ const on = (kind, handle) => feed.addEventListener(kind, (e) => handle(JSON.pars
 on('snapshot', (s) => {
   connections.clear();
   for (const c of s.connections) connections.set(c.id, c);
-  $('invocations').replaceChildren();
-  $('calls').replaceChildren();
+  for (const list of ['invocations', 'calls']) {
+    $(list).replaceChildren();
+    $(`${list}-empty`).hidden = false;
+  }
   for (const call of s.calls) { noteRefusal(call); prepend($('calls'), callRow(call), false); }
   for (const inv of s.invocations) prepend($('invocations'), invocationRow(inv), false);
   renderConnections();
