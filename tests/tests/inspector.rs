@@ -38,6 +38,39 @@ async fn the_page_and_every_file_it_loads_are_served_by_the_gateway_itself() {
     }
 }
 
+/// The head of the response to `GET {path}`, lower-cased.
+async fn response_head(gw: &local_gateway::RunningGateway, path: &str) -> String {
+    let mut stream = TcpStream::connect(gw.addr()).await.expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        gw.addr()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "\r\n\r\n").await;
+    seen.split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
+#[tokio::test]
+async fn the_page_runs_only_the_gateway_s_own_scripts_and_is_not_framed_by_other_sites() {
+    let gw = gateway(&[]).await;
+
+    for path in ["/", "/inspector"] {
+        let head = response_head(&gw, path).await;
+
+        assert!(
+            head.contains("content-security-policy: default-src 'self';"),
+            "{path}: {head}"
+        );
+        assert!(head.contains("frame-ancestors 'self'"), "{path}");
+        assert!(!head.contains("unsafe-inline"), "{path}");
+        assert!(head.contains("x-frame-options: sameorigin"), "{path}");
+    }
+}
+
 #[tokio::test]
 async fn the_feed_refuses_pages_of_other_sites() {
     let gw = gateway(&[]).await;

@@ -11,7 +11,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -32,7 +32,7 @@ pub async fn root(
 ) -> Response {
     match ws {
         Ok(ws) => open(gateway, peer, headers, query, ws).await,
-        Err(_) => Html(gateway.inspector_html.clone()).into_response(),
+        Err(_) => crate::inspector::inspector_page(&gateway),
     }
 }
 

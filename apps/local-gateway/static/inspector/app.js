@@ -24,7 +24,7 @@ for (const tab of document.querySelectorAll('.tab')) {
 
 const chat = startChat({ url: wsUrl, idleTimeoutSecs: Number(meta('gateway-idle-timeout-secs')) });
 chat.addEventListener('identity', () => renderConnections());
-startMetrics($('metrics'));
+const pokeMetrics = startMetrics($('metrics'));
 
 /** @type {Map<string, {id: string, principal: string|null, connectedAt: number, rooms: string[]}>} */
 const connections = new Map();
@@ -50,10 +50,17 @@ function renderRooms() {
     el('li', { 'data-room': room },
       el('span', {}, room),
       el('span', { class: 'muted' }, `${count} member${count === 1 ? '' : 's'}`),
-      el('span', { class: 'bar-fill', style: `width: ${Math.round((100 * count) / largest)}%` })));
+      bar(count / largest)));
   $('rooms').replaceChildren(...items);
   $('rooms-count').textContent = String(members.size);
   $('rooms-empty').hidden = members.size > 0;
+}
+
+/** A member-count bar; its width is set through the CSSOM, which the page's CSP allows. */
+function bar(fraction) {
+  const fill = el('span', { class: 'bar-fill' });
+  fill.style.width = `${Math.round(100 * fraction)}%`;
+  return fill;
 }
 
 function prepend(list, row, fresh) {
@@ -152,6 +159,6 @@ on('rooms', (r) => {
   const c = connections.get(r.id);
   if (c) { c.rooms = r.rooms; renderConnections(); }
 });
-on('invocation', (inv) => prepend($('invocations'), invocationRow(inv), true));
+on('invocation', (inv) => { prepend($('invocations'), invocationRow(inv), true); pokeMetrics(); });
 on('call', (call) => { noteRefusal(call); prepend($('calls'), callRow(call), true); });
 setInterval(renderConnections, 30_000); // "connected 2 min ago" moves on

@@ -28,7 +28,11 @@ export function parseMetrics(text) {
   return totals;
 }
 
-/** Fills `root` with one tile per metric, updated every two seconds. */
+/** `PostsDelivered p99` as `Posts delivered p99`: the CloudWatch name stays in the tooltip. */
+const words = (name) => name.replace(/([a-z])([A-Z])/g, (_, a, b) => `${a} ${b.toLowerCase()}`);
+
+/** Fills `root` with one tile per metric, updated every two seconds; returns `poke()`, which
+ * refreshes them soon after something happened. */
 export function startMetrics(root) {
   const tiles = new Map();
   const format = (v) => (Number.isInteger(v) ? v.toLocaleString() : v.toFixed(1));
@@ -45,7 +49,7 @@ export function startMetrics(root) {
     for (const [name, value] of totals) {
       let tile = tiles.get(name);
       if (!tile) {
-        tile = el('div', { class: 'tile', title: name, 'data-metric': name }, el('div', { class: 'value' }, ''), el('div', { class: 'name' }, name));
+        tile = el('div', { class: 'tile', title: name, 'data-metric': name }, el('div', { class: 'value' }, ''), el('div', { class: 'name' }, words(name)));
         tiles.set(name, tile);
         added = true;
       }
@@ -64,4 +68,9 @@ export function startMetrics(root) {
   }
   refresh();
   setInterval(refresh, EVERY_MS);
+  // Something happened: refresh soon, at most once per burst.
+  let soon = null;
+  return function poke() {
+    soon ??= setTimeout(() => { soon = null; refresh(); }, 250);
+  };
 }
