@@ -100,6 +100,7 @@ pub(crate) fn invocation_record(
     if let Some(body) = event["body"].as_str() {
         event["body"] = json!(bus::shown_body(body));
     }
+    redact_token(&mut event);
     let (ok, status, response) = match outcome {
         Ok(response) => (
             (200..300).contains(&response.status_code),
@@ -121,6 +122,19 @@ pub(crate) fn invocation_record(
     })
 }
 
+/// What a token looks like on the page: a screenshot of the inspector shared in a bug report
+/// must not carry a working credential.
+const REDACTED: &str = "(token hidden by the inspector)";
+
+/// Hides the `?token=` of a `$connect` event (API Gateway WebSockets take tokens in the query
+/// string, since browsers cannot set headers on a WebSocket).
+fn redact_token(event: &mut Value) {
+    if event["queryStringParameters"]["token"].is_string() {
+        event["queryStringParameters"]["token"] = json!(REDACTED);
+        event["multiValueQueryStringParameters"]["token"] = json!([REDACTED]);
+    }
+}
+
 /// The `action` of a `$default` message, when its body is a JSON object with one.
 pub(crate) fn action_of(event: &Value) -> Value {
     event["body"]
@@ -129,4 +143,33 @@ pub(crate) fn action_of(event: &Value) -> Value {
         .map(|body| body["action"].clone())
         .filter(Value::is_string)
         .unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connect_event_is_shown_without_its_token() {
+        let event = json!({
+            "queryStringParameters": {"token": "eyJ.secret", "room": "lobby"},
+            "multiValueQueryStringParameters": {"token": ["eyJ.secret"], "room": ["lobby"]},
+            "requestContext": {"connectionId": "abc="},
+        });
+        let response = aws_lambda_events::apigw::ApiGatewayProxyResponse::default();
+
+        let shown = invocation_record("$connect", event, Ok(&response), Default::default());
+
+        assert!(!shown.to_string().contains("eyJ.secret"));
+        assert_eq!(shown["event"]["queryStringParameters"]["room"], "lobby");
+    }
+
+    #[test]
+    fn a_message_s_action_is_read_from_its_body() {
+        let event = json!({"body": r#"{"action":"join","room":"x"}"#});
+        let not_json = json!({"body": "{oops"});
+
+        assert_eq!(action_of(&event), "join");
+        assert_eq!(action_of(&not_json), Value::Null);
+    }
 }
