@@ -266,3 +266,34 @@ async fn a_message_whose_data_is_html_renders_as_text() {
     screenshot(&bob, "html-as-text").await;
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_authorizer_on_the_chat_connects_with_the_token_given_and_shows_its_principal() {
+    const SECRET: &str = "browser-test-secret-at-least-32-bytes-long";
+    let gw = gateway(&["--jwt-secret", SECRET]).await;
+    let token = Options::try_parse_from(["local-gateway", "--jwt-secret", SECRET])
+        .expect("flags")
+        .minted_token("alice")
+        .expect("a token");
+    let chromium = Chromium::launch().await;
+    let page = chromium.open(&gw.http_url()).await;
+    wait_until(
+        &page,
+        "document.getElementById('chat').dataset.state === 'reconnecting'",
+        "the handshake without a token is refused",
+    )
+    .await;
+
+    let give_token = format!("document.getElementById('token-input').value = {token:?}");
+    eval(&page, &give_token).await;
+
+    wait_until(&page, CONNECTED, "the chat connects with the token").await;
+    wait_until(
+        &page,
+        "document.querySelector('#connections tr.mine td:nth-child(2)').textContent === 'alice'",
+        "the inspector shows the connection's principal",
+    )
+    .await;
+    screenshot(&page, "authorizer-principal").await;
+    gw.shutdown().await;
+}
