@@ -1,6 +1,7 @@
 //! Support for the end-to-end tests: reaching the servers they need, with clear failures when a
 //! server is missing (never a silent skip).
 
+pub mod browser;
 pub mod client;
 pub mod gateway_probes;
 pub mod publish;

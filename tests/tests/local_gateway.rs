@@ -32,6 +32,7 @@ async fn gateway_running(handler: Arc<dyn EventHandler>) -> RunningGateway {
         sockets: Arc::default(),
         browser: BrowserPolicy::default(),
         delivery: None,
+        rooms: None,
     })
     .await
     .unwrap()

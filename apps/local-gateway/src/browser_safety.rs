@@ -37,6 +37,25 @@ impl BrowserPolicy {
     }
 }
 
+/// True when a request for the gateway's own data (the inspector's feed) comes from one of the
+/// gateway's own pages, or from no page at all (curl). Unlike WebSockets, `--allowed-origin`
+/// does not open it: the feed shows every principal and message. Browsers send `Origin` on
+/// cross-origin requests and `Sec-Fetch-Site` on all of them; either one that says "another
+/// site" refuses it.
+pub(crate) fn same_origin_only(headers: &HeaderMap) -> bool {
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|value| value.to_str().ok());
+    if fetch_site.is_some_and(|site| site != "same-origin" && site != "none") {
+        return false;
+    }
+    let Some(origin) = header_str(headers, header::ORIGIN) else {
+        return true;
+    };
+    header_str(headers, header::HOST)
+        .is_some_and(|host| origin.eq_ignore_ascii_case(&format!("http://{host}")))
+}
+
 /// Why a management request is refused; `None` lets it through. The signature itself is not
 /// verified: the header only proves the caller is not a web page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +160,27 @@ mod tests {
             .iter()
             .map(|(name, value)| (name.clone(), value.parse().unwrap()))
             .collect()
+    }
+
+    #[test]
+    fn the_inspector_feed_is_for_the_gateway_s_own_pages_only() {
+        let host = (header::HOST, "127.0.0.1:3001");
+        let own = (header::ORIGIN, "http://127.0.0.1:3001");
+        let foreign = (header::ORIGIN, "http://attacker.example");
+        let same_site = (
+            header::HeaderName::from_static("sec-fetch-site"),
+            "same-origin",
+        );
+        let cross_site = (
+            header::HeaderName::from_static("sec-fetch-site"),
+            "cross-site",
+        );
+
+        assert!(same_origin_only(&headers(std::slice::from_ref(&host))));
+        assert!(same_origin_only(&headers(&[host.clone(), own.clone()])));
+        assert!(same_origin_only(&headers(&[host.clone(), same_site])));
+        assert!(!same_origin_only(&headers(&[host.clone(), foreign])));
+        assert!(!same_origin_only(&headers(&[host, own, cross_site])));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The browser chat page served at `/`, told which stage to connect to.
+//! The protocol console served at `/inspector/console` (a tab of the inspector), told which
+//! stage to connect to.
 
 const CHAT_PAGE_TEMPLATE_HTML: &str = include_str!("../static/index.html");
 const STAGE_PLACEHOLDER: &str = "{{stage}}";
@@ -8,7 +9,7 @@ pub(crate) fn render(stage: &str) -> String {
     CHAT_PAGE_TEMPLATE_HTML.replace(STAGE_PLACEHOLDER, &escape_attribute(stage))
 }
 
-fn escape_attribute(text: &str) -> String {
+pub(crate) fn escape_attribute(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('"', "&quot;")
         .replace('<', "&lt;")

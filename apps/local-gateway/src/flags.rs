@@ -192,6 +192,8 @@ fn stage_name(raw: &str) -> Result<String, String> {
     } else if raw == "metrics" {
         // `GET /metrics` is the gateway's own: the stage's WebSocket URL would never be reached.
         Err("the stage 'metrics' is taken by GET /metrics; pick another".into())
+    } else if raw == "inspector" {
+        Err("the stage 'inspector' is taken by the inspector page; pick another".into())
     } else {
         Ok(raw.to_string())
     }
@@ -204,7 +206,15 @@ mod tests {
     #[test]
     fn stage_names_follow_api_gateway_rules() {
         assert!(stage_name("dev_2-a").is_ok());
-        for bad in ["", "a/b", "a\"", "é", &"x".repeat(129), "metrics"] {
+        for bad in [
+            "",
+            "a/b",
+            "a\"",
+            "é",
+            &"x".repeat(129),
+            "metrics",
+            "inspector",
+        ] {
             assert!(stage_name(bad).is_err(), "{bad}");
         }
     }

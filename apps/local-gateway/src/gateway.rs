@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use adapters::apigateway::inbound::InboundError;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use domain::{ConnectionId, TokenVerifier};
+use domain::{ConnectionId, ConnectionRepository, TokenVerifier};
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 
 use crate::browser_safety::BrowserPolicy;
+use crate::inspector::Inspector;
 use crate::registry::OpenSocket;
 use crate::{EventHandler, Limits, Sockets};
 
@@ -22,6 +24,17 @@ pub(crate) enum Route {
     Connect,
     Default,
     Disconnect,
+}
+
+impl Route {
+    /// The route key, as in `requestContext.routeKey`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Route::Connect => "$connect",
+            Route::Default => "$default",
+            Route::Disconnect => "$disconnect",
+        }
+    }
 }
 
 pub(crate) struct Gateway {
@@ -37,6 +50,10 @@ pub(crate) struct Gateway {
     pub publish_queue: Option<Arc<dyn domain::delivery::DeliveryQueue>>,
     /// The chat page, with this gateway's stage in it.
     pub chat_page_html: String,
+    /// The inspector page, with this gateway's stage and idle timeout in it.
+    pub inspector_html: String,
+    /// What the inspector page shows: every invocation and `@connections` call is recorded.
+    pub inspector: Arc<Inspector>,
     /// True once shutdown has begun: no new WebSocket, every open one closes with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// One permit per WebSocket open or in its handshake, held until its `$disconnect` is done:
@@ -57,6 +74,7 @@ pub(crate) struct GatewayParts {
     pub browser: BrowserPolicy,
     pub publish_queue: Option<Arc<dyn domain::delivery::DeliveryQueue>>,
     pub shutdown: watch::Receiver<bool>,
+    pub rooms: Option<Arc<dyn ConnectionRepository>>,
 }
 
 impl Gateway {
@@ -64,6 +82,11 @@ impl Gateway {
         let pool = || Semaphore::new(parts.limits.max_concurrent_invocations.max(1));
         Self {
             chat_page_html: crate::chat_page::render(&parts.stage),
+            inspector_html: crate::inspector::render(
+                &parts.stage,
+                parts.limits.idle_timeout.as_secs(),
+            ),
+            inspector: Arc::new(Inspector::new(parts.rooms)),
             connection_slots: Arc::new(Semaphore::new(connection_permits(&parts.limits))),
             connect_pool: pool(),
             default_pool: pool(),
@@ -93,8 +116,25 @@ impl Gateway {
             Route::Default => &self.default_pool,
             Route::Disconnect => &self.disconnect_pool,
         };
-        let _permit = pool.acquire().await;
-        self.handler.handle_json(event).await
+        let permit = pool.acquire().await;
+        let shown = event.clone();
+        let started = Instant::now();
+        let outcome = self.handler.handle_json(event).await;
+        let took = started.elapsed();
+        let record = crate::inspector::invocation_record(
+            route.key(),
+            shown,
+            outcome.as_ref().map_err(ToString::to_string),
+            took,
+        );
+        let changes_rooms = matches!(record["action"].as_str(), Some("join" | "leave"));
+        let id = record["connectionId"].as_str().map(str::to_owned);
+        self.inspector.invocation(record);
+        drop(permit);
+        if let (true, Some(id)) = (changes_rooms, id) {
+            self.inspector.refresh_rooms(&id).await;
+        }
+        outcome
     }
 
     pub fn sockets(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, OpenSocket>> {

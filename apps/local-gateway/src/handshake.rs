@@ -11,7 +11,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -22,7 +22,7 @@ use crate::socket;
 
 type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
 
-/// `/`: the chat page for a browser, the WebSocket for a client that asks for an upgrade.
+/// `/`: the inspector page for a browser, the WebSocket for a client that asks for an upgrade.
 pub async fn root(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -32,7 +32,7 @@ pub async fn root(
 ) -> Response {
     match ws {
         Ok(ws) => open(gateway, peer, headers, query, ws).await,
-        Err(_) => Html(gateway.chat_page_html.clone()).into_response(),
+        Err(_) => crate::inspector::inspector_page(&gateway),
     }
 }
 

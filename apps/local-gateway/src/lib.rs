@@ -6,6 +6,7 @@
 //! - [`outbox`]: a socket's bounded outbound queue and how it is told to close.
 //! - [`registry`]: the open sockets, and the rules for posting to and closing one.
 //! - [`management`]: `POST|GET|DELETE /{stage}/@connections/{id}` with AWS-style errors.
+//! - [`inspector`]: the live inspector page at `/` and its event feed.
 //! - [`metrics_page`]: `GET /metrics`, the handlers' metrics in Prometheus text format.
 //! - [`browser_safety`]: keeping other web pages away from a gateway on the developer's laptop.
 //! - [`events`]: the API Gateway events built for each upgrade, message and close.
@@ -21,6 +22,7 @@ mod events;
 mod flags;
 mod gateway;
 mod handshake;
+mod inspector;
 mod limits;
 mod management;
 mod metrics_page;
@@ -83,6 +85,9 @@ pub struct GatewayConfig {
     /// The in-memory delivery queue and its workers (`--workers`); `None`: everything inline,
     /// and `@publish` answers 503.
     pub delivery: Option<LocalDelivery>,
+    /// The handler's store, asked by the inspector which rooms a connection is in; without it
+    /// the inspector shows no rooms.
+    pub rooms: Option<Arc<dyn ConnectionRepository>>,
 }
 
 fn routes(gateway: Arc<gateway::Gateway>) -> Router {
@@ -91,6 +96,16 @@ fn routes(gateway: Arc<gateway::Gateway>) -> Router {
         .route("/", get(handshake::root))
         // Before `/{stage}`: a static path wins, so a stage cannot be named `metrics`.
         .route("/metrics", get(metrics_page::render))
+        // Under one prefix, so only the stage `inspector` is taken.
+        .route("/inspector", get(inspector::page))
+        .route("/inspector/events", get(inspector::stream::events))
+        .route("/inspector/console", get(inspector::console))
+        .route("/inspector/style.css", get(inspector::style))
+        .route("/inspector/app.js", get(inspector::app))
+        .route("/inspector/chat.js", get(inspector::chat))
+        .route("/inspector/metrics.js", get(inspector::metrics))
+        .route("/inspector/dom.js", get(inspector::dom))
+        .route("/inspector/ws-client.js", get(inspector::ws_client))
         .route("/{stage}", get(handshake::upgrade))
         .route("/{stage}/@connections/{id}", any(management::connection))
         .route("/{stage}/@publish", post(publish_route::publish))

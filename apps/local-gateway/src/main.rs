@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  @connections:  {}/@connections/{{connectionId}}",
         gateway.management_url()
     );
-    println!("  browser chat:  {}", gateway.http_url());
+    println!("  inspector:     {}", gateway.http_url());
     match (gateway.publish_url(), gateway.delivery()) {
         (Some(url), Some(delivery)) => {
             println!(

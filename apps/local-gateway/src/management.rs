@@ -92,7 +92,22 @@ pub async fn connection_without_stage(
     serve(&gateway, &id, method, body)
 }
 
+/// Serves the call, and shows it on the inspector page.
 fn serve(gateway: &Gateway, raw_id: &str, method: Method, body: Bytes) -> Response {
+    let shown_method = method.to_string();
+    let response = answer(gateway, raw_id, method, &body);
+    gateway.inspector.call(json!({
+        "at": crate::events::now_millis(),
+        "method": shown_method,
+        "connectionId": raw_id,
+        "status": response.status().as_u16(),
+        "bytes": body.len(),
+        "body": crate::inspector::bus::shown_body(&String::from_utf8_lossy(&body)),
+    }));
+    response
+}
+
+fn answer(gateway: &Gateway, raw_id: &str, method: Method, body: &Bytes) -> Response {
     let Ok(id) = ConnectionId::parse(raw_id) else {
         return aws_error(
             StatusCode::BAD_REQUEST,
@@ -103,7 +118,7 @@ fn serve(gateway: &Gateway, raw_id: &str, method: Method, body: Bytes) -> Respon
     match method {
         Method::POST => match gateway
             .sockets
-            .post(&id, &body, gateway.limits.max_message_bytes)
+            .post(&id, body, gateway.limits.max_message_bytes)
         {
             Ok(()) => StatusCode::OK.into_response(),
             Err(e) => post_error(e),

@@ -100,6 +100,7 @@ pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
         sockets: config.sockets,
         browser: config.browser,
         publish_queue: config.delivery.as_ref().map(|d| d.transport.sender()),
+        rooms: config.rooms,
         shutdown,
     }));
     let app = routes(gateway.clone());

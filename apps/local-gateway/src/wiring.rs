@@ -49,21 +49,19 @@ impl Options {
             job_safety_margin: self.job_safety_margin(),
             ..Settings::default()
         };
-        let (handler, delivery) = match &self.dynamodb_endpoint {
-            None => self.handler(
-                &sdk,
-                Arc::new(InMemoryConnectionRepository::default()),
-                notifier,
-                settings,
-            ),
+        // One store shared by the handler and the inspector, which asks it for rooms.
+        let rooms: Arc<dyn ConnectionRepository> = match &self.dynamodb_endpoint {
+            None => Arc::new(InMemoryConnectionRepository::default()),
             Some(url) => {
                 let client = wiring::dynamodb_client(&sdk, Some(url));
                 create_table_if_missing(&client, &self.table).await?;
-                let repo =
-                    DynamoConnectionRepository::new(client, DynamoSettings::new(&self.table));
-                self.handler(&sdk, Arc::new(repo), notifier, settings)
+                Arc::new(DynamoConnectionRepository::new(
+                    client,
+                    DynamoSettings::new(&self.table),
+                ))
             }
         };
+        let (handler, delivery) = self.handler(&sdk, rooms.clone(), notifier, settings);
         Ok(GatewayConfig {
             sockets,
             authorizer: self.authorizer()?,
@@ -73,15 +71,17 @@ impl Options {
             browser: self.browser_policy(),
             handler,
             delivery,
+            delivery,
+            rooms: Some(rooms),
         })
     }
 
     /// The handler, and with `--workers` above 0 the queue it hands large broadcasts to and the
     /// workers that drain it, sharing its store and notifier.
-    fn handler<R: ConnectionRepository + 'static>(
+    fn handler(
         &self,
         sdk: &aws_config::SdkConfig,
-        repo: Arc<R>,
+        repo: Arc<dyn ConnectionRepository>,
         notifier: Arc<dyn ClientNotifier>,
         settings: Settings,
     ) -> (Arc<dyn EventHandler>, Option<LocalDelivery>) {
