@@ -71,7 +71,6 @@ impl Options {
             browser: self.browser_policy(),
             handler,
             delivery,
-            delivery,
             rooms: Some(rooms),
         })
     }
