@@ -33,6 +33,7 @@ pub async fn fresh_queue_with(
     prefix: &str,
     attributes: HashMap<QueueAttributeName, String>,
 ) -> String {
+    // The tables' naming scheme suits queues too: unique per process and call.
     let name = crate::unique_table(prefix);
     client
         .create_queue()
