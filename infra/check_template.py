@@ -112,11 +112,13 @@ REQUIRED_ACTIONS = {
         "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections",
         "sqs:SendMessage",
     },
-    # The event source mapping's calls, and the worker's: pages, posts, prunes, continuations.
+    # The event source mapping's calls, and the worker's: pages, posts, prunes (an orphan
+    # membership's is `leave`: a transaction with an UpdateItem), continuations.
     "FanoutRole": {
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
         "sqs:ChangeMessageVisibility", "sqs:SendMessage", "dynamodb:Query",
-        "execute-api:ManageConnections",
+        "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem", "execute-api:ManageConnections",
     },
 }
 

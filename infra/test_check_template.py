@@ -65,7 +65,9 @@ def delivery():
                 "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                 "sqs:ChangeMessageVisibility", "sqs:SendMessage"],
              "Resource": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}},
-            {"Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
+            {"Effect": "Allow", "Action": [
+                "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem"], "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
             {"Effect": "Allow", "Action": ["execute-api:ManageConnections"], "Resource": [
                 {"Fn::Sub": CONNECTIONS_ARN % "POST"}]},
         ]}}]}},
