@@ -52,9 +52,12 @@ const PRESENCE_MAX_MEMBERS: RangeInclusive<usize> = 0..=1_000;
 /// Posts in the sender's invocation before the rest is queued: past 20 000 (about 20 s of CPU at
 /// 128 MB) the inline part alone could outrun API Gateway's 29 s. 0 queues every broadcast.
 const INLINE_RECIPIENTS: RangeInclusive<usize> = 0..=20_000;
-/// A worker's margin before its deadline: at least one post's time budget (1 s connect + 3 s
-/// read), at most a minute (a fan-out function's timeout is a few minutes at most).
-const JOB_SAFETY_MARGIN_MS: RangeInclusive<u64> = 1_000..=60_000;
+/// A worker's margin before its deadline. At least one post's whole time budget (the notifier's
+/// connect and read timeouts, 1 s + 3 s) plus a second for enqueueing what is left: a post
+/// started just before the margin then still ends, and its job with it, before the deadline (a
+/// test ties this bound to the timeouts). At most a minute (a fan-out function's timeout is a
+/// few minutes at most).
+const JOB_SAFETY_MARGIN_MS: RangeInclusive<u64> = 5_000..=60_000;
 
 /// Everything a Lambda needs, read once at start-up.
 #[derive(Debug, Clone)]
@@ -360,13 +363,13 @@ mod tests {
             ("INLINE_RECIPIENTS", "-1", "invalid digit"),
             (
                 "JOB_SAFETY_MARGIN_MS",
-                "999",
-                "must be between 1000 and 60000",
+                "4999",
+                "must be between 5000 and 60000",
             ),
             (
                 "JOB_SAFETY_MARGIN_MS",
                 "60001",
-                "must be between 1000 and 60000",
+                "must be between 5000 and 60000",
             ),
             (
                 "ECHO_TO_SENDER",
@@ -381,6 +384,14 @@ mod tests {
                 "{name}={value}: {message}"
             );
         }
+    }
+
+    #[test]
+    fn the_smallest_job_margin_outlasts_one_post_and_the_enqueue_after_it() {
+        let post = crate::apigateway::NotifierTimeouts::default();
+        let smallest = Duration::from_millis(*JOB_SAFETY_MARGIN_MS.start());
+        assert!(smallest >= post.connect + post.read + Duration::from_secs(1));
+        assert!(Settings::default().job_safety_margin >= smallest);
     }
 
     #[test]
@@ -400,7 +411,7 @@ mod tests {
             ("PRESENCE_MAX_MEMBERS", "1000"),
             ("INLINE_RECIPIENTS", "0"),
             ("INLINE_RECIPIENTS", "20000"),
-            ("JOB_SAFETY_MARGIN_MS", "1000"),
+            ("JOB_SAFETY_MARGIN_MS", "5000"),
             ("JOB_SAFETY_MARGIN_MS", "60000"),
         ];
         for (name, value) in table {
@@ -410,8 +421,8 @@ mod tests {
         assert_eq!(c.settings.max_rooms_per_connection, 99);
         let c = with_required("INLINE_RECIPIENTS", "250").unwrap();
         assert_eq!(c.settings.inline_recipients, 250);
-        let c = with_required("JOB_SAFETY_MARGIN_MS", "2500").unwrap();
-        assert_eq!(c.settings.job_safety_margin, Duration::from_millis(2_500));
+        let c = with_required("JOB_SAFETY_MARGIN_MS", "7500").unwrap();
+        assert_eq!(c.settings.job_safety_margin, Duration::from_millis(7_500));
     }
 
     #[test]

@@ -62,9 +62,12 @@ enum Scenario {
         workers: Vec<usize>,
         #[arg(long, default_value_t = 20)]
         delay_ms: u64,
-        /// The simulated invocation deadline of each job.
-        #[arg(long, default_value_t = 1_000)]
+        /// The simulated invocation deadline of each job: short, so pages outlast it.
+        #[arg(long, default_value_t = 7_000)]
         job_deadline_ms: u64,
+        /// No post starts within this of the deadline (the Lambdas' minimum, 5 s).
+        #[arg(long, default_value_t = 5_000)]
+        margin_ms: u64,
         /// The throttling run: the stub answers 429 above this many posts a second.
         #[arg(long, default_value_t = 10_000)]
         throttle_above: u64,
@@ -243,6 +246,7 @@ async fn main() -> Result<(), String> {
             workers,
             delay_ms,
             job_deadline_ms,
+            margin_ms,
             throttle_above,
         } => {
             let args = if quick {
@@ -251,6 +255,7 @@ async fn main() -> Result<(), String> {
                     workers: vec![1, 4],
                     delay: Duration::from_millis(2),
                     job_deadline: Duration::from_millis(300),
+                    margin: Duration::from_millis(100),
                     throttle_above: 2_000,
                 }
             } else {
@@ -259,6 +264,7 @@ async fn main() -> Result<(), String> {
                     workers,
                     delay: Duration::from_millis(delay_ms),
                     job_deadline: Duration::from_millis(job_deadline_ms),
+                    margin: Duration::from_millis(margin_ms),
                     throttle_above,
                 }
             };

@@ -129,3 +129,25 @@ async fn the_publish_route_refuses_web_pages_non_json_and_malformed_jobs() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_waits_for_each_ack_has_its_messages_arrive_in_order() {
+    let gw = gateway(&["--presence-max-members", "0"]).await;
+    let mut clients = room_of(&gw, 4).await;
+
+    for n in 0..20 {
+        let ack = clients[0].publish("lobby", json!(n)).await;
+        assert_eq!(ack["queued"], false, "{ack}");
+    }
+
+    for client in clients.iter_mut().skip(1) {
+        let received = client.messages_so_far().await;
+        assert_eq!(
+            received,
+            (0..20).map(|n| json!(n)).collect::<Vec<_>>(),
+            "{}",
+            client.id
+        );
+    }
+    gw.shutdown().await;
+}

@@ -104,7 +104,9 @@ pub struct Options {
     #[arg(long, env = "LOCAL_GATEWAY_JOB_DEADLINE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=900_000))]
     pub job_deadline_ms: u64,
     /// How long before its deadline a worker stops starting posts and hands the rest over (the
-    /// Lambdas' JOB_SAFETY_MARGIN_MS). Must be below --job-deadline-ms.
+    /// Lambdas' JOB_SAFETY_MARGIN_MS). Must be below --job-deadline-ms; below 5 000 (one HTTP
+    /// post's time budget and the enqueue) a slow post can outlast the deadline and have its job
+    /// cut off and redelivered, which the in-process notifier makes unlikely.
     #[arg(long, env = "JOB_SAFETY_MARGIN_MS", default_value_t = Settings::default().job_safety_margin.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub job_safety_margin_ms: u64,
     /// Use a DynamoDB-compatible server (moto, DynamoDB Local) instead of the in-memory store.

@@ -442,3 +442,41 @@ async fn a_broadcast_whose_rest_cannot_be_queued_is_a_service_error_and_posts_no
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn a_job_for_one_connection_is_one_post_and_reads_no_audience() {
+    // No repository expectation: any read would fail the test.
+    let (notifier, outbox) = accepting_notifier();
+    let queue = RecordingQueue::default();
+    let worker = DeliveryWorker::new(
+        MockConnectionRepository::new(),
+        notifier,
+        Arc::new(queue.clone()),
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        Settings::default(),
+    );
+    let job = DeliveryJob::from_json(r#"{"connection":"c1","data":{"x":1}}"#).unwrap();
+
+    let report = worker
+        .run(
+            &MessageId::parse("sqs-9").unwrap(),
+            job,
+            Timestamp::from_millis(NOW + 60_000),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(report.delivery.delivered, 1);
+    let frames = outbox.frames_to("c1");
+    assert_eq!(frames.len(), 1);
+    assert_eq!(
+        (&frames[0]["id"], &frames[0]["data"], frames[0].get("room")),
+        (
+            &serde_json::json!("sqs-9"),
+            &serde_json::json!({"x": 1}),
+            None
+        )
+    );
+    assert!(queue.jobs().is_empty(), "nothing to continue");
+}
