@@ -5,12 +5,14 @@
 //! - [`socket`]: one task per socket: limits, close codes, `$disconnect`.
 //! - [`outbox`]: a socket's bounded outbound queue and how it is told to close.
 //! - [`registry`]: the open sockets, and the rules for posting to and closing one.
+//! - [`bounded_notifier`]: the HTTP notifier's posts to this gateway, a bounded number at once.
 //! - [`management`]: `POST|GET|DELETE /{stage}/@connections/{id}` with AWS-style errors.
 //! - [`metrics_page`]: `GET /metrics`, the handlers' metrics in Prometheus text format.
 //! - [`browser_safety`]: keeping other web pages away from a gateway on the developer's laptop.
 //! - [`events`]: the API Gateway events built for each upgrade, message and close.
 //! - [`limits`], [`flags`], [`wiring`], [`tokens`]: configuration.
 
+mod bounded_notifier;
 mod browser_safety;
 mod chat_page;
 mod close_codes;
