@@ -69,6 +69,10 @@ enum Scenario {
         binary: PathBuf,
         #[arg(long, default_value_t = 25)]
         starts: usize,
+        /// Given to the function as SSL_CERT_FILE, as infra/serverless.yml does (there the Amazon
+        /// Linux bundle): the root certificates are then read from that one file.
+        #[arg(long)]
+        ssl_cert_file: Option<PathBuf>,
     },
     /// Zip sizes of the Lambda artifacts.
     Artifacts {
@@ -217,8 +221,13 @@ async fn main() -> Result<(), String> {
         Scenario::ManagementStub { delay_ms } => {
             management_stub::serve(Duration::from_millis(delay_ms)).await?;
         }
-        Scenario::ColdStart { binary, starts } => {
-            cold_start::run(&binary, if quick { 2 } else { starts }).await?;
+        Scenario::ColdStart {
+            binary,
+            starts,
+            ssl_cert_file,
+        } => {
+            let starts = if quick { 2 } else { starts };
+            cold_start::run(&binary, starts, ssl_cert_file.as_deref()).await?;
         }
         Scenario::Artifacts { dir, binaries } => artifacts::run(&dir, &binaries)?,
         Scenario::GatewayLoad {
