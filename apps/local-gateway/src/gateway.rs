@@ -118,3 +118,66 @@ impl Gateway {
 pub(crate) fn connection_permits(limits: &Limits) -> usize {
     limits.max_connections.clamp(1, u32::MAX as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use futures::FutureExt;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// Answers every event once released, so an invocation can be held in its slot.
+    #[derive(Default)]
+    struct HeldHandler {
+        release: Notify,
+    }
+
+    #[async_trait]
+    impl EventHandler for HeldHandler {
+        async fn handle_json(&self, _: Value) -> Result<ApiGatewayProxyResponse, InboundError> {
+            self.release.notified().await;
+            Ok(ApiGatewayProxyResponse::default())
+        }
+    }
+
+    fn gateway_with_one_slot(handler: Arc<HeldHandler>) -> Gateway {
+        Gateway::new(GatewayParts {
+            stage: "local".into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            limits: Limits {
+                max_concurrent_invocations: 1,
+                ..Limits::default()
+            },
+            handler,
+            authorizer: None,
+            sockets: Arc::new(Sockets::default()),
+            browser: BrowserPolicy::default(),
+            shutdown: watch::channel(false).1,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_message_waiting_for_an_invocation_slot_has_no_event_built_yet() {
+        let handler = Arc::new(HeldHandler::default());
+        let gateway = gateway_with_one_slot(handler.clone());
+        let built = AtomicBool::new(false);
+
+        let mut first = Box::pin(gateway.invoke(Route::Default, Value::Null));
+        assert!((&mut first).now_or_never().is_none(), "holds the only slot");
+        let mut waiting = Box::pin(gateway.invoke_when_admitted(Route::Default, || {
+            built.store(true, Ordering::SeqCst);
+            Value::Null
+        }));
+        assert!((&mut waiting).now_or_never().is_none());
+        assert!(!built.load(Ordering::SeqCst));
+
+        handler.release.notify_one();
+        assert!(first.await.is_ok());
+        handler.release.notify_one();
+        assert!(waiting.await.is_ok());
+        assert!(built.load(Ordering::SeqCst));
+    }
+}
