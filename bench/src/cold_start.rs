@@ -29,11 +29,15 @@ pub struct Start {
     pub peak_rss_kib: u64,
 }
 
-pub async fn start_once(binary: &Path) -> Result<Start, String> {
+pub async fn start_once(binary: &Path, ssl_cert_file: Option<&Path>) -> Result<Start, String> {
     let stub = runtime_stub::start(ping_event()).await;
+    let mut command = tokio::process::Command::new(binary);
+    command.env_clear();
+    if let Some(file) = ssl_cert_file {
+        command.env("SSL_CERT_FILE", file);
+    }
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(binary)
-        .env_clear()
+    let mut child = command
         .env("AWS_LAMBDA_RUNTIME_API", &stub.addr)
         .env("AWS_LAMBDA_FUNCTION_NAME", "default")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -83,12 +87,12 @@ pub async fn start_once(binary: &Path) -> Result<Start, String> {
     })
 }
 
-pub async fn run(binary: &Path, starts: usize) -> Result<(), String> {
+pub async fn run(binary: &Path, starts: usize, ssl_cert_file: Option<&Path>) -> Result<(), String> {
     let mut next = Vec::new();
     let mut response = Vec::new();
     let mut peaks = Vec::new();
     for _ in 0..starts {
-        let s = start_once(binary).await?;
+        let s = start_once(binary, ssl_cert_file).await?;
         next.push(s.to_next);
         response.push(s.to_response);
         peaks.push(s.peak_rss_kib);
@@ -97,8 +101,9 @@ pub async fn run(binary: &Path, starts: usize) -> Result<(), String> {
     response.sort();
     peaks.sort();
     println!(
-        "cold start of {} over {starts} starts (event: ping; SDK clients built; endpoints local)\n",
-        binary.display()
+        "cold start of {} over {starts} starts (event: ping; SDK clients built; endpoints local; SSL_CERT_FILE {:?})\n",
+        binary.display(),
+        ssl_cert_file
     );
     stats::table(
         &["measure", "p50 ms", "p95 ms", "max ms"],

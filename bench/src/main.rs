@@ -90,6 +90,10 @@ enum Scenario {
         binary: PathBuf,
         #[arg(long, default_value_t = 25)]
         starts: usize,
+        /// Given to the function as SSL_CERT_FILE, as infra/serverless.yml does (there the Amazon
+        /// Linux bundle): the root certificates are then read from that one file.
+        #[arg(long)]
+        ssl_cert_file: Option<PathBuf>,
     },
     /// Zip sizes of the Lambda artifacts.
     Artifacts {
@@ -270,8 +274,13 @@ async fn main() -> Result<(), String> {
             };
             fanout_queue::run(args).await?;
         }
-        Scenario::ColdStart { binary, starts } => {
-            cold_start::run(&binary, if quick { 2 } else { starts }).await?;
+        Scenario::ColdStart {
+            binary,
+            starts,
+            ssl_cert_file,
+        } => {
+            let starts = if quick { 2 } else { starts };
+            cold_start::run(&binary, starts, ssl_cert_file.as_deref()).await?;
         }
         Scenario::Artifacts { dir, binaries } => artifacts::run(&dir, &binaries)?,
         Scenario::GatewayLoad {

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use adapters::apigateway::NotifierClient;
 use clap::Parser;
 use domain::Settings;
 
@@ -71,6 +72,10 @@ pub struct Options {
     /// real ApiGatewayNotifier, as in AWS; `in-process` skips the HTTP hop (faster under load).
     #[arg(long, env = "LOCAL_GATEWAY_NOTIFIER", value_enum, default_value_t = NotifierKind::Http)]
     pub notifier: NotifierKind,
+    /// With `--notifier http`: the @connections client, as the Lambdas' `NOTIFIER_CLIENT`:
+    /// `signed` (hyper + aws-sigv4, their default) or `sdk` (aws-sdk-apigatewaymanagement).
+    #[arg(long, env = "NOTIFIER_CLIENT", default_value_t = NotifierClient::default())]
+    pub notifier_client: NotifierClient,
     /// Presence events only for rooms of at most this many members; 0 turns presence off
     /// (the Lambdas' PRESENCE_MAX_MEMBERS).
     #[arg(long, env = "PRESENCE_MAX_MEMBERS", default_value_t = Settings::default().presence_max_members as u64, value_parser = clap::value_parser!(u64).range(0..=1_000))]

@@ -20,6 +20,9 @@ use crate::events::{self, ConnectionContext};
 use crate::gateway::{Gateway, Route};
 use crate::socket;
 
+/// Each socket's initial read buffer (see `open`).
+pub(crate) const READ_BUFFER_BYTES: usize = 1024;
+
 type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
 
 /// `/`: the inspector page for a browser, the WebSocket for a client that asks for an upgrade.
@@ -164,8 +167,9 @@ async fn open(
     let limits = gateway.limits;
     let failed = (gateway.clone(), conn.clone(), slot.clone());
     // The library's default 128 KiB read buffer per socket would make 10 000 idle sockets cost
-    // 1.3 GB; frames are small, and a big one grows the buffer only while it is read.
-    ws.read_buffer_size(4 * 1024)
+    // 1.3 GB, and 4 KiB still 40 MB of the 100 MB budget. Chat frames fit in 1 KiB; a bigger one
+    // grows its socket's buffer to its size (and is read 1 KiB per system call).
+    ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_frame_size(limits.max_frame_bytes)
         .max_message_size(limits.max_message_bytes)

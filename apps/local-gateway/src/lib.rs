@@ -5,6 +5,7 @@
 //! - [`socket`]: one task per socket: limits, close codes, `$disconnect`.
 //! - [`outbox`]: a socket's bounded outbound queue and how it is told to close.
 //! - [`registry`]: the open sockets, and the rules for posting to and closing one.
+//! - [`bounded_notifier`]: the HTTP notifier's posts to this gateway, a bounded number at once.
 //! - [`management`]: `POST|GET|DELETE /{stage}/@connections/{id}` with AWS-style errors.
 //! - [`inspector`]: the live inspector page at `/` and its event feed.
 //! - [`metrics_page`]: `GET /metrics`, the handlers' metrics in Prometheus text format.
@@ -14,6 +15,7 @@
 //! - [`publish_route`]: `POST /{stage}/@publish`, a backend's publish without a WebSocket.
 //! - [`limits`], [`flags`], [`wiring`], [`tokens`]: configuration.
 
+mod bounded_notifier;
 mod browser_safety;
 mod chat_page;
 mod close_codes;

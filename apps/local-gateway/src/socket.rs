@@ -7,15 +7,15 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use domain::ConnectionId;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::close_codes::{self, BINARY_NOT_SUPPORTED, Ending, GOING_AWAY};
 use crate::events::{self, ConnectionContext};
 use crate::gateway::{Gateway, Route};
 use crate::limits::CLOSE_HANDSHAKE_TIMEOUT;
-use crate::outbox::{Close, Outbound, Outbox, wait_for_stop};
+use crate::outbox::{Close, Frames, Outbound, Outbox, wait_for_stop};
 use crate::registry::OpenSocket;
 
 /// Serves one upgraded socket to its end. `slot` is its place under the connection cap, given
@@ -149,25 +149,18 @@ async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Writes queued frames in order until the socket is told to stop, then sends that close.
-async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::UnboundedReceiver<Outbound>,
-    outbox: Arc<Outbox>,
-) {
+async fn write(mut sink: SplitSink<WebSocket, Message>, mut queue: Frames, outbox: Arc<Outbox>) {
     let mut stop = outbox.stopped();
     loop {
         let next = tokio::select! {
             biased;
             close = wait_for_stop(&mut stop) => return send_close(&mut sink, close).await,
-            next = queue.recv() => next,
+            next = queue.next() => next,
         };
         let sent = match next {
-            None => return,
-            Some(Outbound::Text(text, _budget)) => sink.send(Message::Text(text.into())).await,
-            Some(Outbound::Binary(bytes, _budget)) => {
-                sink.send(Message::Binary(bytes.into())).await
-            }
-            Some(Outbound::Close(close)) => {
+            Outbound::Text(text, _budget) => sink.send(Message::Text(text.into())).await,
+            Outbound::Binary(bytes, _budget) => sink.send(Message::Binary(bytes.into())).await,
+            Outbound::Close(close) => {
                 outbox.stop_with(close);
                 return send_close(&mut sink, close).await;
             }
@@ -194,9 +187,13 @@ async fn dispatch(
     outbox: Arc<Outbox>,
     _in_flight: OwnedSemaphorePermit,
 ) {
-    let event = events::message(&gateway, &conn, body);
-    let request_id = event["requestContext"]["requestId"].clone();
-    if let Err(e) = gateway.invoke(Route::Default, event).await {
+    let mut request_id = Value::Null;
+    let event = || {
+        let event = events::message(&gateway, &conn, body);
+        request_id = event["requestContext"]["requestId"].clone();
+        event
+    };
+    if let Err(e) = gateway.invoke_when_admitted(Route::Default, event).await {
         tracing::error!(connectionId = conn.connection_id, error = %e, "integration failed");
         // What API Gateway sends when the integration fails.
         let frame = json!({

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use adapters::apigateway::inbound::WebSocketHandler;
-use adapters::apigateway::{ApiGatewayNotifier, ManagementEndpoint, NotifierTimeouts};
+use adapters::apigateway::{ManagementEndpoint, NotifierTimeouts};
 use adapters::clock::{SystemClock, TokioSleeper};
 use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_table_if_missing};
 use adapters::memory::{InMemoryConnectionRepository, MemoryQueue};
@@ -14,6 +14,7 @@ use domain::{ClientNotifier, ConnectionRepository, RateLimit, Settings};
 use adapters::sqs::{SqsDeliveryQueue, SqsPoller, sqs_client};
 
 use crate::delivery::{LocalDelivery, Transport};
+use crate::bounded_notifier::{BoundedNotifier, DEFAULT_MAX_POSTS_IN_FLIGHT};
 use crate::{EventHandler, GatewayConfig, InProcessNotifier, NotifierKind, Options, Sockets};
 
 impl Options {
@@ -28,10 +29,10 @@ impl Options {
         let sdk = local_sdk_config().await;
         let sockets = Arc::new(Sockets::default());
         let notifier: Arc<dyn ClientNotifier> = match self.notifier {
-            NotifierKind::Http => Arc::new(ApiGatewayNotifier::new(
-                &sdk,
-                &endpoint,
-                NotifierTimeouts::default(),
+            NotifierKind::Http => Arc::new(BoundedNotifier::new(
+                self.notifier_client
+                    .build(&sdk, &endpoint, NotifierTimeouts::default())?,
+                DEFAULT_MAX_POSTS_IN_FLIGHT,
             )),
             NotifierKind::InProcess => Arc::new(InProcessNotifier {
                 sockets: sockets.clone(),
