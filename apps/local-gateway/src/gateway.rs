@@ -200,7 +200,9 @@ mod tests {
             authorizer: None,
             sockets: Arc::new(Sockets::default()),
             browser: BrowserPolicy::default(),
+            publish_queue: None,
             shutdown: watch::channel(false).1,
+            rooms: None,
         })
     }
 

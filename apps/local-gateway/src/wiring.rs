@@ -13,8 +13,8 @@ use domain::{ClientNotifier, ConnectionRepository, RateLimit, Settings};
 
 use adapters::sqs::{SqsDeliveryQueue, SqsPoller, sqs_client};
 
-use crate::delivery::{LocalDelivery, Transport};
 use crate::bounded_notifier::{BoundedNotifier, DEFAULT_MAX_POSTS_IN_FLIGHT};
+use crate::delivery::{LocalDelivery, Transport};
 use crate::{EventHandler, GatewayConfig, InProcessNotifier, NotifierKind, Options, Sockets};
 
 impl Options {
