@@ -125,7 +125,8 @@ fn answer(gateway: &Gateway, raw_id: &str, method: Method, body: &Bytes) -> Resp
         },
         Method::GET => {
             let sockets = gateway.sockets();
-            let Some(socket) = sockets.get(&id) else {
+            // A socket already closing is gone, as its POSTs already say (410).
+            let Some(socket) = sockets.get(&id).filter(|s| !s.outbox.is_closing()) else {
                 return gone();
             };
             let info = json!({

@@ -149,6 +149,12 @@ impl Outbox {
         });
     }
 
+    /// Whether the socket is closing: a close was decided, or the queue was full. From then on it
+    /// is gone to `@connections` (POST and GET answer 410), as on AWS once a disconnect starts.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
     /// Resolves with the close once one is decided.
     pub fn stopped(&self) -> watch::Receiver<Option<Close>> {
         self.stop.subscribe()
