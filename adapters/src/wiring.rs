@@ -42,17 +42,27 @@ pub async fn offline_sdk_config() -> SdkConfig {
 /// jitter, throttling errors included) and timeouts short enough to fit a Lambda's budget.
 pub fn dynamodb_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
     let mut config = aws_sdk_dynamodb::config::Builder::from(sdk)
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .build(),
-        );
+        .retry_config(sdk_retries())
+        .timeout_config(sdk_timeouts());
     if let Some(url) = endpoint {
         config = config.endpoint_url(url);
     }
     aws_sdk_dynamodb::Client::from_conf(config.build())
+}
+
+/// The retries of every SDK client here: the standard mode (3 attempts, exponential backoff with
+/// jitter, throttling errors included).
+pub fn sdk_retries() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(3)
+}
+
+/// The timeouts of every SDK client here: short enough that three attempts fit well inside a
+/// Lambda's budget.
+pub fn sdk_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .build()
 }
 
 pub fn service<R: ConnectionRepository, N: ClientNotifier>(

@@ -1,14 +1,14 @@
-//! The fan-out's batch handler on a real queue (moto): a poison job ends in the dead-letter queue
-//! after the redrive policy's receives, and its batch-mates are delivered and deleted.
+//! The fan-out's batch handler on a real queue (moto), received and settled by `SqsPoller` as an
+//! event source mapping would: a poison job ends in the dead-letter queue after the redrive
+//! policy's receives, and its batch-mates are delivered and deleted.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use adapters::sqs::handle_batch;
+use adapters::sqs::SqsPoller;
 use aws_sdk_sqs::types::QueueAttributeName;
 use domain::Timestamp;
-use tests::sqs::{
-    fresh_queue, fresh_queue_with, queue_arn, receive_bodies, receive_event, settle, sqs_client,
-};
+use tests::sqs::{fresh_queue, fresh_queue_with, queue_arn, receive_bodies, sqs_client};
 
 const MAX_RECEIVES: u32 = 2;
 /// Rounds of receive-handle-settle; each empties what is visible, so a few are plenty.
@@ -45,30 +45,18 @@ async fn a_poison_job_lands_in_the_dead_letter_queue_and_its_batch_mates_are_del
 
     let delivered = std::sync::Mutex::new(Vec::new());
     let mut failures = 0;
+    let poller = SqsPoller::new(client.clone(), &jobs);
+    let run = |_, job: domain::delivery::DeliveryJob, _| {
+        delivered.lock().unwrap().push(job.to_json());
+        async { Ok::<(), String>(()) }
+    };
     for _ in 0..ROUNDS {
-        let event = receive_event(&client, &jobs, 0).await;
-        if event.records.is_empty() {
-            break;
-        }
-        let outcome = handle_batch(
-            event.clone(),
-            Timestamp::from_millis(u64::MAX),
-            4,
-            |_, job, _| {
-                delivered.lock().unwrap().push(job.to_json());
-                async { Ok::<(), String>(()) }
-            },
-        )
-        .await
-        .unwrap();
-        let failed: Vec<String> = outcome
-            .response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone())
-            .collect();
-        failures += failed.len();
-        settle(&client, &jobs, &event, &failed).await;
+        let outcome = poller
+            .poll_once(Duration::ZERO, Timestamp::from_millis(u64::MAX), 4, &run)
+            .await
+            .unwrap();
+        let Some(outcome) = outcome else { break };
+        failures += outcome.response.batch_item_failures.len();
     }
 
     assert_eq!(

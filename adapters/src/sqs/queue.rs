@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use domain::delivery::{DeliveryJob, DeliveryQueue, QueueError};
@@ -24,13 +22,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// included) and timeouts short enough for a Lambda's budget, as for DynamoDB.
 pub fn sqs_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_sqs::Client {
     let mut config = aws_sdk_sqs::config::Builder::from(sdk)
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .build(),
-        );
+        .retry_config(crate::wiring::sdk_retries())
+        .timeout_config(crate::wiring::sdk_timeouts());
     if let Some(url) = endpoint {
         config = config.endpoint_url(url);
     }
