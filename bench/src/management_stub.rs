@@ -58,7 +58,7 @@ impl Stub {
 struct Behaviour {
     delay: Duration,
     posts: Arc<AtomicU64>,
-    /// 429 above this many posts a second (`None`: never).
+    /// 429 above this many posts a second, as a token bucket (`None`: never).
     throttle: Option<Arc<RateWindow>>,
 }
 

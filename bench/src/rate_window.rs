@@ -1,39 +1,51 @@
-//! The throttle the `@connections` stubs apply: at most `rate` posts in each one-second window
-//! (counted from the stub's start), 429 for the rest, as the account's `@connections` quota does.
-//! Shared by the HTTP stub and the in-process one so both throttle alike.
+//! The throttle the `@connections` stubs apply, as API Gateway's account quota does: a token
+//! bucket refilled at `rate` a second and holding at most half a second's worth (AWS documents
+//! 10 000 requests/s with a burst of 5 000). A post finding the bucket empty gets 429. Shared by
+//! the HTTP stub and the in-process one so both throttle alike.
+//!
+//! A bucket, not a counter per calendar second: a counter lets a whole second's quota through at
+//! once and then refuses everything for the rest of that second, so a retry after a short pause
+//! meets nothing but 429s, which no refilling quota does.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Tokens are counted in millionths, so a refill of `rate` a second is whole per microsecond.
+const ONE: u128 = 1_000_000;
 
 pub struct RateWindow {
-    rate: u64,
+    rate: u128,
+    burst: u128,
     started: Instant,
-    /// The current window: (its start in ms since `started`, posts counted in it).
-    window: Mutex<(u128, u64)>,
+    /// Millionths of tokens left, and when (since `started`) they were counted.
+    bucket: Mutex<(u128, Duration)>,
 }
 
 impl RateWindow {
     pub fn new(rate: u64) -> Self {
+        let burst = (u128::from(rate) / 2).max(1) * ONE;
         Self {
-            rate,
+            rate: u128::from(rate),
+            burst,
             started: Instant::now(),
-            window: Mutex::default(),
+            bucket: Mutex::new((burst, Duration::ZERO)),
         }
     }
 
-    /// Counts one post now; true when it is over the rate.
+    /// Takes a token for one post now; true when there was none (the post is over the rate).
     pub fn over_rate(&self) -> bool {
-        self.over_rate_at(self.started.elapsed().as_millis())
+        self.over_rate_at(self.started.elapsed())
     }
 
-    /// Counts one post at `now_ms` since the start; true when it is over the rate.
-    fn over_rate_at(&self, now_ms: u128) -> bool {
-        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        if now_ms >= window.0 + 1_000 {
-            *window = (now_ms - now_ms % 1_000, 0);
-        }
-        window.1 += 1;
-        window.1 > self.rate
+    /// Takes a token for one post at `now` since the start; true when there was none.
+    fn over_rate_at(&self, now: Duration) -> bool {
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, counted) = *bucket;
+        let refill = now.saturating_sub(counted).as_micros() * self.rate;
+        let tokens = (tokens + refill).min(self.burst);
+        let over = tokens < ONE;
+        *bucket = (if over { tokens } else { tokens - ONE }, now.max(counted));
+        over
     }
 }
 
@@ -41,14 +53,25 @@ impl RateWindow {
 mod tests {
     use super::*;
 
+    fn at(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
     #[test]
-    fn posts_beyond_the_rate_in_one_second_are_over_it_and_the_next_second_starts_afresh() {
-        let window = RateWindow::new(2);
-        let first_second: Vec<bool> = [0, 300, 999].map(|ms| window.over_rate_at(ms)).into();
-        let next_second: Vec<bool> = [1_000, 1_500, 1_999]
-            .map(|ms| window.over_rate_at(ms))
+    fn a_burst_of_half_the_rate_passes_then_posts_pass_only_as_the_bucket_refills() {
+        let bucket = RateWindow::new(10);
+        let burst: Vec<bool> = (0..6).map(|_| bucket.over_rate_at(at(0))).collect();
+        // 10 a second: one token every 100 ms, never more than 5 kept.
+        let refilled: Vec<bool> = [50, 100, 150, 200]
+            .map(|ms| bucket.over_rate_at(at(ms)))
             .into();
-        assert_eq!(first_second, [false, false, true]);
-        assert_eq!(next_second, [false, false, true]);
+        let after_a_long_pause: Vec<bool> =
+            (0..6).map(|_| bucket.over_rate_at(at(10_000))).collect();
+        assert_eq!(burst, [false, false, false, false, false, true]);
+        assert_eq!(refilled, [true, false, true, false]);
+        assert_eq!(
+            after_a_long_pause,
+            [false, false, false, false, false, true]
+        );
     }
 }
