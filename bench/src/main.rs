@@ -54,6 +54,10 @@ enum Scenario {
         /// by an untimed broadcast.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "cold,warm")]
         pool: Vec<fanout::Pool>,
+        /// Broadcast on a current_thread runtime, as the Lambdas do (default: this bench's
+        /// multi-thread runtime, as the figures before it were taken).
+        #[arg(long)]
+        current_thread: bool,
     },
     /// CPU per @connections post, for each client on each tokio runtime.
     CpuPost {
@@ -217,6 +221,7 @@ async fn main() -> Result<(), String> {
             recipients,
             concurrency,
             pool,
+            current_thread,
         } => {
             let args = if quick {
                 fanout::Args {
@@ -241,7 +246,20 @@ async fn main() -> Result<(), String> {
                     pools: pool,
                 }
             };
-            fanout::run(args).await?;
+            if current_thread {
+                // A thread of its own: a runtime cannot be started inside this one.
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| format!("runtime: {e}"))?
+                        .block_on(fanout::run(args))
+                })
+                .join()
+                .map_err(|_| "the fan-out thread panicked".to_string())??;
+            } else {
+                fanout::run(args).await?;
+            }
         }
         Scenario::CpuPost {
             posts,
