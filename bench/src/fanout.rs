@@ -2,6 +2,11 @@
 //! `--notifier` says otherwise), against a local server in a child process that takes D ms per post
 //! and answers 410 for a share of the ids. `cpu µs/post` is this process's CPU time (getrusage)
 //! over the broadcast, divided by N: the server's CPU is not in it.
+//!
+//! `cold` builds a new notifier for every run, so the broadcast opens up to `concurrency`
+//! connections inside the timed window (a cold Lambda's first broadcast); `warm` builds one per
+//! row and sends one untimed broadcast first, so the timed runs reuse its pooled connections (a
+//! warm Lambda's case).
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -10,7 +15,9 @@ use std::time::{Duration, Instant};
 use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts};
 use adapters::memory::InMemoryConnectionRepository;
 use adapters::wiring;
-use domain::{ConnectionId, ConnectionRepository, Handled, Sender, Settings, WebSocketService};
+use domain::{
+    ClientNotifier, ConnectionId, ConnectionRepository, Handled, Sender, Settings, WebSocketService,
+};
 
 use crate::{cpu, management_stub, stats};
 
@@ -23,6 +30,14 @@ pub struct Args {
     /// Combinations whose lower bound exceeds this are not run (and say so).
     pub max_lower_bound: Duration,
     pub notifier: NotifierClient,
+    pub pools: Vec<Pool>,
+}
+
+/// Whether a broadcast starts with the notifier's connection pool empty or filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pool {
+    Cold,
+    Warm,
 }
 
 struct Run {
@@ -33,12 +48,26 @@ struct Run {
     rows_left: usize,
 }
 
+/// The bench's timeouts, generous so a busy machine's slow answer is not counted as a failure.
+fn build_notifier(
+    args: &Args,
+    sdk: &aws_config::SdkConfig,
+    endpoint: &ManagementEndpoint,
+) -> Arc<dyn ClientNotifier> {
+    let timeouts = NotifierTimeouts {
+        connect: Duration::from_secs(2),
+        read: Duration::from_secs(10),
+    };
+    args.notifier
+        .build(sdk, endpoint, timeouts)
+        .expect("notifier")
+}
+
 async fn one_run(
     n: usize,
     concurrency: usize,
     args: &Args,
-    sdk: &aws_config::SdkConfig,
-    endpoint: &ManagementEndpoint,
+    notifier: Arc<dyn ClientNotifier>,
 ) -> Run {
     let gone = (n as f64 * args.gone_share).round() as usize;
     let repo = Arc::new(InMemoryConnectionRepository::with_page_size(1000));
@@ -50,14 +79,6 @@ async fn one_run(
         };
         repo.save(&crate::forever(&raw)).await.expect("save");
     }
-    let timeouts = NotifierTimeouts {
-        connect: Duration::from_secs(2),
-        read: Duration::from_secs(10),
-    };
-    let notifier = args
-        .notifier
-        .build(sdk, endpoint, timeouts)
-        .expect("notifier");
     let settings = Settings {
         fanout_concurrency: NonZeroUsize::new(concurrency).expect("concurrency > 0"),
         ..Settings::default()
@@ -111,6 +132,7 @@ pub async fn run(args: Args) -> Result<(), String> {
                 rows.push(vec![
                     n.to_string(),
                     c.to_string(),
+                    "".into(),
                     format!("not run: lower bound {:.0} s", lower_bound.as_secs_f64()),
                     "".into(),
                     "".into(),
@@ -119,43 +141,59 @@ pub async fn run(args: Args) -> Result<(), String> {
                 ]);
                 continue;
             }
-            let mut walls = Vec::new();
-            let mut cpus = Vec::new();
-            let mut last = None;
-            for _ in 0..args.runs {
-                let run = one_run(n, c, &args, &sdk, &endpoint).await;
-                walls.push(run.wall);
-                cpus.push(run.cpu);
-                last = Some(run);
-            }
-            let run = last.expect("at least one run");
-            let expected_gone = (n as f64 * args.gone_share).round() as u64;
-            let pruned = run.gone == expected_gone && run.rows_left == n - expected_gone as usize;
-            let wall = stats::median(walls);
-            rows.push(vec![
-                n.to_string(),
-                c.to_string(),
-                stats::ms(wall),
-                format!("{:.0}", n as f64 / wall.as_secs_f64()),
-                format!("{:.2}", lower_bound.as_secs_f64() / wall.as_secs_f64()),
-                cpu::micros_per(stats::median(cpus), n),
-                format!(
-                    "{} / {} / {}",
-                    run.delivered,
-                    run.gone,
-                    if pruned {
-                        "all gone rows pruned"
-                    } else {
-                        "PRUNING MISMATCH"
+            for &pool in &args.pools {
+                let warm = match pool {
+                    Pool::Cold => None,
+                    Pool::Warm => {
+                        let notifier = build_notifier(&args, &sdk, &endpoint);
+                        one_run(n, c, &args, notifier.clone()).await;
+                        Some(notifier)
                     }
-                ),
-            ]);
+                };
+                let mut walls = Vec::new();
+                let mut cpus = Vec::new();
+                let mut last = None;
+                for _ in 0..args.runs {
+                    let notifier = warm
+                        .clone()
+                        .unwrap_or_else(|| build_notifier(&args, &sdk, &endpoint));
+                    let run = one_run(n, c, &args, notifier).await;
+                    walls.push(run.wall);
+                    cpus.push(run.cpu);
+                    last = Some(run);
+                }
+                let run = last.expect("at least one run");
+                let expected_gone = (n as f64 * args.gone_share).round() as u64;
+                let pruned =
+                    run.gone == expected_gone && run.rows_left == n - expected_gone as usize;
+                let wall = stats::median(walls);
+                rows.push(vec![
+                    n.to_string(),
+                    c.to_string(),
+                    format!("{pool:?}").to_lowercase(),
+                    stats::ms(wall),
+                    format!("{:.0}", n as f64 / wall.as_secs_f64()),
+                    format!("{:.2}", lower_bound.as_secs_f64() / wall.as_secs_f64()),
+                    cpu::micros_per(stats::median(cpus), n),
+                    format!(
+                        "{} / {} / {}",
+                        run.delivered,
+                        run.gone,
+                        if pruned {
+                            "all gone rows pruned"
+                        } else {
+                            "PRUNING MISMATCH"
+                        }
+                    ),
+                ]);
+            }
         }
     }
     stats::table(
         &[
             "N",
             "concurrency",
+            "pool",
             "wall ms",
             "posts/s",
             "efficiency",

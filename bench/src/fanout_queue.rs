@@ -3,6 +3,12 @@
 //! job under a short simulated deadline so that next-page continuations and deadline hand-overs
 //! both happen. Posts go through the real `@connections` client to the local stub (D ms a post),
 //! once without throttling and once with the stub answering 429 above a rate.
+//!
+//! `--stub in-process` replaces the HTTP client and stub by a notifier that sleeps D in process
+//! (`SleepingNotifier`): on a 2-core machine 16 workers' HTTP clients and the stub need more CPU
+//! than there is, which a Lambda per worker would not share. `cpu µs/post` (this process's
+//! getrusage over the run, per member delivered; the HTTP stub's CPU is not in it) shows which
+//! bound a row hit.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -14,7 +20,8 @@ use adapters::memory::{InMemoryConnectionRepository, MemoryQueue};
 use domain::delivery::{DeliveryJob, DeliveryWorker};
 use domain::{ClientNotifier, Clock, ConnectionRepository, RoomName, Settings};
 
-use crate::{management_stub, stats};
+use crate::sleeping_notifier::SleepingNotifier;
+use crate::{cpu, management_stub, stats};
 
 /// Members per page: large enough that a page outlasts a short deadline, so hand-overs happen.
 const PAGE_SIZE: usize = 10_000;
@@ -29,6 +36,16 @@ pub struct Args {
     /// At least one post's time budget (the notifier's timeouts) plus the enqueue after it.
     pub margin: Duration,
     pub throttle_above: u64,
+    pub stubs: Vec<StubKind>,
+}
+
+/// What answers the posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StubKind {
+    /// The real signed `@connections` client to the local stub in a child process.
+    Http,
+    /// `SleepingNotifier`: D per post in process, no HTTP.
+    InProcess,
 }
 
 #[derive(Default)]
@@ -112,7 +129,7 @@ async fn one_run(
     notifier: Arc<dyn ClientNotifier>,
     workers: usize,
     args: &Args,
-) -> (Duration, Tally) {
+) -> (Duration, Duration, Tally) {
     let queue = MemoryQueue::default();
     let settings = Settings {
         fanout_concurrency: NonZeroUsize::new(64).expect("64 > 0"),
@@ -129,6 +146,7 @@ async fn one_run(
         settings,
     ));
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let cpu_before = cpu::process_cpu();
     let started = Instant::now();
     queue.send_raw(r#"{"room":"big","data":{"text":"benchmark"}}"#);
     let tasks: Vec<_> = (0..workers)
@@ -145,8 +163,9 @@ async fn one_run(
         task.await.expect("a worker panicked");
     }
     let wall = started.elapsed();
+    let cpu = cpu::process_cpu().saturating_sub(cpu_before);
     let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
-    (wall, tally)
+    (wall, cpu, tally)
 }
 
 fn row(
@@ -154,6 +173,7 @@ fn row(
     workers: usize,
     members: usize,
     wall: Duration,
+    cpu: Duration,
     t: &Tally,
     deadline: Duration,
 ) -> Vec<String> {
@@ -163,6 +183,7 @@ fn row(
         workers.to_string(),
         stats::ms(wall),
         format!("{:.0}", t.delivered as f64 / wall.as_secs_f64()),
+        cpu::micros_per(cpu, t.delivered as usize),
         format!("{} / {} / {}", t.jobs, t.continued, t.handed_over),
         format!("{} / {}", stats::ms(t.longest), stats::ms(deadline)),
         format!("{:.1} %", 100.0 * t.delivered as f64 / members as f64),
@@ -188,34 +209,47 @@ pub async fn run(args: Args) -> Result<(), String> {
     );
     let repo = room_of(args.members).await;
     let mut rows = Vec::new();
-    for (label, throttle) in [
-        ("no throttle", None),
-        ("429 above", Some(args.throttle_above)),
-    ] {
-        let stub = management_stub::spawn_throttling(args.delay, throttle).await?;
-        let endpoint = ManagementEndpoint::parse(&stub.endpoint).map_err(|e| e.to_string())?;
-        let notifier = NotifierClient::default()
-            .build(&sdk, &endpoint, timeouts)
-            .map_err(|e| e.to_string())?;
-        let label = match throttle {
-            Some(rate) => format!("{label} {rate}/s"),
-            None => label.to_string(),
-        };
-        let workers = if throttle.is_some() {
-            args.workers.iter().copied().max().into_iter().collect()
-        } else {
-            args.workers.clone()
-        };
-        for w in workers {
-            let (wall, tally) = one_run(&repo, notifier.clone(), w, &args).await;
-            rows.push(row(
-                &label,
-                w,
-                args.members,
-                wall,
-                &tally,
-                args.job_deadline,
-            ));
+    for &stub_kind in &args.stubs {
+        for throttle in [None, Some(args.throttle_above)] {
+            // Kept alive for the runs: dropping it stops the child.
+            let mut _stub = None;
+            let notifier: Arc<dyn ClientNotifier> = match stub_kind {
+                StubKind::Http => {
+                    let stub = management_stub::spawn_throttling(args.delay, throttle).await?;
+                    let endpoint =
+                        ManagementEndpoint::parse(&stub.endpoint).map_err(|e| e.to_string())?;
+                    _stub = Some(stub);
+                    NotifierClient::default()
+                        .build(&sdk, &endpoint, timeouts)
+                        .map_err(|e| e.to_string())?
+                }
+                StubKind::InProcess => Arc::new(SleepingNotifier::new(args.delay, throttle)),
+            };
+            let kind = match stub_kind {
+                StubKind::Http => "HTTP",
+                StubKind::InProcess => "in-process",
+            };
+            let label = match throttle {
+                Some(rate) => format!("{kind}, 429 above {rate}/s"),
+                None => format!("{kind}, no throttle"),
+            };
+            let workers = if throttle.is_some() {
+                args.workers.iter().copied().max().into_iter().collect()
+            } else {
+                args.workers.clone()
+            };
+            for w in workers {
+                let (wall, cpu, tally) = one_run(&repo, notifier.clone(), w, &args).await;
+                rows.push(row(
+                    &label,
+                    w,
+                    args.members,
+                    wall,
+                    cpu,
+                    &tally,
+                    args.job_deadline,
+                ));
+            }
         }
     }
     stats::table(
@@ -224,6 +258,7 @@ pub async fn run(args: Args) -> Result<(), String> {
             "workers",
             "wall ms",
             "posts/s",
+            "cpu µs/post",
             "jobs / next-page / hand-over",
             "longest job / deadline",
             "delivered",

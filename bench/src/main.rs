@@ -12,7 +12,9 @@ mod gateway_load;
 mod handler;
 mod management_stub;
 mod rate_limit;
+mod rate_window;
 mod runtime_stub;
+mod sleeping_notifier;
 mod stats;
 
 use std::path::PathBuf;
@@ -44,6 +46,18 @@ enum Scenario {
         gone_share: f64,
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        recipients: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64,256,1024")]
+        concurrency: Vec<usize>,
+        /// `cold`: a new notifier (empty connection pool) per run; `warm`: one per row, warmed
+        /// by an untimed broadcast.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "cold,warm")]
+        pool: Vec<fanout::Pool>,
+        /// Broadcast on a current_thread runtime, as the Lambdas do (default: this bench's
+        /// multi-thread runtime, as the figures before it were taken).
+        #[arg(long)]
+        current_thread: bool,
     },
     /// CPU per @connections post, for each client on each tokio runtime.
     CpuPost {
@@ -71,6 +85,15 @@ enum Scenario {
         /// The throttling run: the stub answers 429 above this many posts a second.
         #[arg(long, default_value_t = 10_000)]
         throttle_above: u64,
+        /// What answers the posts: `http` (the signed client to the stub in a child process) and
+        /// `in-process` (a notifier sleeping D: the design without the HTTP stack's CPU).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "http,in-process"
+        )]
+        stub: Vec<fanout_queue::StubKind>,
     },
     /// The local @connections server the scenarios above start as a child process.
     #[command(hide = true)]
@@ -195,6 +218,10 @@ async fn main() -> Result<(), String> {
             delay_ms,
             gone_share,
             runs,
+            recipients,
+            concurrency,
+            pool,
+            current_thread,
         } => {
             let args = if quick {
                 fanout::Args {
@@ -205,19 +232,34 @@ async fn main() -> Result<(), String> {
                     runs: 1,
                     max_lower_bound: Duration::from_secs(5),
                     notifier,
+                    pools: pool,
                 }
             } else {
                 fanout::Args {
-                    recipients: vec![1_000, 10_000],
-                    concurrency: vec![1, 16, 64, 256, 1024],
+                    recipients,
+                    concurrency,
                     delay: Duration::from_millis(delay_ms),
                     gone_share,
                     runs,
                     max_lower_bound: Duration::from_secs(60),
                     notifier,
+                    pools: pool,
                 }
             };
-            fanout::run(args).await?;
+            if current_thread {
+                // A thread of its own: a runtime cannot be started inside this one.
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| format!("runtime: {e}"))?
+                        .block_on(fanout::run(args))
+                })
+                .join()
+                .map_err(|_| "the fan-out thread panicked".to_string())??;
+            } else {
+                fanout::run(args).await?;
+            }
         }
         Scenario::CpuPost {
             posts,
@@ -252,6 +294,7 @@ async fn main() -> Result<(), String> {
             job_deadline_ms,
             margin_ms,
             throttle_above,
+            stub,
         } => {
             let args = if quick {
                 fanout_queue::Args {
@@ -261,6 +304,7 @@ async fn main() -> Result<(), String> {
                     job_deadline: Duration::from_millis(300),
                     margin: Duration::from_millis(100),
                     throttle_above: 2_000,
+                    stubs: stub,
                 }
             } else {
                 fanout_queue::Args {
@@ -270,6 +314,7 @@ async fn main() -> Result<(), String> {
                     job_deadline: Duration::from_millis(job_deadline_ms),
                     margin: Duration::from_millis(margin_ms),
                     throttle_above,
+                    stubs: stub,
                 }
             };
             fanout_queue::run(args).await?;

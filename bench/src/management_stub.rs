@@ -16,6 +16,8 @@ use axum::routing::{get, post};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::rate_window::RateWindow;
+
 /// The first line the child prints: the endpoint follows it.
 const READY: &str = "management stub at ";
 
@@ -56,27 +58,13 @@ impl Stub {
 struct Behaviour {
     delay: Duration,
     posts: Arc<AtomicU64>,
-    /// Posts a second above which the stub answers 429, as the account's `@connections` quota
-    /// does (`None`: never).
-    throttle_above: Option<u64>,
-    /// The current one-second window: (its start in ms since the stub started, posts in it).
-    window: Arc<std::sync::Mutex<(u128, u64)>>,
-    started: std::time::Instant,
+    /// 429 above this many posts a second, as a token bucket (`None`: never).
+    throttle: Option<Arc<RateWindow>>,
 }
 
 impl Behaviour {
-    /// Counts this post in the current second; true when it is over the rate.
     fn over_rate(&self) -> bool {
-        let Some(rate) = self.throttle_above else {
-            return false;
-        };
-        let now = self.started.elapsed().as_millis();
-        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        if now >= window.0 + 1_000 {
-            *window = (now - now % 1_000, 0);
-        }
-        window.1 += 1;
-        window.1 > rate
+        self.throttle.as_ref().is_some_and(|t| t.over_rate())
     }
 }
 
@@ -120,9 +108,7 @@ pub async fn serve(delay: Duration, throttle_above: Option<u64>) -> Result<(), S
         .with_state(Behaviour {
             delay,
             posts: Arc::default(),
-            throttle_above,
-            window: Arc::default(),
-            started: std::time::Instant::now(),
+            throttle: throttle_above.map(|rate| Arc::new(RateWindow::new(rate))),
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
