@@ -11,7 +11,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 
-use window::Window;
+pub(crate) use window::SharedWindow;
 
 use crate::connection::{ConnectionId, Principal};
 use crate::ports::{
@@ -197,6 +197,8 @@ pub(crate) struct FanOut<'a> {
     pub now: Timestamp,
     /// A worker's: no retry is started that could end within `job_safety_margin` of it.
     pub deadline: Option<Deadline<'a>>,
+    /// A worker's posts-in-flight window, kept across its jobs; `None`: one per fan-out.
+    pub window: Option<&'a SharedWindow>,
 }
 
 /// The end of a worker's invocation, and the clock to compare it with.
@@ -273,7 +275,9 @@ impl FanOut<'_> {
         mut source: Source,
         may_start: &mut (dyn FnMut() -> bool + Send),
     ) -> Dispatched {
-        let mut window = Window::new(self.settings.fanout_concurrency);
+        // The worker's window when it has one (see `SharedWindow`), else this fan-out's own.
+        let own = SharedWindow::new(self.settings.fanout_concurrency);
+        let window = self.window.unwrap_or(&own);
         let mut in_flight = FuturesUnordered::new();
         let mut reading: Option<BoxFuture<'_, Result<Page<ConnectionId>, RepositoryError>>> = None;
         let mut tally = Tally::default();

@@ -557,6 +557,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             settings: &self.settings,
             now: self.clock.now(),
             deadline: None,
+            window: None,
         }
     }
 }

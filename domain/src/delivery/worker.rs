@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use crate::connection::ConnectionId;
-use crate::fanout::{Audience, Deadline, DeliveryReport, FanOut};
+use crate::fanout::{Audience, Deadline, DeliveryReport, FanOut, SharedWindow};
 use crate::ports::{
     ClientNotifier, Clock, ConnectionRepository, PageToken, RepositoryError, Sleeper,
 };
@@ -66,6 +66,8 @@ pub struct DeliveryWorker<R, N> {
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
     settings: Settings,
+    /// Posts in flight, learned across jobs: every job shares the account's `@connections` quota.
+    window: SharedWindow,
 }
 
 impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
@@ -78,6 +80,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
         settings: Settings,
     ) -> Self {
         Self {
+            window: SharedWindow::new(settings.fanout_concurrency),
             repo,
             notifier,
             queue,
@@ -196,6 +199,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
             settings: &self.settings,
             now: self.clock.now(),
             deadline: Some(deadline),
+            window: Some(&self.window),
         }
     }
 }

@@ -129,3 +129,64 @@ async fn the_next_page_is_read_while_the_current_one_is_still_posting() {
         "{before} posts started before page 2 was read"
     );
 }
+
+/// A queue no job here should need: every job below names its recipients and has time to spare.
+struct UnusedQueue;
+
+#[async_trait]
+impl crate::delivery::DeliveryQueue for UnusedQueue {
+    async fn enqueue(
+        &self,
+        _jobs: Vec<crate::delivery::DeliveryJob>,
+    ) -> Result<(), crate::delivery::QueueError> {
+        panic!("nothing was to be enqueued")
+    }
+}
+
+/// A job for `n` recipients named `{prefix}00`, `{prefix}01`, ...
+fn job_for(prefix: &str, n: usize) -> crate::delivery::DeliveryJob {
+    let recipients: Vec<String> = (0..n).map(|i| format!("\"{prefix}{i:02}\"")).collect();
+    let json = format!(
+        r#"{{"room":"lobby","data":1,"recipients":[{}]}}"#,
+        recipients.join(",")
+    );
+    crate::delivery::DeliveryJob::from_json(&json).unwrap()
+}
+
+#[tokio::test]
+async fn a_worker_starts_its_next_job_with_the_window_its_throttled_job_left() {
+    let notifier = Arc::new(ThrottlingNotifier::default());
+    let settings = Settings {
+        fanout_concurrency: NonZeroUsize::new(64).unwrap(),
+        presence_max_members: 0,
+        ..Settings::default()
+    };
+    let worker = crate::delivery::DeliveryWorker::new(
+        MockConnectionRepository::new(),
+        notifier.clone(),
+        Arc::new(UnusedQueue),
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        settings,
+    );
+    let deadline = crate::Timestamp::from_millis(NOW + 600_000);
+    let queue_id = crate::delivery::MessageId::parse("m-1").unwrap();
+
+    worker
+        .run(&queue_id, job_for("t", THROTTLED), deadline)
+        .await
+        .unwrap();
+    worker
+        .run(&queue_id, job_for("c", 32), deadline)
+        .await
+        .unwrap();
+
+    // The first job's sixteen 429s left the window at 1; the second job regrows it by one per
+    // window's worth of deliveries, so its 32 posts stay far below both 32 and the 64 a window of
+    // its own would have started with.
+    let peak = notifier.peak_after_throttles.load(Ordering::SeqCst);
+    assert!(
+        (1..=8).contains(&peak),
+        "peak in flight in the second job: {peak}"
+    );
+}
