@@ -304,8 +304,10 @@ impl FanOut<'_> {
                     stopped = true;
                     break;
                 }
+                let started = window.started();
                 // The future owns the id: the page it came from is gone by the time it runs.
                 in_flight.push(async move {
+                    let _in_flight = started;
                     let (posted, departed) = self.post_or_prune(&id, frame).await;
                     if let (Audience::Room(room), Some(departed)) = (audience, &departed) {
                         self.prune_orphan_membership(departed, room).await;

@@ -1,7 +1,8 @@
 //! How many posts a fan-out keeps in flight: additive increase, multiplicative decrease (AIMD),
 //! the way TCP shares a link. A 429 from `@connections` says the account's request rate is
-//! exceeded; keeping the same pressure only earns more 429s (and burns their retries), so each
-//! throttled post halves the window, and each clean delivery widens it again by one.
+//! exceeded; keeping the same pressure only earns more 429s (and burns their retries), so a 429
+//! halves the window (once per flight of posts: the 429s of posts sent before a cut answer the
+//! rate that cut already lowered), and a flight's worth of clean deliveries widens it by one.
 
 use std::num::NonZeroUsize;
 use std::sync::{Mutex, MutexGuard};
@@ -14,6 +15,12 @@ pub(crate) struct Window {
     max: usize,
     /// Clean deliveries since the window last grew.
     delivered: usize,
+    /// Posts started and not yet observed, by every fan-out sharing this window.
+    in_flight: usize,
+    /// Completions still to come from posts sent before the last decrease: their 429s answer
+    /// the rate that decrease already cut, so they must not cut it again (TCP halves once per
+    /// round trip, not once per lost packet).
+    cooling: usize,
 }
 
 impl Window {
@@ -23,6 +30,8 @@ impl Window {
             limit: max.get(),
             max: max.get(),
             delivered: 0,
+            in_flight: 0,
+            cooling: 0,
         }
     }
 
@@ -35,14 +44,31 @@ impl Window {
         self.max
     }
 
-    /// Learns from one finished post.
+    /// A post starts.
+    pub fn started(&mut self) {
+        self.in_flight += 1;
+    }
+
+    /// A post ends, observed or not (its future may be dropped at a deadline).
+    pub fn finished(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Learns from one finished post: a 429 halves the window, once per round trip of the posts
+    /// in flight; clean deliveries widen it by one per round trip's worth of them (all of the
+    /// posts in flight, across every fan-out sharing the window, not just one fan-out's limit).
     pub fn observe(&mut self, posted: &Posted) {
+        let cooling = self.cooling > 0;
+        self.cooling = self.cooling.saturating_sub(1);
         if posted.throttled > 0 {
-            self.limit = (self.limit / 2).max(1);
+            if !cooling {
+                self.limit = (self.limit / 2).max(1);
+                self.cooling = self.in_flight;
+            }
             self.delivered = 0;
         } else if posted.outcome == PostOutcome::Delivered && self.limit < self.max {
             self.delivered += 1;
-            if self.delivered >= self.limit {
+            if self.delivered >= self.limit.max(self.in_flight) {
                 self.limit += 1;
                 self.delivered = 0;
             }
@@ -76,8 +102,23 @@ impl SharedWindow {
         self.lock().max()
     }
 
+    /// A post starts; it counts as in flight until the guard is dropped.
+    pub fn started(&self) -> InFlight<'_> {
+        self.lock().started();
+        InFlight(self)
+    }
+
     pub fn observe(&self, posted: &Posted) {
         self.lock().observe(posted);
+    }
+}
+
+/// One post in flight on a [`SharedWindow`].
+pub(crate) struct InFlight<'a>(&'a SharedWindow);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.lock().finished();
     }
 }
 
@@ -98,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn each_throttled_post_halves_the_window_down_to_one() {
+    fn throttled_posts_one_flight_after_another_halve_the_window_down_to_one() {
         let mut w = window(64);
         let limits: Vec<usize> = (0..8)
             .map(|_| {
@@ -124,6 +165,42 @@ mod tests {
             .collect();
         // 1 delivery to reach 2, 2 more to reach 3, 3 more to reach 4, then capped.
         assert_eq!(limits, [2, 2, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4]);
+    }
+
+    #[test]
+    fn throttles_from_one_flight_of_posts_halve_the_window_once() {
+        let mut w = window(64);
+        for _ in 0..64 {
+            w.started();
+        }
+        for _ in 0..64 {
+            w.finished();
+            w.observe(&posted(PostOutcome::Delivered, 1));
+        }
+        assert_eq!(w.limit(), 32, "one congestion event, one halving");
+        // The next flight's first 429 halves it again.
+        w.started();
+        w.finished();
+        w.observe(&posted(PostOutcome::Delivered, 1));
+        assert_eq!(w.limit(), 16);
+    }
+
+    #[test]
+    fn with_more_posts_in_flight_than_the_limit_the_window_grows_once_per_flight() {
+        // Sixteen jobs share a window of 4: 64 posts fly, so growing by one takes 64 deliveries,
+        // not 4 (which would widen every job's share sixteen times as fast).
+        let mut w = window(8);
+        w.observe(&posted(PostOutcome::Delivered, 1));
+        assert_eq!(w.limit(), 4);
+        for _ in 0..64 {
+            w.started();
+        }
+        for _ in 0..63 {
+            w.observe(&posted(PostOutcome::Delivered, 0));
+        }
+        assert_eq!(w.limit(), 4);
+        w.observe(&posted(PostOutcome::Delivered, 0));
+        assert_eq!(w.limit(), 5);
     }
 
     #[test]
