@@ -183,9 +183,21 @@ pub async fn eventually<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
 /// One raw HTTP/1.1 request (`head` without its final blank line), so a test controls every
 /// header; the response's status and body.
 pub async fn raw_http(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
+    raw_http_with_body(addr, head, "").await
+}
+
+/// As [`raw_http`], with a body (its `Content-Length` is added).
+pub async fn raw_http_with_body(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &str,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("{head}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    let request = format!(
+        "{head}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     tcp.write_all(request.as_bytes()).await.expect("write");
     let mut response = Vec::new();
     tokio::time::timeout(WAIT, tcp.read_to_end(&mut response))
