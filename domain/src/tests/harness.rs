@@ -56,6 +56,14 @@ impl Outbox {
             .collect()
     }
 
+    /// The first frame of type `kind` sent to `to`.
+    pub fn first_of_type(&self, to: &str, kind: &str) -> Value {
+        self.frames_to(to)
+            .into_iter()
+            .find(|f| f["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} frame was sent to {to}"))
+    }
+
     pub fn recipients_of_type(&self, kind: &str) -> Vec<String> {
         let all = self.0.lock().unwrap();
         let mut ids: Vec<String> = all

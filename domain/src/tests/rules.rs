@@ -435,11 +435,7 @@ async fn a_request_id_is_acknowledged_with_the_delivery_counts() {
         .await
         .unwrap();
 
-    let ack = outbox
-        .frames_to("a")
-        .into_iter()
-        .find(|f| f["type"] == "ack")
-        .unwrap();
+    let ack = outbox.first_of_type("a", "ack");
     assert_eq!(
         ack,
         json!({"type":"ack","requestId":"r-7","delivered":2,"gone":0,"failed":0,"queued":false})

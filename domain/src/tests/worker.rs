@@ -305,11 +305,7 @@ async fn an_audience_that_fits_the_inline_threshold_is_not_queued() {
 
     assert_eq!(outbox.recipients_of_type("message").len(), 5);
     assert!(queue.jobs().is_empty());
-    let ack = &outbox
-        .frames_to("m000")
-        .into_iter()
-        .find(|f| f["type"] == "ack")
-        .unwrap();
+    let ack = outbox.first_of_type("m000", "ack");
     assert_eq!(
         (ack["delivered"].as_u64(), ack["queued"].as_bool()),
         (Some(5), Some(false))
@@ -331,11 +327,7 @@ async fn one_recipient_over_the_threshold_is_queued_and_the_ack_counts_the_inlin
         jobs[0].id.as_ref().map(MessageId::as_str),
         frame["id"].as_str()
     );
-    let ack = &outbox
-        .frames_to("m000")
-        .into_iter()
-        .find(|f| f["type"] == "ack")
-        .unwrap();
+    let ack = outbox.first_of_type("m000", "ack");
     assert_eq!(
         (ack["delivered"].as_u64(), ack["queued"].as_bool()),
         (Some(4), Some(true))

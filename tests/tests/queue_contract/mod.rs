@@ -83,6 +83,17 @@ fn every_kind_of_job() -> Vec<DeliveryJob> {
     vec![job("plain"), continued, backend]
 }
 
+/// Receives until as many bodies as `sent` arrived, asserts they are exactly `sent`'s JSON (in
+/// any order), and returns them sorted.
+async fn received_exactly<Q: QueueUnderTest>(q: &Q, sent: &[DeliveryJob]) -> Vec<String> {
+    let mut bodies = received_until(q, |b| b.len() >= sent.len()).await;
+    let mut expected: Vec<String> = sent.iter().map(DeliveryJob::to_json).collect();
+    bodies.sort();
+    expected.sort();
+    assert_eq!(bodies, expected);
+    bodies
+}
+
 pub async fn an_enqueued_job_comes_back_as_identical_json<Q, F, Fut>(fresh: F)
 where
     Q: QueueUnderTest,
@@ -93,11 +104,7 @@ where
     let sent = every_kind_of_job();
     q.queue().enqueue(sent.clone()).await.unwrap();
 
-    let mut bodies = received_until(&q, |b| b.len() >= sent.len()).await;
-    let mut expected: Vec<String> = sent.iter().map(DeliveryJob::to_json).collect();
-    bodies.sort();
-    expected.sort();
-    assert_eq!(bodies, expected);
+    let bodies = received_exactly(&q, &sent).await;
     for body in &bodies {
         let job = DeliveryJob::from_json(body).unwrap();
         assert!(sent.contains(&job), "read back as the job it was");
@@ -114,11 +121,7 @@ where
     let sent: Vec<DeliveryJob> = (0..25).map(|i| job(&format!("job {i}"))).collect();
     q.queue().enqueue(sent.clone()).await.unwrap();
 
-    let mut bodies = received_until(&q, |b| b.len() >= sent.len()).await;
-    let mut expected: Vec<String> = sent.iter().map(DeliveryJob::to_json).collect();
-    bodies.sort();
-    expected.sort();
-    assert_eq!(bodies, expected);
+    received_exactly(&q, &sent).await;
 }
 
 pub async fn a_too_large_job_refuses_the_whole_call_and_sends_nothing<Q, F, Fut>(fresh: F)
