@@ -2,23 +2,61 @@
 //! local server in a child process that answers at once, so the figure is the client's own work
 //! (HTTP, signing, SDK layers, scheduling) and nothing else.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts};
 use domain::{ClientNotifier, ConnectionId};
 use futures::StreamExt;
 
+use crate::floor_notifier::FloorNotifier;
 use crate::{cpu, management_stub, stats};
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Args {
     pub posts: usize,
     pub in_flight: usize,
     pub runs: usize,
+    pub notifiers: Vec<Client>,
+    pub flavors: Vec<Flavor>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Flavor {
+/// The two notifiers, and the floor they are measured against.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Client {
+    Sdk,
+    Signed,
+    /// Bare hyper and aws-sigv4 (`floor_notifier.rs`).
+    Floor,
+}
+
+impl Client {
+    fn build(
+        self,
+        sdk: &aws_config::SdkConfig,
+        endpoint: &ManagementEndpoint,
+    ) -> Result<Arc<dyn ClientNotifier>, String> {
+        let client = match self {
+            Self::Sdk => NotifierClient::Sdk,
+            Self::Signed => NotifierClient::Signed,
+            Self::Floor => return Ok(Arc::new(FloorNotifier::new(endpoint.as_str()))),
+        };
+        client
+            .build(sdk, endpoint, NotifierTimeouts::default())
+            .map_err(|e| e.to_string())
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sdk => "sdk",
+            Self::Signed => "signed",
+            Self::Floor => "floor: bare hyper + aws-sigv4",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Flavor {
     CurrentThread,
     MultiThread,
 }
@@ -69,16 +107,14 @@ async fn post_all(
 /// connection pool (a warm Lambda's state), then the measured runs.
 fn measure(
     flavor: Flavor,
-    client: NotifierClient,
+    client: Client,
     endpoint: &ManagementEndpoint,
-    args: Args,
+    args: &Args,
 ) -> Result<Vec<Run>, String> {
     let runtime = flavor.runtime().map_err(|e| format!("runtime: {e}"))?;
     runtime.block_on(async {
         let sdk = crate::local_sdk_config().await;
-        let notifier = client
-            .build(&sdk, endpoint, NotifierTimeouts::default())
-            .map_err(|e| e.to_string())?;
+        let notifier = client.build(&sdk, endpoint)?;
         let ids = (0..1000)
             .map(|i| ConnectionId::parse(format!("live-{i}")).map_err(|e| format!("{e:?}")))
             .collect::<Result<Vec<_>, _>>()?;
@@ -106,18 +142,19 @@ pub async fn run(args: Args) -> Result<(), String> {
         args.posts, args.in_flight, args.runs
     );
     let mut rows = Vec::new();
-    for flavor in [Flavor::CurrentThread, Flavor::MultiThread] {
-        for client in [NotifierClient::Sdk, NotifierClient::Signed] {
+    for &flavor in &args.flavors {
+        for &client in &args.notifiers {
             let endpoint = endpoint.clone();
+            let thread_args = args.clone();
             // A thread of its own: a runtime cannot be started inside this one.
-            let runs = std::thread::spawn(move || measure(flavor, client, &endpoint, args))
+            let runs = std::thread::spawn(move || measure(flavor, client, &endpoint, &thread_args))
                 .join()
                 .map_err(|_| "the measuring thread panicked".to_string())??;
             let failed: usize = runs.iter().map(|r| r.failed).sum();
             let cpu = stats::median(runs.iter().map(|r| r.cpu).collect());
             let wall = stats::median(runs.iter().map(|r| r.wall).collect());
             rows.push(vec![
-                client.to_string(),
+                client.name().to_string(),
                 flavor.name().to_string(),
                 cpu::micros_per(cpu, args.posts),
                 format!("{:.0}", args.posts as f64 / wall.as_secs_f64()),

@@ -8,6 +8,7 @@ mod cpu;
 mod cpu_post;
 mod fanout;
 mod fanout_queue;
+mod floor_notifier;
 mod gateway_load;
 mod handler;
 mod management_stub;
@@ -67,6 +68,22 @@ enum Scenario {
         in_flight: usize,
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Only these clients (a profiler's run of one of them).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "sdk,signed,floor"
+        )]
+        notifier: Vec<cpu_post::Client>,
+        /// Only these runtimes.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "current-thread,multi-thread"
+        )]
+        runtime: Vec<cpu_post::Flavor>,
     },
     /// A room broadcast through the delivery queue: W workers, each job under a short deadline.
     FanoutQueue {
@@ -265,18 +282,24 @@ async fn main() -> Result<(), String> {
             posts,
             in_flight,
             runs,
+            notifier,
+            runtime,
         } => {
             let args = if quick {
                 cpu_post::Args {
                     posts: 200,
                     in_flight: 8,
                     runs: 1,
+                    notifiers: notifier,
+                    flavors: runtime,
                 }
             } else {
                 cpu_post::Args {
                     posts,
                     in_flight,
                     runs,
+                    notifiers: notifier,
+                    flavors: runtime,
                 }
             };
             cpu_post::run(args).await?;

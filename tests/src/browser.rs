@@ -1,20 +1,19 @@
-//! Headless Chromium for the real-browser tests, driven over the DevTools protocol with
-//! chromiumoxide. The browser is Debian's `chromium` (`./scripts/test` installs it); a missing
+//! Headless Chromium for the real-browser tests, driven over the DevTools protocol
+//! ([`crate::cdp`]). The browser is Debian's `chromium` (`./scripts/test` installs it); a missing
 //! browser fails the test with a message saying so, never skips it. Every wait is bounded, and
 //! the browser process and its profile directory go away with the [`Chromium`] value.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chromiumoxide::handler::HandlerConfig;
-use chromiumoxide::handler::viewport::Viewport;
-use chromiumoxide::page::ScreenshotParams;
-use chromiumoxide::{Browser, Page};
-use futures::StreamExt;
-use serde_json::Value;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Value, json};
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio::task::JoinHandle;
+
+use crate::cdp::Connection;
 
 /// How long any one thing the browser does may take (start, load, a message to appear).
 pub const BROWSER_WAIT: Duration = Duration::from_secs(20);
@@ -24,8 +23,7 @@ static ONE_BROWSER: Semaphore = Semaphore::const_new(1);
 
 /// A headless Chromium on a free DevTools port, killed (and its profile deleted) on drop.
 pub struct Chromium {
-    browser: Browser,
-    handler: JoinHandle<()>,
+    cdp: Arc<Connection>,
     _process: Process,
     _turn: SemaphorePermit<'static>,
 }
@@ -101,42 +99,72 @@ impl Chromium {
             profile,
         };
         let ws_url = process.devtools_url().await;
-        let config = HandlerConfig {
-            viewport: Some(Viewport {
-                width: 1440,
-                height: 900,
-                ..Viewport::default()
-            }),
-            request_timeout: BROWSER_WAIT,
-            ..HandlerConfig::default()
-        };
-        let (browser, mut events) =
-            tokio::time::timeout(BROWSER_WAIT, Browser::connect_with_config(ws_url, config))
-                .await
-                .expect("DevTools did not answer in time")
-                .expect("DevTools connection");
-        // The handler must be polled for any command to complete; it ends with the browser.
-        let handler = tokio::spawn(async move { while events.next().await.is_some() {} });
+        let cdp = Connection::connect(&ws_url, BROWSER_WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         Chromium {
-            browser,
-            handler,
+            cdp: Arc::new(cdp),
             _process: process,
             _turn: turn,
         }
     }
 
-    /// A new tab at `url`, loaded.
+    /// A new tab at `url`, loaded, with a 1440 x 900 viewport.
     pub async fn open(&self, url: &str) -> Page {
-        tokio::time::timeout(BROWSER_WAIT, self.browser.new_page(url))
+        let target = self
+            .cdp
+            .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
             .await
-            .expect("the page did not load in time")
-            .expect("new page")
+            .unwrap_or_else(|e| panic!("a new tab: {e}"))["targetId"]
+            .clone();
+        let attached = self
+            .cdp
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({ "targetId": target, "flatten": true }),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("attaching to the new tab: {e}"));
+        let page = Page {
+            cdp: self.cdp.clone(),
+            session: attached["sessionId"]
+                .as_str()
+                .expect("attachToTarget answers a sessionId")
+                .to_string(),
+        };
+        page.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 1440, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+        let navigated = page.call("Page.navigate", json!({ "url": url })).await;
+        if let Some(error) = navigated.get("errorText") {
+            panic!("{url} did not load: {error}");
+        }
+        wait_until(
+            &page,
+            "location.href !== 'about:blank' && document.readyState === 'complete'",
+            "the page loads",
+        )
+        .await;
+        page
     }
 }
 
-impl Drop for Chromium {
-    fn drop(&mut self) {
-        self.handler.abort();
+/// A tab, reached through its DevTools session.
+pub struct Page {
+    cdp: Arc<Connection>,
+    session: String,
+}
+
+impl Page {
+    /// A command for this tab; the test fails with the browser's answer if it refuses.
+    async fn call(&self, method: &str, params: Value) -> Value {
+        self.cdp
+            .call(Some(&self.session), method, params)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -177,13 +205,22 @@ fn fresh_profile_dir() -> PathBuf {
     dir
 }
 
-/// Runs `script` in the page and returns its value as JSON (`null` for `undefined`).
+/// Runs `script` in the page (awaiting it if it is a promise) and returns its value as JSON
+/// (`null` for `undefined`). A script that throws fails the test with the exception.
 pub async fn eval(page: &Page, script: &str) -> Value {
-    let result = tokio::time::timeout(BROWSER_WAIT, page.evaluate(script))
-        .await
-        .unwrap_or_else(|_| panic!("the page did not answer in time: {script}"))
-        .unwrap_or_else(|e| panic!("script failed: {script}: {e}"));
-    result.into_value().unwrap_or(Value::Null)
+    let answer = page
+        .call(
+            "Runtime.evaluate",
+            json!({ "expression": script, "returnByValue": true, "awaitPromise": true }),
+        )
+        .await;
+    if let Some(exception) = answer.get("exceptionDetails") {
+        panic!("script failed: {script}: {exception}");
+    }
+    answer["result"]
+        .get("value")
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// Waits until `condition` (a JavaScript expression) is true in the page. On a timeout it saves
@@ -204,28 +241,30 @@ pub async fn wait_until(page: &Page, condition: &str, what: &str) {
     }
 }
 
-/// Types `text` into the input `selector` (replacing its value) and presses Enter.
+/// Types `text` into the input `selector` (replacing its value) and presses Enter, which submits
+/// the input's form as a person's key press does.
 pub async fn type_and_enter(page: &Page, selector: &str, text: &str) {
-    let clear = format!("document.querySelector({selector:?}).value = ''");
-    eval(page, &clear).await;
-    let typed = async {
-        // Input goes to the tab in front; a background tab's events wait for a frame that a
-        // hidden headless tab never draws.
-        page.bring_to_front().await?;
-        page.find_element(selector)
-            .await?
-            .click()
-            .await?
-            .type_str(text)
-            .await?
-            .press_key("Enter")
-            .await?;
-        Ok::<(), chromiumoxide::error::CdpError>(())
-    };
-    tokio::time::timeout(BROWSER_WAIT, typed)
-        .await
-        .expect("typing did not finish in time")
-        .unwrap_or_else(|e| panic!("typing into {selector}: {e}"));
+    // Input goes to the tab in front; a background tab's events wait for a frame that a hidden
+    // headless tab never draws.
+    page.call("Page.bringToFront", json!({})).await;
+    let focus = format!(
+        "(() => {{ const input = document.querySelector({selector:?}); input.value = ''; input.focus(); \
+         return document.activeElement === input; }})()"
+    );
+    assert_eq!(
+        eval(page, &focus).await,
+        Value::Bool(true),
+        "{selector} takes the focus"
+    );
+    page.call("Input.insertText", json!({ "text": text })).await;
+    let enter = json!({ "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13 });
+    let mut down = enter.clone();
+    down["type"] = json!("keyDown");
+    down["text"] = json!("\r");
+    page.call("Input.dispatchKeyEvent", down).await;
+    let mut up = enter;
+    up["type"] = json!("keyUp");
+    page.call("Input.dispatchKeyEvent", up).await;
 }
 
 /// Saves the whole page as `target/browser-screenshots/{name}.png` and returns the path.
@@ -233,11 +272,26 @@ pub async fn screenshot(page: &Page, name: &str) -> PathBuf {
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir).expect("the screenshot directory");
     let path = dir.join(format!("{name}.png"));
-    let params = ScreenshotParams::builder().full_page(true).build();
-    tokio::time::timeout(BROWSER_WAIT, page.save_screenshot(params, &path))
-        .await
-        .expect("the screenshot did not finish in time")
-        .expect("screenshot");
+    let metrics = page.call("Page.getLayoutMetrics", json!({})).await;
+    let size = &metrics["cssContentSize"];
+    let shot = page
+        .call(
+            "Page.captureScreenshot",
+            json!({
+                "format": "png",
+                "captureBeyondViewport": true,
+                "clip": { "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1 },
+            }),
+        )
+        .await;
+    let png = BASE64
+        .decode(
+            shot["data"]
+                .as_str()
+                .expect("captureScreenshot answers data"),
+        )
+        .expect("the screenshot is base64");
+    std::fs::write(&path, png).expect("writing the screenshot");
     path
 }
 

@@ -2,6 +2,7 @@
 //! server is missing (never a silent skip).
 
 pub mod browser;
+pub mod cdp;
 pub mod client;
 pub mod gateway_probes;
 pub mod publish;

@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use chromiumoxide::Page;
 use clap::Parser;
 use local_gateway::{Options, RunningGateway, start};
 use serde_json::Value;
-use tests::browser::{Chromium, eval, screenshot, type_and_enter, wait_until};
+use tests::browser::{Chromium, Page, eval, screenshot, type_and_enter, wait_until};
 use tests::ws::gateway;
 
 /// A page's chat: connected, with its connection id shown.

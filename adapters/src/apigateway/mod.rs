@@ -7,6 +7,7 @@ pub mod inbound;
 mod notifier;
 mod notifier_client;
 mod signed_notifier;
+mod sigv4;
 mod status;
 
 pub use endpoint::{EndpointError, ManagementEndpoint, url_suffix_for};

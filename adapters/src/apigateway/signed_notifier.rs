@@ -3,14 +3,11 @@
 //! `ApiGatewayNotifier` (the reference implementation, which passes the same tests), at a
 //! fraction of the CPU per post (BENCHMARKS.md, "CPU per post").
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
-use aws_smithy_runtime_api::client::identity::Identity;
 use domain::{ClientNotifier, ConnectionId, NotifyError};
 use http::{HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::credentials_cache::CachedCredentials;
+use super::sigv4::Signer;
 use super::status::{self, CallFailure};
 use super::{ManagementEndpoint, NotifierTimeouts};
 
@@ -57,8 +55,9 @@ type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 pub struct SignedNotifier {
     http: HttpsClient,
-    endpoint: ManagementEndpoint,
-    region: String,
+    /// `{endpoint}/@connections/`: a post appends the encoded id.
+    url_prefix: String,
+    signer: Signer,
     credentials: CachedCredentials,
     time: SharedTimeSource,
     /// Connect + read, as the SDK notifier's `operation_attempt_timeout`.
@@ -95,8 +94,8 @@ impl SignedNotifier {
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)
                 .build(https),
-            endpoint: endpoint.clone(),
-            region: region.as_ref().to_string(),
+            url_prefix: format!("{}/@connections/", endpoint.as_str()),
+            signer: Signer::new(region.as_ref(), SIGNING_NAME),
             credentials: CachedCredentials::new(provider, time.clone()),
             time,
             attempt_timeout: timeouts.connect + timeouts.read,
@@ -118,7 +117,7 @@ impl SignedNotifier {
         let request = self
             .request(method, to, body)
             .and_then(|mut request| {
-                sign_request(&mut request, &identity, &self.region, self.time.now())?;
+                self.signer.sign(&mut request, &identity, self.time.now())?;
                 Ok(request.map(Full::new))
             })
             .map_err(|e| status::notify_error(CallFailure::NotSent, e))?;
@@ -138,18 +137,16 @@ impl SignedNotifier {
         to: &ConnectionId,
         body: Bytes,
     ) -> Result<Request<Bytes>, String> {
-        let url = format!(
-            "{}/@connections/{}",
-            self.endpoint.as_str(),
-            utf8_percent_encode(to.as_str(), LABEL)
-        );
-        let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
+        let mut url = String::with_capacity(self.url_prefix.len() + 3 * to.as_str().len());
+        url.push_str(&self.url_prefix);
+        url.extend(utf8_percent_encode(to.as_str(), LABEL));
+        let uri = Uri::try_from(url).map_err(|e| format!("bad URL for {to}: {e}"))?;
         let host = uri
             .authority()
-            .ok_or_else(|| format!("no host in {url:?}"))?
+            .ok_or_else(|| format!("no host in {uri}"))?
             .as_str()
             .parse::<HeaderValue>()
-            .map_err(|e| format!("bad host in {url:?}: {e}"))?;
+            .map_err(|e| format!("bad host in {uri}: {e}"))?;
         let mut builder = Request::builder()
             .method(method)
             .uri(uri)
@@ -184,50 +181,6 @@ impl SignedNotifier {
             ),
         ))
     }
-}
-
-/// Signs `request` for `execute-api` in `region` at `time`: SigV4 in the `Authorization` header
-/// over every header the request carries, with the SDK's default settings (double-encoded path,
-/// no `x-amz-content-sha256` header, the session token signed), so API Gateway checks exactly what
-/// it checks for the SDK (`tests/notifier_signature.rs` compares the two).
-fn sign_request(
-    request: &mut Request<Bytes>,
-    identity: &Identity,
-    region: &str,
-    time: SystemTime,
-) -> Result<(), String> {
-    let params = v4::SigningParams::builder()
-        .identity(identity)
-        .region(region)
-        .name(SIGNING_NAME)
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| format!("signing parameters: {e}"))?
-        .into();
-    let headers = request
-        .headers()
-        .iter()
-        .map(|(name, value)| {
-            value
-                .to_str()
-                .map(|value| (name.as_str(), value))
-                .map_err(|e| format!("header {name} is not text: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let uri = request.uri().to_string();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        &uri,
-        headers.into_iter(),
-        SignableBody::Bytes(request.body()),
-    )
-    .map_err(|e| format!("unsignable request: {e}"))?;
-    let (instructions, _signature) = sign(signable, &params)
-        .map_err(|e| format!("signing: {e}"))?
-        .into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
 }
 
 #[async_trait]

@@ -1,0 +1,127 @@
+//! The floor the issue measured the notifiers against: hyper's bare HTTP/1 connection API (no
+//! pool of hyper-util's, no timeouts, no error mapping) and one `aws-sigv4` signature per request,
+//! with fixed credentials. Not a notifier anyone should deploy: the `cpu-post` row that shows how
+//! far the real clients are from the cost of HTTP and signing alone, on the same machine.
+
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use domain::{ClientNotifier, ConnectionId, NotifyError};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+pub struct FloorNotifier {
+    /// `http://127.0.0.1:{port}/{stage}` of the local stub.
+    endpoint: String,
+    authority: String,
+    identity: Identity,
+    /// Connections not in use: one per post in flight, opened when none is idle.
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+}
+
+impl FloorNotifier {
+    pub fn new(endpoint: &str) -> FloorNotifier {
+        let authority = endpoint
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        FloorNotifier {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            authority,
+            identity: Credentials::new("AKIDEXAMPLE", "secret", None, None, "bench").into(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        if let Some(sender) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(sender);
+        }
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    async fn post(&self, to: &ConnectionId, frame: &[u8]) -> Result<(), String> {
+        let mut sender = self.connection().await?;
+        let mut request =
+            http::Request::post(format!("{}/@connections/{}", self.endpoint, to.as_str()))
+                .header(http::header::HOST, &self.authority)
+                .header(http::header::CONTENT_TYPE, "application/octet-stream")
+                .header(http::header::CONTENT_LENGTH, frame.len())
+                .body(Bytes::copy_from_slice(frame))
+                .map_err(|e| e.to_string())?;
+        let params = v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region("us-east-1")
+            .name("execute-api")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| e.to_string())?
+            .into();
+        let uri = request.uri().to_string();
+        let headers = request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap_or_default()));
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            &uri,
+            headers,
+            SignableBody::Bytes(request.body()),
+        )
+        .map_err(|e| e.to_string())?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| e.to_string())?
+            .into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+        let response = sender
+            .send_request(request.map(Full::new))
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sender);
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("answered {status}"))
+        }
+    }
+}
+
+#[async_trait]
+impl ClientNotifier for FloorNotifier {
+    async fn send(&self, to: &ConnectionId, frame: &[u8]) -> Result<(), NotifyError> {
+        self.post(to, frame).await.map_err(NotifyError::Transient)
+    }
+
+    async fn disconnect(&self, _: &ConnectionId) -> Result<(), NotifyError> {
+        Err(NotifyError::Transient(
+            "the floor client only posts".to_string(),
+        ))
+    }
+}
