@@ -4,6 +4,7 @@
 mod credentials_cache;
 mod endpoint;
 pub mod inbound;
+mod lazy_tls;
 mod notifier;
 mod notifier_client;
 mod signed_notifier;

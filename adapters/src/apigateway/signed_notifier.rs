@@ -12,13 +12,13 @@ use domain::{ClientNotifier, ConnectionId, NotifyError};
 use http::{HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::credentials_cache::CachedCredentials;
+use super::lazy_tls::LazyTlsConnector;
 use super::sigv4::Signer;
 use super::status::{self, CallFailure};
 use super::{ManagementEndpoint, NotifierTimeouts};
@@ -47,11 +47,9 @@ pub enum SignedNotifierError {
     NoRegion,
     #[error("no credentials provider configured")]
     NoCredentials,
-    #[error("could not load the system's root certificates: {0}")]
-    RootCertificates(std::io::Error),
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpsClient = Client<LazyTlsConnector, Full<Bytes>>;
 
 pub struct SignedNotifier {
     http: HttpsClient,
@@ -82,18 +80,14 @@ impl SignedNotifier {
         http.set_connect_timeout(Some(timeouts.connect));
         http.set_nodelay(true);
         http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(SignedNotifierError::RootCertificates)?
-            // https in AWS; plain http for the local gateway and test servers.
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        // https in AWS (its roots read at the first connection); plain http for the local
+        // gateway and test servers.
+        let connector = LazyTlsConnector::new(http);
         Ok(Self {
             http: Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .build(https),
+                .build(connector),
             url_prefix: format!("{}/@connections/", endpoint.as_str()),
             signer: Signer::new(region.as_ref(), SIGNING_NAME),
             credentials: CachedCredentials::new(provider, time.clone()),
