@@ -59,6 +59,8 @@ impl FloorNotifier {
 
     async fn post(&self, to: &ConnectionId, frame: &[u8]) -> Result<(), String> {
         let mut sender = self.connection().await?;
+        // A connection whose previous exchange is not wound up yet refuses a new request.
+        sender.ready().await.map_err(|e| e.to_string())?;
         let mut request =
             http::Request::post(format!("{}/@connections/{}", self.endpoint, to.as_str()))
                 .header(http::header::HOST, &self.authority)

@@ -12,6 +12,7 @@ mod floor_notifier;
 mod gateway_load;
 mod handler;
 mod management_stub;
+mod precise_sleep;
 mod rate_limit;
 mod rate_window;
 mod runtime_stub;

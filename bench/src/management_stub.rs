@@ -75,7 +75,7 @@ async fn post_to_connection(
 ) -> impl IntoResponse {
     b.posts.fetch_add(1, Ordering::Relaxed);
     if !b.delay.is_zero() {
-        tokio::time::sleep(b.delay).await;
+        crate::precise_sleep::sleep(b.delay).await;
     }
     if b.over_rate() {
         (
