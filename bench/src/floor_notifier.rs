@@ -8,8 +8,6 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use domain::{ClientNotifier, ConnectionId, NotifyError};
 use http_body_util::{BodyExt, Full};
@@ -68,31 +66,12 @@ impl FloorNotifier {
                 .header(http::header::CONTENT_LENGTH, frame.len())
                 .body(Bytes::copy_from_slice(frame))
                 .map_err(|e| e.to_string())?;
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region("us-east-1")
-            .name("execute-api")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| e.to_string())?
-            .into();
-        let uri = request.uri().to_string();
-        let headers = request
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.to_str().unwrap_or_default()));
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            &uri,
-            headers,
-            SignableBody::Bytes(request.body()),
-        )
-        .map_err(|e| e.to_string())?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| e.to_string())?
-            .into_parts();
-        instructions.apply_to_request_http1x(&mut request);
+        adapters::apigateway::sigv4::sign_with_aws_sigv4(
+            &mut request,
+            &self.identity,
+            "us-east-1",
+            SystemTime::now(),
+        )?;
         let response = sender
             .send_request(request.map(Full::new))
             .await

@@ -298,8 +298,9 @@ async fn a_close_the_client_never_answers_is_given_up_after_a_few_seconds() {
 // Back-pressure.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_is_closed_and_posts_to_it_get_410() {
-    let gw = gateway(&["--max-outbound-queue-bytes", "262144"]).await;
+async fn a_client_that_stops_reading_is_closed_with_1008_and_posts_to_it_get_410() {
+    let (gw, recorder) =
+        gateway_wrapping(&["--max-outbound-queue-bytes", "262144"], Recorder::wrap).await;
     let mut not_reading = client(&gw).await;
     let id = whoami(&mut not_reading).await;
     let management = tests::management_client(&gw.management_url()).await;
@@ -324,6 +325,8 @@ async fn a_client_that_stops_reading_is_closed_and_posts_to_it_get_410() {
     assert!(gone, "{accepted} posts accepted and never a 410");
     let after = management.get_connection().connection_id(&id).send().await;
     assert!(after.unwrap_err().into_service_error().is_gone_exception());
+    let disconnect = recorder.first("$disconnect").await;
+    assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1008);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ mod lazy_tls;
 mod notifier;
 mod notifier_client;
 mod signed_notifier;
-mod sigv4;
+pub mod sigv4;
 mod status;
 
 pub use endpoint::{EndpointError, ManagementEndpoint, url_suffix_for};

@@ -1,4 +1,4 @@
-//! Which `@connections` client a process uses: the signed one by default (a quarter of the SDK's
+//! Which `@connections` client a process uses: the signed one by default (a sixth of the SDK's
 //! CPU per post, BENCHMARKS.md "CPU per post"), the SDK-based reference on request.
 
 use std::fmt;
@@ -14,7 +14,7 @@ use super::{
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NotifierClient {
-    /// `SignedNotifier`: hyper + aws-sigv4.
+    /// `SignedNotifier`: hyper and its own SigV4 (`sigv4.rs`).
     #[default]
     Signed,
     /// `ApiGatewayNotifier`: aws-sdk-apigatewaymanagement.

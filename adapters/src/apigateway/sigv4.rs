@@ -284,13 +284,56 @@ fn normalize_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(normalized)
 }
 
+/// `aws-sigv4`'s general signer, with the SDK's default settings, for execute-api in `region`:
+/// the reference [`Signer`] is tested against, and the signing half of the benchmark's floor
+/// client (`bench cpu-post`). Adds `x-amz-date`, the session token and `Authorization`.
+pub fn sign_with_aws_sigv4(
+    request: &mut Request<hyper::body::Bytes>,
+    identity: &Identity,
+    region: &str,
+    time: SystemTime,
+) -> Result<(), String> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(identity)
+        .region(region)
+        .name("execute-api")
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| format!("signing parameters: {e}"))?
+        .into();
+    let uri = request.uri().to_string();
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            value
+                .to_str()
+                .map(|value| (name.as_str(), value))
+                .map_err(|e| format!("header {name} is not text: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        &uri,
+        headers.into_iter(),
+        SignableBody::Bytes(request.body()),
+    )
+    .map_err(|e| format!("unsignable request: {e}"))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| format!("signing: {e}"))?
+        .into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use aws_credential_types::Credentials;
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    use aws_sigv4::sign::v4;
     use hyper::body::Bytes;
     use proptest::prelude::*;
 
@@ -312,36 +355,13 @@ mod tests {
         builder.body(Bytes::copy_from_slice(body)).unwrap()
     }
 
-    /// `aws-sigv4`'s general signer with the SDK's default settings: the reference.
     fn signed_by_aws_sigv4(
         mut request: Request<Bytes>,
         identity: &Identity,
         region: &str,
         time: SystemTime,
     ) -> Vec<Option<String>> {
-        let params = v4::SigningParams::builder()
-            .identity(identity)
-            .region(region)
-            .name("execute-api")
-            .time(time)
-            .settings(SigningSettings::default())
-            .build()
-            .unwrap()
-            .into();
-        let uri = request.uri().to_string();
-        let headers = request
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()));
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            &uri,
-            headers,
-            SignableBody::Bytes(request.body()),
-        )
-        .unwrap();
-        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-        instructions.apply_to_request_http1x(&mut request);
+        sign_with_aws_sigv4(&mut request, identity, region, time).unwrap();
         signature_headers(&request)
     }
 
