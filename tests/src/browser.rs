@@ -272,6 +272,8 @@ pub async fn screenshot(page: &Page, name: &str) -> PathBuf {
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir).expect("the screenshot directory");
     let path = dir.join(format!("{name}.png"));
+    // A hidden headless tab draws no frame, and a screenshot waits for one: in front first.
+    page.call("Page.bringToFront", json!({})).await;
     let metrics = page.call("Page.getLayoutMetrics", json!({})).await;
     let size = &metrics["cssContentSize"];
     let shot = page
