@@ -26,12 +26,7 @@ pub struct FloorNotifier {
 
 impl FloorNotifier {
     pub fn new(endpoint: &str) -> FloorNotifier {
-        let authority = endpoint
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let authority = crate::management_stub::authority(endpoint).to_string();
         FloorNotifier {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             authority,

@@ -29,13 +29,7 @@ pub struct Stub {
 impl Stub {
     /// How many posts the server has seen, over a plain HTTP/1.0 GET.
     pub async fn posts(&self) -> Result<u64, String> {
-        let authority = self
-            .endpoint
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        let mut stream = tokio::net::TcpStream::connect(authority)
+        let mut stream = tokio::net::TcpStream::connect(authority(&self.endpoint))
             .await
             .map_err(|e| format!("stub: {e}"))?;
         stream
@@ -52,6 +46,15 @@ impl Stub {
             .parse()
             .map_err(|e| format!("stub answered {answer:?}: {e}"))
     }
+}
+
+/// `127.0.0.1:port` of the stub's `http://127.0.0.1:port/stage` endpoint.
+pub fn authority(endpoint: &str) -> &str {
+    endpoint
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
 }
 
 #[derive(Clone)]

@@ -30,7 +30,7 @@ pub async fn sleep(delay: Duration) {
 
 fn run(requests: mpsc::Receiver<Wake>) {
     let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut wakes = std::collections::HashMap::new();
+    let mut wakes: std::collections::HashMap<u64, oneshot::Sender<()>> = Default::default();
     let mut next_id = 0u64;
     loop {
         let now = Instant::now();
@@ -40,7 +40,7 @@ fn run(requests: mpsc::Receiver<Wake>) {
             }
             due.pop();
             if let Some(wake) = wakes.remove(&id) {
-                let _: Result<(), ()> = oneshot::Sender::send(wake, ());
+                let _ = wake.send(());
             }
         }
         let request = match due.peek() {

@@ -15,11 +15,11 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 
 use super::credentials_cache::CachedCredentials;
 use super::lazy_tls::LazyTlsConnector;
-use super::sigv4::Signer;
+use super::sigv4::{LABEL, Signer};
 use super::status::{self, CallFailure};
 use super::{ManagementEndpoint, NotifierTimeouts};
 
@@ -33,20 +33,14 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// An error body is read for its message only; a proxy's HTML page is cut here.
 const ERROR_BODY_LIMIT: usize = 4096;
 
-/// A path label, encoded as the SDK encodes one: everything but RFC 3986 unreserved characters.
-/// Connection ids are base64 (`=`, `+`, `/`), so this matters.
-const LABEL: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
 #[derive(Debug, thiserror::Error)]
 pub enum SignedNotifierError {
     #[error("no AWS region configured: the signature needs one (set AWS_REGION)")]
     NoRegion,
     #[error("no credentials provider configured")]
     NoCredentials,
+    #[error("the management endpoint {0:?} has no host a request can carry")]
+    NoHost(String),
 }
 
 type HttpsClient = Client<LazyTlsConnector, Full<Bytes>>;
@@ -55,6 +49,8 @@ pub struct SignedNotifier {
     http: HttpsClient,
     /// `{endpoint}/@connections/`: a post appends the encoded id.
     url_prefix: String,
+    /// The endpoint's authority, the `host` header of every request.
+    host: HeaderValue,
     signer: Signer,
     credentials: CachedCredentials,
     time: SharedTimeSource,
@@ -76,6 +72,12 @@ impl SignedNotifier {
         let time = sdk
             .time_source()
             .unwrap_or_else(|| SharedTimeSource::new(SystemTimeSource::new()));
+        let host = endpoint
+            .as_str()
+            .parse::<Uri>()
+            .ok()
+            .and_then(|uri| HeaderValue::try_from(uri.authority()?.as_str()).ok())
+            .ok_or_else(|| SignedNotifierError::NoHost(endpoint.as_str().to_string()))?;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(timeouts.connect));
         http.set_nodelay(true);
@@ -89,6 +91,7 @@ impl SignedNotifier {
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)
                 .build(connector),
             url_prefix: format!("{}/@connections/", endpoint.as_str()),
+            host,
             signer: Signer::new(region.as_ref(), SIGNING_NAME),
             credentials: CachedCredentials::new(provider, time.clone()),
             time,
@@ -135,16 +138,10 @@ impl SignedNotifier {
         url.push_str(&self.url_prefix);
         url.extend(utf8_percent_encode(to.as_str(), LABEL));
         let uri = Uri::try_from(url).map_err(|e| format!("bad URL for {to}: {e}"))?;
-        let host = uri
-            .authority()
-            .ok_or_else(|| format!("no host in {uri}"))?
-            .as_str()
-            .parse::<HeaderValue>()
-            .map_err(|e| format!("bad host in {uri}: {e}"))?;
         let mut builder = Request::builder()
             .method(method)
             .uri(uri)
-            .header(header::HOST, host);
+            .header(header::HOST, self.host.clone());
         if !body.is_empty() {
             builder = builder
                 .header(header::CONTENT_TYPE, CONTENT_TYPE)

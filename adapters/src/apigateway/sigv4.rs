@@ -26,14 +26,17 @@ const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
-/// The path as the canonical request holds it: already-encoded, encoded again, except
-/// unreserved characters and `/` (the SDK's `PercentEncodingMode::Double`, "greedy" labels).
-const CANONICAL_PATH: &AsciiSet = &NON_ALPHANUMERIC
+/// A path label, encoded as the SDK encodes one: everything but RFC 3986 unreserved characters.
+/// Connection ids are base64 (`=`, `+`, `/`), so this matters.
+pub(crate) const LABEL: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
+    .remove(b'~');
+
+/// The path as the canonical request holds it: already-encoded, encoded again, except
+/// unreserved characters and `/` (the SDK's `PercentEncodingMode::Double`, "greedy" labels).
+const CANONICAL_PATH: &AsciiSet = &LABEL.remove(b'/');
 
 /// The signing key of one day, secret and region: HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date),
 /// region), service), "aws4_request"). Valid until the date or the credentials change.
@@ -400,11 +403,6 @@ mod tests {
 
     /// A URL as the notifier builds one: the endpoint, `/@connections/`, the id encoded as a label.
     fn url(endpoint: &str, id: &str) -> String {
-        const LABEL: &AsciiSet = &NON_ALPHANUMERIC
-            .remove(b'-')
-            .remove(b'.')
-            .remove(b'_')
-            .remove(b'~');
         format!("{endpoint}/@connections/{}", utf8_percent_encode(id, LABEL))
     }
 
