@@ -14,6 +14,7 @@ mod lambda_metrics;
 pub mod memory;
 pub mod metrics;
 pub mod room_policy;
+pub mod sdk_http;
 pub mod sqs;
 pub mod telemetry;
 pub mod wiring;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
 use domain::delivery::DeliveryWorker;
 use domain::{ClientNotifier, ConnectionRepository, Settings, WebSocketService};
 
@@ -15,21 +15,23 @@ use crate::clock::{SystemClock, TokioSleeper};
 use crate::config::ServiceConfig;
 use crate::dynamodb::DynamoConnectionRepository;
 use crate::room_policy::DefaultRoomPolicy;
+use crate::sdk_http::sdk_loader;
 use crate::sqs::{MissingQueueUrl, SqsDeliveryQueue};
 
 /// The notifier is chosen at start-up (`NOTIFIER_CLIENT`); one dynamic call per post is noise
 /// next to an HTTP request.
 pub type AwsHandler = WebSocketHandler<DynamoConnectionRepository, Arc<dyn ClientNotifier>>;
 
-/// The shared SDK configuration: credentials and region from the Lambda environment.
+/// The shared SDK configuration: credentials and region from the Lambda environment, and the
+/// SDK's HTTPS client reading its root certificates at its first request, not at start-up.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::load_defaults(BehaviorVersion::latest()).await
+    sdk_loader().load().await
 }
 
 /// An SDK configuration that cannot reach AWS: dummy credentials, a fixed region, and so only the
 /// endpoints a caller names (moto, the local gateway, a stub). For tests, benchmarks and tools.
 pub async fn offline_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    sdk_loader()
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "offline", "offline", None, None, "offline",

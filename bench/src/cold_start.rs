@@ -1,6 +1,12 @@
 //! Cold start of the release `default` Lambda: process start -> first `next` request, and -> first
-//! response, over many starts, against a local Runtime API stub. The event is a `ping` message,
-//! so the handler builds every SDK client and posts a `pong` to a local `@connections` route.
+//! response, over many starts, against a local Runtime API stub. The handler builds every SDK
+//! client, then handles one of two first events:
+//! - `ping`: it posts a `pong` to a local `@connections` route and calls no AWS service;
+//! - `join`: it reads the connection from DynamoDB first (a local endpoint over plain http that
+//!   finds nothing), so the SDK's HTTP client builds its connector, and reads the root
+//!   certificates, inside the measured time, then posts the `not_connected` error.
+//!
+//! Both are run alternately in one invocation, so their figures compare.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -10,7 +16,42 @@ use serde_json::json;
 
 use crate::{runtime_stub, stats};
 
-fn ping_event() -> serde_json::Value {
+/// The first event a fresh process handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FirstEvent {
+    Ping,
+    Join,
+}
+
+impl FirstEvent {
+    fn body(self) -> &'static str {
+        match self {
+            FirstEvent::Ping => r#"{"action":"ping","requestId":"1"}"#,
+            FirstEvent::Join => r#"{"action":"join","room":"lobby","requestId":"1"}"#,
+        }
+    }
+
+    /// The name `--event` takes.
+    fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The scenario means something only if the event did (or did not) reach DynamoDB.
+    fn check(self, dynamodb_calls: usize) -> Result<(), String> {
+        match (self, dynamodb_calls) {
+            (FirstEvent::Ping, 0) => Ok(()),
+            (FirstEvent::Join, 1..) => Ok(()),
+            (event, calls) => Err(format!(
+                "a first {} made {calls} DynamoDB calls: the scenario no longer measures what it says",
+                event.name()
+            )),
+        }
+    }
+}
+
+fn event(first: FirstEvent) -> serde_json::Value {
     json!({
         "requestContext": {
             "routeKey": "$default", "eventType": "MESSAGE", "connectionId": "L0SM9cOFvHcCIhw=",
@@ -18,7 +59,7 @@ fn ping_event() -> serde_json::Value {
             "requestId": "bench", "apiId": "bench", "stage": "bench", "domainName": "localhost",
             "identity": {"sourceIp": "127.0.0.1"}
         },
-        "body": "{\"action\":\"ping\",\"requestId\":\"1\"}",
+        "body": first.body(),
         "isBase64Encoded": false
     })
 }
@@ -29,8 +70,12 @@ pub struct Start {
     pub peak_rss_kib: u64,
 }
 
-pub async fn start_once(binary: &Path, ssl_cert_file: Option<&Path>) -> Result<Start, String> {
-    let stub = runtime_stub::start(ping_event()).await;
+pub async fn start_once(
+    binary: &Path,
+    first: FirstEvent,
+    ssl_cert_file: Option<&Path>,
+) -> Result<Start, String> {
+    let stub = runtime_stub::start(event(first)).await;
     let mut command = tokio::process::Command::new(binary);
     command.env_clear();
     if let Some(file) = ssl_cert_file {
@@ -51,6 +96,7 @@ pub async fn start_once(binary: &Path, ssl_cert_file: Option<&Path>) -> Result<S
         .env("METRICS_NAMESPACE", "bench")
         .env("CONNECTIONS_TABLE", "bench")
         .env("MANAGEMENT_ENDPOINT", format!("http://{}/bench", stub.addr))
+        .env("AWS_ENDPOINT_URL_DYNAMODB", format!("http://{}", stub.addr))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -80,6 +126,7 @@ pub async fn start_once(binary: &Path, ssl_cert_file: Option<&Path>) -> Result<S
     if marks.error.is_some() {
         return Err("the function answered with an error".into());
     }
+    first.check(marks.dynamodb_calls)?;
     Ok(Start {
         to_next: marks.first_next.expect("next came first") - started,
         to_response: marks.response.expect("response") - started,
@@ -87,45 +134,93 @@ pub async fn start_once(binary: &Path, ssl_cert_file: Option<&Path>) -> Result<S
     })
 }
 
-pub async fn run(binary: &Path, starts: usize, ssl_cert_file: Option<&Path>) -> Result<(), String> {
-    let mut next = Vec::new();
-    let mut response = Vec::new();
-    let mut peaks = Vec::new();
-    for _ in 0..starts {
-        let s = start_once(binary, ssl_cert_file).await?;
-        next.push(s.to_next);
-        response.push(s.to_response);
-        peaks.push(s.peak_rss_kib);
+/// What one kind of first event measured over its starts.
+#[derive(Default)]
+struct Starts {
+    next: Vec<Duration>,
+    response: Vec<Duration>,
+    peaks: Vec<u64>,
+}
+
+impl Starts {
+    fn add(&mut self, start: Start) {
+        self.next.push(start.to_next);
+        self.response.push(start.to_response);
+        self.peaks.push(start.peak_rss_kib);
     }
-    next.sort();
-    response.sort();
-    peaks.sort();
+
+    fn rows(&mut self, event: FirstEvent) -> Vec<Vec<String>> {
+        self.next.sort();
+        self.response.sort();
+        self.peaks.sort();
+        let peak = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
+        let row = |measure: &str, times: &[Duration]| {
+            vec![
+                event.name(),
+                measure.to_string(),
+                stats::ms(stats::percentile(times, 50.0)),
+                stats::ms(stats::percentile(times, 95.0)),
+                stats::ms(*times.last().unwrap_or(&Duration::ZERO)),
+                peak(self.peaks[self.peaks.len() / 2]),
+                peak(*self.peaks.last().unwrap_or(&0)),
+            ]
+        };
+        vec![
+            row("start -> first /next", &self.next),
+            row("start -> first response", &self.response),
+        ]
+    }
+}
+
+/// `starts` starts of each event, alternating, so that a change in the machine's load during the
+/// run falls on both.
+pub async fn run(
+    binary: &Path,
+    events: &[FirstEvent],
+    starts: usize,
+    ssl_cert_file: Option<&Path>,
+) -> Result<(), String> {
+    let mut measured: Vec<Starts> = events.iter().map(|_| Starts::default()).collect();
+    for _ in 0..starts {
+        for (event, into) in events.iter().zip(&mut measured) {
+            into.add(start_once(binary, *event, ssl_cert_file).await?);
+        }
+    }
     println!(
-        "cold start of {} over {starts} starts (event: ping; SDK clients built; endpoints local; SSL_CERT_FILE {:?})\n",
+        "cold start of {} over {starts} starts of each first event (SDK clients built; endpoints \
+         local; SSL_CERT_FILE {:?})\n",
         binary.display(),
         ssl_cert_file
     );
+    let rows = events
+        .iter()
+        .zip(&mut measured)
+        .flat_map(|(event, starts)| starts.rows(*event))
+        .collect::<Vec<_>>();
     stats::table(
-        &["measure", "p50 ms", "p95 ms", "max ms"],
         &[
-            vec![
-                "start -> first /next".into(),
-                stats::ms(stats::percentile(&next, 50.0)),
-                stats::ms(stats::percentile(&next, 95.0)),
-                stats::ms(*next.last().unwrap_or(&Duration::ZERO)),
-            ],
-            vec![
-                "start -> first response".into(),
-                stats::ms(stats::percentile(&response, 50.0)),
-                stats::ms(stats::percentile(&response, 95.0)),
-                stats::ms(*response.last().unwrap_or(&Duration::ZERO)),
-            ],
+            "event",
+            "measure",
+            "p50 ms",
+            "p95 ms",
+            "max ms",
+            "peak RSS MiB, median",
+            "max",
         ],
-    );
-    println!(
-        "\npeak RSS of one invocation: median {:.1} MiB, max {:.1} MiB",
-        peaks[peaks.len() / 2] as f64 / 1024.0,
-        *peaks.last().unwrap_or(&0) as f64 / 1024.0
+        &rows,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FirstEvent;
+
+    #[test]
+    fn a_ping_must_not_reach_dynamodb_and_a_join_must() {
+        assert!(FirstEvent::Ping.check(0).is_ok());
+        assert!(FirstEvent::Ping.check(1).is_err());
+        assert!(FirstEvent::Join.check(2).is_ok());
+        assert!(FirstEvent::Join.check(0).is_err());
+    }
 }

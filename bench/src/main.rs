@@ -131,6 +131,10 @@ enum Scenario {
         binary: PathBuf,
         #[arg(long, default_value_t = 25)]
         starts: usize,
+        /// The first events, each started `starts` times, alternately: `ping` calls no AWS
+        /// service, `join` reads DynamoDB first (and so builds the SDK's connector).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "ping,join")]
+        event: Vec<cold_start::FirstEvent>,
         /// Given to the function as SSL_CERT_FILE, as infra/serverless.yml does (there the Amazon
         /// Linux bundle): the root certificates are then read from that one file.
         #[arg(long)]
@@ -346,10 +350,11 @@ async fn main() -> Result<(), String> {
         Scenario::ColdStart {
             binary,
             starts,
+            event,
             ssl_cert_file,
         } => {
             let starts = if quick { 2 } else { starts };
-            cold_start::run(&binary, starts, ssl_cert_file.as_deref()).await?;
+            cold_start::run(&binary, &event, starts, ssl_cert_file.as_deref()).await?;
         }
         Scenario::Artifacts { dir, binaries } => artifacts::run(&dir, &binaries)?,
         Scenario::GatewayLoad {

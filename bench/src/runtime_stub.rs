@@ -1,6 +1,7 @@
 //! A minimal Lambda Runtime API (`/2018-06-01/runtime/invocation/next`, `/response`, `/error`)
 //! that hands out one event and records when the function asked for it and answered, plus a
-//! `@connections` route so the handler's reply has somewhere to go.
+//! `@connections` route so the handler's reply has somewhere to go, and a DynamoDB endpoint that
+//! answers every call with an empty result (no item, nothing written), counting the calls.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -17,6 +18,8 @@ pub struct Marks {
     pub first_next: Option<Instant>,
     pub response: Option<Instant>,
     pub error: Option<Instant>,
+    /// Calls to the DynamoDB endpoint (`POST /`).
+    pub dynamodb_calls: usize,
 }
 
 #[derive(Clone)]
@@ -102,6 +105,13 @@ async fn error(State(s): State<Shared>, body: String) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
+/// An empty answer is a valid one for every operation the handler uses: `GetItem` finds nothing,
+/// a `Query` has no items, a write returns no attributes.
+async fn dynamodb(State(s): State<Shared>) -> impl IntoResponse {
+    s.marks.lock().expect("marks").dynamodb_calls += 1;
+    ([("content-type", "application/x-amz-json-1.0")], "{}")
+}
+
 pub async fn start(event: Value) -> Stub {
     let marks = Arc::new(Mutex::new(Marks::default()));
     let shared = Shared {
@@ -117,6 +127,7 @@ pub async fn start(event: Value) -> Stub {
         )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(error))
+        .route("/", post(dynamodb))
         .route(
             "/{stage}/@connections/{id}",
             post(|| async { StatusCode::OK }),

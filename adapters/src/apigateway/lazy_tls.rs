@@ -3,9 +3,9 @@
 //! the first https connection instead of at start-up.
 //!
 //! Reading and parsing the roots is a millisecond or two of a cold start (BENCHMARKS.md, section
-//! 2), and the SDK's own HTTPS client has already paid for its copy by then (it loads its roots
-//! when a client is built, and keeps them to itself). A `$connect` never posts, so it never pays
-//! for the notifier's copy; a route that posts pays for it once per sandbox, with its first post.
+//! 2), and the SDK's own HTTPS client keeps its copy to itself (read at its first request, see
+//! `sdk_http.rs`). A `$connect` never posts, so it never pays for the notifier's copy; a route
+//! that posts pays for it once per sandbox, with its first post.
 
 use std::future::Future;
 use std::io;

@@ -122,10 +122,9 @@ impl Options {
 }
 
 /// Local runs need no AWS account: the SDK gets dummy credentials unless real ones are set, and
-/// never probes instance metadata.
+/// never probes instance metadata. Its root certificates are read only if a request is https.
 async fn local_sdk_config() -> aws_config::SdkConfig {
-    use aws_config::BehaviorVersion;
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = adapters::sdk_http::sdk_loader();
     if std::env::var_os("AWS_REGION").is_none() {
         loader = loader.region(aws_config::Region::new("us-east-1"));
     }

@@ -1,0 +1,206 @@
+//! The SDK clients' HTTP client, its connector built at the first request instead of at start-up.
+//!
+//! The SDK's default HTTPS client builds a connector, and so reads and parses the system's root
+//! certificates, when each SDK client is built (`validate_base_client_config`, on purpose: the
+//! first request should not pay). For a Lambda that is the wrong trade: the cost lands in every
+//! cold start before the first event, whether or not that event ever calls AWS over https (a
+//! `ping` does not; the local gateway, moto and the benchmarks' stubs are plain http), and it was
+//! a third of the `default` function's start-up CPU (BENCHMARKS.md, section 10). Deferred, an
+//! event that needs DynamoDB pays the same once, with its first request; one that does not, never.
+//!
+//! Everything else is the SDK's own client: its TLS settings, connection pool, timeouts and the
+//! classification of connection errors that the retry strategy relies on.
+
+use aws_smithy_runtime::client::defaults::default_http_client_plugin_v2;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_runtime_api::client::runtime_plugin::RuntimePlugin;
+use aws_smithy_runtime_api::shared::IntoShared;
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// Wraps an SDK HTTP client so that building an SDK client on it builds no connector.
+#[derive(Debug, Clone)]
+pub struct ConnectorOnFirstRequest(SharedHttpClient);
+
+impl ConnectorOnFirstRequest {
+    pub fn new(inner: SharedHttpClient) -> Self {
+        Self(inner)
+    }
+}
+
+impl HttpClient for ConnectorOnFirstRequest {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    /// The one change: the inner client's check builds a connector only to load the roots early
+    /// (it returns `Ok` whatever happens), so skipping it loses no validation. (The final-config
+    /// check is left at the trait's default `Ok`, as the SDK's client leaves it.)
+    fn validate_base_client_config(
+        &self,
+        _: &RuntimeComponentsBuilder,
+        _: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+/// The SDK's default HTTPS client (the one every client would otherwise build for itself),
+/// building its connector on first use. Give it to the configuration loader, so the credential
+/// providers' own clients (the chain builds an STS client up front) use it too.
+pub fn default_client_on_first_request() -> Option<SharedHttpClient> {
+    let plugin = default_http_client_plugin_v2(BehaviorVersion::latest())?;
+    let components = plugin.runtime_components(&RuntimeComponentsBuilder::new("default client"));
+    let inner = components.http_client()?;
+    Some(ConnectorOnFirstRequest::new(inner).into_shared())
+}
+
+/// The SDK's configuration loader, its HTTP client building its connector on first use.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    match default_client_on_first_request() {
+        Some(client) => loader.http_client(client),
+        None => loader,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture};
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    /// Counts what the SDK asks of its HTTP client: base-config checks (where the default client
+    /// builds its connector and loads its roots) and connectors handed out.
+    #[derive(Debug, Default)]
+    struct Counts {
+        eager_builds: AtomicUsize,
+        connectors: AtomicUsize,
+    }
+
+    #[derive(Debug, Clone, Default)]
+    struct CountingClient(Arc<Counts>);
+
+    impl CountingClient {
+        fn eager_builds(&self) -> usize {
+            self.0.eager_builds.load(Ordering::SeqCst)
+        }
+
+        fn connectors(&self) -> usize {
+            self.0.connectors.load(Ordering::SeqCst)
+        }
+    }
+
+    #[derive(Debug)]
+    struct EmptyTable;
+
+    impl HttpConnector for EmptyTable {
+        fn call(&self, _: HttpRequest) -> HttpConnectorFuture {
+            let mut response = Response::new(
+                StatusCode::try_from(200).expect("200 is a status"),
+                SdkBody::from(r#"{"TableNames":[]}"#),
+            );
+            response
+                .headers_mut()
+                .insert("content-type", "application/x-amz-json-1.0");
+            HttpConnectorFuture::ready(Ok(response))
+        }
+    }
+
+    impl HttpClient for CountingClient {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            self.0.connectors.fetch_add(1, Ordering::SeqCst);
+            SharedHttpConnector::new(EmptyTable)
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &RuntimeComponentsBuilder,
+            _: &ConfigBag,
+        ) -> Result<(), BoxError> {
+            self.0.eager_builds.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    async fn sdk_on(client: impl HttpClient + 'static) -> aws_config::SdkConfig {
+        crate::wiring::offline_sdk_config()
+            .await
+            .into_builder()
+            .http_client(client)
+            .build()
+    }
+
+    fn dynamodb(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+        crate::wiring::dynamodb_client(sdk, Some("http://127.0.0.1:9"))
+    }
+
+    #[tokio::test]
+    async fn the_sdk_on_its_own_builds_a_connector_for_each_client_it_builds() {
+        let counting = CountingClient::default();
+        let sdk = sdk_on(counting.clone()).await;
+
+        dynamodb(&sdk);
+        dynamodb(&sdk);
+
+        assert_eq!(counting.eager_builds(), 2);
+    }
+
+    #[tokio::test]
+    async fn wrapped_it_builds_none_until_the_first_request_and_then_serves_it() {
+        let counting = CountingClient::default();
+        let sdk = sdk_on(ConnectorOnFirstRequest::new(counting.clone().into_shared())).await;
+
+        let client = dynamodb(&sdk);
+        dynamodb(&sdk);
+        assert_eq!(counting.eager_builds(), 0);
+        assert_eq!(counting.connectors(), 0);
+
+        let tables = client
+            .list_tables()
+            .send()
+            .await
+            .expect("the canned answer");
+        assert_eq!(tables.table_names(), &[] as &[String]);
+        assert_eq!(counting.eager_builds(), 0);
+        assert!(counting.connectors() >= 1);
+    }
+
+    #[tokio::test]
+    async fn the_loader_and_the_offline_configuration_hand_out_the_wrapped_default_client() {
+        for sdk in [
+            sdk_loader().load().await,
+            crate::wiring::offline_sdk_config().await,
+        ] {
+            let client = sdk.http_client().expect("the loader's client");
+            assert!(format!("{client:?}").contains("ConnectorOnFirstRequest"));
+            let metadata = client.connector_metadata().expect("the SDK's metadata");
+            assert_eq!(metadata.name(), "hyper");
+        }
+    }
+}
