@@ -1,15 +1,26 @@
-//! The SDK clients' HTTP client, its connector built at the first request instead of at start-up.
+//! The SDK clients' HTTP client: one for every client, its connector built at the first request,
+//! and its root certificates read on a thread of their own while the Lambda starts.
 //!
 //! The SDK's default HTTPS client builds a connector, and so reads and parses the system's root
 //! certificates, when each SDK client is built (`validate_base_client_config`, on purpose: the
-//! first request should not pay). For a Lambda that is the wrong trade: the cost lands in every
-//! cold start before the first event, whether or not that event ever calls AWS over https (a
-//! `ping` does not; the local gateway, moto and the benchmarks' stubs are plain http), and it was
-//! a third of the `default` function's start-up CPU (BENCHMARKS.md, section 10). Deferred, an
-//! event that needs DynamoDB pays the same once, with its first request; one that does not, never.
+//! first request should not pay), and `aws_config`'s credential chain builds an STS client up
+//! front, so it happened before the first event in every process, on the path to it: a third of
+//! the `default` function's start-up CPU (BENCHMARKS.md, section 10). Each SDK client also got a
+//! default client of its own, and parsed the roots into a trust store of its own.
 //!
-//! Everything else is the SDK's own client: its TLS settings, connection pool, timeouts and the
-//! classification of connection errors that the retry strategy relies on.
+//! - `sdk_loader` gives every client one shared copy of the SDK's own default client, wrapped in
+//!   `ConnectorOnFirstRequest`: building a client builds no connector. Everything else is the SDK's
+//!   client: its TLS settings, pool, timeouts, and the classification of connection errors the
+//!   retry strategy relies on. Tests, tools and the local gateway (plain http to moto or nothing)
+//!   never read the roots.
+//! - `read_sdk_roots_in_background` (the Lambdas, whose every AWS endpoint is https) reads them
+//!   on a second thread during init, off the path to the first event, so a `ping` never waits
+//!   for them and a first event that calls DynamoDB finds them ready, or waits for that thread
+//!   rather than reading them again. Not read lazily at the first request: Lambda's init has been
+//!   observed to run with more CPU than the invocations of a small function (128 MB buys 1/14 of
+//!   a vCPU, BENCHMARKS.md section 9), so a read moved into the first invocation could take many
+//!   times as long there. If init is throttled as well, the thread costs what the SDK's own
+//!   start-up read cost, no more.
 
 use aws_smithy_runtime::client::defaults::default_http_client_plugin_v2;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -68,6 +79,22 @@ pub fn default_client_on_first_request() -> Option<SharedHttpClient> {
     let components = plugin.runtime_components(&RuntimeComponentsBuilder::new("default client"));
     let inner = components.http_client()?;
     Some(ConnectorOnFirstRequest::new(inner).into_shared())
+}
+
+/// Starts building, and dropping, a connector of the SDK's default kind on a thread of its own:
+/// the root certificates it reads, and the TLS library it initialises, stay in the process for
+/// the connector the first request builds, which waits for this thread if it has not finished
+/// (the SDK keeps the roots in a `LazyLock`).
+pub fn read_sdk_roots_in_background() -> Option<std::thread::JoinHandle<bool>> {
+    std::thread::Builder::new()
+        .name("sdk-roots".into())
+        .spawn(build_default_connector)
+        .ok()
+}
+
+/// Whether there is a default connector (the SDK's `rustls-aws-lc` feature) to build.
+fn build_default_connector() -> bool {
+    aws_smithy_http_client::default_connector(&HttpConnectorSettings::default(), None).is_some()
 }
 
 /// The SDK's configuration loader, its HTTP client building its connector on first use.
@@ -189,6 +216,12 @@ mod tests {
         assert_eq!(tables.table_names(), &[] as &[String]);
         assert_eq!(counting.eager_builds(), 0);
         assert!(counting.connectors() >= 1);
+    }
+
+    #[test]
+    fn the_background_read_builds_a_connector_of_the_sdks_default_kind() {
+        let reading = read_sdk_roots_in_background().expect("a thread");
+        assert!(reading.join().expect("the thread ends"));
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use crate::clock::{SystemClock, TokioSleeper};
 use crate::config::ServiceConfig;
 use crate::dynamodb::DynamoConnectionRepository;
 use crate::room_policy::DefaultRoomPolicy;
-use crate::sdk_http::sdk_loader;
+use crate::sdk_http::{read_sdk_roots_in_background, sdk_loader};
 use crate::sqs::{MissingQueueUrl, SqsDeliveryQueue};
 
 /// The notifier is chosen at start-up (`NOTIFIER_CLIENT`); one dynamic call per post is noise
@@ -23,8 +23,10 @@ use crate::sqs::{MissingQueueUrl, SqsDeliveryQueue};
 pub type AwsHandler = WebSocketHandler<DynamoConnectionRepository, Arc<dyn ClientNotifier>>;
 
 /// The shared SDK configuration: credentials and region from the Lambda environment, and the
-/// SDK's HTTPS client reading its root certificates at its first request, not at start-up.
+/// SDK's HTTPS client, whose root certificates are read on a thread of their own from now on
+/// instead of on the path to the first event (`sdk_http.rs`).
 pub async fn sdk_config() -> SdkConfig {
+    read_sdk_roots_in_background();
     sdk_loader().load().await
 }
 

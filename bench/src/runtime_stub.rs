@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::Value;
+use tokio::sync::Notify;
 
 #[derive(Default, Clone, Copy, Debug)]
 pub struct Marks {
@@ -27,11 +28,13 @@ struct Shared {
     event: Arc<Value>,
     marks: Arc<Mutex<Marks>>,
     served: Arc<Mutex<bool>>,
+    answered: Arc<Notify>,
 }
 
 pub struct Stub {
     pub addr: String,
     marks: Arc<Mutex<Marks>>,
+    answered: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -44,6 +47,12 @@ impl Drop for Stub {
 impl Stub {
     pub fn marks(&self) -> Marks {
         *self.marks.lock().expect("marks")
+    }
+
+    /// Resolves when the function has answered, with a response or an error: waiting on this
+    /// instead of polling keeps the bench off the CPU the function's start needs.
+    pub async fn answered(&self) {
+        self.answered.notified().await
     }
 }
 
@@ -92,6 +101,7 @@ async fn response(State(s): State<Shared>) -> StatusCode {
         .expect("marks")
         .response
         .get_or_insert_with(Instant::now);
+    s.answered.notify_one();
     StatusCode::ACCEPTED
 }
 
@@ -102,6 +112,7 @@ async fn error(State(s): State<Shared>, body: String) -> StatusCode {
         .expect("marks")
         .error
         .get_or_insert_with(Instant::now);
+    s.answered.notify_one();
     StatusCode::ACCEPTED
 }
 
@@ -114,10 +125,12 @@ async fn dynamodb(State(s): State<Shared>) -> impl IntoResponse {
 
 pub async fn start(event: Value) -> Stub {
     let marks = Arc::new(Mutex::new(Marks::default()));
+    let answered = Arc::new(Notify::new());
     let shared = Shared {
         event: Arc::new(event),
         marks: marks.clone(),
         served: Arc::default(),
+        answered: answered.clone(),
     };
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -140,5 +153,10 @@ pub async fn start(event: Value) -> Stub {
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Stub { addr, marks, task }
+    Stub {
+        addr,
+        marks,
+        answered,
+        task,
+    }
 }

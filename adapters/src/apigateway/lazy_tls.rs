@@ -3,9 +3,9 @@
 //! the first https connection instead of at start-up.
 //!
 //! Reading and parsing the roots is a millisecond or two of a cold start (BENCHMARKS.md, section
-//! 2), and the SDK's own HTTPS client keeps its copy to itself (read at its first request, see
-//! `sdk_http.rs`). A `$connect` never posts, so it never pays for the notifier's copy; a route
-//! that posts pays for it once per sandbox, with its first post.
+//! 2), and the SDK's own HTTPS client keeps its copy to itself (see `sdk_http.rs`). A notifier for
+//! an https endpoint starts reading them on a thread of its own when it is built (during the
+//! Lambda's init, off the path to the first event); one for plain http never reads them.
 
 use std::future::Future;
 use std::io;
@@ -45,6 +45,19 @@ impl LazyTlsConnector {
     #[cfg(test)]
     pub(crate) fn roots_loaded(&self) -> bool {
         self.https.get().is_some()
+    }
+
+    /// Starts reading the roots now, on a thread of its own, so that the first https connection
+    /// finds them ready, or waits for that thread instead of reading them a second time.
+    pub(crate) fn read_roots_in_background(&self) -> Option<std::thread::JoinHandle<()>> {
+        let connector = self.clone();
+        std::thread::Builder::new()
+            .name("notifier-roots".into())
+            .spawn(move || {
+                // A failure is kept in the cell and reported by the first https connection.
+                let _ = connector.https();
+            })
+            .ok()
     }
 
     fn https(&self) -> Result<Https, BoxError> {
@@ -111,6 +124,17 @@ mod tests {
 
         assert!(matches!(stream, MaybeHttpsStream::Http(_)));
         assert!(!connector.roots_loaded());
+    }
+
+    #[test]
+    fn reading_them_in_the_background_leaves_them_ready_for_every_clone() {
+        let connector = connector();
+        let clone = connector.clone();
+
+        let reading = connector.read_roots_in_background().expect("a thread");
+        reading.join().expect("the thread ends");
+
+        assert!(clone.roots_loaded());
     }
 
     #[tokio::test]

@@ -56,6 +56,9 @@ pub struct SignedNotifier {
     time: SharedTimeSource,
     /// Connect + read, as the SDK notifier's `operation_attempt_timeout`.
     attempt_timeout: Duration,
+    /// The client's connector, to see whether its roots have been read.
+    #[cfg(test)]
+    tls: LazyTlsConnector,
 }
 
 impl SignedNotifier {
@@ -72,30 +75,34 @@ impl SignedNotifier {
         let time = sdk
             .time_source()
             .unwrap_or_else(|| SharedTimeSource::new(SystemTimeSource::new()));
-        let host = endpoint
-            .as_str()
-            .parse::<Uri>()
-            .ok()
+        let uri = endpoint.as_str().parse::<Uri>().ok();
+        let host = uri
+            .as_ref()
             .and_then(|uri| HeaderValue::try_from(uri.authority()?.as_str()).ok())
             .ok_or_else(|| SignedNotifierError::NoHost(endpoint.as_str().to_string()))?;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(timeouts.connect));
         http.set_nodelay(true);
         http.enforce_http(false);
-        // https in AWS (its roots read at the first connection); plain http for the local
-        // gateway and test servers.
+        // https in AWS, its roots read in the background from now on; plain http for the local
+        // gateway and test servers, with no roots read at all.
         let connector = LazyTlsConnector::new(http);
+        if uri.and_then(|uri| uri.scheme().cloned()) == Some(http::uri::Scheme::HTTPS) {
+            connector.read_roots_in_background();
+        }
         Ok(Self {
             http: Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .build(connector),
+                .build(connector.clone()),
             url_prefix: format!("{}/@connections/", endpoint.as_str()),
             host,
             signer: Signer::new(region.as_ref(), SIGNING_NAME),
             credentials: CachedCredentials::new(provider, time.clone()),
             time,
             attempt_timeout: timeouts.connect + timeouts.read,
+            #[cfg(test)]
+            tls: connector,
         })
     }
 
@@ -183,5 +190,40 @@ impl ClientNotifier for SignedNotifier {
 
     async fn disconnect(&self, id: &ConnectionId) -> Result<(), NotifyError> {
         self.call(Method::DELETE, id, Bytes::new()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    async fn notifier_for(url: &str) -> SignedNotifier {
+        let sdk = crate::wiring::offline_sdk_config().await;
+        let endpoint = ManagementEndpoint::parse(url).expect("an endpoint");
+        SignedNotifier::new(&sdk, &endpoint, NotifierTimeouts::default()).expect("a notifier")
+    }
+
+    #[tokio::test]
+    async fn for_an_https_endpoint_it_reads_its_roots_in_the_background_from_the_start() {
+        let notifier =
+            notifier_for("https://abc123.execute-api.us-east-1.amazonaws.com/prod").await;
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !notifier.tls.roots_loaded() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        assert!(notifier.tls.roots_loaded(), "no roots read within 10 s");
+    }
+
+    #[tokio::test]
+    async fn for_a_plain_http_endpoint_it_never_reads_them() {
+        let notifier = notifier_for("http://127.0.0.1:9/local").await;
+
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        assert!(!notifier.tls.roots_loaded());
     }
 }
