@@ -1,5 +1,5 @@
 //! The SDK clients' HTTP client: one for every client, its connector built at the first request,
-//! and its root certificates read on a thread of their own while the Lambda starts.
+//! and, in the Lambdas, its root certificates read on a thread of their own during init.
 //!
 //! The SDK's default HTTPS client builds a connector, and so reads and parses the system's root
 //! certificates, when each SDK client is built (`validate_base_client_config`, on purpose: the
@@ -10,17 +10,19 @@
 //!
 //! - `sdk_loader` gives every client one shared copy of the SDK's own default client, wrapped in
 //!   `ConnectorOnFirstRequest`: building a client builds no connector. Everything else is the SDK's
-//!   client: its TLS settings, pool, timeouts, and the classification of connection errors the
-//!   retry strategy relies on. Tests, tools and the local gateway (plain http to moto or nothing)
-//!   never read the roots.
-//! - `read_sdk_roots_in_background` (the Lambdas, whose every AWS endpoint is https) reads them
-//!   on a second thread during init, off the path to the first event, so a `ping` never waits
-//!   for them and a first event that calls DynamoDB finds them ready, or waits for that thread
-//!   rather than reading them again. Not read lazily at the first request: Lambda's init has been
-//!   observed to run with more CPU than the invocations of a small function (128 MB buys 1/14 of
-//!   a vCPU, BENCHMARKS.md section 9), so a read moved into the first invocation could take many
-//!   times as long there. If init is throttled as well, the thread costs what the SDK's own
-//!   start-up read cost, no more.
+//!   client: its TLS settings, proxy settings, pool, timeouts, and the classification of
+//!   connection errors the retry strategy relies on. The connector serves http and https alike,
+//!   so the first SDK request of any scheme reads the roots; a process that makes none (the
+//!   local gateway in memory) never does.
+//! - `read_sdk_roots_in_background` (the Lambdas, `wiring::aws_handler`) decodes them on a second
+//!   thread during init, off the path to the first event: a `ping` never waits for them, and a
+//!   first event that calls DynamoDB finds them decoded (its connector still parses them into a
+//!   trust store), or waits for that thread rather than decoding them again. Not left to the first
+//!   request: nearly every first event calls DynamoDB, and Lambda's init has been measured by
+//!   users (AWS does not document it) to run with more CPU than the invocations of a small
+//!   function (128 MB buys 1/14 of a vCPU, BENCHMARKS.md section 9), so work moved into the first
+//!   invocation could take many times as long there. (Were init throttled as well, a read at the
+//!   first request would be the better choice: BENCHMARKS.md, section 10, measures both.)
 
 use aws_smithy_runtime::client::defaults::default_http_client_plugin_v2;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -55,9 +57,10 @@ impl HttpClient for ConnectorOnFirstRequest {
         self.0.http_connector(settings, components)
     }
 
-    /// The one change: the inner client's check builds a connector only to load the roots early
-    /// (it returns `Ok` whatever happens), so skipping it loses no validation. (The final-config
-    /// check is left at the trait's default `Ok`, as the SDK's client leaves it.)
+    /// The one change. In aws-smithy-http-client 1.1, the inner client's check only builds a
+    /// connector, to load the roots early, and returns `Ok` whatever happens: skipping it loses
+    /// no validation. (The final-config check stays the trait's default `Ok`, as the SDK's client
+    /// leaves it: `SharedHttpClient` does not expose the inner client's checks to forward them.)
     fn validate_base_client_config(
         &self,
         _: &RuntimeComponentsBuilder,
@@ -71,24 +74,36 @@ impl HttpClient for ConnectorOnFirstRequest {
     }
 }
 
+/// The behaviour version of the default client and of the loader: one choice for both.
+fn behavior() -> BehaviorVersion {
+    BehaviorVersion::latest()
+}
+
 /// The SDK's default HTTPS client (the one every client would otherwise build for itself),
 /// building its connector on first use. Give it to the configuration loader, so the credential
 /// providers' own clients (the chain builds an STS client up front) use it too.
 pub fn default_client_on_first_request() -> Option<SharedHttpClient> {
-    let plugin = default_http_client_plugin_v2(BehaviorVersion::latest())?;
+    let plugin = default_http_client_plugin_v2(behavior())?;
     let components = plugin.runtime_components(&RuntimeComponentsBuilder::new("default client"));
     let inner = components.http_client()?;
     Some(ConnectorOnFirstRequest::new(inner).into_shared())
 }
 
-/// Starts building, and dropping, a connector of the SDK's default kind on a thread of its own:
-/// the root certificates it reads, and the TLS library it initialises, stay in the process for
-/// the connector the first request builds, which waits for this thread if it has not finished
-/// (the SDK keeps the roots in a `LazyLock`).
+/// Starts building, and dropping, a connector with the SDK's default TLS settings on a thread of
+/// its own. The certificates it decodes stay in the process (the SDK keeps them in a `LazyLock`)
+/// for the connector the first request builds, which waits for this thread if it has not ended.
 pub fn read_sdk_roots_in_background() -> Option<std::thread::JoinHandle<bool>> {
     std::thread::Builder::new()
         .name("sdk-roots".into())
-        .spawn(build_default_connector)
+        .spawn(|| {
+            let built = build_default_connector();
+            if !built {
+                tracing::warn!(
+                    "no default TLS connector to build: the roots are read at the first request"
+                );
+            }
+            built
+        })
         .ok()
 }
 
@@ -99,7 +114,7 @@ fn build_default_connector() -> bool {
 
 /// The SDK's configuration loader, its HTTP client building its connector on first use.
 pub fn sdk_loader() -> aws_config::ConfigLoader {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let loader = aws_config::defaults(behavior());
     match default_client_on_first_request() {
         Some(client) => loader.http_client(client),
         None => loader,
@@ -188,7 +203,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_sdk_on_its_own_builds_a_connector_for_each_client_it_builds() {
+    async fn the_sdk_on_its_own_asks_for_an_early_connector_for_each_client_it_builds() {
         let counting = CountingClient::default();
         let sdk = sdk_on(counting.clone()).await;
 
@@ -219,18 +234,18 @@ mod tests {
     }
 
     #[test]
-    fn the_background_read_builds_a_connector_of_the_sdks_default_kind() {
+    fn the_background_read_has_a_default_connector_to_build() {
         let reading = read_sdk_roots_in_background().expect("a thread");
         assert!(reading.join().expect("the thread ends"));
     }
 
     #[tokio::test]
-    async fn the_loader_and_the_offline_configuration_hand_out_the_wrapped_default_client() {
-        for sdk in [
-            sdk_loader().load().await,
-            crate::wiring::offline_sdk_config().await,
+    async fn the_default_client_and_the_offline_configuration_are_the_sdks_client_wrapped() {
+        let offline = crate::wiring::offline_sdk_config().await;
+        for client in [
+            default_client_on_first_request().expect("the SDK's default client"),
+            offline.http_client().expect("the configuration's client"),
         ] {
-            let client = sdk.http_client().expect("the loader's client");
             assert!(format!("{client:?}").contains("ConnectorOnFirstRequest"));
             let metadata = client.connector_metadata().expect("the SDK's metadata");
             assert_eq!(metadata.name(), "hyper");

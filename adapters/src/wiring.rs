@@ -9,8 +9,8 @@ use aws_config::timeout::TimeoutConfig;
 use domain::delivery::DeliveryWorker;
 use domain::{ClientNotifier, ConnectionRepository, Settings, WebSocketService};
 
-use crate::apigateway::inbound::WebSocketHandler;
-use crate::apigateway::{NotifierTimeouts, SignedNotifierError};
+use crate::apigateway::inbound::{Route, WebSocketHandler};
+use crate::apigateway::{NotifierTimeouts, RootsRead, SignedNotifierError};
 use crate::clock::{SystemClock, TokioSleeper};
 use crate::config::ServiceConfig;
 use crate::dynamodb::DynamoConnectionRepository;
@@ -22,11 +22,9 @@ use crate::sqs::{MissingQueueUrl, SqsDeliveryQueue};
 /// next to an HTTP request.
 pub type AwsHandler = WebSocketHandler<DynamoConnectionRepository, Arc<dyn ClientNotifier>>;
 
-/// The shared SDK configuration: credentials and region from the Lambda environment, and the
-/// SDK's HTTPS client, whose root certificates are read on a thread of their own from now on
-/// instead of on the path to the first event (`sdk_http.rs`).
+/// The shared SDK configuration: credentials and region from the Lambda environment, and one
+/// SDK HTTPS client for every SDK client (`sdk_http.rs`).
 pub async fn sdk_config() -> SdkConfig {
-    read_sdk_roots_in_background();
     sdk_loader().load().await
 }
 
@@ -84,14 +82,26 @@ pub fn service<R: ConnectionRepository, N: ClientNotifier>(
     .with_room_policy(Arc::new(DefaultRoomPolicy))
 }
 
-/// The handler the Lambdas run: DynamoDB for storage, `@connections` for replies.
-pub async fn aws_handler(config: &ServiceConfig) -> Result<AwsHandler, SignedNotifierError> {
+/// The handler the Lambda of `route` runs: DynamoDB for storage, `@connections` for replies.
+/// The root certificates its first event will need are read during init, on threads of their
+/// own, beside the path to that event (`sdk_http.rs`): the SDK's always (every route calls
+/// DynamoDB), the notifier's if the route posts.
+pub async fn aws_handler(
+    config: &ServiceConfig,
+    route: Route,
+) -> Result<AwsHandler, SignedNotifierError> {
+    read_sdk_roots_in_background();
     let sdk = sdk_config().await;
     let repo = DynamoConnectionRepository::new(dynamodb_client(&sdk, None), config.dynamo.clone());
+    let roots = if route.posts() {
+        RootsRead::InBackground
+    } else {
+        RootsRead::AtFirstPost
+    };
     let notifier =
         config
             .notifier_client
-            .build(&sdk, &config.endpoint, NotifierTimeouts::default())?;
+            .build(&sdk, &config.endpoint, NotifierTimeouts::default(), roots)?;
     let mut service = service(repo, notifier, config.settings.clone());
     if let Some(url) = &config.delivery_queue_url {
         service =
@@ -101,17 +111,20 @@ pub async fn aws_handler(config: &ServiceConfig) -> Result<AwsHandler, SignedNot
 }
 
 /// The fan-out function's worker: the same store and notifier as the handler, and the queue its
-/// continuations go to.
+/// continuations go to. Every job posts, so both copies of the roots are read during init.
 pub async fn aws_worker(
     config: &ServiceConfig,
 ) -> Result<DeliveryWorker<DynamoConnectionRepository, Arc<dyn ClientNotifier>>, WiringError> {
+    read_sdk_roots_in_background();
     let sdk = sdk_config().await;
     let url = config.delivery_queue_url.clone().ok_or(MissingQueueUrl)?;
     let repo = DynamoConnectionRepository::new(dynamodb_client(&sdk, None), config.dynamo.clone());
-    let notifier =
-        config
-            .notifier_client
-            .build(&sdk, &config.endpoint, NotifierTimeouts::default())?;
+    let notifier = config.notifier_client.build(
+        &sdk,
+        &config.endpoint,
+        NotifierTimeouts::default(),
+        RootsRead::InBackground,
+    )?;
     Ok(DeliveryWorker::new(
         repo,
         notifier,

@@ -85,3 +85,20 @@ fn tidy_attribute_like_words_skip_value_placeholders() {
         vec!["x", "AND", "ttl"]
     );
 }
+
+/// `sdk_http::read_sdk_roots_in_background` warms the root certificates the SDK's HTTP client
+/// keeps in a static of `aws-smithy-http-client`: with two versions of that crate in the build,
+/// it would warm one static while the SDK read the other, and no test would notice.
+#[test]
+fn tidy_one_aws_smithy_http_client_in_the_build() {
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"))
+        .expect("the workspace's Cargo.lock");
+    let versions = lock
+        .lines()
+        .filter(|line| *line == "name = \"aws-smithy-http-client\"")
+        .count();
+    assert_eq!(
+        versions, 1,
+        "aws-smithy-http-client appears {versions} times in Cargo.lock"
+    );
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts};
+use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts, RootsRead};
 use domain::{ClientNotifier, ConnectionId};
 use futures::StreamExt;
 
@@ -42,7 +42,12 @@ impl Client {
             Self::Floor => return Ok(Arc::new(FloorNotifier::new(endpoint.as_str()))),
         };
         client
-            .build(sdk, endpoint, NotifierTimeouts::default())
+            .build(
+                sdk,
+                endpoint,
+                NotifierTimeouts::default(),
+                RootsRead::AtFirstPost,
+            )
             .map_err(|e| e.to_string())
     }
 

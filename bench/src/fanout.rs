@@ -12,7 +12,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts};
+use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts, RootsRead};
 use adapters::memory::InMemoryConnectionRepository;
 use adapters::wiring;
 use domain::{
@@ -59,7 +59,7 @@ fn build_notifier(
         read: Duration::from_secs(10),
     };
     args.notifier
-        .build(sdk, endpoint, timeouts)
+        .build(sdk, endpoint, timeouts, RootsRead::AtFirstPost)
         .expect("notifier")
 }
 

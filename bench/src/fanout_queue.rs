@@ -14,7 +14,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts};
+use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts, RootsRead};
 use adapters::clock::{SystemClock, TokioSleeper};
 use adapters::memory::{InMemoryConnectionRepository, MemoryQueue};
 use domain::delivery::{DeliveryJob, DeliveryWorker};
@@ -220,7 +220,7 @@ pub async fn run(args: Args) -> Result<(), String> {
                         ManagementEndpoint::parse(&stub.endpoint).map_err(|e| e.to_string())?;
                     _stub = Some(stub);
                     NotifierClient::default()
-                        .build(&sdk, &endpoint, timeouts)
+                        .build(&sdk, &endpoint, timeouts, RootsRead::AtFirstPost)
                         .map_err(|e| e.to_string())?
                 }
                 StubKind::InProcess => Arc::new(SleepingNotifier::new(args.delay, throttle)),

@@ -129,8 +129,8 @@ enum Scenario {
             default_value = "target/x86_64-unknown-linux-gnu/release/default"
         )]
         binary: PathBuf,
-        #[arg(long, default_value_t = 25)]
-        starts: usize,
+        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u16).range(1..))]
+        starts: u16,
         /// The first events, each started `starts` times, alternately: `ping` calls no AWS
         /// service, `join` reads DynamoDB first (and so builds the SDK's connector).
         #[arg(long, value_enum, value_delimiter = ',', default_value = "ping,join")]
@@ -353,7 +353,7 @@ async fn main() -> Result<(), String> {
             event,
             ssl_cert_file,
         } => {
-            let starts = if quick { 2 } else { starts };
+            let starts = if quick { 2 } else { usize::from(starts) };
             cold_start::run(&binary, &event, starts, ssl_cert_file.as_deref()).await?;
         }
         Scenario::Artifacts { dir, binaries } => artifacts::run(&dir, &binaries)?,

@@ -65,6 +65,12 @@ impl Route {
             Route::Message => "default",
         }
     }
+
+    /// Whether this route's function ever posts to `@connections`: `$connect` never does (API
+    /// Gateway opens the socket only after it returns, see `WebSocketService::connect`).
+    pub fn posts(self) -> bool {
+        !matches!(self, Route::Connect)
+    }
 }
 
 /// The parts of an event the domain needs, checked.
@@ -295,5 +301,17 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
             }
         }
         Ok(ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Route;
+
+    #[test]
+    fn every_route_posts_but_connect() {
+        assert!(!Route::Connect.posts());
+        assert!(Route::Disconnect.posts());
+        assert!(Route::Message.posts());
     }
 }

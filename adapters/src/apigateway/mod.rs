@@ -13,5 +13,5 @@ mod status;
 
 pub use endpoint::{EndpointError, ManagementEndpoint, url_suffix_for};
 pub use notifier::{ApiGatewayNotifier, NotifierTimeouts};
-pub use notifier_client::{NotifierClient, UnknownNotifierClient};
+pub use notifier_client::{NotifierClient, RootsRead, UnknownNotifierClient};
 pub use signed_notifier::{SignedNotifier, SignedNotifierError};

@@ -21,15 +21,32 @@ pub enum NotifierClient {
     Sdk,
 }
 
+/// When the notifier reads the root certificates of an https endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootsRead {
+    /// At its first https connection: for a process that may never post.
+    AtFirstPost,
+    /// From now on, on a thread of their own: for a Lambda whose events post, during its init.
+    /// (The SDK-based notifier's roots are the SDK client's, read by `sdk_http.rs`.)
+    InBackground,
+}
+
 impl NotifierClient {
     pub fn build(
         self,
         sdk: &SdkConfig,
         endpoint: &ManagementEndpoint,
         timeouts: NotifierTimeouts,
+        roots: RootsRead,
     ) -> Result<Arc<dyn ClientNotifier>, SignedNotifierError> {
         Ok(match self {
-            Self::Signed => Arc::new(SignedNotifier::new(sdk, endpoint, timeouts)?),
+            Self::Signed => {
+                let notifier = SignedNotifier::new(sdk, endpoint, timeouts)?;
+                if roots == RootsRead::InBackground {
+                    notifier.read_roots_in_background();
+                }
+                Arc::new(notifier)
+            }
             Self::Sdk => Arc::new(ApiGatewayNotifier::new(sdk, endpoint, timeouts)),
         })
     }

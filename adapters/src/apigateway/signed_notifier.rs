@@ -56,9 +56,10 @@ pub struct SignedNotifier {
     time: SharedTimeSource,
     /// Connect + read, as the SDK notifier's `operation_attempt_timeout`.
     attempt_timeout: Duration,
-    /// The client's connector, to see whether its roots have been read.
-    #[cfg(test)]
+    /// The client's connector, whose roots `read_roots_in_background` reads ahead.
     tls: LazyTlsConnector,
+    /// Whether the endpoint is https, the only case with roots to read.
+    https: bool,
 }
 
 impl SignedNotifier {
@@ -84,12 +85,9 @@ impl SignedNotifier {
         http.set_connect_timeout(Some(timeouts.connect));
         http.set_nodelay(true);
         http.enforce_http(false);
-        // https in AWS, its roots read in the background from now on; plain http for the local
-        // gateway and test servers, with no roots read at all.
+        // https in AWS; plain http for the local gateway and test servers.
         let connector = LazyTlsConnector::new(http);
-        if uri.and_then(|uri| uri.scheme().cloned()) == Some(http::uri::Scheme::HTTPS) {
-            connector.read_roots_in_background();
-        }
+        let https = uri.and_then(|uri| uri.scheme().cloned()) == Some(http::uri::Scheme::HTTPS);
         Ok(Self {
             http: Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
@@ -101,9 +99,20 @@ impl SignedNotifier {
             credentials: CachedCredentials::new(provider, time.clone()),
             time,
             attempt_timeout: timeouts.connect + timeouts.read,
-            #[cfg(test)]
             tls: connector,
+            https,
         })
+    }
+
+    /// For an https endpoint, starts reading the root certificates now, on a thread of their own,
+    /// instead of at the first post: a Lambda whose events post calls this during its init, when
+    /// the read is off the path to the first event. `None` for a plain-http endpoint.
+    pub fn read_roots_in_background(&self) -> Option<std::thread::JoinHandle<()>> {
+        if self.https {
+            self.tls.read_roots_in_background()
+        } else {
+            None
+        }
     }
 
     async fn call(
@@ -195,8 +204,6 @@ impl ClientNotifier for SignedNotifier {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
 
     async fn notifier_for(url: &str) -> SignedNotifier {
@@ -206,24 +213,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn for_an_https_endpoint_it_reads_its_roots_in_the_background_from_the_start() {
+    async fn it_reads_no_roots_until_asked_or_until_its_first_https_connection() {
         let notifier =
             notifier_for("https://abc123.execute-api.us-east-1.amazonaws.com/prod").await;
 
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !notifier.tls.roots_loaded() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-
-        assert!(notifier.tls.roots_loaded(), "no roots read within 10 s");
+        assert!(!notifier.tls.roots_attempted());
     }
 
     #[tokio::test]
-    async fn for_a_plain_http_endpoint_it_never_reads_them() {
+    async fn asked_for_an_https_endpoint_it_reads_them_on_a_thread_of_their_own() {
+        let notifier =
+            notifier_for("https://abc123.execute-api.us-east-1.amazonaws.com/prod").await;
+
+        let reading = notifier
+            .read_roots_in_background()
+            .expect("a reading thread");
+        reading.join().expect("the thread ends");
+
+        assert!(notifier.tls.roots_attempted());
+    }
+
+    #[tokio::test]
+    async fn asked_for_a_plain_http_endpoint_it_reads_none() {
         let notifier = notifier_for("http://127.0.0.1:9/local").await;
 
-        tokio::time::sleep(Duration::from_millis(100)).await;
-
-        assert!(!notifier.tls.roots_loaded());
+        assert!(notifier.read_roots_in_background().is_none());
+        assert!(!notifier.tls.roots_attempted());
     }
 }

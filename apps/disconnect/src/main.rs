@@ -13,6 +13,6 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), lambda_runtime::Error> {
     let config = adapters::config::ServiceConfig::from_env()?;
-    let handler = adapters::wiring::aws_handler(&config).await?;
+    let handler = adapters::wiring::aws_handler(&config, Route::Disconnect).await?;
     adapters::lambda::serve(handler, Route::Disconnect).await
 }

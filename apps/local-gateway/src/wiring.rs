@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use adapters::apigateway::inbound::WebSocketHandler;
-use adapters::apigateway::{ManagementEndpoint, NotifierTimeouts};
+use adapters::apigateway::{ManagementEndpoint, NotifierTimeouts, RootsRead};
 use adapters::clock::{SystemClock, TokioSleeper};
 use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_table_if_missing};
 use adapters::memory::{InMemoryConnectionRepository, MemoryQueue};
@@ -30,8 +30,12 @@ impl Options {
         let sockets = Arc::new(Sockets::default());
         let notifier: Arc<dyn ClientNotifier> = match self.notifier {
             NotifierKind::Http => Arc::new(BoundedNotifier::new(
-                self.notifier_client
-                    .build(&sdk, &endpoint, NotifierTimeouts::default())?,
+                self.notifier_client.build(
+                    &sdk,
+                    &endpoint,
+                    NotifierTimeouts::default(),
+                    RootsRead::AtFirstPost,
+                )?,
                 DEFAULT_MAX_POSTS_IN_FLIGHT,
             )),
             NotifierKind::InProcess => Arc::new(InProcessNotifier {

@@ -1,7 +1,7 @@
 //! Sending the job: to SQS through the adapter the service uses, or to the local gateway.
 
 use adapters::sqs::SqsDeliveryQueue;
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use domain::delivery::{DeliveryJob, DeliveryQueue, MessageId};
 use reqwest::StatusCode;
 
@@ -26,7 +26,7 @@ pub async fn publish(publish: Publish) -> Result<String, String> {
 }
 
 async fn to_queue(queue_url: &str, aws: &Aws, job: DeliveryJob) -> Result<(), String> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = adapters::sdk_http::sdk_loader();
     if let Some(region) = &aws.region {
         loader = loader.region(Region::new(region.clone()));
     }
