@@ -3,9 +3,10 @@
 //! once, by the first https connection or ahead of it on a thread of their own.
 //!
 //! Reading and parsing the roots is a millisecond or two of a cold start (BENCHMARKS.md, section
-//! 2), and the SDK's own HTTPS client keeps its copy to itself (see `sdk_http.rs`). A notifier for
-//! an https endpoint starts reading them on a thread of its own when it is built (during the
-//! Lambda's init, off the path to the first event); one for plain http never reads them.
+//! 2), and the SDK's own HTTPS client keeps its copy to itself (see `sdk_http.rs`). A Lambda whose
+//! events post has them read on a thread of their own during its init, off the path to the first
+//! event (`SignedNotifier::read_roots_in_background`); `$connect`, which never posts, and
+//! plain-http endpoints never read them.
 
 use std::future::Future;
 use std::io;
