@@ -4,15 +4,19 @@
 //! - [`protocol`]: the JSON frames clients send and receive.
 //! - [`fanout`]: delivering one frame to many connections, correctly and fast.
 //! - [`delivery`]: queued delivery jobs and the `DeliveryQueue` port.
-//! - [`service`]: the use cases `$connect`, `$disconnect` and client messages.
+//! - [`service`]: the use cases `$connect`, `$disconnect` and client messages, and the steps
+//!   the actions share.
+//! - [`actions`]: every client action, one module each.
 //! - [`rate_limit`]: the per-connection token bucket, in integer arithmetic.
 //! - [`ports`]: what the domain needs from storage, API Gateway and the clock.
 //! - `testing` (feature `mocks`): helpers for every crate's tests.
 
+pub mod actions;
 pub mod auth;
 pub mod connection;
 pub mod delivery;
 pub mod fanout;
+pub mod message;
 pub mod ports;
 pub mod protocol;
 pub mod rate_limit;
@@ -30,17 +34,17 @@ pub use connection::{
     Connection, ConnectionId, Principal, Sender,
 };
 pub use delivery::{
-    DeliveryJob, DeliveryQueue, DeliveryWorker, JobError, JobReport, JobTarget, MessageId,
-    QueueError, WorkError,
+    DeliveryJob, DeliveryQueue, DeliveryWorker, JobError, JobReport, JobTarget, QueueError,
+    WorkError,
 };
 pub use fanout::{Audience, DeliveryReport, FanOutError};
+pub use message::{MessageId, MessageIdError};
 pub use ports::{
-    ClientNotifier, Clock, ConnectionRepository, JoinError, Joined, Member, MemberPage,
-    NotifyError, OpenRoomPolicy, Page, PageToken, Removed, RepositoryError, RoomAccess, RoomPolicy,
-    Sleeper,
+    ClientNotifier, Clock, ConnectionRepository, JoinError, Joined, MemberPage, NotifyError,
+    OpenRoomPolicy, Page, PageToken, Removed, RepositoryError, RoomAccess, RoomPolicy, Sleeper,
 };
 pub use rate_limit::{RateLimit, TokenDecision};
-pub use room::{RoomGrants, RoomGrantsError, RoomName};
+pub use room::{Member, RoomGrants, RoomGrantsError, RoomName};
 pub use service::{ConnectError, DisconnectError, HandleError, Handled, WebSocketService};
 pub use settings::{RetryPolicy, Settings};
 pub use time::Timestamp;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::connection::{Connection, ConnectionId, Principal, Sender};
+use crate::connection::{Connection, ConnectionId, Sender};
 use crate::rate_limit::{RateLimit, TokenDecision};
-use crate::room::RoomName;
+use crate::room::{Member, RoomName};
 use crate::time::Timestamp;
 
 /// Where to resume a paged read. Opaque: only the adapter that made it can read it.
@@ -63,14 +63,6 @@ pub enum Joined {
     Added,
     /// It already was: nothing changed.
     AlreadyMember,
-}
-
-/// A room member as the member list shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Member {
-    #[serde(rename = "connectionId")]
-    pub id: ConnectionId,
-    pub principal: Option<Principal>,
 }
 
 /// One page of a room's member list, in connection-id order.

@@ -46,6 +46,14 @@ impl fmt::Display for RoomName {
     }
 }
 
+/// A room member as the member list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    #[serde(rename = "connectionId")]
+    pub id: crate::connection::ConnectionId,
+    pub principal: Option<crate::connection::Principal>,
+}
+
 /// Rooms a connection may enter beyond the open ones: exact names (`team-42:general`) or whole
 /// namespaces (`team-42:*`). Travels from the authorizer to every event as one
 /// comma-separated string, since API Gateway's authorizer context holds only strings, numbers and

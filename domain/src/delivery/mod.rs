@@ -11,7 +11,8 @@ pub mod job;
 pub mod queue;
 pub mod worker;
 
+pub use crate::message::{MessageId, MessageIdError};
 pub use inline::RECIPIENTS_PER_JOB;
-pub use job::{DeliveryJob, JobError, JobTarget, MessageId, MessageIdError};
+pub use job::{DeliveryJob, JobError, JobTarget};
 pub use queue::{DeliveryQueue, QueueError};
 pub use worker::{DeliveryWorker, JobReport, WorkError};

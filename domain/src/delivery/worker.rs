@@ -24,8 +24,9 @@ use crate::settings::Settings;
 use crate::time::Timestamp;
 
 use super::inline::RECIPIENTS_PER_JOB;
-use super::job::{DeliveryJob, JobTarget, MessageId};
+use super::job::{DeliveryJob, JobTarget};
 use super::queue::{DeliveryQueue, QueueError};
+use crate::message::MessageId;
 
 /// What one run did.
 #[derive(Debug, Clone, PartialEq, Eq)]

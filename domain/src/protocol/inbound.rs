@@ -7,6 +7,7 @@ use serde_json::value::RawValue;
 
 use crate::connection::ConnectionId;
 use crate::protocol::ErrorCode;
+use crate::protocol::spec::FieldSpec;
 use crate::room::RoomName;
 
 /// A client's correlation id, echoed in `ack` and `error` frames: 1 to 128 printable ASCII characters.
@@ -30,111 +31,6 @@ impl RequestId {
     }
 }
 
-/// What a client asked for. `data` is kept as the client wrote it, byte for byte.
-///
-/// Each variant is declared on the wire exactly once, in [`ACTIONS`]: its name, its fields and how
-/// they are read.
-#[derive(Debug, Clone)]
-pub enum Action {
-    /// Broadcast to every live connection (the name AWS's simple-websockets-chat-app uses).
-    SendMessage {
-        data: Box<RawValue>,
-    },
-    Send {
-        to: ConnectionId,
-        data: Box<RawValue>,
-    },
-    Join {
-        room: RoomName,
-    },
-    Leave {
-        room: RoomName,
-    },
-    Publish {
-        room: RoomName,
-        data: Box<RawValue>,
-    },
-    Typing {
-        room: RoomName,
-    },
-    /// One page of a room's member list, continuing after `cursor` when given.
-    Members {
-        room: RoomName,
-        cursor: Option<ConnectionId>,
-    },
-    Ping,
-    WhoAmI,
-}
-
-/// One client action on the wire: the `action` value that selects it and how its fields are read.
-pub struct ActionSpec {
-    pub name: &'static str,
-    parse: fn(&Fields) -> Result<Action, ParseError>,
-}
-
-/// Every action a client can send: the only place an action's wire name is written.
-pub const ACTIONS: &[ActionSpec] = &[
-    ActionSpec {
-        name: "sendmessage",
-        parse: |f| Ok(Action::SendMessage { data: f.data()? }),
-    },
-    ActionSpec {
-        name: "send",
-        parse: |f| {
-            Ok(Action::Send {
-                to: f.connection_id("to")?,
-                data: f.data()?,
-            })
-        },
-    },
-    ActionSpec {
-        name: "join",
-        parse: |f| Ok(Action::Join { room: f.room()? }),
-    },
-    ActionSpec {
-        name: "leave",
-        parse: |f| Ok(Action::Leave { room: f.room()? }),
-    },
-    ActionSpec {
-        name: "publish",
-        parse: |f| {
-            Ok(Action::Publish {
-                room: f.room()?,
-                data: f.data()?,
-            })
-        },
-    },
-    ActionSpec {
-        name: "typing",
-        parse: |f| Ok(Action::Typing { room: f.room()? }),
-    },
-    ActionSpec {
-        name: "members",
-        parse: |f| {
-            Ok(Action::Members {
-                room: f.room()?,
-                cursor: f.optional_connection_id("cursor")?,
-            })
-        },
-    },
-    ActionSpec {
-        name: "ping",
-        parse: |_| Ok(Action::Ping),
-    },
-    ActionSpec {
-        name: "whoami",
-        parse: |_| Ok(Action::WhoAmI),
-    },
-];
-
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// The action's wire name, from [`ACTIONS`].
-    pub name: &'static str,
-    pub request_id: Option<RequestId>,
-    pub action: Action,
-}
-
 /// Why a frame is not a request. `request_id` is kept when it could be read, so the error frame can
 /// carry it back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,7 +45,7 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -182,8 +78,16 @@ impl ParseError {
 /// recursion limit never sees it: without this, one frame could hand every recipient a parser bomb.
 pub const MAX_NESTING: usize = 64;
 
-/// Parses one inbound frame. Never panics, whatever the bytes (a proptest checks it).
-pub fn parse_request(body: &[u8], max_bytes: usize) -> Result<Request, ParseError> {
+/// A frame's top-level fields, its `requestId` and its `action`, checked; what the action's own
+/// fields say is for the action to read (`actions::parse_request`).
+pub(crate) struct Envelope {
+    pub fields: Fields,
+    pub request_id: Option<RequestId>,
+    pub action: String,
+}
+
+/// Reads the parts every request has. Never panics, whatever the bytes (a proptest checks it).
+pub(crate) fn parse_envelope(body: &[u8], max_bytes: usize) -> Result<Envelope, ParseError> {
     if body.len() > max_bytes {
         return Err(ParseError::new(
             ErrorCode::TooLarge,
@@ -204,16 +108,15 @@ pub fn parse_request(body: &[u8], max_bytes: usize) -> Result<Request, ParseErro
         None => None,
         Some(raw) => Some(request_id_from(raw)?),
     };
-    action_from(&fields)
-        .map_err(|mut e| {
-            e.request_id.clone_from(&request_id);
-            e
-        })
-        .map(|(name, action)| Request {
-            name,
-            request_id,
-            action,
-        })
+    let action = string_field("action", fields.required("action")?).map_err(|mut e| {
+        e.request_id.clone_from(&request_id);
+        e
+    })?;
+    Ok(Envelope {
+        fields,
+        request_id,
+        action,
+    })
 }
 
 fn request_id_from(raw: &RawValue) -> Result<RequestId, ParseError> {
@@ -224,22 +127,6 @@ fn request_id_from(raw: &RawValue) -> Result<RequestId, ParseError> {
             "requestId must be 1 to 128 printable ASCII characters",
         )
     })
-}
-
-fn action_from(fields: &Fields) -> Result<(&'static str, Action), ParseError> {
-    let name = string_field("action", fields.required("action")?)?;
-    let Some(spec) = ACTIONS.iter().find(|spec| spec.name == name) else {
-        let shown: String = name.chars().take(64).collect();
-        let known: Vec<&str> = ACTIONS.iter().map(|spec| spec.name).collect();
-        return Err(ParseError::new(
-            ErrorCode::UnknownAction,
-            format!(
-                "unknown action {shown:?}; expected one of {}",
-                known.join(", ")
-            ),
-        ));
-    };
-    Ok((spec.name, (spec.parse)(fields)?))
 }
 
 fn string_field(name: &str, raw: &RawValue) -> Result<String, ParseError> {
@@ -253,10 +140,10 @@ fn string_field(name: &str, raw: &RawValue) -> Result<String, ParseError> {
 
 /// The top-level members of a JSON object, in order, refusing duplicate keys: with duplicates, two
 /// readers of the same frame could disagree on who it is for.
-struct Fields(Vec<(String, Box<RawValue>)>);
+pub(crate) struct Fields(Vec<(String, Box<RawValue>)>);
 
-/// The field readers an [`ActionSpec`] parses with: each refuses a missing or malformed field with
-/// `invalid_field` and a message naming it.
+/// The field readers an action parses with, each by its declaration ([`FieldSpec`]): a missing
+/// required field or a malformed one is refused with `invalid_field` and a message naming it.
 impl Fields {
     fn get(&self, name: &str) -> Option<&RawValue> {
         self.0
@@ -270,25 +157,55 @@ impl Fields {
             .ok_or_else(|| ParseError::new(ErrorCode::InvalidField, format!("{name} is required")))
     }
 
-    fn room(&self) -> Result<RoomName, ParseError> {
-        RoomName::parse(string_field("room", self.required("room")?)?)
-            .map_err(|e| ParseError::new(ErrorCode::InvalidField, format!("room: {e}")))
-    }
-
-    fn connection_id(&self, name: &str) -> Result<ConnectionId, ParseError> {
-        ConnectionId::parse(string_field(name, self.required(name)?)?)
-            .map_err(|e| ParseError::new(ErrorCode::InvalidField, format!("{name}: {e}")))
-    }
-
-    fn optional_connection_id(&self, name: &str) -> Result<Option<ConnectionId>, ParseError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(_) => self.connection_id(name).map(Some),
+    /// The field's raw value: `None` when an optional field is absent.
+    fn value(&self, spec: &FieldSpec) -> Result<Option<&RawValue>, ParseError> {
+        match (self.get(spec.name), spec.required) {
+            (None, true) => self.required(spec.name).map(Some),
+            (value, _) => Ok(value),
         }
     }
 
-    fn data(&self) -> Result<Box<RawValue>, ParseError> {
-        Ok(self.required("data")?.to_owned())
+    /// Reads a string field with `parse`, naming the field in any error.
+    fn text<T, E: std::fmt::Display>(
+        &self,
+        spec: &FieldSpec,
+        parse: impl FnOnce(String) -> Result<T, E>,
+    ) -> Result<Option<T>, ParseError> {
+        let Some(raw) = self.value(spec)? else {
+            return Ok(None);
+        };
+        let text = string_field(spec.name, raw)?;
+        parse(text)
+            .map(Some)
+            .map_err(|e| ParseError::new(ErrorCode::InvalidField, format!("{}: {e}", spec.name)))
+    }
+
+    fn present<T>(spec: &FieldSpec, value: Option<T>) -> Result<T, ParseError> {
+        value.ok_or_else(|| {
+            ParseError::new(
+                ErrorCode::InvalidField,
+                format!("{} is required", spec.name),
+            )
+        })
+    }
+
+    pub fn room(&self, spec: &FieldSpec) -> Result<RoomName, ParseError> {
+        Self::present(spec, self.text(spec, RoomName::parse)?)
+    }
+
+    pub fn connection_id(&self, spec: &FieldSpec) -> Result<ConnectionId, ParseError> {
+        Self::present(spec, self.optional_connection_id(spec)?)
+    }
+
+    pub fn optional_connection_id(
+        &self,
+        spec: &FieldSpec,
+    ) -> Result<Option<ConnectionId>, ParseError> {
+        self.text(spec, ConnectionId::parse)
+    }
+
+    pub fn data(&self, spec: &FieldSpec) -> Result<Box<RawValue>, ParseError> {
+        Self::present(spec, self.value(spec)?).map(|raw| raw.to_owned())
     }
 }
 

@@ -1,13 +1,22 @@
 //! The client protocol: JSON text frames in, JSON text frames out.
 //!
-//! Inbound: `{"action": "...", "requestId": "optional", ...fields}` (see [`Request`]).
+//! Inbound: `{"action": "...", "requestId": "optional", ...fields}`; the actions and how their
+//! fields are read are in [`crate::actions`].
 //! Outbound: one object per frame, each with a `type` (see [`Frame`]).
+//! [`spec`] describes both as data, for the documentation and the clients.
 
 mod inbound;
 mod outbound;
+pub mod spec;
 
-pub use inbound::{ACTIONS, Action, ActionSpec, ParseError, Request, RequestId, parse_request};
-pub use outbound::{ErrorCode, Frame, FrameError, PresenceEvent, encode};
+pub(crate) use inbound::{Fields, parse_envelope};
+pub use inbound::{MAX_NESTING, ParseError, RequestId};
+pub use outbound::{ErrorCode, FRAMES, Frame, FrameError, PresenceEvent, encode};
+
+/// Each frame type's declaration, by name, for the actions that answer with one.
+pub(crate) mod frames {
+    pub(crate) use super::outbound::{ACK, IDENTITY, MEMBERS, PONG};
+}
 
 /// API Gateway's limit for one WebSocket message, inbound or outbound (128 KB).
 pub const API_GATEWAY_MAX_MESSAGE_BYTES: usize = 128 * 1024;

@@ -4,10 +4,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::connection::{ConnectionId, Principal};
-use crate::delivery::MessageId;
-use crate::ports::Member;
+use crate::message::MessageId;
 use crate::protocol::RequestId;
-use crate::room::RoomName;
+use crate::protocol::spec::{FieldSpec, FrameSpec, Kind, field};
+use crate::room::{Member, RoomName};
 
 /// Declares [`ErrorCode`] with each code's wire string written once.
 macro_rules! error_codes {
@@ -20,6 +20,8 @@ macro_rules! error_codes {
 
         impl ErrorCode {
             pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)+];
+            /// The wire strings, in the order of [`ErrorCode::ALL`].
+            pub const WIRE: &[&str] = &[$($wire,)+];
 
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -53,6 +55,8 @@ impl Serialize for ErrorCode {
     }
 }
 
+/// Every frame the service sends. Each variant's `type` and fields are declared in [`FRAMES`]
+/// (a test serializes every variant and checks it against its declaration).
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Frame<'a> {
@@ -135,6 +139,154 @@ pub enum PresenceEvent {
     Joined,
     Left,
 }
+
+impl PresenceEvent {
+    pub const ALL: &[&str] = &["joined", "left"];
+}
+
+impl Frame<'_> {
+    /// The frame's `type`, as [`FRAMES`] declares it.
+    pub fn kind(&self) -> &'static str {
+        let spec = match self {
+            Frame::Message { .. } => &MESSAGE,
+            Frame::Pong { .. } => &PONG,
+            Frame::Identity { .. } => &IDENTITY,
+            Frame::Typing { .. } => &TYPING,
+            Frame::Presence { .. } => &PRESENCE,
+            Frame::Members { .. } => &MEMBERS,
+            Frame::Ack { .. } => &ACK,
+            Frame::Error { .. } => &ERROR,
+        };
+        spec.name
+    }
+}
+
+const FROM: FieldSpec = FieldSpec::optional(
+    "from",
+    Kind::ConnectionId,
+    "the sending connection; absent for a backend's publish",
+);
+const PRINCIPAL: FieldSpec = FieldSpec::optional(
+    "principal",
+    Kind::Principal,
+    "the sender's principal (its token's sub), when authentication is on",
+);
+const ANSWER_ID: FieldSpec = FieldSpec::optional(
+    "requestId",
+    Kind::RequestId,
+    "the requestId of the request this answers",
+);
+
+pub(crate) const MESSAGE: FrameSpec = FrameSpec {
+    name: "message",
+    doc: "A message from a connection (sendmessage, publish, send) or from a backend.",
+    fields: &[
+        FieldSpec::required(
+            "id",
+            Kind::MessageId,
+            "the same on every copy of one message, redeliveries included: drop duplicates by it",
+        ),
+        FROM,
+        PRINCIPAL,
+        FieldSpec::optional("room", Kind::Room, "the room it was published to"),
+        field::DATA,
+        FieldSpec::required(
+            "sentAt",
+            Kind::Integer,
+            "when it was sent, in milliseconds since the epoch (the service's clock)",
+        ),
+    ],
+};
+pub(crate) const PONG: FrameSpec = FrameSpec {
+    name: "pong",
+    doc: "The answer to ping.",
+    fields: &[ANSWER_ID],
+};
+pub(crate) const IDENTITY: FrameSpec = FrameSpec {
+    name: "identity",
+    doc: "The answer to whoami.",
+    fields: &[
+        FieldSpec::required("connectionId", Kind::ConnectionId, "this connection's id"),
+        FieldSpec::nullable(
+            "principal",
+            Kind::Principal,
+            "this connection's principal, null when authentication is off",
+        ),
+        ANSWER_ID,
+    ],
+};
+pub(crate) const TYPING: FrameSpec = FrameSpec {
+    name: "typing",
+    doc: "Someone in the room is typing; never sent to the typist.",
+    fields: &[
+        FieldSpec::required("from", Kind::ConnectionId, "the typing connection"),
+        PRINCIPAL,
+        field::ROOM,
+    ],
+};
+pub(crate) const PRESENCE: FrameSpec = FrameSpec {
+    name: "presence",
+    doc: "A member joined or left a room of at most PRESENCE_MAX_MEMBERS members.",
+    fields: &[
+        field::ROOM,
+        FieldSpec::required("event", Kind::Code(PresenceEvent::ALL), "joined or left"),
+        FieldSpec::required("connectionId", Kind::ConnectionId, "who joined or left"),
+        PRINCIPAL,
+    ],
+};
+pub(crate) const MEMBERS: FrameSpec = FrameSpec {
+    name: "members",
+    doc: "One page of a room's member list, in connection-id order.",
+    fields: &[
+        field::ROOM,
+        FieldSpec::required("members", Kind::Members, "at most 100 members"),
+        FieldSpec::required("count", Kind::Integer, "how many members this page holds"),
+        FieldSpec::optional(
+            "cursor",
+            Kind::Cursor,
+            "send it back in the next members request for the next page; absent on the last",
+        ),
+        ANSWER_ID,
+    ],
+};
+pub(crate) const ACK: FrameSpec = FrameSpec {
+    name: "ack",
+    doc: "The answer to a request with a requestId whose action has no answer of its own.",
+    fields: &[
+        FieldSpec::required("requestId", Kind::RequestId, "the request's requestId"),
+        FieldSpec::required("delivered", Kind::Integer, "recipients posted to inline"),
+        FieldSpec::required("gone", Kind::Integer, "recipients found gone (410)"),
+        FieldSpec::required(
+            "failed",
+            Kind::Integer,
+            "recipients no retry can reach (a deploy fault)",
+        ),
+        FieldSpec::required(
+            "queued",
+            Kind::Boolean,
+            "whether part of the audience was handed to the delivery queue",
+        ),
+    ],
+};
+pub(crate) const ERROR: FrameSpec = FrameSpec {
+    name: "error",
+    doc: "A request was refused; nothing was done for it.",
+    fields: &[
+        FieldSpec::required("code", Kind::Code(ErrorCode::WIRE), "what went wrong"),
+        FieldSpec::required("message", Kind::Text, "for people, never parse it"),
+        ANSWER_ID,
+        FieldSpec::optional(
+            "retryAfterMs",
+            Kind::Integer,
+            "when a retry can succeed (rate_limited)",
+        ),
+    ],
+};
+
+/// Every outbound frame type.
+pub const FRAMES: &[FrameSpec] = &[
+    MESSAGE, PONG, IDENTITY, TYPING, PRESENCE, MEMBERS, ACK, ERROR,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {

@@ -5,6 +5,7 @@ mod delivery_job;
 mod harness;
 mod parser_table;
 mod properties;
+mod protocol_spec;
 mod rate_limit;
 mod rules;
 mod tidy;

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 use serde_json::json;
 
-use crate::protocol::{Action, parse_request};
+use crate::actions::{Join, Leave, Publish, Send, SendMessage, parse_request};
 
 const LIMIT: usize = crate::protocol::API_GATEWAY_MAX_MESSAGE_BYTES;
 
@@ -53,18 +53,21 @@ proptest! {
         let got_id = request.request_id.unwrap();
         prop_assert_eq!(got_id.as_str(), request_id.as_str());
         let reparsed = |raw: &serde_json::value::RawValue| serde_json::from_str::<serde_json::Value>(raw.get()).unwrap();
-        match request.action {
-            Action::SendMessage { data: got } => prop_assert_eq!(reparsed(&got), data),
-            Action::Send { to: got_to, data: got } => {
-                prop_assert_eq!(got_to.as_str(), to.as_str());
-                prop_assert_eq!(reparsed(&got), data);
-            }
-            Action::Publish { room: got_room, data: got } => {
-                prop_assert_eq!(got_room.as_str(), room.as_str());
-                prop_assert_eq!(reparsed(&got), data);
-            }
-            Action::Join { room: got } | Action::Leave { room: got } => prop_assert_eq!(got.as_str(), room.as_str()),
-            other => prop_assert!(false, "parsed as {:?}", other),
+        let action = request.action.as_any();
+        if let Some(m) = action.downcast_ref::<SendMessage>() {
+            prop_assert_eq!(reparsed(&m.data), data);
+        } else if let Some(m) = action.downcast_ref::<Send>() {
+            prop_assert_eq!(m.to.as_str(), to.as_str());
+            prop_assert_eq!(reparsed(&m.data), data);
+        } else if let Some(m) = action.downcast_ref::<Publish>() {
+            prop_assert_eq!(m.room.as_str(), room.as_str());
+            prop_assert_eq!(reparsed(&m.data), data);
+        } else if let Some(m) = action.downcast_ref::<Join>() {
+            prop_assert_eq!(m.room.as_str(), room.as_str());
+        } else if let Some(m) = action.downcast_ref::<Leave>() {
+            prop_assert_eq!(m.room.as_str(), room.as_str());
+        } else {
+            prop_assert!(false, "parsed as {:?}", request.action);
         }
     }
 }

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use crate::protocol::{ACTIONS, ErrorCode};
+use crate::actions::ACTIONS;
+use crate::protocol::{ErrorCode, FRAMES};
 use crate::testing::tidy::{production_sources, unwrap_or_expect_calls};
 
 fn domain_sources() -> Vec<crate::testing::tidy::Source> {
@@ -50,14 +51,33 @@ fn tidy_domain_depends_on_no_aws_lambda_tokio_or_anyhow_crate() {
     );
 }
 
-#[test]
-fn tidy_each_action_name_and_error_code_is_written_once_in_domain_src() {
-    let sources = domain_sources();
-    let names = ACTIONS
+/// Every action, frame and error code name, with how many declarations write it: one per concept
+/// that uses the word (the action `members`, its frame, and that frame's field `members` are three).
+fn wire_names() -> std::collections::BTreeMap<&'static str, usize> {
+    let fields: std::collections::BTreeSet<&str> = ACTIONS
+        .iter()
+        .flat_map(|spec| spec.fields)
+        .chain(FRAMES.iter().flat_map(|frame| frame.fields))
+        .map(|field| field.name)
+        .collect();
+    let declared = ACTIONS
         .iter()
         .map(|spec| spec.name)
+        .chain(FRAMES.iter().map(|frame| frame.name))
         .chain(ErrorCode::ALL.iter().map(|code| code.as_str()));
-    for name in names {
+    let mut names = std::collections::BTreeMap::new();
+    for name in declared {
+        *names
+            .entry(name)
+            .or_insert(usize::from(fields.contains(name))) += 1;
+    }
+    names
+}
+
+#[test]
+fn tidy_each_action_frame_and_error_code_name_is_written_once_in_domain_src() {
+    let sources = domain_sources();
+    for (name, concepts) in wire_names() {
         let quoted = format!("\"{name}\"");
         let places: Vec<String> = sources
             .iter()
@@ -70,7 +90,7 @@ fn tidy_each_action_name_and_error_code_is_written_once_in_domain_src() {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(places.len(), 1, "{quoted} is written at {places:?}");
+        assert_eq!(places.len(), concepts, "{quoted} is written at {places:?}");
     }
 }
 

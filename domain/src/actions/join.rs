@@ -1,0 +1,63 @@
+//! `join {room}`: the sender becomes a member of the room, if the room policy lets it in and it is
+//! in fewer than `max_rooms_per_connection` rooms; the room's other members hear of it
+//! (presence).
+
+use async_trait::async_trait;
+
+use super::{ACK, Action, ActionSpec};
+use crate::ports::{JoinError, Joined, RoomAccess};
+use crate::protocol::ErrorCode;
+use crate::protocol::spec::field::ROOM;
+use crate::room::RoomName;
+use crate::service::{Cx, Delivered, Outcome, Refusal, Step};
+
+pub(super) const SPEC: ActionSpec = ActionSpec {
+    name: "join",
+    doc: "join the room (at most MAX_ROOMS_PER_CONNECTION of them: too_many_rooms); the room policy decides who may (forbidden)",
+    fields: &[ROOM],
+    answer: ACK,
+    metered: true,
+    parse: |f| {
+        Ok(Box::new(Join {
+            room: f.room(&ROOM)?,
+        }))
+    },
+};
+
+#[derive(Debug)]
+pub struct Join {
+    pub room: RoomName,
+}
+
+#[async_trait]
+impl Action for Join {
+    async fn run(self: Box<Self>, cx: &Cx<'_>) -> Step<Outcome> {
+        let room = &self.room;
+        cx.require_access(room, RoomAccess::Join)?;
+        let max = cx.settings.max_rooms_per_connection;
+        match cx.repo.join(&cx.sender.id, room, max, cx.clock.now()).await {
+            Ok(Joined::Added) => {
+                cx.fanout()
+                    .announce_arrival(room, &cx.sender.id, cx.sender.principal.as_ref())
+                    .await;
+                Ok(Outcome::Done(Delivered::default()))
+            }
+            Ok(Joined::AlreadyMember) => Ok(Outcome::Done(Delivered::default())),
+            Err(JoinError::TooManyRooms { max }) => Err(Refusal::new(
+                ErrorCode::TooManyRooms,
+                format!("a connection may be in at most {max} rooms; leave one first"),
+            )
+            .into()),
+            Err(JoinError::NotConnected) => Err(Refusal::new(
+                ErrorCode::UnknownConnection,
+                "this connection is not registered (it may have expired): reconnect",
+            )
+            .into()),
+            Err(JoinError::Repository(e)) => Err(e.into()),
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

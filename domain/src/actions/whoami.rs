@@ -1,0 +1,36 @@
+//! `whoami`: `identity`, the connection's id and principal.
+
+use async_trait::async_trait;
+
+use super::{Action, ActionSpec};
+use crate::protocol::Frame;
+use crate::service::{Cx, Outcome, Step};
+
+pub(super) const SPEC: ActionSpec = ActionSpec {
+    name: "whoami",
+    doc: "identity: your connection id and principal",
+    fields: &[],
+    answer: crate::protocol::frames::IDENTITY.name,
+    metered: false,
+    parse: |_| Ok(Box::new(WhoAmI)),
+};
+
+#[derive(Debug)]
+pub struct WhoAmI;
+
+#[async_trait]
+impl Action for WhoAmI {
+    async fn run(self: Box<Self>, cx: &Cx<'_>) -> Step<Outcome> {
+        let frame = Frame::Identity {
+            connection_id: &cx.sender.id,
+            principal: cx.sender.principal.as_ref(),
+            request_id: cx.request_id,
+        };
+        cx.reply(&frame).await;
+        Ok(Outcome::Answered)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

@@ -1,0 +1,219 @@
+//! [`Cx`]: what one request's action runs with, and the steps actions share: access checks,
+//! encoding, delivering a message (inline, and queued past `inline_recipients`), replying.
+
+use serde_json::value::RawValue;
+
+use crate::connection::{ConnectionId, Sender};
+use crate::delivery::{DeliveryJob, DeliveryQueue, JobTarget};
+use crate::fanout::{Audience, DeliveryReport, FanOut};
+use crate::message::MessageId;
+use crate::ports::{ClientNotifier, Clock, ConnectionRepository, RoomAccess, RoomPolicy, Sleeper};
+use crate::protocol::{self, ErrorCode, Frame, RequestId};
+use crate::room::RoomName;
+use crate::settings::Settings;
+
+use super::steps::{Delivered, Outcome, Refusal, Step, Stop};
+use super::{HandleError, Handled};
+
+/// One request: who sent it, its `requestId`, and the ports and settings of the service.
+pub struct Cx<'a> {
+    pub repo: &'a dyn ConnectionRepository,
+    pub notifier: &'a dyn ClientNotifier,
+    pub clock: &'a dyn Clock,
+    pub sleeper: &'a dyn Sleeper,
+    pub policy: &'a dyn RoomPolicy,
+    pub queue: Option<&'a dyn DeliveryQueue>,
+    pub settings: &'a Settings,
+    /// Who sent the request, from API Gateway's request context (never from the body).
+    pub sender: &'a Sender,
+    pub request_id: Option<&'a RequestId>,
+}
+
+impl Cx<'_> {
+    /// Refuses with `forbidden` unless the room policy lets the sender do this in `room`.
+    pub fn require_access(&self, room: &RoomName, access: RoomAccess) -> Step<()> {
+        if self.policy.allows(self.sender, room, access) {
+            return Ok(());
+        }
+        let verb = match access {
+            RoomAccess::Join => "enter",
+            RoomAccess::Publish => "speak in",
+        };
+        Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!("you may not {verb} room {room}"),
+        )
+        .into())
+    }
+
+    /// Refuses with `not_member` unless the sender is in `room` now (a consistent read).
+    pub async fn require_member(&self, room: &RoomName) -> Step<()> {
+        if self
+            .repo
+            .rooms_of(&self.sender.id, self.clock.now())
+            .await?
+            .contains(room)
+        {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            ErrorCode::NotMember,
+            format!("you are not a member of room {room}; join it first"),
+        )
+        .into())
+    }
+
+    /// A `message` frame from the sender.
+    pub fn message<'a>(
+        &'a self,
+        id: &'a MessageId,
+        room: Option<&'a RoomName>,
+        data: &'a RawValue,
+        sent_at: u64,
+    ) -> Frame<'a> {
+        Frame::Message {
+            id,
+            from: Some(&self.sender.id),
+            principal: self.sender.principal.as_ref(),
+            room,
+            data,
+            sent_at,
+        }
+    }
+
+    /// Encodes a frame for others, refusing with `too_large` before anybody is sent anything.
+    pub fn encode(&self, frame: &Frame<'_>) -> Step<Vec<u8>> {
+        protocol::encode(frame, self.settings.max_message_bytes)
+            .map_err(|e| Refusal::new(ErrorCode::TooLarge, e.to_string()).into())
+    }
+
+    /// Delivers a new message from the sender to `target` (everyone or a room): everything
+    /// inline without a queue; with one, the first `inline_recipients` inline and the rest as
+    /// jobs, queued before the first post.
+    pub async fn deliver(&self, target: JobTarget, data: &RawValue) -> Step<Outcome> {
+        let id = MessageId::random();
+        let (room, audience) = match &target {
+            JobTarget::Room(room) => (Some(room), Audience::Room(room)),
+            _ => (None, Audience::Everyone),
+        };
+        let sent_at = self.clock.now().as_millis();
+        let frame = self.encode(&self.message(&id, room, data, sent_at))?;
+        let skip = self.echo_skip();
+        let fanout = self.fanout();
+        let Some(queue) = self.queue else {
+            let report = fanout.broadcast(audience, &frame, skip).await?;
+            return Ok(Outcome::Done(Delivered::inline(report)));
+        };
+        // The job a queued part carries: this message, from this sender, at this time.
+        let job = DeliveryJob {
+            from: Some(self.sender.id.clone()),
+            principal: self.sender.principal.clone(),
+            skip: skip.cloned(),
+            sent_at: Some(sent_at),
+            ..DeliveryJob::new(id, target.clone(), data.to_owned())
+        };
+        let split = crate::delivery::inline::split(
+            &fanout,
+            audience,
+            &job,
+            self.settings.inline_recipients,
+        )
+        .await?;
+        let queued = !split.jobs.is_empty();
+        if queued {
+            queue.enqueue(split.jobs).await.map_err(HandleError::from)?;
+        }
+        let listed = fanout
+            .post_listed(audience, &frame, skip, split.inline, &mut || true)
+            .await;
+        Ok(Outcome::Done(Delivered {
+            report: listed.report,
+            queued,
+        }))
+    }
+
+    /// Who a `sendmessage` or `publish` skips: the sender, unless `echo_to_sender` is on.
+    pub fn echo_skip(&self) -> Option<&ConnectionId> {
+        (!self.settings.echo_to_sender).then_some(&self.sender.id)
+    }
+
+    /// Tells the sender how its request ended. An action whose reply frame is itself the answer
+    /// (`ping` -> `pong`, `whoami` -> `identity`, both carrying the `requestId`) gets no `ack`: one
+    /// request, one answer.
+    pub async fn answer(
+        &self,
+        action: &'static str,
+        step: Step<Outcome>,
+    ) -> Result<Handled, HandleError> {
+        let report = match step {
+            Ok(Outcome::Answered) => DeliveryReport::default(),
+            Ok(Outcome::Done(Delivered { report, queued })) => {
+                if let Some(request_id) = self.request_id {
+                    let ack = Frame::Ack {
+                        request_id,
+                        delivered: report.delivered,
+                        gone: report.gone,
+                        failed: report.failed,
+                        queued,
+                    };
+                    self.reply(&ack).await;
+                }
+                report
+            }
+            Err(Stop::Refused(refusal)) => return Ok(self.refuse(refusal).await),
+            Err(Stop::Failed(e)) => return Err(e),
+        };
+        Ok(Handled::Done { action, report })
+    }
+
+    /// Sends the sender an `error` frame. The log line carries the code and, for a frame that is
+    /// not JSON, where it broke, but never the message: that may quote the client's content.
+    pub async fn refuse(&self, refusal: Refusal) -> Handled {
+        let Refusal {
+            code,
+            message,
+            detail,
+            retry_after,
+        } = refusal;
+        tracing::info!(
+            connectionId = %self.sender.id,
+            code = code.as_str(),
+            detail = detail.as_deref(),
+            "request refused"
+        );
+        let frame = Frame::Error {
+            code,
+            message: &message,
+            request_id: self.request_id,
+            retry_after_ms: retry_after
+                .map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+        };
+        self.reply(&frame).await;
+        Handled::Rejected(code)
+    }
+
+    /// Replies are small and go to a live sender: a failure is logged, never fatal to the request.
+    pub async fn reply(&self, frame: &Frame<'_>) {
+        match protocol::encode(frame, self.settings.max_message_bytes) {
+            Ok(bytes) => {
+                self.fanout().deliver(&self.sender.id, &bytes).await;
+            }
+            Err(e) => {
+                tracing::error!(connectionId = %self.sender.id, error = %e, "could not encode a reply")
+            }
+        }
+    }
+
+    /// A fan-out reading at this moment, with this request's settings.
+    pub(crate) fn fanout(&self) -> FanOut<'_> {
+        FanOut {
+            repo: self.repo,
+            notifier: self.notifier,
+            sleeper: self.sleeper,
+            settings: self.settings,
+            now: self.clock.now(),
+            deadline: None,
+            window: None,
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The use cases: what `$connect`, `$disconnect` and every client message do. Each action lives
+//! in its own module under [`crate::actions`]; this module parses, meters and dispatches a message
+//! and answers the sender, and [`Cx`] holds the steps actions share.
+
+mod context;
+mod steps;
+
+use std::sync::Arc;
+
+pub use context::Cx;
+pub use steps::{Delivered, Outcome, Refusal, Step, Stop};
+
+use crate::actions::{Request, parse_request};
+use crate::connection::{
+    API_GATEWAY_MAX_CONNECTION_DURATION, ConnectRequest, Connection, ConnectionId, Sender,
+};
+use crate::delivery::{DeliveryQueue, QueueError};
+use crate::fanout::{DeliveryReport, Departure, FanOut, FanOutError};
+use crate::ports::{
+    ClientNotifier, Clock, ConnectionRepository, OpenRoomPolicy, Removed, RepositoryError,
+    RoomPolicy, Sleeper,
+};
+use crate::protocol::{ErrorCode, RequestId};
+use crate::rate_limit::TokenDecision;
+use crate::settings::Settings;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("could not store the connection: {0}")]
+    Repository(#[from] RepositoryError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisconnectError {
+    #[error("could not remove the connection: {0}")]
+    Repository(#[from] RepositoryError),
+}
+
+/// The service failed, not the client: API Gateway should answer with its own error frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandleError {
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+    #[error(transparent)]
+    FanOut(#[from] FanOutError),
+    /// The part of a broadcast beyond `inline_recipients` could not be queued: nothing was
+    /// posted (the queue is asked first).
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// How a client message was handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// The message was refused; the sender got an `error` frame with this code.
+    Rejected(ErrorCode),
+    /// The action ran. `report` counts the recipients of what it sent (replies to the sender
+    /// included only for `send`, where the sender is not a recipient).
+    Done {
+        action: &'static str,
+        report: DeliveryReport,
+    },
+}
+
+pub struct WebSocketService<R, N> {
+    repo: R,
+    notifier: N,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+    policy: Arc<dyn RoomPolicy>,
+    queue: Option<Arc<dyn DeliveryQueue>>,
+    settings: Settings,
+}
+
+impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
+    pub fn new(
+        repo: R,
+        notifier: N,
+        clock: Arc<dyn Clock>,
+        sleeper: Arc<dyn Sleeper>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            repo,
+            notifier,
+            clock,
+            sleeper,
+            policy: Arc::new(OpenRoomPolicy),
+            queue: None,
+            settings,
+        }
+    }
+
+    /// Where broadcasts larger than `inline_recipients` send the rest. Without one, everything
+    /// is delivered inline.
+    pub fn with_delivery_queue(self, queue: Arc<dyn DeliveryQueue>) -> Self {
+        Self {
+            queue: Some(queue),
+            ..self
+        }
+    }
+
+    /// Who may join and publish where. The default lets everyone in everywhere.
+    pub fn with_room_policy(self, policy: Arc<dyn RoomPolicy>) -> Self {
+        Self { policy, ..self }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn repository(&self) -> &R {
+        &self.repo
+    }
+
+    /// Stores a new connection. Sends nothing: API Gateway opens the socket only after `$connect`
+    /// returns, so a post now would fail with 410.
+    pub async fn connect(&self, request: ConnectRequest) -> Result<Connection, ConnectError> {
+        let connection = Connection {
+            expires_at: request.connected_at.saturating_add(
+                API_GATEWAY_MAX_CONNECTION_DURATION.saturating_add(self.settings.ttl_margin),
+            ),
+            id: request.id,
+            connected_at: request.connected_at,
+            principal: request.principal,
+            source_ip: request.source_ip,
+            user_agent: request.user_agent,
+        };
+        self.repo.save(&connection).await?;
+        Ok(connection)
+    }
+
+    /// Forgets a connection and its memberships. Unknown ids are fine: `$disconnect` is
+    /// best-effort and may come twice, or after a 410 already pruned the row.
+    pub async fn disconnect(&self, id: &ConnectionId) -> Result<Removed, DisconnectError> {
+        let removed = self.repo.remove(id).await?;
+        self.fanout()
+            .announce_departures(vec![Departure::of(id, removed.clone())])
+            .await;
+        Ok(removed)
+    }
+
+    /// Handles one inbound frame from `sender`. Client mistakes are answered with an `error` frame
+    /// and `Ok(Handled::Rejected)`; only service failures are `Err`.
+    pub async fn handle_message(
+        &self,
+        sender: &Sender,
+        body: &[u8],
+    ) -> Result<Handled, HandleError> {
+        let Request {
+            spec,
+            request_id,
+            action,
+        } = match parse_request(body, self.settings.max_message_bytes) {
+            Ok(request) => request,
+            Err(e) => {
+                let cx = self.cx(sender, e.request_id.as_ref());
+                let refusal = Refusal {
+                    code: e.code,
+                    message: e.message,
+                    detail: e.detail,
+                    retry_after: None,
+                };
+                return Ok(cx.refuse(refusal).await);
+            }
+        };
+        let cx = self.cx(sender, request_id.as_ref());
+        let step = match self.take_token(sender, spec.metered).await {
+            Ok(()) => action.run(&cx).await,
+            Err(stop) => Err(stop),
+        };
+        cx.answer(spec.name, step).await
+    }
+
+    /// The context one request's action runs in.
+    fn cx<'a>(&'a self, sender: &'a Sender, request_id: Option<&'a RequestId>) -> Cx<'a> {
+        Cx {
+            repo: &self.repo,
+            notifier: &self.notifier,
+            clock: self.clock.as_ref(),
+            sleeper: self.sleeper.as_ref(),
+            policy: self.policy.as_ref(),
+            queue: self.queue.as_deref(),
+            settings: &self.settings,
+            sender,
+            request_id,
+        }
+    }
+
+    /// Spends one of the sender's rate-limit tokens when the action is `metered`, or refuses
+    /// with `rate_limited` and the wait.
+    ///
+    /// A sender the store does not know is let through: the limit meters live connections, and
+    /// the action's own checks (`unknown_connection`) deal with the rest.
+    async fn take_token(&self, sender: &Sender, metered: bool) -> Step<()> {
+        let limit = self.settings.rate_limit;
+        if !limit.is_on() || !metered {
+            return Ok(());
+        }
+        match self
+            .repo
+            .take_token(&sender.id, limit, self.clock.now())
+            .await?
+        {
+            TokenDecision::Taken | TokenDecision::NotConnected => Ok(()),
+            TokenDecision::Refused { retry_after } => Err(Refusal {
+                retry_after: Some(retry_after),
+                ..Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "more than {} messages a second (bursts of {}): retry after {} ms",
+                        limit.per_second,
+                        limit.burst,
+                        retry_after.as_millis()
+                    ),
+                )
+            }
+            .into()),
+        }
+    }
+
+    fn fanout(&self) -> FanOut<'_> {
+        FanOut {
+            repo: &self.repo,
+            notifier: &self.notifier,
+            sleeper: self.sleeper.as_ref(),
+            settings: &self.settings,
+            now: self.clock.now(),
+            deadline: None,
+            window: None,
+        }
+    }
+}
+
+/// Members per `members` frame. Each entry is at most ~810 bytes (a 128-byte id and a 256-byte
+/// principal of quotes, each doubled by JSON escaping, plus keys), so 100 of them stay below the
+/// 128 KB message limit (a test builds the largest such frame).
+pub const MEMBERS_PER_FRAME: usize = 100;
