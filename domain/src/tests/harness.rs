@@ -105,3 +105,11 @@ pub fn service(
     );
     (service, sleeper)
 }
+
+/// Handles one message `body` from connection `from`, failing the test on a service error.
+pub async fn message(service: &TestService, from: &str, body: &str) -> crate::Handled {
+    service
+        .handle_message(&sender(from), body.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{body}: {e}"))
+}
