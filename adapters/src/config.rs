@@ -1,15 +1,10 @@
 //! Configuration from the environment, checked at start-up with messages that name the variable.
 
-use std::fmt::Display;
-use std::num::NonZeroUsize;
-use std::ops::RangeInclusive;
-use std::str::FromStr;
-use std::time::Duration;
-
 use domain::{RateLimit, Settings};
 
 use crate::apigateway::{EndpointError, ManagementEndpoint, NotifierClient, url_suffix_for};
 use crate::dynamodb::DynamoSettings;
+use crate::settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -28,36 +23,6 @@ pub enum ConfigError {
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
 }
-
-// The range of every numeric setting: a value outside it stops the function at start-up, naming
-// the variable, instead of failing later (an overflow, an oversized item, a refused request).
-
-/// DynamoDB `Limit`: at least one item; a page stops at 1 MB anyway.
-const PAGE_SIZE: RangeInclusive<i32> = 1..=10_000;
-/// Every listing reads every shard, one Query each even when empty.
-const LIST_SHARDS: RangeInclusive<u16> = 1..=256;
-/// Posts in flight per fan-out, each an open socket: Lambda allows 1 024 file descriptors.
-const FANOUT_CONCURRENCY: RangeInclusive<usize> = 1..=512;
-/// Covers clock skew: a day is already far more than any skew, and keeps `expires_at` (connect
-/// time + 2 h + margin) far from overflowing.
-const TTL_MARGIN_SECONDS: RangeInclusive<u64> = 0..=86_400;
-/// The room names live in the connection item's `rooms` set: 99 names of at most 64 bytes stay far
-/// under DynamoDB's 400 KB item limit. 99, not more, so that a transactional `remove` (the
-/// connection item plus one membership per room) fits in one `TransactWriteItems` of 100 items.
-const MAX_ROOMS_PER_CONNECTION: RangeInclusive<usize> = 1..=99;
-/// Each join or leave in a room of N members costs N posts: past 1 000, churn costs more than
-/// presence is worth (0 turns it off).
-const PRESENCE_MAX_MEMBERS: RangeInclusive<usize> = 0..=1_000;
-
-/// Posts in the sender's invocation before the rest is queued: past 20 000 (about 20 s of CPU at
-/// 128 MB) the inline part alone could outrun API Gateway's 29 s. 0 queues every broadcast.
-const INLINE_RECIPIENTS: RangeInclusive<usize> = 0..=20_000;
-/// A worker's margin before its deadline. At least one post's whole time budget (the notifier's
-/// connect and read timeouts, 1 s + 3 s) plus a second for enqueueing what is left: a post
-/// started just before the margin then still ends, and its job with it, before the deadline (a
-/// test ties this bound to the timeouts). At most a minute (a fan-out function's timeout is a
-/// few minutes at most).
-const JOB_SAFETY_MARGIN_MS: RangeInclusive<u64> = 5_000..=60_000;
 
 /// Everything a Lambda needs, read once at start-up.
 #[derive(Debug, Clone)]
@@ -81,99 +46,39 @@ impl ServiceConfig {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads from any lookup, so tests need not touch the process environment.
+    /// Reads from any lookup, so tests need not touch the process environment. Every variable
+    /// is declared, with its bounds and default, in [`crate::settings`].
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let table = get("CONNECTIONS_TABLE")
-            .filter(|t| !t.is_empty())
-            .ok_or(ConfigError::Missing("CONNECTIONS_TABLE"))?;
-        let endpoint = match (get("MANAGEMENT_ENDPOINT"), get("API_ID"), get("STAGE")) {
-            (Some(url), _, _) if !url.is_empty() => ManagementEndpoint::parse(&url)?,
+        let get = |name: &str| get(name).filter(|value| !value.trim().is_empty());
+        let table = settings::CONNECTIONS_TABLE
+            .read(&get, false)?
+            .ok_or(ConfigError::Missing(settings::CONNECTIONS_TABLE.name))?;
+        let endpoint = match (
+            get(settings::MANAGEMENT_ENDPOINT.name),
+            get(settings::API_ID.name),
+            get(settings::STAGE.name),
+        ) {
+            (Some(url), _, _) => ManagementEndpoint::parse(&url)?,
             (_, Some(api), Some(stage)) => {
                 let region = get("AWS_REGION").ok_or(ConfigError::Missing("AWS_REGION"))?;
-                let suffix =
-                    get("AWS_URL_SUFFIX").unwrap_or_else(|| url_suffix_for(&region).to_string());
+                let suffix = get(settings::AWS_URL_SUFFIX.name)
+                    .unwrap_or_else(|| url_suffix_for(&region).to_string());
                 ManagementEndpoint::for_api_with_suffix(&api, &region, &suffix, &stage)?
             }
             _ => return Err(ConfigError::NoEndpoint),
         };
-        let defaults = Settings::default();
         let mut dynamo = DynamoSettings::new(table);
-        dynamo.page_size = bounded(&get, "PAGE_SIZE", dynamo.page_size, PAGE_SIZE)?;
-        dynamo.list_shards = bounded(&get, "LIST_SHARDS", dynamo.list_shards, LIST_SHARDS)?;
-        let fanout_concurrency = bounded(
-            &get,
-            "FANOUT_CONCURRENCY",
-            defaults.fanout_concurrency.get(),
-            FANOUT_CONCURRENCY,
-        )?;
-        let settings = Settings {
-            fanout_concurrency: NonZeroUsize::new(fanout_concurrency)
-                .unwrap_or(defaults.fanout_concurrency),
-            ttl_margin: Duration::from_secs(bounded(
-                &get,
-                "TTL_MARGIN_SECONDS",
-                defaults.ttl_margin.as_secs(),
-                TTL_MARGIN_SECONDS,
-            )?),
-            max_rooms_per_connection: bounded(
-                &get,
-                "MAX_ROOMS_PER_CONNECTION",
-                defaults.max_rooms_per_connection,
-                MAX_ROOMS_PER_CONNECTION,
-            )?,
-            echo_to_sender: parse_or(&get, "ECHO_TO_SENDER", defaults.echo_to_sender)?,
-            presence_max_members: bounded(
-                &get,
-                "PRESENCE_MAX_MEMBERS",
-                defaults.presence_max_members,
-                PRESENCE_MAX_MEMBERS,
-            )?,
-            inline_recipients: bounded(
-                &get,
-                "INLINE_RECIPIENTS",
-                defaults.inline_recipients,
-                INLINE_RECIPIENTS,
-            )?,
-            job_safety_margin: Duration::from_millis(bounded(
-                &get,
-                "JOB_SAFETY_MARGIN_MS",
-                defaults.job_safety_margin.as_millis() as u64,
-                JOB_SAFETY_MARGIN_MS,
-            )?),
-            rate_limit: rate_limit(&get)?,
-            ..defaults
-        };
+        dynamo.page_size = settings::PAGE_SIZE.parsed(&get, false)?;
+        dynamo.list_shards = settings::LIST_SHARDS.parsed(&get, false)?;
         Ok(Self {
             dynamo,
             endpoint,
-            settings,
-            delivery_queue_url: get(crate::sqs::QUEUE_URL_VAR).filter(|url| !url.trim().is_empty()),
-            require_principal: parse_or(&get, "REQUIRE_PRINCIPAL", false)?,
-            notifier_client: parse_or(&get, "NOTIFIER_CLIENT", NotifierClient::default())?,
+            settings: settings::domain_settings(&get, false)?,
+            delivery_queue_url: settings::DELIVERY_QUEUE_URL.read(&get, false)?,
+            require_principal: settings::REQUIRE_PRINCIPAL.parsed(&get, false)?,
+            notifier_client: settings::NOTIFIER_CLIENT.parsed(&get, false)?,
         })
     }
-}
-
-/// `parse_or`, then refuses a value outside `range`, saying which range.
-fn bounded<T>(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-    range: RangeInclusive<T>,
-) -> Result<T, ConfigError>
-where
-    T: FromStr + PartialOrd + Display,
-    T::Err: Display,
-{
-    let value = parse_or(get, name, default)?;
-    if range.contains(&value) {
-        return Ok(value);
-    }
-    Err(ConfigError::Invalid {
-        name,
-        value: value.to_string(),
-        reason: format!("must be between {} and {}", range.start(), range.end()),
-    })
 }
 
 /// The Lambdas' rate limit when none is configured: see BENCHMARKS.md, "Rate limit", for why.
@@ -182,36 +87,10 @@ pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
     burst: 20,
 };
 
-/// `RATE_LIMIT_PER_SECOND` and `RATE_LIMIT_BURST`, each a whole number; 0 in either turns it off.
-fn rate_limit(get: &impl Fn(&str) -> Option<String>) -> Result<RateLimit, ConfigError> {
-    Ok(RateLimit {
-        per_second: parse_or(get, "RATE_LIMIT_PER_SECOND", DEFAULT_RATE_LIMIT.per_second)?,
-        burst: parse_or(get, "RATE_LIMIT_BURST", DEFAULT_RATE_LIMIT.burst)?,
-    })
-}
-
-fn parse_or<T>(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    match get(name) {
-        None => Ok(default),
-        Some(value) => value.parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name,
-            value,
-            reason: e.to_string(),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::time::Duration;
 
     use super::*;
 
@@ -338,11 +217,11 @@ mod tests {
         let table = [
             ("PAGE_SIZE", "0", "must be between 1 and 10000"),
             ("PAGE_SIZE", "10001", "must be between 1 and 10000"),
-            ("PAGE_SIZE", "-5", "must be between 1 and 10000"),
+            ("PAGE_SIZE", "-5", "invalid digit"),
             ("PAGE_SIZE", "many", "invalid digit"),
             ("LIST_SHARDS", "0", "must be between 1 and 256"),
             ("LIST_SHARDS", "257", "must be between 1 and 256"),
-            ("LIST_SHARDS", "70000", "too large"),
+            ("LIST_SHARDS", "70000", "must be between 1 and 256"),
             ("FANOUT_CONCURRENCY", "0", "must be between 1 and 512"),
             ("FANOUT_CONCURRENCY", "513", "must be between 1 and 512"),
             ("TTL_MARGIN_SECONDS", "86401", "must be between 0 and 86400"),
@@ -389,7 +268,11 @@ mod tests {
     #[test]
     fn the_smallest_job_margin_outlasts_one_post_and_the_enqueue_after_it() {
         let post = crate::apigateway::NotifierTimeouts::default();
-        let smallest = Duration::from_millis(*JOB_SAFETY_MARGIN_MS.start());
+        let crate::settings::Value::Number { min, .. } = settings::JOB_SAFETY_MARGIN_MS.value
+        else {
+            panic!("JOB_SAFETY_MARGIN_MS is a number");
+        };
+        let smallest = Duration::from_millis(min);
         assert!(smallest >= post.connect + post.read + Duration::from_secs(1));
         assert!(Settings::default().job_safety_margin >= smallest);
     }

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod metrics;
 pub mod room_policy;
 pub mod sdk_http;
+pub mod settings;
 pub mod sqs;
 pub mod telemetry;
 pub mod wiring;

@@ -52,8 +52,16 @@ impl NotifierClient {
     }
 }
 
+const SIGNED: &str = "signed";
+const SDK: &str = "sdk";
+
+impl NotifierClient {
+    /// Every client's name, as `NOTIFIER_CLIENT` and `--notifier-client` take it.
+    pub const NAMES: &[&str] = &[SIGNED, SDK];
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown notifier client {0:?}: expected \"signed\" or \"sdk\"")]
+#[error("unknown notifier client {0:?}: expected one of {names}", names = NotifierClient::NAMES.join(", "))]
 pub struct UnknownNotifierClient(String);
 
 impl FromStr for NotifierClient {
@@ -61,8 +69,8 @@ impl FromStr for NotifierClient {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim() {
-            "signed" => Ok(Self::Signed),
-            "sdk" => Ok(Self::Sdk),
+            SIGNED => Ok(Self::Signed),
+            SDK => Ok(Self::Sdk),
             other => Err(UnknownNotifierClient(other.to_string())),
         }
     }
@@ -71,8 +79,8 @@ impl FromStr for NotifierClient {
 impl fmt::Display for NotifierClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Signed => "signed",
-            Self::Sdk => "sdk",
+            Self::Signed => SIGNED,
+            Self::Sdk => SDK,
         })
     }
 }

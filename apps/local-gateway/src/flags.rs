@@ -4,8 +4,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use adapters::apigateway::NotifierClient;
-use clap::Parser;
+use std::collections::BTreeMap;
+
+use adapters::config::ConfigError;
+use adapters::settings::{self, Setting, UsedBy, Value};
+use clap::{Arg, ArgMatches, Command, Parser};
 use domain::Settings;
 
 use crate::Limits;
@@ -72,54 +75,21 @@ pub struct Options {
     /// real ApiGatewayNotifier, as in AWS; `in-process` skips the HTTP hop (faster under load).
     #[arg(long, env = "LOCAL_GATEWAY_NOTIFIER", value_enum, default_value_t = NotifierKind::Http)]
     pub notifier: NotifierKind,
-    /// With `--notifier http`: the @connections client, as the Lambdas' `NOTIFIER_CLIENT`:
-    /// `signed` (hyper + aws-sigv4, their default) or `sdk` (aws-sdk-apigatewaymanagement).
-    #[arg(long, env = "NOTIFIER_CLIENT", default_value_t = NotifierClient::default())]
-    pub notifier_client: NotifierClient,
-    /// Presence events only for rooms of at most this many members; 0 turns presence off
-    /// (the Lambdas' PRESENCE_MAX_MEMBERS).
-    #[arg(long, env = "PRESENCE_MAX_MEMBERS", default_value_t = Settings::default().presence_max_members as u64, value_parser = clap::value_parser!(u64).range(0..=1_000))]
-    pub presence_max_members: u64,
-    /// Messages a second one connection may send (`ping`, `whoami` excepted), as the Lambdas'
-    /// `RATE_LIMIT_PER_SECOND`; 0 (the default here, where load tests flood) turns the limit off.
-    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 0)]
-    pub rate_limit_per_second: u32,
-    /// Messages one connection may send at once after a quiet spell; 0 turns the limit off.
-    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 0)]
-    pub rate_limit_burst: u32,
     /// Delivery workers on the in-memory queue, as the `fanout` Lambda's concurrency: a
     /// broadcast past --inline-recipients is handed to them, and `POST /{stage}/@publish` feeds
     /// them. 0 turns queued delivery off (every broadcast inline, no @publish).
     #[arg(long, env = "LOCAL_GATEWAY_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=256))]
     pub workers: u64,
-    /// Recipients a sendmessage or publish posts to in the sender's invocation before the rest
-    /// is queued (the Lambdas' INLINE_RECIPIENTS).
-    #[arg(long, env = "INLINE_RECIPIENTS", default_value_t = Settings::default().inline_recipients as u64, value_parser = clap::value_parser!(u64).range(0..=20_000))]
-    pub inline_recipients: u64,
-    /// Deliver through this SQS queue instead of the in-memory one: the handler and @publish
-    /// send jobs to it, the workers poll it as a Lambda event source mapping would (the queue's
-    /// redrive policy dead-letters). With --sqs-endpoint for moto; real AWS otherwise.
-    #[arg(long, env = "DELIVERY_QUEUE_URL")]
-    pub queue_url: Option<String>,
-    /// The SQS endpoint for --queue-url (moto: http://127.0.0.1:5000).
-    #[arg(long, env = "SQS_ENDPOINT", requires = "queue_url")]
+    /// The SQS endpoint for --delivery-queue-url (moto: http://127.0.0.1:5000).
+    #[arg(long, env = "SQS_ENDPOINT")]
     pub sqs_endpoint: Option<String>,
     /// A worker invocation's simulated deadline, in milliseconds (the `fanout` Lambda's
     /// timeout): a job still running then is cut off and redelivered.
     #[arg(long, env = "LOCAL_GATEWAY_JOB_DEADLINE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=900_000))]
     pub job_deadline_ms: u64,
-    /// How long before its deadline a worker stops starting posts and hands the rest over (the
-    /// Lambdas' JOB_SAFETY_MARGIN_MS). Must be below --job-deadline-ms; below 5 000 (one HTTP
-    /// post's time budget and the enqueue) a slow post can outlast the deadline and have its job
-    /// cut off and redelivered, which the in-process notifier makes unlikely.
-    #[arg(long, env = "JOB_SAFETY_MARGIN_MS", default_value_t = Settings::default().job_safety_margin.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=60_000))]
-    pub job_safety_margin_ms: u64,
     /// Use a DynamoDB-compatible server (moto, DynamoDB Local) instead of the in-memory store.
     #[arg(long, env = "LOCAL_GATEWAY_DYNAMODB_ENDPOINT")]
     pub dynamodb_endpoint: Option<String>,
-    /// The table to use with --dynamodb-endpoint; created when missing.
-    #[arg(long, env = "CONNECTIONS_TABLE", default_value = "connections-local")]
-    pub table: String,
     /// Turn the authorizer on with an HS256 secret (at least 32 bytes); clients then connect with
     /// `?token=<JWT>`.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
@@ -141,6 +111,110 @@ pub struct Options {
     /// (comma-separated names or `prefix*` patterns, e.g. `team-42:*`).
     #[arg(long, value_name = "PATTERNS", requires = "mint_token")]
     pub mint_rooms: Option<String>,
+    /// The settings the Lambdas read from their environment, as flags of the same names
+    /// (`INLINE_RECIPIENTS` is `--inline-recipients`): declared once, in `adapters::settings`.
+    #[command(flatten)]
+    pub service: ServiceSettings,
+}
+
+/// The service settings the local gateway shares with the Lambdas (`adapters::settings`), each a
+/// flag named after its environment variable, with that variable as its fallback.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceSettings(BTreeMap<&'static str, String>);
+
+impl ServiceSettings {
+    /// The shared settings, in `adapters::settings::ALL` order.
+    fn declared() -> impl Iterator<Item = &'static Setting> {
+        settings::ALL
+            .iter()
+            .filter(|setting| setting.used_by == UsedBy::Both)
+    }
+
+    /// What was given for the setting named `name` (its flag or its variable), if anything.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+
+    /// The domain's settings, each checked against its declaration.
+    pub fn domain(&self) -> Result<Settings, ConfigError> {
+        settings::domain_settings(&|name| self.get(name), true)
+    }
+
+    /// A number or switch, parsed; its local default when unset.
+    pub fn parsed<T>(&self, setting: &Setting) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        setting.parsed(&|name| self.get(name), true)
+    }
+
+    /// A text setting, when given.
+    pub fn text(&self, setting: &Setting) -> Option<String> {
+        self.get(setting.name)
+            .filter(|value| !value.trim().is_empty())
+    }
+}
+
+fn arg_for(setting: &'static Setting) -> Arg {
+    // Flags are built once, at start-up: leaking their names costs a few bytes.
+    let long: &'static str = Box::leak(setting.flag().into_boxed_str());
+    let mut help = setting.doc.to_string();
+    if let Some(local) = setting.local_default {
+        help.push_str(&format!(
+            " [Lambdas' default: {}; here: {local}]",
+            setting.default_text(false).unwrap_or_default()
+        ));
+    }
+    let mut arg = Arg::new(setting.name)
+        .long(long)
+        .env(setting.name)
+        .help(help)
+        .value_name(match setting.value {
+            Value::Number { .. } => "N",
+            Value::Switch { .. } => "true|false",
+            _ => "VALUE",
+        })
+        .value_parser(move |raw: &str| {
+            setting
+                .read(&|_| Some(raw.to_string()), true)
+                .map(|value| value.unwrap_or_default())
+                .map_err(|e| e.to_string())
+        });
+    if let Some(default) = setting.default_text(true) {
+        arg = arg.default_value(&*Box::leak(default.into_boxed_str()));
+    }
+    if let Some(alias) = setting.flag_alias {
+        arg = arg.alias(alias);
+    }
+    arg
+}
+
+impl clap::FromArgMatches for ServiceSettings {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let values = Self::declared()
+            .filter_map(|setting| {
+                let value = matches.get_one::<String>(setting.name)?;
+                Some((setting.name, value.clone()))
+            })
+            .collect();
+        Ok(Self(values))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for ServiceSettings {
+    fn augment_args(command: Command) -> Command {
+        Self::declared().fold(command, |command, setting| command.arg(arg_for(setting)))
+    }
+
+    fn augment_args_for_update(command: Command) -> Command {
+        Self::augment_args(command)
+    }
 }
 
 impl Options {
@@ -162,19 +236,27 @@ impl Options {
         Duration::from_millis(self.job_deadline_ms)
     }
 
-    pub fn job_safety_margin(&self) -> Duration {
-        Duration::from_millis(self.job_safety_margin_ms)
+    /// The delivery queue's URL, when the gateway delivers through SQS.
+    pub fn queue_url(&self) -> Option<String> {
+        self.service.text(&settings::DELIVERY_QUEUE_URL)
     }
 
     /// A margin at or past the deadline would hand every job back untouched, forever.
-    pub fn check_delivery(&self) -> Result<(), String> {
-        if self.workers == 0 && self.queue_url.is_some() {
-            return Err("--queue-url needs workers to poll it (--workers 1 or more)".to_owned());
+    pub fn check_delivery(&self, settings: &Settings) -> Result<(), String> {
+        if self.workers == 0 && self.queue_url().is_some() {
+            return Err(
+                "--delivery-queue-url needs workers to poll it (--workers 1 or more)".to_owned(),
+            );
         }
-        if self.workers > 0 && self.job_safety_margin_ms >= self.job_deadline_ms {
+        if self.sqs_endpoint.is_some() && self.queue_url().is_none() {
+            return Err("--sqs-endpoint needs --delivery-queue-url".to_owned());
+        }
+        let margin = settings.job_safety_margin;
+        if self.workers > 0 && margin >= self.job_deadline() {
             return Err(format!(
                 "--job-safety-margin-ms ({}) must be below --job-deadline-ms ({})",
-                self.job_safety_margin_ms, self.job_deadline_ms
+                margin.as_millis(),
+                self.job_deadline_ms
             ));
         }
         Ok(())

@@ -34,7 +34,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 delivery.workers,
                 delivery.transport.describe(),
                 delivery.job_deadline.as_millis(),
-                options.inline_recipients
+                options
+                    .service
+                    .get(adapters::settings::INLINE_RECIPIENTS.name)
+                    .unwrap_or_default()
             );
             println!(
                 "  @publish:      POST {url} (local only: JSON body, no Origin), e.g. cargo run -p wsctl -- publish --local {} --room lobby --data '\"hi\"'",

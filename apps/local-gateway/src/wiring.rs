@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use adapters::apigateway::inbound::WebSocketHandler;
-use adapters::apigateway::{ManagementEndpoint, NotifierTimeouts, RootsRead};
+use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts, RootsRead};
 use adapters::clock::{SystemClock, TokioSleeper};
 use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_table_if_missing};
 use adapters::memory::{InMemoryConnectionRepository, MemoryQueue};
 use adapters::wiring;
 use domain::delivery::DeliveryWorker;
-use domain::{ClientNotifier, ConnectionRepository, RateLimit, Settings};
+use domain::{ClientNotifier, ConnectionRepository, Settings};
 
 use adapters::sqs::{SqsDeliveryQueue, SqsPoller, sqs_client};
 
@@ -19,7 +19,9 @@ use crate::{EventHandler, GatewayConfig, InProcessNotifier, NotifierKind, Option
 
 impl Options {
     pub async fn gateway_config(&self) -> Result<GatewayConfig, Box<dyn std::error::Error>> {
-        self.check_delivery()?;
+        let mut settings = self.service.domain()?;
+        settings.max_message_bytes = self.max_message_bytes;
+        self.check_delivery(&settings)?;
         // The notifier posts to this gateway's own @connections API, exactly as in AWS.
         let listener = tokio::net::TcpListener::bind((self.host, self.port))
             .await
@@ -30,12 +32,14 @@ impl Options {
         let sockets = Arc::new(Sockets::default());
         let notifier: Arc<dyn ClientNotifier> = match self.notifier {
             NotifierKind::Http => Arc::new(BoundedNotifier::new(
-                self.notifier_client.build(
-                    &sdk,
-                    &endpoint,
-                    NotifierTimeouts::default(),
-                    RootsRead::AtFirstPost,
-                )?,
+                self.service
+                    .parsed::<NotifierClient>(&adapters::settings::NOTIFIER_CLIENT)?
+                    .build(
+                        &sdk,
+                        &endpoint,
+                        NotifierTimeouts::default(),
+                        RootsRead::AtFirstPost,
+                    )?,
                 DEFAULT_MAX_POSTS_IN_FLIGHT,
             )),
             NotifierKind::InProcess => Arc::new(InProcessNotifier {
@@ -43,27 +47,19 @@ impl Options {
                 max_message_bytes: self.max_message_bytes,
             }),
         };
-        let settings = Settings {
-            max_message_bytes: self.max_message_bytes,
-            presence_max_members: usize::try_from(self.presence_max_members).unwrap_or(0),
-            rate_limit: RateLimit {
-                per_second: self.rate_limit_per_second,
-                burst: self.rate_limit_burst,
-            },
-            inline_recipients: usize::try_from(self.inline_recipients).unwrap_or(usize::MAX),
-            job_safety_margin: self.job_safety_margin(),
-            ..Settings::default()
-        };
         // One store shared by the handler and the inspector, which asks it for rooms.
         let rooms: Arc<dyn ConnectionRepository> = match &self.dynamodb_endpoint {
             None => Arc::new(InMemoryConnectionRepository::default()),
             Some(url) => {
                 let client = wiring::dynamodb_client(&sdk, Some(url));
-                create_table_if_missing(&client, &self.table).await?;
-                Arc::new(DynamoConnectionRepository::new(
-                    client,
-                    DynamoSettings::new(&self.table),
-                ))
+                let table = self
+                    .service
+                    .parsed::<String>(&adapters::settings::CONNECTIONS_TABLE)?;
+                create_table_if_missing(&client, &table).await?;
+                let mut dynamo = DynamoSettings::new(table);
+                dynamo.page_size = self.service.parsed(&adapters::settings::PAGE_SIZE)?;
+                dynamo.list_shards = self.service.parsed(&adapters::settings::LIST_SHARDS)?;
+                Arc::new(DynamoConnectionRepository::new(client, dynamo))
             }
         };
         let (handler, delivery) = self.handler(&sdk, rooms.clone(), notifier, settings);
@@ -112,12 +108,12 @@ impl Options {
 impl Options {
     /// The in-memory queue, or the SQS queue of --queue-url.
     fn transport(&self, sdk: &aws_config::SdkConfig) -> Transport {
-        match &self.queue_url {
+        match self.queue_url() {
             None => Transport::Memory(MemoryQueue::default()),
             Some(url) => {
                 let client = sqs_client(sdk, self.sqs_endpoint.as_deref());
                 Transport::Sqs {
-                    sender: SqsDeliveryQueue::new(client.clone(), url),
+                    sender: SqsDeliveryQueue::new(client.clone(), &url),
                     poller: SqsPoller::new(client, url),
                 }
             }
