@@ -23,6 +23,11 @@ Fails (exit 1, one line per problem) on:
   without an alarm on its Errors and on its Throttles, no alarm on API Gateway's IntegrationError
   and ExecutionError, none on the posts that failed or were throttled or on authorizer denials in
   the functions' namespace, an alarm whose AlarmActions and OKActions differ, no dashboard;
+- a dashboard body CloudWatch would refuse at deploy time, rolling the stack back (cloudwatch.py):
+  not JSON once its ${...} are substituted, a widget without its type, place, size or properties or
+  off the grid, a metric widget without its region or a `metrics` array, an entry of `metrics`
+  that is not an array, a malformed metric array, an id used twice in a widget or not starting
+  with a lower-case letter, a SEARCH whose schema leaves a namespace like ws-chat/dev unquoted;
 - queued delivery: no SQS queue, a queue without encryption, no event source mapping on it, a
   mapping without ReportBatchItemFailures or MaximumConcurrency or with batches above 10, a queue
   whose visibility timeout is under six times its function's timeout, no redrive to a dead-letter
@@ -40,6 +45,7 @@ import sys
 from pathlib import Path
 
 import artifacts
+import cloudwatch
 
 REQUIRED_ROUTES = {"$connect", "$disconnect", "$default"}
 RUNTIME = "provided.al2023"
@@ -412,8 +418,11 @@ def monitoring_problems(template, functions):
         props = alarm.get("Properties", {})
         if props.get("AlarmActions") != props.get("OKActions"):
             problems.append(f"{name}: AlarmActions and OKActions differ (a recovery nobody hears of)")
-    if not resources(template, "AWS::CloudWatch::Dashboard"):
+    dashboards = resources(template, "AWS::CloudWatch::Dashboard")
+    if not dashboards:
         problems.append("no CloudWatch dashboard")
+    for name, dashboard in dashboards.items():
+        problems += cloudwatch.dashboard_problems(name, dashboard)
     return problems
 
 

@@ -16,6 +16,23 @@ CONNECTIONS_ARN = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::Accou
 SSM_SECRET = "{{resolve:ssm:/ws-chat/dev/jwt-secret}}"
 NAMESPACE = "ws-chat/dev"
 ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+SEARCH = "SEARCH('{\"ws-chat/dev\",Action} MetricName=\"Messages\"', 'Sum', 300)"
+
+
+def dashboard_body():
+    """A dashboard body as serverless.yml writes one (an Fn::Sub string, once parsed)."""
+    return {"widgets": [
+        {"type": "metric", "x": 0, "y": 0, "width": 12, "height": 6, "properties": {
+            "title": "Traffic", "region": "${AWS::Region}", "stat": "Sum", "period": 300, "view": "timeSeries",
+            "metrics": [
+                ["AWS/ApiGateway", "ConnectCount", "ApiId", "${WebsocketsApi}"],
+                [NAMESPACE, "ConnectionsOpened"],
+                ["AWS/Lambda", "Duration", "FunctionName", "${ConnectLambdaFunction}", {"label": "connect", "id": "m1"}],
+                ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${DeliveryQueue.QueueName}"],
+                [{"expression": SEARCH, "label": "Messages", "id": "emessagessum"}],
+            ]}},
+        {"type": "text", "x": 12, "y": 0, "width": 12, "height": 6, "properties": {"markdown": "Runbook: ${!NotSubstituted}"}},
+    ]}
 
 
 def alarm(namespace, metric, dimension=None, math=False):
@@ -37,7 +54,8 @@ def monitoring():
     alarms["FailedAlarm"] = alarm(NAMESPACE, "PostsFailed")
     alarms["ThrottledAlarm"] = alarm(NAMESPACE, "PostsThrottled", math=True)
     alarms["DenialsAlarm"] = alarm(NAMESPACE, "AuthorizerDecisions", "deny", math=True)
-    alarms["Dashboard"] = {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardBody": "{}"}}
+    alarms["Dashboard"] = {"Type": "AWS::CloudWatch::Dashboard",
+                           "Properties": {"DashboardBody": {"Fn::Sub": json.dumps(dashboard_body())}}}
     return alarms
 
 
@@ -144,6 +162,18 @@ def stage(template):
 
 def variables(template, function):
     return resource(template, function)["Properties"]["Environment"]["Variables"]
+
+
+def with_dashboard(body):
+    """A good template whose dashboard body is `body` (a dict to serialise, or the raw text)."""
+    t = minimal()
+    text = body if isinstance(body, str) else json.dumps(body)
+    resource(t, "Dashboard")["Properties"]["DashboardBody"] = {"Fn::Sub": text}
+    return t
+
+
+def dashboard_problems(body):
+    return [p for p in check_template.check(with_dashboard(body)) if p.startswith("Dashboard")]
 
 
 def problems_mentioning(text, template, **options):
@@ -358,6 +388,113 @@ class DeliveryQueue(unittest.TestCase):
         resource(t, "FanoutRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"].remove("sqs:DeleteMessage")
         self.assertEqual(problems_mentioning("missing", t), [
             "FanoutRole: missing ['sqs:DeleteMessage']: the code calls them"])
+
+
+class Dashboard(unittest.TestCase):
+    """What PutDashboard refuses at deploy time, rolling the whole stack back."""
+
+    def traffic(self, body):
+        return body["widgets"][0]["properties"]["metrics"]
+
+    def test_the_good_body_passes_with_its_substitutions(self):
+        self.assertEqual(dashboard_problems(dashboard_body()), [])
+
+    def test_a_body_that_is_not_json_once_substituted_fails(self):
+        text = json.dumps(dashboard_body())
+        for broken in (text[:-1], text.replace('"width": 12', '"width": ${Width}', 1)):
+            problems = dashboard_problems(broken)
+            self.assertEqual(len(problems), 1, broken[-40:])
+            self.assertIn("Dashboard: DashboardBody is not JSON once its ${...} are substituted", problems[0])
+        self.assertEqual(dashboard_problems({"widget": []}), ["Dashboard: DashboardBody has no 'widgets' array"])
+
+    def test_an_expression_listed_bare_under_metrics_fails(self):
+        # The mistake that rolled every deploy back: {"expression": ...} instead of [{"expression": ...}].
+        body = dashboard_body()
+        self.traffic(body).append({"expression": SEARCH.replace("Messages", "Recipients"), "id": "erecipients"})
+        self.assertEqual(dashboard_problems(body), [
+            "Dashboard widget 0 ('Traffic') metrics[5]: every entry of 'metrics' must be an array "
+            "(wrap it: [{\"expression\": ...}])"])
+        body = dashboard_body()
+        self.traffic(body)[4].append({"expression": "m1 * 2", "id": "e2"})
+        self.assertEqual(len([p for p in dashboard_problems(body) if "exactly one object" in p]), 1)
+
+    def test_an_id_used_twice_or_not_starting_lower_case_fails(self):
+        body = dashboard_body()
+        self.traffic(body).append([{"expression": "m1 * 2", "id": "emessagessum"}])
+        self.assertEqual(dashboard_problems(body), [
+            "Dashboard widget 0 ('Traffic'): id 'emessagessum' is used 2 times (ids are unique in a widget)"])
+        for bad in ("Emessages", "1e", "e-1"):
+            body = dashboard_body()
+            self.traffic(body)[4][0]["id"] = bad
+            self.assertEqual(dashboard_problems(body), [
+                f"Dashboard widget 0 ('Traffic') metrics[4]: id {bad!r} must start with a lower-case letter "
+                f"(then letters, digits, _)"], bad)
+
+    def test_a_search_with_an_unquoted_namespace_fails(self):
+        body = dashboard_body()
+        self.traffic(body)[4][0]["expression"] = SEARCH.replace('"ws-chat/dev"', "ws-chat/dev")
+        self.assertEqual(len(dashboard_problems(body)), 1)
+        self.assertIn("SEARCH's schema names 'ws-chat/dev' unquoted", dashboard_problems(body)[0])
+        # AWS's own namespaces go bare in AWS's examples; quoted dimension names are fine too.
+        for fine in ("SEARCH('{AWS/EC2,InstanceId} MetricName=\"CPUUtilization\"', 'Average', 300)",
+                     "SEARCH('{\"ws-chat/dev\",\"Error Code\"} MetricName=\"MessagesRefused\"', 'Sum', 300)"):
+            body = dashboard_body()
+            self.traffic(body)[4][0]["expression"] = fine
+            self.assertEqual(dashboard_problems(body), [], fine)
+
+    def test_a_widget_without_its_place_or_off_the_grid_fails(self):
+        cases = {
+            ("x", None): "no x (every widget sets its type, place, size and properties)",
+            ("width", 25): "width 25, expected 1-24",
+            ("x", 18): "x 18 + width 12 runs past the 24-column grid",
+            ("height", 0): "height 0, expected 1-1000",
+            ("y", "0"): "x, y, width and height must be integers",
+            ("type", "graph"): "type 'graph', expected one of",
+        }
+        for (key, value), message in cases.items():
+            body = dashboard_body()
+            if value is None:
+                del body["widgets"][0][key]
+            else:
+                body["widgets"][0][key] = value
+            problems = dashboard_problems(body)
+            self.assertEqual(len(problems), 1, (key, value, problems))
+            self.assertIn(message, problems[0])
+
+    def test_a_metric_widget_without_its_region_a_metrics_array_or_with_an_unknown_view_fails(self):
+        for key, value, message in (("region", None, "a metric widget needs its region"),
+                                    ("metrics", {"a": 1}, "'metrics' must be an array of arrays"),
+                                    ("view", "line", "view 'line', expected one of")):
+            body = dashboard_body()
+            properties = body["widgets"][0]["properties"]
+            if value is None:
+                del properties[key]
+            else:
+                properties[key] = value
+            problems = dashboard_problems(body)
+            self.assertEqual(len(problems), 1, key)
+            self.assertIn(message, problems[0])
+
+    def test_a_malformed_metric_array_fails(self):
+        cases = [
+            ([NAMESPACE], "a metric needs a namespace and a metric name"),
+            ([NAMESPACE, "PostsFailed", "Action"], "dimension 'Action' has no value"),
+            ([NAMESPACE, "PostsFailed", {"label": "x"}, "Action", "join"], "then at most one options object, last"),
+            ([NAMESPACE, 7], "then at most one options object, last"),
+        ]
+        for entry, message in cases:
+            body = dashboard_body()
+            self.traffic(body).append(entry)
+            problems = dashboard_problems(body)
+            self.assertEqual(len(problems), 1, entry)
+            self.assertIn("metrics[5]: ", problems[0])
+            self.assertIn(message, problems[0])
+        body = dashboard_body()
+        self.traffic(body)[0][0] = "."
+        self.assertIn("'.' repeats the previous metric's value, and this is the first metric", dashboard_problems(body)[0])
+        body = dashboard_body()
+        self.traffic(body).append([".", "MessageCount", ".", "${WebsocketsApi}"])
+        self.assertEqual(dashboard_problems(body), [])
 
 
 class Artifacts(unittest.TestCase):
