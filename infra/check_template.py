@@ -28,6 +28,12 @@ Fails (exit 1, one line per problem) on:
   off the grid, a metric widget without its region or a `metrics` array, an entry of `metrics`
   that is not an array, a malformed metric array, an id used twice in a widget or not starting
   with a lower-case letter, a SEARCH whose schema leaves a namespace like ws-chat/dev unquoted;
+- alarm metric math PutMetricAlarm would refuse (cloudwatch.py): query ids not unique or not
+  starting with a lower-case letter, a query with both or neither of Expression and MetricStat, an
+  expression reading an id no query defines, other than exactly one query returning data (or, with
+  a ThresholdMetricId, exactly the ANOMALY_DETECTION_BAND it names and the metric it bands), a
+  band operator without a band or a threshold operator with one, a single-metric field beside
+  Metrics;
 - queued delivery: no SQS queue, a queue without encryption, no event source mapping on it, a
   mapping without ReportBatchItemFailures or MaximumConcurrency or with batches above 10, a queue
   whose visibility timeout is under six times its function's timeout, no redrive to a dead-letter
@@ -418,6 +424,7 @@ def monitoring_problems(template, functions):
         props = alarm.get("Properties", {})
         if props.get("AlarmActions") != props.get("OKActions"):
             problems.append(f"{name}: AlarmActions and OKActions differ (a recovery nobody hears of)")
+        problems += cloudwatch.alarm_problems(name, alarm)
     dashboards = resources(template, "AWS::CloudWatch::Dashboard")
     if not dashboards:
         problems.append("no CloudWatch dashboard")

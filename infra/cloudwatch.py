@@ -1,9 +1,11 @@
-"""What CloudWatch refuses at deploy time and no offline tool looks at: the dashboard body.
+"""What CloudWatch refuses at deploy time and no offline tool looks at: the dashboard body and the
+metric math of alarms.
 
-cfn-lint sees a DashboardBody as one opaque string: a body PutDashboard answers "The dashboard body
-is invalid" passes it, and CloudFormation rolls the whole stack back half-way through a deploy. The
-rules below are CloudWatch's own, from its API reference ("Dashboard Body Structure and Syntax")
-and the user guide's search expression syntax.
+cfn-lint sees a DashboardBody as one opaque string, and an alarm's `Metrics` only as a list of
+well-typed objects: a body PutDashboard answers "The dashboard body is invalid", or metric math
+PutMetricAlarm refuses, passes it, and CloudFormation rolls the whole stack back half-way through
+a deploy. The rules below are CloudWatch's own, from its API reference ("Dashboard Body Structure
+and Syntax", "MetricDataQuery", "PutMetricAlarm") and the user guide's search expression syntax.
 """
 import json
 import re
@@ -29,8 +31,8 @@ VIEWS = {"timeSeries", "singleValue", "gauge", "bar", "pie", "table"}
 # A metric array may repeat the previous one's namespace, name or dimension name with ".".
 SAME_AS_ABOVE = "."
 
-# A dashboard metric's or expression's id: letters, digits and underscores, the first a lower-case
-# letter (an id is a variable in metric math).
+# A MetricDataQuery Id, and a dashboard metric's or expression's id: letters, digits and
+# underscores, the first a lower-case letter (an id is a variable in metric math).
 QUERY_ID = re.compile(r"^[a-z][A-Za-z0-9_]*$")
 # SEARCH('{Namespace, DimensionName, ...} terms', ...): the metric schema between the braces.
 SEARCH_SCHEMA = re.compile(r"SEARCH\(\s*'\s*\{([^}]*)\}")
@@ -39,6 +41,18 @@ SEARCH_SCHEMA = re.compile(r"SEARCH\(\s*'\s*\{([^}]*)\}")
 # examples leave the AWS/ namespaces bare ({AWS/EC2,InstanceId}), so those pass unquoted.
 BARE_SCHEMA_NAME = re.compile(r"^(AWS/)?[A-Za-z0-9]+$")
 
+# Metric math names its variables (query ids, lower-case first) beside functions and keywords
+# written in capitals (FILL, IF, ANOMALY_DETECTION_BAND, METRICS, REPEAT, ...); a name followed by
+# "(" is a function whatever its case.
+VARIABLE = re.compile(r"(?<![A-Za-z0-9_.])[a-z][A-Za-z0-9_]*(?![A-Za-z0-9_]|\s*\()")
+STRING_LITERAL = re.compile(r"'[^']*'|\"[^\"]*\"")
+ANOMALY_BAND = "ANOMALY_DETECTION_BAND"
+BAND_OPERATORS = {"LessThanLowerOrGreaterThanUpperThreshold", "LessThanLowerThreshold",
+                  "GreaterThanUpperThreshold"}
+# PutMetricAlarm: "If you use the Metrics parameter, you cannot include the Namespace, MetricName,
+# Dimensions, Period, Unit, Statistic, or ExtendedStatistic parameters".
+SINGLE_METRIC_KEYS = ("Namespace", "MetricName", "Dimensions", "Period", "Unit", "Statistic",
+                      "ExtendedStatistic")
 
 
 def substituted(value):
@@ -205,3 +219,65 @@ def search_problems(at, expression):
 def split_schema(schema):
     """The comma-separated names of a SEARCH metric schema, double-quoted ones kept whole."""
     return [part.strip() for part in re.findall(r'\s*("[^"]*"|[^,]+)\s*(?:,|$)', schema) if part.strip()]
+
+
+# --- Alarms ------------------------------------------------------------------------------------
+
+def returns_data(query):
+    """ReturnData as PutMetricAlarm reads it: absent means true."""
+    value = query.get("ReturnData", True)
+    return not (value is False or (isinstance(value, str) and value.lower() == "false"))
+
+
+def variables_of(expression):
+    """The query ids a metric math expression reads (string literals, as in SEARCH, left out)."""
+    return set(VARIABLE.findall(STRING_LITERAL.sub("", expression)))
+
+
+def alarm_problems(name, alarm):
+    props = alarm.get("Properties", {})
+    queries = props.get("Metrics")
+    if queries is None:
+        return []
+    if not isinstance(queries, list) or not queries or not all(isinstance(q, dict) for q in queries):
+        return [f"{name}: Metrics must be a non-empty list of queries"]
+    problems = [f"{name}: {key} beside Metrics (PutMetricAlarm takes one or the other)"
+                for key in SINGLE_METRIC_KEYS if key in props]
+    ids = [q.get("Id") for q in queries]
+    for query, query_id in zip(queries, ids):
+        if not isinstance(query_id, str) or not QUERY_ID.match(query_id):
+            problems.append(f"{name}: query Id {query_id!r} must start with a lower-case letter (then letters, digits, _)")
+        if ("Expression" in query) == ("MetricStat" in query):
+            problems.append(f"{name}: query {query_id!r} needs exactly one of Expression and MetricStat")
+        if isinstance(query.get("Expression"), str):
+            for undefined in sorted(variables_of(query["Expression"]) - set(ids)):
+                problems.append(f"{name}: query {query_id!r} reads {undefined!r}, which no query defines")
+    for query_id in sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1}):
+        problems.append(f"{name}: query Id {query_id!r} is used {ids.count(query_id)} times")
+    returning = [q.get("Id") for q in queries if returns_data(q)]
+    band_id = props.get("ThresholdMetricId")
+    operator = props.get("ComparisonOperator")
+    if band_id is None:
+        if len(returning) != 1:
+            problems.append(f"{name}: {len(returning)} queries return data ({returning}); exactly one must "
+                            f"(ReturnData: false on the others; absent means true)")
+        if operator in BAND_OPERATORS:
+            problems.append(f"{name}: {operator} compares with a band, and no ThresholdMetricId names one")
+        return problems
+    band = next((q for q in queries if q.get("Id") == band_id), None)
+    if band is None:
+        return problems + [f"{name}: ThresholdMetricId {band_id!r} names no query"]
+    if not str(band.get("Expression", "")).strip().startswith(ANOMALY_BAND):
+        problems.append(f"{name}: ThresholdMetricId {band_id!r} is not an {ANOMALY_BAND} expression")
+    # The band and the metric it is computed from both return data (AWS's anomaly alarm example).
+    watched = [i for i in returning if i != band_id]
+    if band_id not in returning or len(watched) != 1:
+        problems.append(f"{name}: with ThresholdMetricId, exactly the band {band_id!r} and the one metric it "
+                        f"bands return data; {returning} do")
+    elif watched[0] not in variables_of(str(band.get("Expression", ""))):
+        problems.append(f"{name}: the band {band_id!r} is not computed from {watched[0]!r}, the query the alarm watches")
+    if operator not in BAND_OPERATORS:
+        problems.append(f"{name}: ComparisonOperator {operator!r} with a band; expected one of {sorted(BAND_OPERATORS)}")
+    if "Threshold" in props:
+        problems.append(f"{name}: Threshold beside ThresholdMetricId (the band is the threshold)")
+    return problems

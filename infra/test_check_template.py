@@ -35,12 +35,20 @@ def dashboard_body():
     ]}
 
 
-def alarm(namespace, metric, dimension=None, math=False):
-    """An alarm on one metric: plain, or read through metric math as the throttled share is."""
+def alarm(namespace, metric, dimension=None, math=False, band=False):
+    """An alarm on one metric: plain, read through metric math as the throttled share is, or
+    against its anomaly band as the authorizer's denials are."""
     dimensions = [{"Name": "D", "Value": dimension}] if dimension else []
-    if math:
-        props = {"Metrics": [{"Id": "e", "Expression": "m * 100"}, {"Id": "m", "MetricStat": {
-            "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions}}}]}
+    stat = {"Id": "m", "MetricStat": {
+        "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions},
+        "Period": 300, "Stat": "Sum"}}
+    if band:
+        props = {"Metrics": [{"Id": "band", "Expression": "ANOMALY_DETECTION_BAND(m, 3)"}, stat],
+                 "ThresholdMetricId": "band", "ComparisonOperator": "GreaterThanUpperThreshold"}
+    elif math:
+        props = {"Metrics": [{"Id": "e", "Expression": "IF(m > 0, 100 * FILL(m, 0) / m, 0)"},
+                             {**stat, "ReturnData": False}],
+                 "Threshold": 5, "ComparisonOperator": "GreaterThanThreshold"}
     else:
         props = {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions}
     return {"Type": "AWS::CloudWatch::Alarm", "Properties": {**props, "AlarmActions": ACTIONS, "OKActions": ACTIONS}}
@@ -53,7 +61,7 @@ def monitoring():
                    for metric in ("IntegrationError", "ExecutionError")})
     alarms["FailedAlarm"] = alarm(NAMESPACE, "PostsFailed")
     alarms["ThrottledAlarm"] = alarm(NAMESPACE, "PostsThrottled", math=True)
-    alarms["DenialsAlarm"] = alarm(NAMESPACE, "AuthorizerDecisions", "deny", math=True)
+    alarms["DenialsAlarm"] = alarm(NAMESPACE, "AuthorizerDecisions", "deny", band=True)
     alarms["Dashboard"] = {"Type": "AWS::CloudWatch::Dashboard",
                            "Properties": {"DashboardBody": {"Fn::Sub": json.dumps(dashboard_body())}}}
     return alarms
@@ -495,6 +503,90 @@ class Dashboard(unittest.TestCase):
         body = dashboard_body()
         self.traffic(body).append([".", "MessageCount", ".", "${WebsocketsApi}"])
         self.assertEqual(dashboard_problems(body), [])
+
+
+def metrics_of(template, name):
+    return resource(template, name)["Properties"]["Metrics"]
+
+
+def alarm_problems(template):
+    return [p for p in check_template.check(template) if p.startswith(("ThrottledAlarm", "DenialsAlarm"))]
+
+
+class AlarmMetricMath(unittest.TestCase):
+    """What PutMetricAlarm refuses at deploy time (MetricDataQuery, PutMetricAlarm)."""
+
+    def test_the_ratio_and_the_anomaly_band_alarms_pass(self):
+        self.assertEqual(alarm_problems(minimal()), [])
+
+    def test_an_id_used_twice_or_not_starting_lower_case_fails(self):
+        t = minimal()
+        metrics_of(t, "ThrottledAlarm").append({"Id": "m", "Expression": "m * 2", "ReturnData": False})
+        self.assertEqual(alarm_problems(t), ["ThrottledAlarm: query Id 'm' is used 2 times"])
+        for bad in ("M", "1m", "m-1"):
+            t = minimal()
+            metrics_of(t, "ThrottledAlarm")[1]["Id"] = bad
+            metrics_of(t, "ThrottledAlarm")[0]["Expression"] = "100 * x"
+            metrics_of(t, "ThrottledAlarm").append({"Id": "x", "Expression": "1", "ReturnData": False})
+            self.assertEqual(alarm_problems(t), [
+                f"ThrottledAlarm: query Id {bad!r} must start with a lower-case letter (then letters, digits, _)"], bad)
+
+    def test_an_expression_reading_an_undefined_id_fails(self):
+        t = minimal()
+        metrics_of(t, "ThrottledAlarm")[0]["Expression"] = "IF(posts > 0, 100 * FILL(m, 0) / posts, 0)"
+        self.assertEqual(alarm_problems(t), ["ThrottledAlarm: query 'e' reads 'posts', which no query defines"])
+        t = minimal()
+        metrics_of(t, "DenialsAlarm")[0]["Expression"] = "ANOMALY_DETECTION_BAND(denials, 3)"
+        self.assertIn("DenialsAlarm: query 'band' reads 'denials', which no query defines", alarm_problems(t))
+
+    def test_a_query_with_both_or_neither_of_expression_and_metric_stat_fails(self):
+        t = minimal()
+        metrics_of(t, "ThrottledAlarm")[1]["Expression"] = "1"
+        self.assertEqual(alarm_problems(t), ["ThrottledAlarm: query 'm' needs exactly one of Expression and MetricStat"])
+
+    def test_other_than_exactly_one_query_returning_data_fails(self):
+        t = minimal()
+        del metrics_of(t, "ThrottledAlarm")[1]["ReturnData"]  # absent means true
+        self.assertEqual(alarm_problems(t), [
+            "ThrottledAlarm: 2 queries return data (['e', 'm']); exactly one must (ReturnData: false on the "
+            "others; absent means true)"])
+        t = minimal()
+        metrics_of(t, "ThrottledAlarm")[0]["ReturnData"] = False
+        self.assertIn("ThrottledAlarm: 0 queries return data ([])", alarm_problems(t)[0])
+
+    def test_a_threshold_metric_id_naming_no_band_or_a_band_alarm_returning_the_wrong_queries_fails(self):
+        t = minimal()
+        resource(t, "DenialsAlarm")["Properties"]["ThresholdMetricId"] = "bands"
+        self.assertEqual(alarm_problems(t), ["DenialsAlarm: ThresholdMetricId 'bands' names no query"])
+        t = minimal()
+        resource(t, "DenialsAlarm")["Properties"]["ThresholdMetricId"] = "m"
+        self.assertIn("DenialsAlarm: ThresholdMetricId 'm' is not an ANOMALY_DETECTION_BAND expression", alarm_problems(t))
+        t = minimal()
+        metrics_of(t, "DenialsAlarm")[1]["ReturnData"] = False
+        self.assertEqual(alarm_problems(t), [
+            "DenialsAlarm: with ThresholdMetricId, exactly the band 'band' and the one metric it bands return "
+            "data; ['band'] do"])
+
+    def test_band_and_threshold_settings_mixed_up_fail(self):
+        t = minimal()
+        resource(t, "DenialsAlarm")["Properties"]["ComparisonOperator"] = "GreaterThanThreshold"
+        resource(t, "DenialsAlarm")["Properties"]["Threshold"] = 3
+        self.assertEqual(alarm_problems(t), [
+            "DenialsAlarm: ComparisonOperator 'GreaterThanThreshold' with a band; expected one of "
+            "['GreaterThanUpperThreshold', 'LessThanLowerOrGreaterThanUpperThreshold', 'LessThanLowerThreshold']",
+            "DenialsAlarm: Threshold beside ThresholdMetricId (the band is the threshold)"])
+        t = minimal()
+        resource(t, "ThrottledAlarm")["Properties"]["ComparisonOperator"] = "GreaterThanUpperThreshold"
+        self.assertEqual(alarm_problems(t), [
+            "ThrottledAlarm: GreaterThanUpperThreshold compares with a band, and no ThresholdMetricId names one"])
+
+    def test_a_single_metric_field_beside_metrics_fails(self):
+        # What a YAML merge of the single-metric alarm's properties would bring in.
+        t = minimal()
+        resource(t, "ThrottledAlarm")["Properties"].update({"Namespace": "AWS/Lambda", "Statistic": "Sum"})
+        self.assertEqual(alarm_problems(t), [
+            "ThrottledAlarm: Namespace beside Metrics (PutMetricAlarm takes one or the other)",
+            "ThrottledAlarm: Statistic beside Metrics (PutMetricAlarm takes one or the other)"])
 
 
 class Artifacts(unittest.TestCase):
