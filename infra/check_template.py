@@ -8,7 +8,8 @@ Fails (exit 1, one line per problem) on:
   does not refuse an event with no principal (REQUIRE_PRINCIPAL);
 - an SSM secret reference in a stack that does not use it (auth off, or a JWKS URL);
 - a table without TTL on `ttl`, point-in-time recovery, encryption, on-demand billing, or
-  `Retain` on deletion and replacement; a log group without retention;
+  `Retain` on replacement and `Retain` or `RetainExceptOnCreate` on deletion; a log group without
+  retention;
 - any wildcard IAM resource beyond the two allowed suffixes (a log group's streams, and
   `POST /@connections/*` on this API's stage), a stand-alone IAM policy, any action but Query or
   Scan on an index;
@@ -59,6 +60,10 @@ INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
 # What an access log must never contain: the token rides in $connect's query string.
 LEAKY_LOG_VARIABLES = ("querystring", "requestoverride", "token", "$input", "$request", "$method")
 SSM_REFERENCE = "{{resolve:ssm"
+# The table outlives the stack and any replacement. RetainExceptOnCreate keeps it too, except when
+# the operation that created it rolls back: a failed first deploy holds no data, and Retain would
+# leave one orphaned table per failed attempt. UpdateReplacePolicy has no such value.
+TABLE_POLICIES = {"DeletionPolicy": ("RetainExceptOnCreate", "Retain"), "UpdateReplacePolicy": ("Retain",)}
 
 
 def resources(template, kind):
@@ -283,9 +288,10 @@ def table_problems(template):
             problems.append(f"{name}: server-side encryption is off")
         if props.get("BillingMode") != "PAY_PER_REQUEST":
             problems.append(f"{name}: not on-demand")
-        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
-            if table.get(policy) != "Retain":
-                problems.append(f"{name}: {policy} is {table.get(policy)!r}, expected 'Retain'")
+        for policy, kept in TABLE_POLICIES.items():
+            if table.get(policy) not in kept:
+                problems.append(f"{name}: {policy} is {table.get(policy)!r}, expected "
+                                f"{' or '.join(repr(k) for k in kept)}")
     for name, group in resources(template, "AWS::Logs::LogGroup").items():
         if "RetentionInDays" not in group.get("Properties", {}):
             problems.append(f"{name}: no log retention")

@@ -124,7 +124,8 @@ def minimal():
             "Stage": {"Type": "AWS::ApiGatewayV2::Stage", "Properties": {
                 "DefaultRouteSettings": {"ThrottlingRateLimit": "500", "ThrottlingBurstLimit": "1000"},
                 "RouteSettings": {"$default": {"ThrottlingRateLimit": "100", "ThrottlingBurstLimit": "200"}}}},
-            "ConnectionsTable": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain", "Properties": {
+            "ConnectionsTable": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "RetainExceptOnCreate",
+                                 "UpdateReplacePolicy": "Retain", "Properties": {
                 "BillingMode": "PAY_PER_REQUEST",
                 "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
@@ -222,10 +223,22 @@ class TemplateCheck(unittest.TestCase):
         self.assertTrue(problems_mentioning("TTL", t))
 
     def test_a_table_deleted_with_the_stack_or_on_replacement_fails(self):
-        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
-            t = minimal()
-            resource(t, "ConnectionsTable")[policy] = "Delete"
-            self.assertEqual(problems_mentioning(policy, t), [f"ConnectionsTable: {policy} is 'Delete', expected 'Retain'"])
+        for policy, expected in (("DeletionPolicy", "'RetainExceptOnCreate' or 'Retain'"),
+                                 ("UpdateReplacePolicy", "'Retain'")):
+            for value in ("Delete", "Snapshot", None):
+                t = minimal()
+                resource(t, "ConnectionsTable")[policy] = value
+                self.assertEqual(problems_mentioning(policy, t),
+                                 [f"ConnectionsTable: {policy} is {value!r}, expected {expected}"], value)
+
+    def test_a_table_not_kept_only_when_its_own_creation_rolls_back_passes(self):
+        # What serverless.yml ships: a failed first deploy leaves no orphaned table behind.
+        t = minimal()
+        resource(t, "ConnectionsTable")["DeletionPolicy"] = "RetainExceptOnCreate"
+        self.assertEqual(check_template.check(t), [])
+        resource(t, "ConnectionsTable")["UpdateReplacePolicy"] = "RetainExceptOnCreate"
+        self.assertEqual(problems_mentioning("UpdateReplacePolicy", t), [
+            "ConnectionsTable: UpdateReplacePolicy is 'RetainExceptOnCreate', expected 'Retain'"])
 
     def test_a_bare_wildcard_resource_fails(self):
         t = minimal()
