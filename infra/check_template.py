@@ -13,8 +13,9 @@ Fails (exit 1, one line per problem) on:
 - any wildcard IAM resource beyond the two allowed suffixes (a log group's streams, and
   `POST /@connections/*` on this API's stage), a stand-alone IAM policy, any action but Query or
   Scan on an index;
-- a hard-coded `amazonaws.com` in a function's environment or an output (AWS::URLSuffix differs
-  in the China partitions);
+- a hard-coded `amazonaws.com` in an endpoint the stack builds: a function's environment or an
+  output (AWS::URLSuffix differs in the China partitions); the identity provider's URLs passed in
+  as parameters (a Cognito JWKS URL or issuer) are the user's, not the stack's;
 - a stage without throttling, a $default throttled more loosely than the stage, full request
   logging (DataTraceEnabled), or an access log format that could write the token;
 - two functions uploaded under one S3 key (each would run the other's code);
@@ -196,9 +197,21 @@ def function_problems(functions):
     return problems
 
 
+# The identity provider's, passed in as parameters (jwksUrl, jwtIssuer, jwtAudience, jwtClientId):
+# a Cognito JWKS URL or issuer is https://cognito-idp.<region>.amazonaws.com/..., given by the user
+# as a literal, not built by the stack.
+IDENTITY_PROVIDER_VARIABLES = ("JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_CLIENT_ID")
+
+
 def hard_coded_suffix_problems(template, functions):
-    places = {f"{name} environment": fn.get("Properties", {}).get("Environment", {})
-              for name, fn in functions.items()}
+    """The endpoints the stack builds for itself (MANAGEMENT_ENDPOINT, the outputs) must use
+    AWS::URLSuffix; a literal in an identity provider variable is the user's URL, not one of them."""
+    places = {}
+    for name, fn in functions.items():
+        variables = fn.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for key, value in variables.items():
+            if not (key in IDENTITY_PROVIDER_VARIABLES and isinstance(value, str)):
+                places[f"{name} environment {key}"] = value
     places.update({f"output {name}": output for name, output in template.get("Outputs", {}).items()})
     return [f"{place}: hard-coded 'amazonaws.com'; use ${{AWS::URLSuffix}} (amazonaws.com.cn in China)"
             for place, value in places.items()

@@ -16,6 +16,7 @@ CONNECTIONS_ARN = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::Accou
 SSM_SECRET = "{{resolve:ssm:/ws-chat/dev/jwt-secret}}"
 NAMESPACE = "ws-chat/dev"
 ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+COGNITO = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example1"
 SEARCH = "SEARCH('{\"ws-chat/dev\",Action} MetricName=\"Messages\"', 'Sum', 300)"
 
 
@@ -279,6 +280,26 @@ class TemplateCheck(unittest.TestCase):
             "Fn::Join": ["", ["https://", {"Ref": "WebsocketsApi"}, ".execute-api.", {"Ref": "AWS::Region"}, ".amazonaws.com/dev"]]}
         t["Outputs"]["WebSocketUrl"]["Value"] = {"Fn::Sub": "wss://${WebsocketsApi}.execute-api.${AWS::Region}.amazonaws.com/dev"}
         self.assertEqual(len(problems_mentioning("AWS::URLSuffix", t)), 2)
+
+    def test_a_cognito_jwks_url_and_issuer_given_as_parameters_pass(self):
+        # README's production auth: the identity provider's URLs are the user's, not the stack's.
+        t = minimal()
+        variables(t, "AuthorizerLambdaFunction").update({
+            "JWKS_URL": f"{COGNITO}/.well-known/jwks.json", "JWT_ISSUER": COGNITO,
+            "JWT_CLIENT_ID": "1example23456789", "JWT_AUDIENCE": "", "JWT_SECRET": ""})
+        self.assertEqual(check_template.check(t, expect_authorizer=True), [])
+
+    def test_amazonaws_com_elsewhere_than_the_identity_provider_parameters_still_fails(self):
+        # A literal endpoint of the stack's own, or an identity provider URL the stack builds.
+        t = minimal()
+        variables(t, "ConnectLambdaFunction")["MANAGEMENT_ENDPOINT"] = "https://abc123.execute-api.us-east-1.amazonaws.com/dev"
+        variables(t, "AuthorizerLambdaFunction").update({"JWT_SECRET": "", "JWKS_URL": {
+            "Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}/.well-known/jwks.json"}})
+        self.assertEqual(sorted(problems_mentioning("AWS::URLSuffix", t)), [
+            "AuthorizerLambdaFunction environment JWKS_URL: hard-coded 'amazonaws.com'; use ${AWS::URLSuffix} "
+            "(amazonaws.com.cn in China)",
+            "ConnectLambdaFunction environment MANAGEMENT_ENDPOINT: hard-coded 'amazonaws.com'; use "
+            "${AWS::URLSuffix} (amazonaws.com.cn in China)"])
 
     def test_two_functions_under_one_s3_key_fail(self):
         t = minimal()
