@@ -43,9 +43,16 @@ Fails (exit 1, one line per problem) on:
   DELIVERY_QUEUE_URL naming it, no stack outputs with the queue's URL and ARN;
 - with --expect-production: a function without reserved concurrency (or with less than its event
   source mapping's MaximumConcurrency), a stage without an access log, or a $default no stricter
-  than the stage.
+  than the stage;
+- with --account-concurrency N (the account's Lambda concurrency quota in the region:
+  `aws lambda get-account-settings --query AccountLimit.ConcurrentExecutions`): reserved
+  concurrency that leaves less unreserved than Lambda's minimum (100, or the whole quota when it
+  is 100 or less: new accounts may have 10), and an SQS event source mapping on a function without
+  reserved concurrency whose MaximumConcurrency is more than half of what it shares with the
+  WebSocket routes.
 
     python3 check_template.py TEMPLATE.json [--artifacts] [--expect-authorizer] [--expect-production]
+                              [--account-concurrency N]
 """
 import json
 import re
@@ -539,7 +546,58 @@ def queue_url_problems(template, functions, queue_name):
     return problems
 
 
-def check(template, expect_authorizer=False, expect_production=False):
+# Lambda refuses reserved concurrency that would leave fewer unreserved executions than this for the
+# functions without a reservation (UnreservedConcurrentExecutions); on an account whose quota is
+# this or less (new accounts: as low as 10), the minimum it reports is the quota itself, so nothing
+# can be reserved there at all.
+UNRESERVED_MINIMUM = 100
+# An SQS event source mapping on a function without a reservation draws from the pool the WebSocket
+# routes' Lambdas share: it may take at most this share of it, or a backlog of delivery jobs would
+# throttle every connect, message and disconnect.
+QUEUE_SHARE = 0.5
+# The lowest MaximumConcurrency an SQS event source mapping takes.
+MAPPING_MINIMUM = 2
+
+
+def account_concurrency_problems(template, functions, quota):
+    """The template against the account's Lambda concurrency quota, as the deploy would meet it."""
+    problems = []
+    reserved = {}
+    for name, fn in functions.items():
+        props = fn.get("Properties", {})
+        if "ReservedConcurrentExecutions" in props:
+            value = number(props["ReservedConcurrentExecutions"])
+            if value is None:
+                problems.append(f"{name}: ReservedConcurrentExecutions {props['ReservedConcurrentExecutions']!r} "
+                                f"is not a number: cannot be checked against the quota")
+            else:
+                reserved[name] = value
+    total = sum(reserved.values())
+    minimum = min(UNRESERVED_MINIMUM, quota)
+    if reserved and quota - total < minimum:
+        listed = ", ".join(f"{name} {value:g}" for name, value in sorted(reserved.items()))
+        problems.append(f"reserved concurrency {total:g} in all ({listed}) against the account's quota of "
+                        f"{quota}: Lambda keeps at least {minimum} unreserved (UnreservedConcurrentExecutions), "
+                        f"so at most {max(quota - minimum, 0)} can be reserved; reserve less or raise the quota")
+        return problems  # the deploy fails there: what the queue would share is moot
+    pool = quota - total
+    for name, mapping in resources(template, "AWS::Lambda::EventSourceMapping").items():
+        props = mapping.get("Properties", {})
+        maximum = number(props.get("ScalingConfig", {}).get("MaximumConcurrency"))
+        targets = referenced(props.get("FunctionName"), functions)
+        if maximum is None or any(target in reserved for target in targets):
+            continue  # no cap is refused by queue_problems; a reservation caps the mapping itself
+        if maximum > QUEUE_SHARE * pool:
+            allowed = int(QUEUE_SHARE * pool)
+            fix = (f"set fanoutMaximumConcurrency to at most {allowed}" if allowed >= MAPPING_MINIMUM
+                   else f"the mapping takes no less than {MAPPING_MINIMUM}: raise the quota")
+            problems.append(f"{name}: MaximumConcurrency {maximum:g} could take more than half of the {pool:g} "
+                            f"concurrent executions it shares with the WebSocket routes (the account's quota "
+                            f"{quota} less {total:g} reserved); {fix}")
+    return problems
+
+
+def check(template, expect_authorizer=False, expect_production=False, account_concurrency=None):
     functions = resources(template, "AWS::Lambda::Function")
     problems = function_problems(functions)
     problems += route_problems(template, functions, expect_authorizer)
@@ -551,17 +609,35 @@ def check(template, expect_authorizer=False, expect_production=False):
     problems += queue_problems(template, functions, expect_production)
     if expect_production:
         problems += production_function_problems(functions)
+    if account_concurrency is not None:
+        problems += account_concurrency_problems(template, functions, account_concurrency)
     return problems
+
+
+def option_value(argv, name):
+    """The value of `name VALUE` or `name=VALUE` in argv; None when absent."""
+    for index, arg in enumerate(argv):
+        if arg == name:
+            return argv[index + 1] if index + 1 < len(argv) else ""
+        if arg.startswith(name + "="):
+            return arg[len(name) + 1:]
+    return None
 
 
 def main(argv):
     if len(argv) < 2 or argv[1].startswith("-"):
         print(__doc__)
         return 2
+    quota = option_value(argv, "--account-concurrency")
+    if quota is not None and not quota.isdigit():
+        print(f"check_template: --account-concurrency takes the account's Lambda concurrency quota, a "
+              f"whole number; got {quota!r}")
+        return 2
     template_path = Path(argv[1])
     template = json.loads(template_path.read_text())
     problems = check(template, expect_authorizer="--expect-authorizer" in argv,
-                     expect_production="--expect-production" in argv)
+                     expect_production="--expect-production" in argv,
+                     account_concurrency=None if quota is None else int(quota))
     if "--artifacts" in argv:
         # serverless resolves artifact paths from the service directory: infra/, where the
         # package directory (.serverless by default) lives.

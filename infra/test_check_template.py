@@ -1,4 +1,6 @@
 """The template check must catch each fault it names: each test breaks a good template one way."""
+import contextlib
+import io
 import json
 import os
 import struct
@@ -86,7 +88,7 @@ def delivery():
         "FanoutMapping": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
             "EventSourceArn": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]},
             "FunctionName": {"Fn::GetAtt": ["FanoutLambdaFunction", "Arn"]}, "BatchSize": 10,
-            "FunctionResponseTypes": ["ReportBatchItemFailures"], "ScalingConfig": {"MaximumConcurrency": 10}}},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"], "ScalingConfig": {"MaximumConcurrency": 2}}},
         "FanoutRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyDocument": {"Statement": [
             {"Effect": "Allow", "Action": [
                 "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
@@ -367,9 +369,77 @@ class TemplateCheck(unittest.TestCase):
         for name in ("ConnectLambdaFunction", "AuthorizerLambdaFunction", "FanoutLambdaFunction"):
             resource(t, name)["Properties"]["ReservedConcurrentExecutions"] = 10
         self.assertEqual(check_template.check(t, expect_production=True), [])
-        resource(t, "FanoutLambdaFunction")["Properties"]["ReservedConcurrentExecutions"] = 5
+        resource(t, "FanoutLambdaFunction")["Properties"]["ReservedConcurrentExecutions"] = 1
         self.assertEqual(problems_mentioning("throttled", t, expect_production=True), [
-            "FanoutLambdaFunction: reserved concurrency 5 under FanoutMapping's MaximumConcurrency 10: the mapping would be throttled"])
+            "FanoutLambdaFunction: reserved concurrency 1 under FanoutMapping's MaximumConcurrency 2: the mapping would be throttled"])
+
+
+def reserve(template, **by_function):
+    for function, value in by_function.items():
+        resource(template, f"{function}LambdaFunction")["Properties"]["ReservedConcurrentExecutions"] = value
+    return template
+
+
+def maximum_concurrency(template, value):
+    resource(template, "FanoutMapping")["Properties"]["ScalingConfig"]["MaximumConcurrency"] = value
+    return template
+
+
+class AccountConcurrency(unittest.TestCase):
+    """--account-concurrency N: what Lambda refuses, or what starves the routes, on an account whose
+    concurrency quota is N (new accounts: as low as 10)."""
+
+    def test_the_defaults_fit_a_new_account_with_a_quota_of_10(self):
+        self.assertEqual(check_template.check(minimal(), account_concurrency=10), [])
+
+    def test_reservations_leaving_fewer_than_100_unreserved_fail(self):
+        t = reserve(minimal(), Connect=10, Authorizer=10, Fanout=10)
+        self.assertEqual(check_template.check(t, account_concurrency=130), [])
+        self.assertEqual(check_template.check(t, account_concurrency=129), [
+            "reserved concurrency 30 in all (AuthorizerLambdaFunction 10, ConnectLambdaFunction 10, "
+            "FanoutLambdaFunction 10) against the account's quota of 129: Lambda keeps at least 100 unreserved "
+            "(UnreservedConcurrentExecutions), so at most 29 can be reserved; reserve less or raise the quota"])
+
+    def test_any_reservation_on_a_quota_of_100_or_less_fails(self):
+        # README's old production example (defaultReservedConcurrency=100) on a new account.
+        t = reserve(minimal(), Connect=100)
+        problems = check_template.check(t, account_concurrency=10)
+        self.assertEqual(len(problems), 1)
+        self.assertIn("against the account's quota of 10: Lambda keeps at least 10 unreserved", problems[0])
+        self.assertIn("so at most 0 can be reserved", problems[0])
+        # A reservation of 0 (a function switched off) takes nothing.
+        self.assertEqual(check_template.check(reserve(minimal(), Connect=0), account_concurrency=10), [])
+
+    def test_a_queue_that_could_take_more_than_half_of_the_shared_concurrency_fails(self):
+        # The old default, fanoutMaximumConcurrency=10, on a new account's quota of 10.
+        t = maximum_concurrency(minimal(), 10)
+        self.assertEqual(check_template.check(t, account_concurrency=10), [
+            "FanoutMapping: MaximumConcurrency 10 could take more than half of the 10 concurrent executions it "
+            "shares with the WebSocket routes (the account's quota 10 less 0 reserved); set "
+            "fanoutMaximumConcurrency to at most 5"])
+        self.assertEqual(check_template.check(maximum_concurrency(minimal(), 5), account_concurrency=10), [])
+        # Reservations elsewhere shrink what the queue shares with the unreserved routes.
+        t = reserve(maximum_concurrency(minimal(), 60), Connect=100)
+        self.assertEqual(check_template.check(t, account_concurrency=220), [])
+        self.assertEqual(len(check_template.check(t, account_concurrency=219)), 1)
+        # A quota too small for the mapping's least: nothing to set, the quota must grow.
+        problems = check_template.check(minimal(), account_concurrency=3)
+        self.assertEqual(len(problems), 1)
+        self.assertIn("the mapping takes no less than 2: raise the quota", problems[0])
+
+    def test_a_queue_on_a_function_with_its_own_reservation_is_capped_by_it(self):
+        t = reserve(maximum_concurrency(minimal(), 20), Fanout=20)
+        self.assertEqual(check_template.check(t, account_concurrency=1000), [])
+
+    def test_the_command_line_takes_the_quota_as_a_whole_number(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "template.json"
+            path.write_text(json.dumps(maximum_concurrency(minimal(), 10)))
+            for argv, code in (([], 0), (["--account-concurrency", "1000"], 0), (["--account-concurrency=10"], 1),
+                               (["--account-concurrency", "10"], 1), (["--account-concurrency", "ten"], 2),
+                               (["--account-concurrency"], 2)):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    self.assertEqual(check_template.main(["check_template.py", str(path), *argv]), code, argv)
 
 
 class DeliveryQueue(unittest.TestCase):
