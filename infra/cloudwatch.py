@@ -81,7 +81,8 @@ def substituted(value):
 # --- Dashboards --------------------------------------------------------------------------------
 
 def dashboard_problems(name, dashboard):
-    body = substituted(dashboard.get("Properties", {}).get("DashboardBody"))
+    props = dashboard.get("Properties")
+    body = substituted(props.get("DashboardBody") if isinstance(props, dict) else None)
     if body is None:
         return [f"{name}: DashboardBody is neither a string nor an Fn::Sub string: it cannot be checked"]
     try:
@@ -95,7 +96,8 @@ def dashboard_problems(name, dashboard):
     if len(widgets) > MAX_WIDGETS:
         problems.append(f"{name}: {len(widgets)} widgets, CloudWatch takes at most {MAX_WIDGETS}")
     for index, widget in enumerate(widgets):
-        title = widget.get("properties", {}).get("title") if isinstance(widget, dict) else None
+        properties = widget.get("properties") if isinstance(widget, dict) else None
+        title = properties.get("title") if isinstance(properties, dict) else None
         where = f"{name} widget {index}" + (f" ({title!r})" if isinstance(title, str) else "")
         problems += widget_problems(where, widget)
     return problems
@@ -112,7 +114,7 @@ def widget_problems(where, widget):
     if missing:
         return [f"{where}: no {', '.join(missing)} (every widget sets its type, place, size and properties)"]
     problems = []
-    if widget["type"] not in WIDGET_TYPES:
+    if not isinstance(widget["type"], str) or widget["type"] not in WIDGET_TYPES:
         problems.append(f"{where}: type {widget['type']!r}, expected one of {sorted(WIDGET_TYPES)}")
     x, y, width, height = (widget[key] for key in ("x", "y", "width", "height"))
     if not all(is_integer(v) for v in (x, y, width, height)):
@@ -140,7 +142,7 @@ def metric_widget_problems(where, properties):
     problems = []
     if not isinstance(properties.get("region"), str):
         problems.append(f"{where}: a metric widget needs its region")
-    if "view" in properties and properties["view"] not in VIEWS:
+    if "view" in properties and not (isinstance(properties["view"], str) and properties["view"] in VIEWS):
         problems.append(f"{where}: view {properties['view']!r}, expected one of {sorted(VIEWS)}")
     metrics = properties.get("metrics")
     if metrics is None and "annotations" in properties:
@@ -235,8 +237,8 @@ def variables_of(expression):
 
 
 def alarm_problems(name, alarm):
-    props = alarm.get("Properties", {})
-    queries = props.get("Metrics")
+    props = alarm.get("Properties")
+    queries = props.get("Metrics") if isinstance(props, dict) else None
     if queries is None:
         return []
     if not isinstance(queries, list) or not queries or not all(isinstance(q, dict) for q in queries):
@@ -244,19 +246,21 @@ def alarm_problems(name, alarm):
     problems = [f"{name}: {key} beside Metrics (PutMetricAlarm takes one or the other)"
                 for key in SINGLE_METRIC_KEYS if key in props]
     ids = [q.get("Id") for q in queries]
+    defined = {i for i in ids if isinstance(i, str)}
     for query, query_id in zip(queries, ids):
         if not isinstance(query_id, str) or not QUERY_ID.match(query_id):
             problems.append(f"{name}: query Id {query_id!r} must start with a lower-case letter (then letters, digits, _)")
         if ("Expression" in query) == ("MetricStat" in query):
             problems.append(f"{name}: query {query_id!r} needs exactly one of Expression and MetricStat")
         if isinstance(query.get("Expression"), str):
-            for undefined in sorted(variables_of(query["Expression"]) - set(ids)):
+            for undefined in sorted(variables_of(query["Expression"]) - defined):
                 problems.append(f"{name}: query {query_id!r} reads {undefined!r}, which no query defines")
-    for query_id in sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1}):
+    for query_id in sorted({i for i in defined if ids.count(i) > 1}):
         problems.append(f"{name}: query Id {query_id!r} is used {ids.count(query_id)} times")
     returning = [q.get("Id") for q in queries if returns_data(q)]
     band_id = props.get("ThresholdMetricId")
     operator = props.get("ComparisonOperator")
+    operator = operator if isinstance(operator, str) else repr(operator)
     if band_id is None:
         if len(returning) != 1:
             problems.append(f"{name}: {len(returning)} queries return data ({returning}); exactly one must "
@@ -274,7 +278,7 @@ def alarm_problems(name, alarm):
     if band_id not in returning or len(watched) != 1:
         problems.append(f"{name}: with ThresholdMetricId, exactly the band {band_id!r} and the one metric it "
                         f"bands return data; {returning} do")
-    elif watched[0] not in variables_of(str(band.get("Expression", ""))):
+    elif not (isinstance(watched[0], str) and watched[0] in variables_of(str(band.get("Expression", "")))):
         problems.append(f"{name}: the band {band_id!r} is not computed from {watched[0]!r}, the query the alarm watches")
     if operator not in BAND_OPERATORS:
         problems.append(f"{name}: ComparisonOperator {operator!r} with a band; expected one of {sorted(BAND_OPERATORS)}")

@@ -562,6 +562,7 @@ class Dashboard(unittest.TestCase):
             ("height", 0): "height 0, expected 1-1000",
             ("y", "0"): "x, y, width and height must be integers",
             ("type", "graph"): "type 'graph', expected one of",
+            ("properties", "metrics"): "properties must be an object",
         }
         for (key, value), message in cases.items():
             body = dashboard_body()
