@@ -8,12 +8,14 @@ Fails (exit 1, one line per problem) on:
   does not refuse an event with no principal (REQUIRE_PRINCIPAL);
 - an SSM secret reference in a stack that does not use it (auth off, or a JWKS URL);
 - a table without TTL on `ttl`, point-in-time recovery, encryption, on-demand billing, or
-  `Retain` on deletion and replacement; a log group without retention;
+  `Retain` on replacement and `Retain` or `RetainExceptOnCreate` on deletion; a log group without
+  retention;
 - any wildcard IAM resource beyond the two allowed suffixes (a log group's streams, and
   `POST /@connections/*` on this API's stage), a stand-alone IAM policy, any action but Query or
   Scan on an index;
-- a hard-coded `amazonaws.com` in a function's environment or an output (AWS::URLSuffix differs
-  in the China partitions);
+- a hard-coded `amazonaws.com` in an endpoint the stack builds: a function's environment or an
+  output (AWS::URLSuffix differs in the China partitions); the identity provider's URLs passed in
+  as parameters (a Cognito JWKS URL or issuer) are the user's, not the stack's;
 - a stage without throttling, a $default throttled more loosely than the stage, full request
   logging (DataTraceEnabled), or an access log format that could write the token;
 - two functions uploaded under one S3 key (each would run the other's code);
@@ -23,6 +25,17 @@ Fails (exit 1, one line per problem) on:
   without an alarm on its Errors and on its Throttles, no alarm on API Gateway's IntegrationError
   and ExecutionError, none on the posts that failed or were throttled or on authorizer denials in
   the functions' namespace, an alarm whose AlarmActions and OKActions differ, no dashboard;
+- a dashboard body CloudWatch would refuse at deploy time, rolling the stack back (cloudwatch.py):
+  not JSON once its ${...} are substituted, a widget without its type, place, size or properties or
+  off the grid, a metric widget without its region or a `metrics` array, an entry of `metrics`
+  that is not an array, a malformed metric array, an id used twice in a widget or not starting
+  with a lower-case letter, a SEARCH whose schema leaves a namespace like ws-chat/dev unquoted;
+- alarm metric math PutMetricAlarm would refuse (cloudwatch.py): query ids not unique or not
+  starting with a lower-case letter, a query with both or neither of Expression and MetricStat, an
+  expression reading an id no query defines, other than exactly one query returning data (or, with
+  a ThresholdMetricId, exactly the ANOMALY_DETECTION_BAND it names and the metric it bands), a
+  band operator without a band or a threshold operator with one, a single-metric field beside
+  Metrics;
 - queued delivery: no SQS queue, a queue without encryption, no event source mapping on it, a
   mapping without ReportBatchItemFailures or MaximumConcurrency or with batches above 10, a queue
   whose visibility timeout is under six times its function's timeout, no redrive to a dead-letter
@@ -30,9 +43,16 @@ Fails (exit 1, one line per problem) on:
   DELIVERY_QUEUE_URL naming it, no stack outputs with the queue's URL and ARN;
 - with --expect-production: a function without reserved concurrency (or with less than its event
   source mapping's MaximumConcurrency), a stage without an access log, or a $default no stricter
-  than the stage.
+  than the stage;
+- with --account-concurrency N (the account's Lambda concurrency quota in the region:
+  `aws lambda get-account-settings --query AccountLimit.ConcurrentExecutions`): reserved
+  concurrency that leaves less unreserved than Lambda's minimum (100, or the whole quota when it
+  is 100 or less: new accounts may have 10), and an SQS event source mapping on a function without
+  reserved concurrency whose MaximumConcurrency is more than half of what it shares with the
+  WebSocket routes.
 
     python3 check_template.py TEMPLATE.json [--artifacts] [--expect-authorizer] [--expect-production]
+                              [--account-concurrency N]
 """
 import json
 import re
@@ -40,6 +60,7 @@ import sys
 from pathlib import Path
 
 import artifacts
+import cloudwatch
 
 REQUIRED_ROUTES = {"$connect", "$disconnect", "$default"}
 RUNTIME = "provided.al2023"
@@ -47,6 +68,10 @@ INDEX_ACTIONS = {"dynamodb:Query", "dynamodb:Scan"}
 # What an access log must never contain: the token rides in $connect's query string.
 LEAKY_LOG_VARIABLES = ("querystring", "requestoverride", "token", "$input", "$request", "$method")
 SSM_REFERENCE = "{{resolve:ssm"
+# The table outlives the stack and any replacement. RetainExceptOnCreate keeps it too, except when
+# the operation that created it rolls back: a failed first deploy holds no data, and Retain would
+# leave one orphaned table per failed attempt. UpdateReplacePolicy has no such value.
+TABLE_POLICIES = {"DeletionPolicy": ("RetainExceptOnCreate", "Retain"), "UpdateReplacePolicy": ("Retain",)}
 
 
 def resources(template, kind):
@@ -179,9 +204,21 @@ def function_problems(functions):
     return problems
 
 
+# The identity provider's, passed in as parameters (jwksUrl, jwtIssuer, jwtAudience, jwtClientId):
+# a Cognito JWKS URL or issuer is https://cognito-idp.<region>.amazonaws.com/..., given by the user
+# as a literal, not built by the stack.
+IDENTITY_PROVIDER_VARIABLES = ("JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_CLIENT_ID")
+
+
 def hard_coded_suffix_problems(template, functions):
-    places = {f"{name} environment": fn.get("Properties", {}).get("Environment", {})
-              for name, fn in functions.items()}
+    """The endpoints the stack builds for itself (MANAGEMENT_ENDPOINT, the outputs) must use
+    AWS::URLSuffix; a literal in an identity provider variable is the user's URL, not one of them."""
+    places = {}
+    for name, fn in functions.items():
+        variables = fn.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for key, value in variables.items():
+            if not (key in IDENTITY_PROVIDER_VARIABLES and isinstance(value, str)):
+                places[f"{name} environment {key}"] = value
     places.update({f"output {name}": output for name, output in template.get("Outputs", {}).items()})
     return [f"{place}: hard-coded 'amazonaws.com'; use ${{AWS::URLSuffix}} (amazonaws.com.cn in China)"
             for place, value in places.items()
@@ -271,9 +308,10 @@ def table_problems(template):
             problems.append(f"{name}: server-side encryption is off")
         if props.get("BillingMode") != "PAY_PER_REQUEST":
             problems.append(f"{name}: not on-demand")
-        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
-            if table.get(policy) != "Retain":
-                problems.append(f"{name}: {policy} is {table.get(policy)!r}, expected 'Retain'")
+        for policy, kept in TABLE_POLICIES.items():
+            if table.get(policy) not in kept:
+                problems.append(f"{name}: {policy} is {table.get(policy)!r}, expected "
+                                f"{' or '.join(repr(k) for k in kept)}")
     for name, group in resources(template, "AWS::Logs::LogGroup").items():
         if "RetentionInDays" not in group.get("Properties", {}):
             problems.append(f"{name}: no log retention")
@@ -412,8 +450,12 @@ def monitoring_problems(template, functions):
         props = alarm.get("Properties", {})
         if props.get("AlarmActions") != props.get("OKActions"):
             problems.append(f"{name}: AlarmActions and OKActions differ (a recovery nobody hears of)")
-    if not resources(template, "AWS::CloudWatch::Dashboard"):
+        problems += cloudwatch.alarm_problems(name, alarm)
+    dashboards = resources(template, "AWS::CloudWatch::Dashboard")
+    if not dashboards:
         problems.append("no CloudWatch dashboard")
+    for name, dashboard in dashboards.items():
+        problems += cloudwatch.dashboard_problems(name, dashboard)
     return problems
 
 
@@ -504,7 +546,58 @@ def queue_url_problems(template, functions, queue_name):
     return problems
 
 
-def check(template, expect_authorizer=False, expect_production=False):
+# Lambda refuses reserved concurrency that would leave fewer unreserved executions than this for the
+# functions without a reservation (UnreservedConcurrentExecutions); on an account whose quota is
+# this or less (new accounts: as low as 10), the minimum it reports is the quota itself, so nothing
+# can be reserved there at all.
+UNRESERVED_MINIMUM = 100
+# An SQS event source mapping on a function without a reservation draws from the pool the WebSocket
+# routes' Lambdas share: it may take at most this share of it, or a backlog of delivery jobs would
+# throttle every connect, message and disconnect.
+QUEUE_SHARE = 0.5
+# The lowest MaximumConcurrency an SQS event source mapping takes.
+MAPPING_MINIMUM = 2
+
+
+def account_concurrency_problems(template, functions, quota):
+    """The template against the account's Lambda concurrency quota, as the deploy would meet it."""
+    problems = []
+    reserved = {}
+    for name, fn in functions.items():
+        props = fn.get("Properties", {})
+        if "ReservedConcurrentExecutions" in props:
+            value = number(props["ReservedConcurrentExecutions"])
+            if value is None:
+                problems.append(f"{name}: ReservedConcurrentExecutions {props['ReservedConcurrentExecutions']!r} "
+                                f"is not a number: cannot be checked against the quota")
+            else:
+                reserved[name] = value
+    total = sum(reserved.values())
+    minimum = min(UNRESERVED_MINIMUM, quota)
+    if reserved and quota - total < minimum:
+        listed = ", ".join(f"{name} {value:g}" for name, value in sorted(reserved.items()))
+        problems.append(f"reserved concurrency {total:g} in all ({listed}) against the account's quota of "
+                        f"{quota}: Lambda keeps at least {minimum} unreserved (UnreservedConcurrentExecutions), "
+                        f"so at most {max(quota - minimum, 0)} can be reserved; reserve less or raise the quota")
+        return problems  # the deploy fails there: what the queue would share is moot
+    pool = quota - total
+    for name, mapping in resources(template, "AWS::Lambda::EventSourceMapping").items():
+        props = mapping.get("Properties", {})
+        maximum = number(props.get("ScalingConfig", {}).get("MaximumConcurrency"))
+        targets = referenced(props.get("FunctionName"), functions)
+        if maximum is None or any(target in reserved for target in targets):
+            continue  # no cap is refused by queue_problems; a reservation caps the mapping itself
+        if maximum > QUEUE_SHARE * pool:
+            allowed = int(QUEUE_SHARE * pool)
+            fix = (f"set fanoutMaximumConcurrency to at most {allowed}" if allowed >= MAPPING_MINIMUM
+                   else f"the mapping takes no less than {MAPPING_MINIMUM}: raise the quota")
+            problems.append(f"{name}: MaximumConcurrency {maximum:g} could take more than half of the {pool:g} "
+                            f"concurrent executions it shares with the WebSocket routes (the account's quota "
+                            f"{quota} less {total:g} reserved); {fix}")
+    return problems
+
+
+def check(template, expect_authorizer=False, expect_production=False, account_concurrency=None):
     functions = resources(template, "AWS::Lambda::Function")
     problems = function_problems(functions)
     problems += route_problems(template, functions, expect_authorizer)
@@ -516,17 +609,35 @@ def check(template, expect_authorizer=False, expect_production=False):
     problems += queue_problems(template, functions, expect_production)
     if expect_production:
         problems += production_function_problems(functions)
+    if account_concurrency is not None:
+        problems += account_concurrency_problems(template, functions, account_concurrency)
     return problems
+
+
+def option_value(argv, name):
+    """The value of `name VALUE` or `name=VALUE` in argv; None when absent."""
+    for index, arg in enumerate(argv):
+        if arg == name:
+            return argv[index + 1] if index + 1 < len(argv) else ""
+        if arg.startswith(name + "="):
+            return arg[len(name) + 1:]
+    return None
 
 
 def main(argv):
     if len(argv) < 2 or argv[1].startswith("-"):
         print(__doc__)
         return 2
+    quota = option_value(argv, "--account-concurrency")
+    if quota is not None and not quota.isdigit():
+        print(f"check_template: --account-concurrency takes the account's Lambda concurrency quota, a "
+              f"whole number; got {quota!r}")
+        return 2
     template_path = Path(argv[1])
     template = json.loads(template_path.read_text())
     problems = check(template, expect_authorizer="--expect-authorizer" in argv,
-                     expect_production="--expect-production" in argv)
+                     expect_production="--expect-production" in argv,
+                     account_concurrency=None if quota is None else int(quota))
     if "--artifacts" in argv:
         # serverless resolves artifact paths from the service directory: infra/, where the
         # package directory (.serverless by default) lives.

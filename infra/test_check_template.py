@@ -1,4 +1,6 @@
 """The template check must catch each fault it names: each test breaks a good template one way."""
+import contextlib
+import io
 import json
 import os
 import struct
@@ -16,14 +18,40 @@ CONNECTIONS_ARN = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::Accou
 SSM_SECRET = "{{resolve:ssm:/ws-chat/dev/jwt-secret}}"
 NAMESPACE = "ws-chat/dev"
 ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+COGNITO = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example1"
+SEARCH = "SEARCH('{\"ws-chat/dev\",Action} MetricName=\"Messages\"', 'Sum', 300)"
 
 
-def alarm(namespace, metric, dimension=None, math=False):
-    """An alarm on one metric: plain, or read through metric math as the throttled share is."""
+def dashboard_body():
+    """A dashboard body as serverless.yml writes one (an Fn::Sub string, once parsed)."""
+    return {"widgets": [
+        {"type": "metric", "x": 0, "y": 0, "width": 12, "height": 6, "properties": {
+            "title": "Traffic", "region": "${AWS::Region}", "stat": "Sum", "period": 300, "view": "timeSeries",
+            "metrics": [
+                ["AWS/ApiGateway", "ConnectCount", "ApiId", "${WebsocketsApi}"],
+                [NAMESPACE, "ConnectionsOpened"],
+                ["AWS/Lambda", "Duration", "FunctionName", "${ConnectLambdaFunction}", {"label": "connect", "id": "m1"}],
+                ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${DeliveryQueue.QueueName}"],
+                [{"expression": SEARCH, "label": "Messages", "id": "emessagessum"}],
+            ]}},
+        {"type": "text", "x": 12, "y": 0, "width": 12, "height": 6, "properties": {"markdown": "Runbook: ${!NotSubstituted}"}},
+    ]}
+
+
+def alarm(namespace, metric, dimension=None, math=False, band=False):
+    """An alarm on one metric: plain, read through metric math as the throttled share is, or
+    against its anomaly band as the authorizer's denials are."""
     dimensions = [{"Name": "D", "Value": dimension}] if dimension else []
-    if math:
-        props = {"Metrics": [{"Id": "e", "Expression": "m * 100"}, {"Id": "m", "MetricStat": {
-            "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions}}}]}
+    stat = {"Id": "m", "MetricStat": {
+        "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions},
+        "Period": 300, "Stat": "Sum"}}
+    if band:
+        props = {"Metrics": [{"Id": "band", "Expression": "ANOMALY_DETECTION_BAND(m, 3)"}, stat],
+                 "ThresholdMetricId": "band", "ComparisonOperator": "GreaterThanUpperThreshold"}
+    elif math:
+        props = {"Metrics": [{"Id": "e", "Expression": "IF(m > 0, 100 * FILL(m, 0) / m, 0)"},
+                             {**stat, "ReturnData": False}],
+                 "Threshold": 5, "ComparisonOperator": "GreaterThanThreshold"}
     else:
         props = {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions}
     return {"Type": "AWS::CloudWatch::Alarm", "Properties": {**props, "AlarmActions": ACTIONS, "OKActions": ACTIONS}}
@@ -36,8 +64,9 @@ def monitoring():
                    for metric in ("IntegrationError", "ExecutionError")})
     alarms["FailedAlarm"] = alarm(NAMESPACE, "PostsFailed")
     alarms["ThrottledAlarm"] = alarm(NAMESPACE, "PostsThrottled", math=True)
-    alarms["DenialsAlarm"] = alarm(NAMESPACE, "AuthorizerDecisions", "deny", math=True)
-    alarms["Dashboard"] = {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardBody": "{}"}}
+    alarms["DenialsAlarm"] = alarm(NAMESPACE, "AuthorizerDecisions", "deny", band=True)
+    alarms["Dashboard"] = {"Type": "AWS::CloudWatch::Dashboard",
+                           "Properties": {"DashboardBody": {"Fn::Sub": json.dumps(dashboard_body())}}}
     return alarms
 
 
@@ -59,7 +88,7 @@ def delivery():
         "FanoutMapping": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
             "EventSourceArn": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]},
             "FunctionName": {"Fn::GetAtt": ["FanoutLambdaFunction", "Arn"]}, "BatchSize": 10,
-            "FunctionResponseTypes": ["ReportBatchItemFailures"], "ScalingConfig": {"MaximumConcurrency": 10}}},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"], "ScalingConfig": {"MaximumConcurrency": 2}}},
         "FanoutRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyDocument": {"Statement": [
             {"Effect": "Allow", "Action": [
                 "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
@@ -98,7 +127,8 @@ def minimal():
             "Stage": {"Type": "AWS::ApiGatewayV2::Stage", "Properties": {
                 "DefaultRouteSettings": {"ThrottlingRateLimit": "500", "ThrottlingBurstLimit": "1000"},
                 "RouteSettings": {"$default": {"ThrottlingRateLimit": "100", "ThrottlingBurstLimit": "200"}}}},
-            "ConnectionsTable": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain", "Properties": {
+            "ConnectionsTable": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "RetainExceptOnCreate",
+                                 "UpdateReplacePolicy": "Retain", "Properties": {
                 "BillingMode": "PAY_PER_REQUEST",
                 "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
@@ -146,6 +176,18 @@ def variables(template, function):
     return resource(template, function)["Properties"]["Environment"]["Variables"]
 
 
+def with_dashboard(body):
+    """A good template whose dashboard body is `body` (a dict to serialise, or the raw text)."""
+    t = minimal()
+    text = body if isinstance(body, str) else json.dumps(body)
+    resource(t, "Dashboard")["Properties"]["DashboardBody"] = {"Fn::Sub": text}
+    return t
+
+
+def dashboard_problems(body):
+    return [p for p in check_template.check(with_dashboard(body)) if p.startswith("Dashboard")]
+
+
 def problems_mentioning(text, template, **options):
     return [p for p in check_template.check(template, **options) if text in p]
 
@@ -184,10 +226,22 @@ class TemplateCheck(unittest.TestCase):
         self.assertTrue(problems_mentioning("TTL", t))
 
     def test_a_table_deleted_with_the_stack_or_on_replacement_fails(self):
-        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
-            t = minimal()
-            resource(t, "ConnectionsTable")[policy] = "Delete"
-            self.assertEqual(problems_mentioning(policy, t), [f"ConnectionsTable: {policy} is 'Delete', expected 'Retain'"])
+        for policy, expected in (("DeletionPolicy", "'RetainExceptOnCreate' or 'Retain'"),
+                                 ("UpdateReplacePolicy", "'Retain'")):
+            for value in ("Delete", "Snapshot", None):
+                t = minimal()
+                resource(t, "ConnectionsTable")[policy] = value
+                self.assertEqual(problems_mentioning(policy, t),
+                                 [f"ConnectionsTable: {policy} is {value!r}, expected {expected}"], value)
+
+    def test_a_table_not_kept_only_when_its_own_creation_rolls_back_passes(self):
+        # What serverless.yml ships: a failed first deploy leaves no orphaned table behind.
+        t = minimal()
+        resource(t, "ConnectionsTable")["DeletionPolicy"] = "RetainExceptOnCreate"
+        self.assertEqual(check_template.check(t), [])
+        resource(t, "ConnectionsTable")["UpdateReplacePolicy"] = "RetainExceptOnCreate"
+        self.assertEqual(problems_mentioning("UpdateReplacePolicy", t), [
+            "ConnectionsTable: UpdateReplacePolicy is 'RetainExceptOnCreate', expected 'Retain'"])
 
     def test_a_bare_wildcard_resource_fails(self):
         t = minimal()
@@ -228,6 +282,26 @@ class TemplateCheck(unittest.TestCase):
             "Fn::Join": ["", ["https://", {"Ref": "WebsocketsApi"}, ".execute-api.", {"Ref": "AWS::Region"}, ".amazonaws.com/dev"]]}
         t["Outputs"]["WebSocketUrl"]["Value"] = {"Fn::Sub": "wss://${WebsocketsApi}.execute-api.${AWS::Region}.amazonaws.com/dev"}
         self.assertEqual(len(problems_mentioning("AWS::URLSuffix", t)), 2)
+
+    def test_a_cognito_jwks_url_and_issuer_given_as_parameters_pass(self):
+        # README's production auth: the identity provider's URLs are the user's, not the stack's.
+        t = minimal()
+        variables(t, "AuthorizerLambdaFunction").update({
+            "JWKS_URL": f"{COGNITO}/.well-known/jwks.json", "JWT_ISSUER": COGNITO,
+            "JWT_CLIENT_ID": "1example23456789", "JWT_AUDIENCE": "", "JWT_SECRET": ""})
+        self.assertEqual(check_template.check(t, expect_authorizer=True), [])
+
+    def test_amazonaws_com_elsewhere_than_the_identity_provider_parameters_still_fails(self):
+        # A literal endpoint of the stack's own, or an identity provider URL the stack builds.
+        t = minimal()
+        variables(t, "ConnectLambdaFunction")["MANAGEMENT_ENDPOINT"] = "https://abc123.execute-api.us-east-1.amazonaws.com/dev"
+        variables(t, "AuthorizerLambdaFunction").update({"JWT_SECRET": "", "JWKS_URL": {
+            "Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}/.well-known/jwks.json"}})
+        self.assertEqual(sorted(problems_mentioning("AWS::URLSuffix", t)), [
+            "AuthorizerLambdaFunction environment JWKS_URL: hard-coded 'amazonaws.com'; use ${AWS::URLSuffix} "
+            "(amazonaws.com.cn in China)",
+            "ConnectLambdaFunction environment MANAGEMENT_ENDPOINT: hard-coded 'amazonaws.com'; use "
+            "${AWS::URLSuffix} (amazonaws.com.cn in China)"])
 
     def test_two_functions_under_one_s3_key_fail(self):
         t = minimal()
@@ -295,9 +369,77 @@ class TemplateCheck(unittest.TestCase):
         for name in ("ConnectLambdaFunction", "AuthorizerLambdaFunction", "FanoutLambdaFunction"):
             resource(t, name)["Properties"]["ReservedConcurrentExecutions"] = 10
         self.assertEqual(check_template.check(t, expect_production=True), [])
-        resource(t, "FanoutLambdaFunction")["Properties"]["ReservedConcurrentExecutions"] = 5
+        resource(t, "FanoutLambdaFunction")["Properties"]["ReservedConcurrentExecutions"] = 1
         self.assertEqual(problems_mentioning("throttled", t, expect_production=True), [
-            "FanoutLambdaFunction: reserved concurrency 5 under FanoutMapping's MaximumConcurrency 10: the mapping would be throttled"])
+            "FanoutLambdaFunction: reserved concurrency 1 under FanoutMapping's MaximumConcurrency 2: the mapping would be throttled"])
+
+
+def reserve(template, **by_function):
+    for function, value in by_function.items():
+        resource(template, f"{function}LambdaFunction")["Properties"]["ReservedConcurrentExecutions"] = value
+    return template
+
+
+def maximum_concurrency(template, value):
+    resource(template, "FanoutMapping")["Properties"]["ScalingConfig"]["MaximumConcurrency"] = value
+    return template
+
+
+class AccountConcurrency(unittest.TestCase):
+    """--account-concurrency N: what Lambda refuses, or what starves the routes, on an account whose
+    concurrency quota is N (new accounts: as low as 10)."""
+
+    def test_the_defaults_fit_a_new_account_with_a_quota_of_10(self):
+        self.assertEqual(check_template.check(minimal(), account_concurrency=10), [])
+
+    def test_reservations_leaving_fewer_than_100_unreserved_fail(self):
+        t = reserve(minimal(), Connect=10, Authorizer=10, Fanout=10)
+        self.assertEqual(check_template.check(t, account_concurrency=130), [])
+        self.assertEqual(check_template.check(t, account_concurrency=129), [
+            "reserved concurrency 30 in all (AuthorizerLambdaFunction 10, ConnectLambdaFunction 10, "
+            "FanoutLambdaFunction 10) against the account's quota of 129: Lambda keeps at least 100 unreserved "
+            "(UnreservedConcurrentExecutions), so at most 29 can be reserved; reserve less or raise the quota"])
+
+    def test_any_reservation_on_a_quota_of_100_or_less_fails(self):
+        # README's old production example (defaultReservedConcurrency=100) on a new account.
+        t = reserve(minimal(), Connect=100)
+        problems = check_template.check(t, account_concurrency=10)
+        self.assertEqual(len(problems), 1)
+        self.assertIn("against the account's quota of 10: Lambda keeps at least 10 unreserved", problems[0])
+        self.assertIn("so at most 0 can be reserved", problems[0])
+        # A reservation of 0 (a function switched off) takes nothing.
+        self.assertEqual(check_template.check(reserve(minimal(), Connect=0), account_concurrency=10), [])
+
+    def test_a_queue_that_could_take_more_than_half_of_the_shared_concurrency_fails(self):
+        # The old default, fanoutMaximumConcurrency=10, on a new account's quota of 10.
+        t = maximum_concurrency(minimal(), 10)
+        self.assertEqual(check_template.check(t, account_concurrency=10), [
+            "FanoutMapping: MaximumConcurrency 10 could take more than half of the 10 concurrent executions it "
+            "shares with the WebSocket routes (the account's quota 10 less 0 reserved); set "
+            "fanoutMaximumConcurrency to at most 5"])
+        self.assertEqual(check_template.check(maximum_concurrency(minimal(), 5), account_concurrency=10), [])
+        # Reservations elsewhere shrink what the queue shares with the unreserved routes.
+        t = reserve(maximum_concurrency(minimal(), 60), Connect=100)
+        self.assertEqual(check_template.check(t, account_concurrency=220), [])
+        self.assertEqual(len(check_template.check(t, account_concurrency=219)), 1)
+        # A quota too small for the mapping's least: nothing to set, the quota must grow.
+        problems = check_template.check(minimal(), account_concurrency=3)
+        self.assertEqual(len(problems), 1)
+        self.assertIn("the mapping takes no less than 2: raise the quota", problems[0])
+
+    def test_a_queue_on_a_function_with_its_own_reservation_is_capped_by_it(self):
+        t = reserve(maximum_concurrency(minimal(), 20), Fanout=20)
+        self.assertEqual(check_template.check(t, account_concurrency=1000), [])
+
+    def test_the_command_line_takes_the_quota_as_a_whole_number(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "template.json"
+            path.write_text(json.dumps(maximum_concurrency(minimal(), 10)))
+            for argv, code in (([], 0), (["--account-concurrency", "1000"], 0), (["--account-concurrency=10"], 1),
+                               (["--account-concurrency", "10"], 1), (["--account-concurrency", "ten"], 2),
+                               (["--account-concurrency"], 2)):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    self.assertEqual(check_template.main(["check_template.py", str(path), *argv]), code, argv)
 
 
 class DeliveryQueue(unittest.TestCase):
@@ -358,6 +500,198 @@ class DeliveryQueue(unittest.TestCase):
         resource(t, "FanoutRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"].remove("sqs:DeleteMessage")
         self.assertEqual(problems_mentioning("missing", t), [
             "FanoutRole: missing ['sqs:DeleteMessage']: the code calls them"])
+
+
+class Dashboard(unittest.TestCase):
+    """What PutDashboard refuses at deploy time, rolling the whole stack back."""
+
+    def traffic(self, body):
+        return body["widgets"][0]["properties"]["metrics"]
+
+    def test_the_good_body_passes_with_its_substitutions(self):
+        self.assertEqual(dashboard_problems(dashboard_body()), [])
+
+    def test_a_body_that_is_not_json_once_substituted_fails(self):
+        text = json.dumps(dashboard_body())
+        for broken in (text[:-1], text.replace('"width": 12', '"width": ${Width}', 1)):
+            problems = dashboard_problems(broken)
+            self.assertEqual(len(problems), 1, broken[-40:])
+            self.assertIn("Dashboard: DashboardBody is not JSON once its ${...} are substituted", problems[0])
+        self.assertEqual(dashboard_problems({"widget": []}), ["Dashboard: DashboardBody has no 'widgets' array"])
+
+    def test_an_expression_listed_bare_under_metrics_fails(self):
+        # The mistake that rolled every deploy back: {"expression": ...} instead of [{"expression": ...}].
+        body = dashboard_body()
+        self.traffic(body).append({"expression": SEARCH.replace("Messages", "Recipients"), "id": "erecipients"})
+        self.assertEqual(dashboard_problems(body), [
+            "Dashboard widget 0 ('Traffic') metrics[5]: every entry of 'metrics' must be an array "
+            "(wrap it: [{\"expression\": ...}])"])
+        body = dashboard_body()
+        self.traffic(body)[4].append({"expression": "m1 * 2", "id": "e2"})
+        self.assertEqual(len([p for p in dashboard_problems(body) if "exactly one object" in p]), 1)
+
+    def test_an_id_used_twice_or_not_starting_lower_case_fails(self):
+        body = dashboard_body()
+        self.traffic(body).append([{"expression": "m1 * 2", "id": "emessagessum"}])
+        self.assertEqual(dashboard_problems(body), [
+            "Dashboard widget 0 ('Traffic'): id 'emessagessum' is used 2 times (ids are unique in a widget)"])
+        for bad in ("Emessages", "1e", "e-1"):
+            body = dashboard_body()
+            self.traffic(body)[4][0]["id"] = bad
+            self.assertEqual(dashboard_problems(body), [
+                f"Dashboard widget 0 ('Traffic') metrics[4]: id {bad!r} must start with a lower-case letter "
+                f"(then letters, digits, _)"], bad)
+
+    def test_a_search_with_an_unquoted_namespace_fails(self):
+        body = dashboard_body()
+        self.traffic(body)[4][0]["expression"] = SEARCH.replace('"ws-chat/dev"', "ws-chat/dev")
+        self.assertEqual(len(dashboard_problems(body)), 1)
+        self.assertIn("SEARCH's schema names 'ws-chat/dev' unquoted", dashboard_problems(body)[0])
+        # AWS's own namespaces go bare in AWS's examples; quoted dimension names are fine too.
+        for fine in ("SEARCH('{AWS/EC2,InstanceId} MetricName=\"CPUUtilization\"', 'Average', 300)",
+                     "SEARCH('{\"ws-chat/dev\",\"Error Code\"} MetricName=\"MessagesRefused\"', 'Sum', 300)"):
+            body = dashboard_body()
+            self.traffic(body)[4][0]["expression"] = fine
+            self.assertEqual(dashboard_problems(body), [], fine)
+
+    def test_a_widget_without_its_place_or_off_the_grid_fails(self):
+        cases = {
+            ("x", None): "no x (every widget sets its type, place, size and properties)",
+            ("width", 25): "width 25, expected 1-24",
+            ("x", 18): "x 18 + width 12 runs past the 24-column grid",
+            ("height", 0): "height 0, expected 1-1000",
+            ("y", "0"): "x, y, width and height must be integers",
+            ("type", "graph"): "type 'graph', expected one of",
+            ("properties", "metrics"): "properties must be an object",
+        }
+        for (key, value), message in cases.items():
+            body = dashboard_body()
+            if value is None:
+                del body["widgets"][0][key]
+            else:
+                body["widgets"][0][key] = value
+            problems = dashboard_problems(body)
+            self.assertEqual(len(problems), 1, (key, value, problems))
+            self.assertIn(message, problems[0])
+
+    def test_a_metric_widget_without_its_region_a_metrics_array_or_with_an_unknown_view_fails(self):
+        for key, value, message in (("region", None, "a metric widget needs its region"),
+                                    ("metrics", {"a": 1}, "'metrics' must be an array of arrays"),
+                                    ("view", "line", "view 'line', expected one of")):
+            body = dashboard_body()
+            properties = body["widgets"][0]["properties"]
+            if value is None:
+                del properties[key]
+            else:
+                properties[key] = value
+            problems = dashboard_problems(body)
+            self.assertEqual(len(problems), 1, key)
+            self.assertIn(message, problems[0])
+
+    def test_a_malformed_metric_array_fails(self):
+        cases = [
+            ([NAMESPACE], "a metric needs a namespace and a metric name"),
+            ([NAMESPACE, "PostsFailed", "Action"], "dimension 'Action' has no value"),
+            ([NAMESPACE, "PostsFailed", {"label": "x"}, "Action", "join"], "then at most one options object, last"),
+            ([NAMESPACE, 7], "then at most one options object, last"),
+        ]
+        for entry, message in cases:
+            body = dashboard_body()
+            self.traffic(body).append(entry)
+            problems = dashboard_problems(body)
+            self.assertEqual(len(problems), 1, entry)
+            self.assertIn("metrics[5]: ", problems[0])
+            self.assertIn(message, problems[0])
+        body = dashboard_body()
+        self.traffic(body)[0][0] = "."
+        self.assertIn("'.' repeats the previous metric's value, and this is the first metric", dashboard_problems(body)[0])
+        body = dashboard_body()
+        self.traffic(body).append([".", "MessageCount", ".", "${WebsocketsApi}"])
+        self.assertEqual(dashboard_problems(body), [])
+
+
+def metrics_of(template, name):
+    return resource(template, name)["Properties"]["Metrics"]
+
+
+def alarm_problems(template):
+    return [p for p in check_template.check(template) if p.startswith(("ThrottledAlarm", "DenialsAlarm"))]
+
+
+class AlarmMetricMath(unittest.TestCase):
+    """What PutMetricAlarm refuses at deploy time (MetricDataQuery, PutMetricAlarm)."""
+
+    def test_the_ratio_and_the_anomaly_band_alarms_pass(self):
+        self.assertEqual(alarm_problems(minimal()), [])
+
+    def test_an_id_used_twice_or_not_starting_lower_case_fails(self):
+        t = minimal()
+        metrics_of(t, "ThrottledAlarm").append({"Id": "m", "Expression": "m * 2", "ReturnData": False})
+        self.assertEqual(alarm_problems(t), ["ThrottledAlarm: query Id 'm' is used 2 times"])
+        for bad in ("M", "1m", "m-1"):
+            t = minimal()
+            metrics_of(t, "ThrottledAlarm")[1]["Id"] = bad
+            metrics_of(t, "ThrottledAlarm")[0]["Expression"] = "100 * x"
+            metrics_of(t, "ThrottledAlarm").append({"Id": "x", "Expression": "1", "ReturnData": False})
+            self.assertEqual(alarm_problems(t), [
+                f"ThrottledAlarm: query Id {bad!r} must start with a lower-case letter (then letters, digits, _)"], bad)
+
+    def test_an_expression_reading_an_undefined_id_fails(self):
+        t = minimal()
+        metrics_of(t, "ThrottledAlarm")[0]["Expression"] = "IF(posts > 0, 100 * FILL(m, 0) / posts, 0)"
+        self.assertEqual(alarm_problems(t), ["ThrottledAlarm: query 'e' reads 'posts', which no query defines"])
+        t = minimal()
+        metrics_of(t, "DenialsAlarm")[0]["Expression"] = "ANOMALY_DETECTION_BAND(denials, 3)"
+        self.assertIn("DenialsAlarm: query 'band' reads 'denials', which no query defines", alarm_problems(t))
+
+    def test_a_query_with_both_or_neither_of_expression_and_metric_stat_fails(self):
+        t = minimal()
+        metrics_of(t, "ThrottledAlarm")[1]["Expression"] = "1"
+        self.assertEqual(alarm_problems(t), ["ThrottledAlarm: query 'm' needs exactly one of Expression and MetricStat"])
+
+    def test_other_than_exactly_one_query_returning_data_fails(self):
+        t = minimal()
+        del metrics_of(t, "ThrottledAlarm")[1]["ReturnData"]  # absent means true
+        self.assertEqual(alarm_problems(t), [
+            "ThrottledAlarm: 2 queries return data (['e', 'm']); exactly one must (ReturnData: false on the "
+            "others; absent means true)"])
+        t = minimal()
+        metrics_of(t, "ThrottledAlarm")[0]["ReturnData"] = False
+        self.assertIn("ThrottledAlarm: 0 queries return data ([])", alarm_problems(t)[0])
+
+    def test_a_threshold_metric_id_naming_no_band_or_a_band_alarm_returning_the_wrong_queries_fails(self):
+        t = minimal()
+        resource(t, "DenialsAlarm")["Properties"]["ThresholdMetricId"] = "bands"
+        self.assertEqual(alarm_problems(t), ["DenialsAlarm: ThresholdMetricId 'bands' names no query"])
+        t = minimal()
+        resource(t, "DenialsAlarm")["Properties"]["ThresholdMetricId"] = "m"
+        self.assertIn("DenialsAlarm: ThresholdMetricId 'm' is not an ANOMALY_DETECTION_BAND expression", alarm_problems(t))
+        t = minimal()
+        metrics_of(t, "DenialsAlarm")[1]["ReturnData"] = False
+        self.assertEqual(alarm_problems(t), [
+            "DenialsAlarm: with ThresholdMetricId, exactly the band 'band' and the one metric it bands return "
+            "data; ['band'] do"])
+
+    def test_band_and_threshold_settings_mixed_up_fail(self):
+        t = minimal()
+        resource(t, "DenialsAlarm")["Properties"]["ComparisonOperator"] = "GreaterThanThreshold"
+        resource(t, "DenialsAlarm")["Properties"]["Threshold"] = 3
+        self.assertEqual(alarm_problems(t), [
+            "DenialsAlarm: ComparisonOperator 'GreaterThanThreshold' with a band; expected one of "
+            "['GreaterThanUpperThreshold', 'LessThanLowerOrGreaterThanUpperThreshold', 'LessThanLowerThreshold']",
+            "DenialsAlarm: Threshold beside ThresholdMetricId (the band is the threshold)"])
+        t = minimal()
+        resource(t, "ThrottledAlarm")["Properties"]["ComparisonOperator"] = "GreaterThanUpperThreshold"
+        self.assertEqual(alarm_problems(t), [
+            "ThrottledAlarm: GreaterThanUpperThreshold compares with a band, and no ThresholdMetricId names one"])
+
+    def test_a_single_metric_field_beside_metrics_fails(self):
+        # What a YAML merge of the single-metric alarm's properties would bring in.
+        t = minimal()
+        resource(t, "ThrottledAlarm")["Properties"].update({"Namespace": "AWS/Lambda", "Statistic": "Sum"})
+        self.assertEqual(alarm_problems(t), [
+            "ThrottledAlarm: Namespace beside Metrics (PutMetricAlarm takes one or the other)",
+            "ThrottledAlarm: Statistic beside Metrics (PutMetricAlarm takes one or the other)"])
 
 
 class Artifacts(unittest.TestCase):
