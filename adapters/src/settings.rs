@@ -41,6 +41,8 @@ pub enum Value {
     },
     /// Free text; required where `default` is `None`.
     Text { default: Option<&'static str> },
+    /// Text that must never be shown: `--help` hides what the environment holds.
+    Secret,
 }
 
 /// Who reads a setting.
@@ -68,6 +70,7 @@ impl Setting {
             Value::Switch { default } => Some(default.to_string()),
             Value::Choice { default, .. } => Some(default.to_string()),
             Value::Text { default } => default.map(str::to_string),
+            Value::Secret => None,
         }
     }
 
@@ -88,9 +91,11 @@ impl Setting {
         };
         match self.value {
             Value::Number { min, max, .. } => {
-                let n: u64 = raw.trim().parse().map_err(|e| invalid(format!("{e}")))?;
-                if !(min..=max).contains(&n) {
-                    return Err(invalid(format!("must be between {min} and {max}")));
+                let within = raw.trim().parse().is_ok_and(|n: u64| (min..=max).contains(&n));
+                if !within {
+                    return Err(invalid(format!(
+                        "must be a whole number between {min} and {max}"
+                    )));
                 }
             }
             Value::Switch { .. } => {
@@ -101,7 +106,7 @@ impl Setting {
                     return Err(invalid(format!("must be one of {}", choices.join(", "))));
                 }
             }
-            Value::Text { .. } => {}
+            Value::Text { .. } | Value::Secret => {}
         }
         Ok(Some(raw))
     }
@@ -283,6 +288,53 @@ pub const CONNECTIONS_TABLE: Setting = Setting {
     )
 };
 
+// --- Authentication: the authorizer Lambda, and the local gateway's authorizer ---------------
+
+pub const JWKS_URL: Setting = shared(
+    "JWKS_URL",
+    "turn the authorizer on with the keys of a JWKS document (RS256/ES256: Cognito, Auth0, ...)",
+    Value::Text { default: None },
+);
+
+pub const JWT_SECRET: Setting = shared(
+    "JWT_SECRET",
+    "turn the authorizer on with an HS256 secret of at least 32 bytes (used when JWKS_URL is empty)",
+    Value::Secret,
+);
+
+pub const JWT_ISSUER: Setting = shared(
+    "JWT_ISSUER",
+    "the iss tokens must have (required with JWKS_URL)",
+    Value::Text { default: None },
+);
+
+pub const JWT_AUDIENCE: Setting = shared(
+    "JWT_AUDIENCE",
+    "the aud tokens must have (with JWKS_URL: this or JWT_CLIENT_ID)",
+    Value::Text { default: None },
+);
+
+pub const JWT_CLIENT_ID: Setting = shared(
+    "JWT_CLIENT_ID",
+    "Cognito access tokens (no aud): the app client id their client_id must name, with token_use access",
+    Value::Text { default: None },
+);
+
+/// Minutes would let expired tokens in for minutes.
+pub const JWT_LEEWAY_SECONDS: Setting = shared(
+    "JWT_LEEWAY_SECONDS",
+    "clock skew tolerated on exp and nbf",
+    number(0, 300, 30),
+);
+
+/// Often enough to see a rotation within a day, not so often that every cold start hammers the
+/// identity provider.
+pub const JWKS_REFRESH_SECONDS: Setting = shared(
+    "JWKS_REFRESH_SECONDS",
+    "how often the JWKS is fetched again (and at once for an unknown kid)",
+    number(60, 86_400, 3_600),
+);
+
 // --- The Lambdas' only ----------------------------------------------------------------------
 
 pub const MANAGEMENT_ENDPOINT: Setting = lambdas(
@@ -358,6 +410,13 @@ pub const ALL: &[Setting] = &[
     LIST_SHARDS,
     NOTIFIER_CLIENT,
     DELIVERY_QUEUE_URL,
+    JWKS_URL,
+    JWT_SECRET,
+    JWT_ISSUER,
+    JWT_AUDIENCE,
+    JWT_CLIENT_ID,
+    JWT_LEEWAY_SECONDS,
+    JWKS_REFRESH_SECONDS,
     METRICS_NAMESPACE,
     RUST_LOG,
     SSL_CERT_FILE,

@@ -189,8 +189,11 @@ impl TestClient {
     }
 }
 
-/// Whether `frame` answers the request `request_id`.
+/// Whether `frame` answers the request `request_id`: an `error`, or the frame type some action
+/// declares as its answer (`domain::actions::ACTIONS`).
 fn answers(frame: &Value, request_id: &str) -> bool {
-    const ANSWERS: [&str; 5] = ["ack", "error", "identity", "pong", "members"];
-    frame["requestId"] == request_id && ANSWERS.iter().any(|kind| frame["type"] == *kind)
+    let kind = frame["type"].as_str().unwrap_or_default();
+    frame["requestId"] == request_id
+        && (kind == domain::protocol::frames::ERROR.name
+            || domain::actions::ACTIONS.iter().any(|action| action.answer == kind))
 }

@@ -257,3 +257,19 @@ async fn a_burst_of_100_lets_about_20_through_and_delivers_only_those(gw: Runnin
     assert_eq!(delivered, sent_through, "only acked messages reach bob");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_echo_to_sender_off_a_sender_does_not_receive_its_own_broadcast() {
+    let gw = gateway(&["--echo-to-sender", "false"]).await;
+    let mut alice = TestClient::connect(&gw).await;
+    let mut bob = TestClient::connect(&gw).await;
+
+    let ack = alice
+        .request(json!({"action": "sendmessage", "data": "to everyone"}))
+        .await;
+
+    assert_eq!(ack["delivered"], 1, "bob only: {ack}");
+    assert_eq!(bob.next_of_type("message").await["data"], "to everyone");
+    assert_eq!(alice.messages_so_far().await, Vec::<Value>::new(), "alice heard herself");
+    gw.shutdown().await;
+}

@@ -1,16 +1,11 @@
 //! The authorizer's configuration, from the environment or the local gateway's flags.
 
-use std::ops::RangeInclusive;
 use std::time::Duration;
+
+use crate::settings::{self, Setting};
 
 use super::jwks::{JwksSource, JwksSourceError};
 use super::jwt::{Audience, JwtVerifier, Keys, VerifierError};
-
-/// Clock skew tolerated on `exp` and `nbf`: minutes would let expired tokens in for minutes.
-const LEEWAY_SECONDS: RangeInclusive<u64> = 0..=300;
-/// How often the JWKS is fetched again: often enough to see a rotation within a day, not so
-/// often that every cold start hammers the identity provider.
-const JWKS_REFRESH_SECONDS: RangeInclusive<u64> = 60..=86_400;
 
 #[derive(Debug, Clone, Default)]
 pub struct AuthConfig {
@@ -33,13 +28,8 @@ pub enum AuthConfigError {
     NoKeys,
     #[error("JWT_SECRET must be at least 32 bytes (HS256 is only as strong as its secret)")]
     WeakSecret,
-    #[error("{name} = {value:?} is not a number of seconds between {min} and {max}")]
-    BadSeconds {
-        name: &'static str,
-        value: String,
-        min: u64,
-        max: u64,
-    },
+    #[error(transparent)]
+    Setting(crate::config::ConfigError),
     #[error(
         "set JWT_AUDIENCE (tokens with an `aud` claim) or JWT_CLIENT_ID (Cognito access tokens), not both"
     )]
@@ -55,32 +45,33 @@ impl AuthConfig {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// Every variable, its bounds and default, is declared in [`crate::settings`].
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, AuthConfigError> {
-        let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let seconds = |name: &'static str, default: u64, range: RangeInclusive<u64>| {
-            let Some(value) = non_empty(name) else {
-                return Ok(Duration::from_secs(default));
-            };
-            match value.parse() {
-                Ok(n) if range.contains(&n) => Ok(Duration::from_secs(n)),
-                _ => Err(AuthConfigError::BadSeconds {
-                    name,
-                    value,
-                    min: *range.start(),
-                    max: *range.end(),
-                }),
-            }
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let text = |setting: &Setting| get(setting.name);
+        let seconds = |setting: &Setting| {
+            setting
+                .parsed::<u64>(&get, false)
+                .map(Duration::from_secs)
+                .map_err(AuthConfigError::Setting)
         };
         let config = Self {
-            jwks_url: non_empty("JWKS_URL"),
-            secret: non_empty("JWT_SECRET"),
-            issuer: non_empty("JWT_ISSUER"),
-            audience: non_empty("JWT_AUDIENCE"),
-            client_id: non_empty("JWT_CLIENT_ID"),
-            leeway: seconds("JWT_LEEWAY_SECONDS", 30, LEEWAY_SECONDS)?,
-            jwks_refresh: seconds("JWKS_REFRESH_SECONDS", 3600, JWKS_REFRESH_SECONDS)?,
+            jwks_url: text(&settings::JWKS_URL),
+            secret: text(&settings::JWT_SECRET),
+            issuer: text(&settings::JWT_ISSUER),
+            audience: text(&settings::JWT_AUDIENCE),
+            client_id: text(&settings::JWT_CLIENT_ID),
+            leeway: seconds(&settings::JWT_LEEWAY_SECONDS)?,
+            jwks_refresh: seconds(&settings::JWKS_REFRESH_SECONDS)?,
         };
         config.verifier().map(|_| config.clone())
+    }
+
+    /// Whether a secret or a JWKS URL is configured: without either, authentication is off.
+    pub fn is_on(get: impl Fn(&str) -> Option<String>) -> bool {
+        [&settings::JWKS_URL, &settings::JWT_SECRET]
+            .iter()
+            .any(|setting| get(setting.name).is_some_and(|v| !v.trim().is_empty()))
     }
 
     fn audience(&self) -> Result<Option<Audience>, AuthConfigError> {

@@ -90,21 +90,8 @@ pub struct Options {
     /// Use a DynamoDB-compatible server (moto, DynamoDB Local) instead of the in-memory store.
     #[arg(long, env = "LOCAL_GATEWAY_DYNAMODB_ENDPOINT")]
     pub dynamodb_endpoint: Option<String>,
-    /// Turn the authorizer on with an HS256 secret (at least 32 bytes); clients then connect with
-    /// `?token=<JWT>`.
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// Turn the authorizer on with the keys of a JWKS document (RS256/ES256).
-    #[arg(long, env = "JWKS_URL")]
-    pub jwks_url: Option<String>,
-    #[arg(long, env = "JWT_ISSUER")]
-    pub jwt_issuer: Option<String>,
-    #[arg(long, env = "JWT_AUDIENCE")]
-    pub jwt_audience: Option<String>,
-    /// Cognito access tokens (no `aud`): the app client id their `client_id` must name.
-    #[arg(long, env = "JWT_CLIENT_ID")]
-    pub jwt_client_id: Option<String>,
-    /// Print an HS256 token for this subject, signed with --jwt-secret and valid for an hour, then exit.
+    /// Print an HS256 token for this subject, signed with --jwt-secret (or JWT_SECRET) and valid
+    /// for an hour, then exit.
     #[arg(long, value_name = "SUBJECT")]
     pub mint_token: Option<String>,
     /// With --mint-token: the private rooms the token grants, as its `rooms` claim
@@ -175,6 +162,7 @@ fn arg_for(setting: &'static Setting) -> Arg {
             Value::Switch { .. } => "true|false",
             _ => "VALUE",
         })
+        .hide_env_values(setting.value == Value::Secret)
         .value_parser(move |raw: &str| {
             setting
                 .read(&|_| Some(raw.to_string()), true)

@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => println!("  delivery:      inline only (--workers 0), no @publish"),
     }
-    if options.jwt_secret.is_some() || options.jwks_url.is_some() {
+    if options.auth_is_on() {
         println!(
             "  authorizer:    on (connect with {}?token=<JWT>)",
             gateway.ws_url()

@@ -13,9 +13,10 @@ pub(crate) use inbound::{Fields, parse_envelope};
 pub use inbound::{MAX_NESTING, ParseError, RequestId};
 pub use outbound::{ErrorCode, FRAMES, Frame, FrameError, PresenceEvent, encode};
 
-/// Each frame type's declaration, by name, for the actions that answer with one.
-pub(crate) mod frames {
-    pub(crate) use super::outbound::{ACK, IDENTITY, MEMBERS, PONG};
+/// Each frame type's declaration, by name: for the actions that answer with one, and for
+/// clients that wait for one.
+pub mod frames {
+    pub use super::outbound::{ACK, ERROR, IDENTITY, MEMBERS, MESSAGE, PONG, PRESENCE, TYPING};
 }
 
 /// API Gateway's limit for one WebSocket message, inbound or outbound (128 KB).

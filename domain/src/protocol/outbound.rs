@@ -177,7 +177,7 @@ const ANSWER_ID: FieldSpec = FieldSpec::optional(
     "the requestId of the request this answers",
 );
 
-pub(crate) const MESSAGE: FrameSpec = FrameSpec {
+pub const MESSAGE: FrameSpec = FrameSpec {
     name: "message",
     doc: "A message from a connection (sendmessage, publish, send) or from a backend.",
     fields: &[
@@ -197,12 +197,12 @@ pub(crate) const MESSAGE: FrameSpec = FrameSpec {
         ),
     ],
 };
-pub(crate) const PONG: FrameSpec = FrameSpec {
+pub const PONG: FrameSpec = FrameSpec {
     name: "pong",
     doc: "The answer to ping.",
     fields: &[ANSWER_ID],
 };
-pub(crate) const IDENTITY: FrameSpec = FrameSpec {
+pub const IDENTITY: FrameSpec = FrameSpec {
     name: "identity",
     doc: "The answer to whoami.",
     fields: &[
@@ -215,7 +215,7 @@ pub(crate) const IDENTITY: FrameSpec = FrameSpec {
         ANSWER_ID,
     ],
 };
-pub(crate) const TYPING: FrameSpec = FrameSpec {
+pub const TYPING: FrameSpec = FrameSpec {
     name: "typing",
     doc: "Someone in the room is typing; never sent to the typist.",
     fields: &[
@@ -224,7 +224,7 @@ pub(crate) const TYPING: FrameSpec = FrameSpec {
         field::ROOM,
     ],
 };
-pub(crate) const PRESENCE: FrameSpec = FrameSpec {
+pub const PRESENCE: FrameSpec = FrameSpec {
     name: "presence",
     doc: "A member joined or left a room of at most PRESENCE_MAX_MEMBERS members.",
     fields: &[
@@ -234,7 +234,7 @@ pub(crate) const PRESENCE: FrameSpec = FrameSpec {
         PRINCIPAL,
     ],
 };
-pub(crate) const MEMBERS: FrameSpec = FrameSpec {
+pub const MEMBERS: FrameSpec = FrameSpec {
     name: "members",
     doc: "One page of a room's member list, in connection-id order.",
     fields: &[
@@ -249,7 +249,7 @@ pub(crate) const MEMBERS: FrameSpec = FrameSpec {
         ANSWER_ID,
     ],
 };
-pub(crate) const ACK: FrameSpec = FrameSpec {
+pub const ACK: FrameSpec = FrameSpec {
     name: "ack",
     doc: "The answer to a request with a requestId whose action has no answer of its own.",
     fields: &[
@@ -268,7 +268,7 @@ pub(crate) const ACK: FrameSpec = FrameSpec {
         ),
     ],
 };
-pub(crate) const ERROR: FrameSpec = FrameSpec {
+pub const ERROR: FrameSpec = FrameSpec {
     name: "error",
     doc: "A request was refused; nothing was done for it.",
     fields: &[

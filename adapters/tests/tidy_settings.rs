@@ -1,0 +1,118 @@
+//! `infra/serverless.yml` sets the Lambdas' environment; `adapters::settings` declares what each
+//! variable means, its default and its bounds. This test fails when the two disagree: a variable
+//! the stack sets that nothing declares (a typo, or a setting the code no longer reads), or a
+//! number whose default deploy parameter is outside the declared bounds.
+
+use std::collections::BTreeMap;
+
+use adapters::settings::{ALL, Setting, UsedBy, Value};
+use serde_norway::Value as Yaml;
+
+const SERVERLESS_YML: &str = include_str!("../../infra/serverless.yml");
+
+fn serverless() -> Yaml {
+    serde_norway::from_str(SERVERLESS_YML).expect("infra/serverless.yml is YAML")
+}
+
+/// Every variable the stack sets: where (provider or a function), and its value as written.
+fn environment(yaml: &Yaml) -> Vec<(String, String, Yaml)> {
+    let mut found = Vec::new();
+    let mut add = |place: String, env: Option<&Yaml>| {
+        for (name, value) in env.and_then(Yaml::as_mapping).into_iter().flatten() {
+            let name = name.as_str().expect("variable names are strings").to_string();
+            found.push((place.clone(), name, value.clone()));
+        }
+    };
+    add("provider".into(), yaml["provider"].get("environment"));
+    for (function, body) in yaml["functions"].as_mapping().expect("functions") {
+        let function = function.as_str().expect("function names are strings");
+        add(format!("function {function}"), body.get("environment"));
+    }
+    found
+}
+
+/// The stack's default for `${param:NAME}`, or the literal itself.
+fn resolved(yaml: &Yaml, value: &Yaml) -> Option<String> {
+    let text = match value {
+        Yaml::String(text) => text.clone(),
+        Yaml::Number(n) => n.to_string(),
+        Yaml::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    match text
+        .strip_prefix("${param:")
+        .and_then(|rest| rest.strip_suffix('}'))
+    {
+        Some(param) => {
+            let default = &yaml["params"]["default"][param];
+            resolved(yaml, default)
+        }
+        None if text.contains("${") => None,
+        None => Some(text),
+    }
+}
+
+fn declared(name: &str) -> Option<&'static Setting> {
+    ALL.iter().find(|setting| setting.name == name)
+}
+
+#[test]
+fn tidy_every_variable_the_stack_sets_is_a_declared_setting() {
+    let yaml = serverless();
+    let env = environment(&yaml);
+    assert!(env.len() > 10, "the environment was read: {env:?}");
+    let undeclared: Vec<String> = env
+        .iter()
+        .filter(|(_, name, _)| declared(name).is_none())
+        .map(|(place, name, _)| format!("{place}: {name}"))
+        .collect();
+    assert!(
+        undeclared.is_empty(),
+        "set by serverless.yml but not declared in adapters/src/settings.rs: {undeclared:?}"
+    );
+}
+
+#[test]
+fn tidy_the_stacks_default_values_are_within_the_declared_bounds() {
+    let yaml = serverless();
+    let mut checked = BTreeMap::new();
+    for (place, name, value) in environment(&yaml) {
+        let (Some(setting), Some(value)) = (declared(&name), resolved(&yaml, &value)) else {
+            continue;
+        };
+        if matches!(setting.value, Value::Number { .. } | Value::Switch { .. } | Value::Choice { .. })
+        {
+            let result = setting.read(&|_| Some(value.clone()), false);
+            assert!(result.is_ok(), "{place}: {name} = {value:?}: {result:?}");
+            checked.insert(name, value);
+        }
+    }
+    assert!(
+        checked.contains_key("FANOUT_CONCURRENCY") && checked.contains_key("RATE_LIMIT_BURST"),
+        "the numbers were checked: {checked:?}"
+    );
+}
+
+#[test]
+fn tidy_the_local_gateway_reads_every_setting_but_the_deployments_own() {
+    // What only a deployment has: its endpoint, its namespace, the runtime's own variables.
+    let lambdas_only: Vec<&str> = ALL
+        .iter()
+        .filter(|s| s.used_by == UsedBy::Lambdas)
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        lambdas_only,
+        [
+            "MANAGEMENT_ENDPOINT",
+            "API_ID",
+            "STAGE",
+            "AWS_URL_SUFFIX",
+            "REQUIRE_PRINCIPAL",
+            "METRICS_NAMESPACE",
+            "RUST_LOG",
+            "SSL_CERT_FILE"
+        ],
+        "a new setting the local gateway cannot take must say why here"
+    );
+}
