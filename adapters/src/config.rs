@@ -215,31 +215,91 @@ mod tests {
     #[test]
     fn every_numeric_setting_out_of_its_range_stops_start_up_naming_the_variable() {
         let table = [
-            ("PAGE_SIZE", "0", "must be a whole number between 1 and 10000"),
-            ("PAGE_SIZE", "10001", "must be a whole number between 1 and 10000"),
-            ("PAGE_SIZE", "-5", "must be a whole number between 1 and 10000"),
-            ("PAGE_SIZE", "many", "must be a whole number between 1 and 10000"),
-            ("LIST_SHARDS", "0", "must be a whole number between 1 and 256"),
-            ("LIST_SHARDS", "257", "must be a whole number between 1 and 256"),
-            ("LIST_SHARDS", "70000", "must be a whole number between 1 and 256"),
-            ("FANOUT_CONCURRENCY", "0", "must be a whole number between 1 and 512"),
-            ("FANOUT_CONCURRENCY", "513", "must be a whole number between 1 and 512"),
-            ("TTL_MARGIN_SECONDS", "86401", "must be a whole number between 0 and 86400"),
+            (
+                "PAGE_SIZE",
+                "0",
+                "must be a whole number between 1 and 10000",
+            ),
+            (
+                "PAGE_SIZE",
+                "10001",
+                "must be a whole number between 1 and 10000",
+            ),
+            (
+                "PAGE_SIZE",
+                "-5",
+                "must be a whole number between 1 and 10000",
+            ),
+            (
+                "PAGE_SIZE",
+                "many",
+                "must be a whole number between 1 and 10000",
+            ),
+            (
+                "LIST_SHARDS",
+                "0",
+                "must be a whole number between 1 and 256",
+            ),
+            (
+                "LIST_SHARDS",
+                "257",
+                "must be a whole number between 1 and 256",
+            ),
+            (
+                "LIST_SHARDS",
+                "70000",
+                "must be a whole number between 1 and 256",
+            ),
+            (
+                "FANOUT_CONCURRENCY",
+                "0",
+                "must be a whole number between 1 and 512",
+            ),
+            (
+                "FANOUT_CONCURRENCY",
+                "513",
+                "must be a whole number between 1 and 512",
+            ),
+            (
+                "TTL_MARGIN_SECONDS",
+                "86401",
+                "must be a whole number between 0 and 86400",
+            ),
             (
                 "TTL_MARGIN_SECONDS",
                 "18446744073709551615",
                 "must be a whole number between 0 and 86400",
             ),
-            ("TTL_MARGIN_SECONDS", "-1", "must be a whole number between 0 and 86400"),
-            ("MAX_ROOMS_PER_CONNECTION", "0", "must be a whole number between 1 and 99"),
+            (
+                "TTL_MARGIN_SECONDS",
+                "-1",
+                "must be a whole number between 0 and 86400",
+            ),
+            (
+                "MAX_ROOMS_PER_CONNECTION",
+                "0",
+                "must be a whole number between 1 and 99",
+            ),
             (
                 "MAX_ROOMS_PER_CONNECTION",
                 "100",
                 "must be a whole number between 1 and 99",
             ),
-            ("PRESENCE_MAX_MEMBERS", "1001", "must be a whole number between 0 and 1000"),
-            ("INLINE_RECIPIENTS", "20001", "must be a whole number between 0 and 20000"),
-            ("INLINE_RECIPIENTS", "-1", "must be a whole number between 0 and 20000"),
+            (
+                "PRESENCE_MAX_MEMBERS",
+                "1001",
+                "must be a whole number between 0 and 1000",
+            ),
+            (
+                "INLINE_RECIPIENTS",
+                "20001",
+                "must be a whole number between 0 and 20000",
+            ),
+            (
+                "INLINE_RECIPIENTS",
+                "-1",
+                "must be a whole number between 0 and 20000",
+            ),
             (
                 "JOB_SAFETY_MARGIN_MS",
                 "4999",

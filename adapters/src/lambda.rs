@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use domain::{ClientNotifier, ConnectionRepository};
+use domain::{ClientNotifier, ConnectionRepository, Timestamp};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use tracing::Instrument;
@@ -32,7 +32,8 @@ where
         let (handler, metrics) = (handler.clone(), metrics.clone());
         async move {
             let request_id = event.context.request_id;
-            let work = invoke(&handler, route, event.payload);
+            let deadline = Timestamp::from_millis(event.context.deadline);
+            let work = invoke(&handler, route, event.payload, Some(deadline));
             measured(&metrics, &request_id, std::io::stdout(), work).await
         }
     }))
@@ -44,6 +45,7 @@ pub async fn invoke<R, N>(
     handler: &WebSocketHandler<R, N>,
     route: Route,
     payload: Value,
+    deadline: Option<Timestamp>,
 ) -> Result<ApiGatewayProxyResponse, Diagnostic>
 where
     R: ConnectionRepository,
@@ -57,7 +59,7 @@ where
         other => other,
     };
     let event = match event {
-        Ok(event) => event,
+        Ok(event) => WebSocketEvent { deadline, ..event },
         Err(e) => return Err(failed(e)),
     };
     // The failure is logged in a span of its own: the handler's span has closed by then, and the

@@ -91,7 +91,10 @@ impl Setting {
         };
         match self.value {
             Value::Number { min, max, .. } => {
-                let within = raw.trim().parse().is_ok_and(|n: u64| (min..=max).contains(&n));
+                let within = raw
+                    .trim()
+                    .parse()
+                    .is_ok_and(|n: u64| (min..=max).contains(&n));
                 if !within {
                     return Err(invalid(format!(
                         "must be a whole number between {min} and {max}"

@@ -137,7 +137,7 @@ async fn lambda_invocations_write_emf_lines_with_low_cardinality_dimensions_only
     ];
     let mut output = Vec::new();
     for (i, (route, connection, body)) in invocations.into_iter().enumerate() {
-        let work = invoke(&handler, route, event(route, connection, body));
+        let work = invoke(&handler, route, event(route, connection, body), None);
         let request_id = format!("lambda-request-{i}");
         measured(&metrics, &request_id, &mut output, work)
             .await

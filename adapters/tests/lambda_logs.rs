@@ -75,7 +75,7 @@ async fn every_line_of_an_invocation_carries_its_request_id_and_a_failure_names_
     let service = wiring::service(repo, RecordingNotifier::new(), Settings::default());
     let handler = WebSocketHandler::new(service);
 
-    let refused = invoke(&handler, Route::Message, message("not json"));
+    let refused = invoke(&handler, Route::Message, message("not json"), None);
     measured(&metrics, "lambda-request-1", std::io::sink(), refused)
         .await
         .unwrap();
@@ -83,6 +83,7 @@ async fn every_line_of_an_invocation_carries_its_request_id_and_a_failure_names_
         &handler,
         Route::Message,
         message(r#"{"action":"send","to":"Other0000001=","data":1}"#),
+        None,
     );
     let failed = measured(&metrics, "lambda-request-2", std::io::sink(), failing).await;
 

@@ -19,7 +19,10 @@ fn environment(yaml: &Yaml) -> Vec<(String, String, Yaml)> {
     let mut found = Vec::new();
     let mut add = |place: String, env: Option<&Yaml>| {
         for (name, value) in env.and_then(Yaml::as_mapping).into_iter().flatten() {
-            let name = name.as_str().expect("variable names are strings").to_string();
+            let name = name
+                .as_str()
+                .expect("variable names are strings")
+                .to_string();
             found.push((place.clone(), name, value.clone()));
         }
     };
@@ -80,8 +83,10 @@ fn tidy_the_stacks_default_values_are_within_the_declared_bounds() {
         let (Some(setting), Some(value)) = (declared(&name), resolved(&yaml, &value)) else {
             continue;
         };
-        if matches!(setting.value, Value::Number { .. } | Value::Switch { .. } | Value::Choice { .. })
-        {
+        if matches!(
+            setting.value,
+            Value::Number { .. } | Value::Switch { .. } | Value::Choice { .. }
+        ) {
             let result = setting.read(&|_| Some(value.clone()), false);
             assert!(result.is_ok(), "{place}: {name} = {value:?}: {result:?}");
             checked.insert(name, value);

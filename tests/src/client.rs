@@ -195,5 +195,7 @@ fn answers(frame: &Value, request_id: &str) -> bool {
     let kind = frame["type"].as_str().unwrap_or_default();
     frame["requestId"] == request_id
         && (kind == domain::protocol::frames::ERROR.name
-            || domain::actions::ACTIONS.iter().any(|action| action.answer == kind))
+            || domain::actions::ACTIONS
+                .iter()
+                .any(|action| action.answer == kind))
 }

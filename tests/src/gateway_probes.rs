@@ -70,12 +70,16 @@ impl Recorder {
 
 #[async_trait]
 impl EventHandler for Recorder {
-    async fn handle_json(&self, event: Value) -> Result<ApiGatewayProxyResponse, InboundError> {
+    async fn handle_json(
+        &self,
+        event: Value,
+        deadline: domain::Timestamp,
+    ) -> Result<ApiGatewayProxyResponse, InboundError> {
         self.events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(event.clone());
-        self.inner.handle_json(event).await
+        self.inner.handle_json(event, deadline).await
     }
 }
 
@@ -123,7 +127,11 @@ impl Gate {
 
 #[async_trait]
 impl EventHandler for Gate {
-    async fn handle_json(&self, event: Value) -> Result<ApiGatewayProxyResponse, InboundError> {
+    async fn handle_json(
+        &self,
+        event: Value,
+        deadline: domain::Timestamp,
+    ) -> Result<ApiGatewayProxyResponse, InboundError> {
         if route_of(&event) == "$default" {
             {
                 let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
@@ -132,10 +140,10 @@ impl EventHandler for Gate {
             }
             let _pass = self.gate.acquire().await;
             self.waiting.lock().unwrap_or_else(|e| e.into_inner()).0 -= 1;
-            return self.inner.handle_json(event).await;
+            return self.inner.handle_json(event, deadline).await;
         }
         let route = route_of(&event).to_string();
-        let result = self.inner.handle_json(event).await;
+        let result = self.inner.handle_json(event, deadline).await;
         self.finished
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -158,11 +166,15 @@ impl SlowDisconnect {
 
 #[async_trait]
 impl EventHandler for SlowDisconnect {
-    async fn handle_json(&self, event: Value) -> Result<ApiGatewayProxyResponse, InboundError> {
+    async fn handle_json(
+        &self,
+        event: Value,
+        deadline: domain::Timestamp,
+    ) -> Result<ApiGatewayProxyResponse, InboundError> {
         if route_of(&event) == "$disconnect" {
             tokio::time::sleep(self.delay).await;
         }
-        self.inner.handle_json(event).await
+        self.inner.handle_json(event, deadline).await
     }
 }
 

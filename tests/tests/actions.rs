@@ -270,6 +270,10 @@ async fn with_echo_to_sender_off_a_sender_does_not_receive_its_own_broadcast() {
 
     assert_eq!(ack["delivered"], 1, "bob only: {ack}");
     assert_eq!(bob.next_of_type("message").await["data"], "to everyone");
-    assert_eq!(alice.messages_so_far().await, Vec::<Value>::new(), "alice heard herself");
+    assert_eq!(
+        alice.messages_so_far().await,
+        Vec::<Value>::new(),
+        "alice heard herself"
+    );
     gw.shutdown().await;
 }

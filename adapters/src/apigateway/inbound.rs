@@ -91,6 +91,9 @@ pub struct WebSocketEvent {
     pub body: Vec<u8>,
     pub disconnect_status_code: Option<i64>,
     pub disconnect_reason: Option<String>,
+    /// When the invocation ends (the Lambda's deadline, or API Gateway's 29 s integration
+    /// timeout as the local gateway simulates it): not in the event's JSON, set by the caller.
+    pub deadline: Option<Timestamp>,
 }
 
 impl WebSocketEvent {
@@ -160,6 +163,7 @@ impl WebSocketEvent {
             body,
             disconnect_status_code: ctx.disconnect_status_code,
             disconnect_reason: ctx.disconnect_reason.clone(),
+            deadline: None,
         })
     }
 }
@@ -233,6 +237,19 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
 
     pub async fn handle_json(&self, json: Value) -> Result<ApiGatewayProxyResponse, InboundError> {
         self.handle(WebSocketEvent::from_json(json)?).await
+    }
+
+    /// As [`Self::handle_json`], for an invocation that ends at `deadline`.
+    pub async fn handle_json_until(
+        &self,
+        json: Value,
+        deadline: Timestamp,
+    ) -> Result<ApiGatewayProxyResponse, InboundError> {
+        let event = WebSocketEvent {
+            deadline: Some(deadline),
+            ..WebSocketEvent::from_json(json)?
+        };
+        self.handle(event).await
     }
 
     #[tracing::instrument(

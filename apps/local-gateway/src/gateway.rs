@@ -132,7 +132,11 @@ impl Gateway {
         let event = event();
         let shown = event.clone();
         let started = Instant::now();
-        let outcome = self.handler.handle_json(event).await;
+        // API Gateway waits this long for an integration, whatever the function's own timeout.
+        let deadline =
+            domain::Timestamp::from_millis(u64::try_from(crate::events::now_millis()).unwrap_or(0))
+                .saturating_add(domain::connection::API_GATEWAY_INTEGRATION_TIMEOUT);
+        let outcome = self.handler.handle_json(event, deadline).await;
         let took = started.elapsed();
         let record = crate::inspector::invocation_record(
             route.key(),
@@ -182,7 +186,11 @@ mod tests {
 
     #[async_trait]
     impl EventHandler for HeldHandler {
-        async fn handle_json(&self, _: Value) -> Result<ApiGatewayProxyResponse, InboundError> {
+        async fn handle_json(
+            &self,
+            _: Value,
+            _: domain::Timestamp,
+        ) -> Result<ApiGatewayProxyResponse, InboundError> {
             self.release.notified().await;
             Ok(ApiGatewayProxyResponse::default())
         }

@@ -43,7 +43,7 @@ use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use axum::Router;
 use axum::routing::{any, get, post};
-use domain::{ClientNotifier, ConnectionRepository, TokenVerifier};
+use domain::{ClientNotifier, ConnectionRepository, Timestamp, TokenVerifier};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -59,7 +59,13 @@ pub use server::{RunningGateway, start};
 /// The code the Lambdas run, behind one object-safe trait so any store can sit behind it.
 #[async_trait]
 pub trait EventHandler: Send + Sync {
-    async fn handle_json(&self, event: Value) -> Result<ApiGatewayProxyResponse, InboundError>;
+    /// Runs one invocation that ends at `deadline`, as API Gateway's integration timeout (or a
+    /// Lambda's) would end it.
+    async fn handle_json(
+        &self,
+        event: Value,
+        deadline: Timestamp,
+    ) -> Result<ApiGatewayProxyResponse, InboundError>;
 }
 
 #[async_trait]
@@ -68,8 +74,12 @@ where
     R: ConnectionRepository + 'static,
     N: ClientNotifier + 'static,
 {
-    async fn handle_json(&self, event: Value) -> Result<ApiGatewayProxyResponse, InboundError> {
-        WebSocketHandler::handle_json(self, event).await
+    async fn handle_json(
+        &self,
+        event: Value,
+        deadline: Timestamp,
+    ) -> Result<ApiGatewayProxyResponse, InboundError> {
+        WebSocketHandler::handle_json_until(self, event, deadline).await
     }
 }
 

@@ -1,9 +1,9 @@
 //! The authorizer the flags turn on, and tokens it accepts for trying auth locally.
 
-use std::sync::Arc;
 use adapters::auth::{AuthConfig, AuthConfigError};
 use adapters::settings;
 use domain::TokenVerifier;
+use std::sync::Arc;
 
 use crate::Options;
 
