@@ -6,6 +6,7 @@ mod window;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::task::Poll;
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -13,10 +14,12 @@ use futures::stream::FuturesUnordered;
 
 pub(crate) use window::SharedWindow;
 
+pub(crate) use crate::deadline::Deadline;
+
 use crate::connection::{ConnectionId, Principal};
 use crate::ports::{
-    ClientNotifier, Clock, ConnectionRepository, NotifyError, Page, PageToken, Removed,
-    RepositoryError, Sleeper,
+    ClientNotifier, ConnectionRepository, NotifyError, Page, PageToken, Removed, RepositoryError,
+    Sleeper,
 };
 use crate::protocol::{self, Frame, PresenceEvent};
 use crate::room::RoomName;
@@ -80,22 +83,32 @@ pub struct DeliveryReport {
     pub delivered: u64,
     /// Closed connections (410): their rows and memberships were removed.
     pub gone: u64,
-    /// Posts that did not get through after every attempt allowed.
+    /// Recipients no later attempt can reach: a deploy fault (403, 413: see `misconfigured`),
+    /// or posts that kept failing where there is no queue to try them again later.
     pub failed: u64,
     /// The part of `failed` that no retry can fix (403, 413): a deploy or configuration fault.
     pub misconfigured: u64,
-    /// `@connections` answers of 429 (each one retried, or counted in `failed` on the last try):
-    /// the share of posts throttled is what says the account's API Gateway quota is too low.
+    /// `@connections` answers of 429 (each one retried, or counted in `unfinished` on the last
+    /// try): the share of posts throttled is what says the account's API Gateway quota is too low.
     pub throttled: u64,
     /// Posts sent again after a throttle or a transient fault.
     pub retried: u64,
-    /// Posts a worker did not retry because its deadline was near: handed over, not served.
-    pub deferred: u64,
+    /// Posts that did not get through in this invocation but may later: their retries were spent
+    /// on 429s and 5xx, or the deadline left no time for the next retry. The caller hands them to
+    /// the delivery queue (`requeued`), or counts them `failed` when it has none.
+    pub unfinished: u64,
+    /// Recipients handed to the delivery queue for a later attempt: the unfinished ones, and
+    /// those the deadline left no time to start.
+    pub requeued: u64,
+    /// Recipients given up on: their message was handed over `MAX_ATTEMPTS` times and never got
+    /// through; dead-lettered with their job, counted, alarmed.
+    pub given_up: u64,
 }
 
 impl DeliveryReport {
+    /// Recipients this fan-out posted to, whatever came of it.
     pub fn recipients(&self) -> u64 {
-        self.delivered + self.gone + self.failed
+        self.delivered + self.gone + self.failed + self.unfinished
     }
 
     pub(crate) fn add(mut self, posted: Posted) -> Self {
@@ -104,13 +117,19 @@ impl DeliveryReport {
         match posted.outcome {
             PostOutcome::Delivered => self.delivered += 1,
             PostOutcome::Gone => self.gone += 1,
-            PostOutcome::Failed => self.failed += 1,
             PostOutcome::Misconfigured => {
                 self.failed += 1;
                 self.misconfigured += 1;
             }
-            PostOutcome::Deferred => self.deferred += 1,
+            PostOutcome::Unfinished => self.unfinished += 1,
         }
+        self
+    }
+
+    /// With no queue to try them again, unfinished posts are failed ones.
+    pub(crate) fn unfinished_failed(mut self) -> Self {
+        self.failed += self.unfinished;
+        self.unfinished = 0;
         self
     }
 }
@@ -123,12 +142,15 @@ pub struct FanOutError {
     pub source: RepositoryError,
 }
 
-/// What [`FanOut::post_listed`] did: the counts, and the recipients it never started.
+/// What [`FanOut::post_listed`] did: the counts, and the recipients still to reach.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Listed {
     pub report: DeliveryReport,
-    /// In the order given, the skipped connection left out.
+    /// Never started, because the deadline was near: in the order given, the skipped
+    /// connection left out.
     pub unstarted: Vec<ConnectionId>,
+    /// Started, but not delivered in this invocation (`DeliveryReport::unfinished`).
+    pub unfinished: Vec<ConnectionId>,
 }
 
 /// Where a dispatch gets its recipients: ids already read, then pages from `unread`
@@ -141,6 +163,7 @@ struct Source {
 struct Dispatched {
     report: DeliveryReport,
     unstarted: Vec<ConnectionId>,
+    unfinished: Vec<ConnectionId>,
     read_error: Option<RepositoryError>,
 }
 
@@ -182,10 +205,11 @@ pub(crate) struct Posted {
 pub(crate) enum PostOutcome {
     Delivered,
     Gone,
-    Failed,
+    /// 403, 413 or another answer no retry can fix.
     Misconfigured,
-    /// Not retried: the worker's deadline was too near. The recipient is handed over.
-    Deferred,
+    /// Not delivered now, but a later attempt may: the retries were spent on 429s and 5xx, or
+    /// the deadline left no time for the next one.
+    Unfinished,
 }
 
 pub(crate) struct FanOut<'a> {
@@ -195,25 +219,11 @@ pub(crate) struct FanOut<'a> {
     pub settings: &'a Settings,
     /// When this fan-out reads: rows that expire later are live.
     pub now: Timestamp,
-    /// A worker's: no retry is started that could end within `job_safety_margin` of it.
+    /// The invocation's end: no post, retry or prune is started that could end within
+    /// `job_safety_margin` of it, and every awaited call is bounded by it.
     pub deadline: Option<Deadline<'a>>,
     /// A worker's posts-in-flight window, kept across its jobs; `None`: one per fan-out.
     pub window: Option<&'a SharedWindow>,
-}
-
-/// The end of a worker's invocation, and the clock to compare it with.
-#[derive(Clone, Copy)]
-pub(crate) struct Deadline<'a> {
-    pub at: Timestamp,
-    pub clock: &'a dyn Clock,
-}
-
-impl Deadline<'_> {
-    /// Whether something that takes `busy` can start now and still end a safety margin before
-    /// the deadline.
-    pub fn leaves(&self, busy: std::time::Duration, margin: std::time::Duration) -> bool {
-        self.clock.now().saturating_add(busy).saturating_add(margin) < self.at
-    }
 }
 
 impl FanOut<'_> {
@@ -229,9 +239,7 @@ impl FanOut<'_> {
             ready: VecDeque::new(),
             unread: Some(None),
         };
-        let dispatched = self
-            .dispatch(audience, frame, skip, source, &mut || true)
-            .await;
+        let dispatched = self.dispatch(audience, frame, skip, source).await;
         match dispatched.read_error {
             None => Ok(dispatched.report),
             Some(source) => Err(FanOutError {
@@ -241,39 +249,51 @@ impl FanOut<'_> {
         }
     }
 
-    /// Posts `frame` to `recipients` (already read from `audience`) except `skip`, asking
-    /// `may_start` before each post; what it refused is returned, never started.
+    /// Posts `frame` to `recipients` (already read from `audience`) except `skip`; what the
+    /// deadline left no time to start is returned untouched, and what did not get through yet is
+    /// returned too, for the caller to hand over.
     pub async fn post_listed(
         &self,
         audience: Audience<'_>,
         frame: &[u8],
         skip: Option<&ConnectionId>,
         recipients: Vec<ConnectionId>,
-        may_start: &mut (dyn FnMut() -> bool + Send),
     ) -> Listed {
         let source = Source {
             ready: recipients.into(),
             unread: None,
         };
-        let dispatched = self
-            .dispatch(audience, frame, skip, source, may_start)
-            .await;
+        let dispatched = self.dispatch(audience, frame, skip, source).await;
         Listed {
             report: dispatched.report,
             unstarted: dispatched.unstarted,
+            unfinished: dispatched.unfinished,
+        }
+    }
+
+    /// Whether a post (or a page read) may start now: always, without a deadline.
+    pub fn may_start(&self) -> bool {
+        self.deadline
+            .is_none_or(|deadline| deadline.leaves(Duration::ZERO))
+    }
+
+    /// `work`, bounded by the deadline when there is one (`None`: the margin came first).
+    pub async fn within<F: Future>(&self, work: F) -> Option<F::Output> {
+        match &self.deadline {
+            Some(deadline) => deadline.bound(work).await,
+            None => Some(work.await),
         }
     }
 
     /// The one posting loop: at most `window.limit()` posts in flight (across page boundaries
     /// too), the next page read while posts run, departures announced once no post is in flight
-    /// (announcing while posting would multiply the bound).
+    /// (announcing while posting would multiply the bound), nothing started inside the margin.
     async fn dispatch(
         &self,
         audience: Audience<'_>,
         frame: &[u8],
         skip: Option<&ConnectionId>,
         mut source: Source,
-        may_start: &mut (dyn FnMut() -> bool + Send),
     ) -> Dispatched {
         // The worker's window when it has one (see `SharedWindow`), else this fan-out's own.
         let own = SharedWindow::new(self.settings.fanout_concurrency);
@@ -283,14 +303,15 @@ impl FanOut<'_> {
         let mut tally = Tally::default();
         let mut read_error = None;
         let mut stopped = false;
-        let mut deferred_ids = Vec::new();
+        let mut unfinished = Vec::new();
         loop {
             // Prefetch: fewer ids waiting than a full window can take means the next page is due.
             if reading.is_none()
+                && !stopped
                 && source.ready.len() < window.max()
                 && let Some(from) = source.unread.take()
             {
-                reading = Some(Box::pin(self.read_page(audience, from)));
+                reading = Some(Box::pin(self.read_page_in_time(audience, from)));
             }
             while !stopped && in_flight.len() < window.limit() {
                 let Some(id) = source.ready.pop_front() else {
@@ -299,7 +320,7 @@ impl FanOut<'_> {
                 if Some(&id) == skip {
                     continue;
                 }
-                if !may_start() {
+                if !self.may_start() {
                     source.ready.push_front(id);
                     stopped = true;
                     break;
@@ -312,18 +333,18 @@ impl FanOut<'_> {
                     if let (Audience::Room(room), Some(departed)) = (audience, &departed) {
                         self.prune_orphan_membership(departed, room).await;
                     }
-                    let deferred = (posted.outcome == PostOutcome::Deferred).then_some(id);
-                    ((posted, departed), deferred)
+                    let not_yet = (posted.outcome == PostOutcome::Unfinished).then_some(id);
+                    ((posted, departed), not_yet)
                 });
             }
             if in_flight.is_empty() && (stopped || reading.is_none()) {
                 break;
             }
             match next_event(&mut in_flight, &mut reading).await {
-                Event::Posted((posted, deferred)) => {
+                Event::Posted((posted, not_yet)) => {
                     window.observe(&posted.0);
                     tally.add(posted);
-                    deferred_ids.extend(deferred);
+                    unfinished.extend(not_yet);
                 }
                 Event::Read(Ok(page)) => {
                     source.ready.extend(page.items);
@@ -333,22 +354,36 @@ impl FanOut<'_> {
                 Event::Read(Err(e)) => read_error = Some(e),
             }
         }
-        // Presence is best-effort: a worker near its deadline skips it rather than run past.
-        let time_left = self
-            .deadline
-            .is_none_or(|d| d.leaves(std::time::Duration::ZERO, self.settings.job_safety_margin));
-        if time_left {
-            self.announce_departures(tally.departed).await;
+        // Presence is best-effort: a fan-out near its deadline skips it rather than run past.
+        if self.may_start() {
+            self.announce_departures_through(window, tally.departed)
+                .await;
         }
         Dispatched {
             report: tally.report,
-            // Deferred posts were never delivered: they go with the rest.
-            unstarted: deferred_ids
+            unstarted: source
+                .ready
                 .into_iter()
-                .chain(source.ready.into_iter().filter(|id| Some(id) != skip))
+                .filter(|id| Some(id) != skip)
                 .collect(),
+            unfinished,
             read_error,
         }
+    }
+
+    /// A page read the deadline bounds: cut off, it is an error that says so.
+    async fn read_page_in_time(
+        &self,
+        audience: Audience<'_>,
+        token: Option<PageToken>,
+    ) -> Result<Page<ConnectionId>, RepositoryError> {
+        self.within(self.read_page(audience, token))
+            .await
+            .unwrap_or_else(|| {
+                Err(RepositoryError::Unavailable(
+                    "the invocation's deadline came before the page was read".into(),
+                ))
+            })
     }
 
     pub async fn read_page(
@@ -386,12 +421,16 @@ impl FanOut<'_> {
     /// fails keeps the row too: a wrongly kept row costs one more 410, a wrongly deleted one a
     /// client that silently hears nothing.
     async fn may_still_be_connecting(&self, id: &ConnectionId) -> bool {
-        match self.repo.get(id, self.now).await {
-            Ok(connection) => connection.is_some_and(|c| c.may_still_be_connecting_at(self.now)),
-            Err(e) => {
+        match self.within(self.repo.get(id, self.now)).await {
+            Some(Ok(connection)) => {
+                connection.is_some_and(|c| c.may_still_be_connecting_at(self.now))
+            }
+            Some(Err(e)) => {
                 tracing::warn!(connectionId = %id, error = %e, "could not check a gone connection's age; kept");
                 true
             }
+            // Out of time: keeping the row costs one more 410 later, never a lost client.
+            None => true,
         }
     }
 
@@ -402,8 +441,14 @@ impl FanOut<'_> {
         if departed.found_connection {
             return;
         }
-        if let Err(e) = self.repo.leave(&departed.id, room).await {
-            tracing::warn!(connectionId = %departed.id, error = %e, "could not remove an orphan membership");
+        match self.within(self.repo.leave(&departed.id, room)).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::warn!(connectionId = %departed.id, error = %e, "could not remove an orphan membership")
+            }
+            None => {
+                tracing::debug!(connectionId = %departed.id, "orphan membership kept: no time left")
+            }
         }
     }
 
@@ -411,7 +456,17 @@ impl FanOut<'_> {
     /// pruned and announced in turn, from a work list rather than by recursion, and at most
     /// `MAX_DEPARTURES_ANNOUNCED` departures per call: a room full of dead sockets costs bounded
     /// work here, and the rest are pruned by later posts.
-    pub async fn announce_departures(&self, mut departed: Vec<Departure>) {
+    pub async fn announce_departures(&self, departed: Vec<Departure>) {
+        let own = SharedWindow::new(self.settings.fanout_concurrency);
+        self.announce_departures_through(self.window.unwrap_or(&own), departed)
+            .await;
+    }
+
+    async fn announce_departures_through(
+        &self,
+        window: &SharedWindow,
+        mut departed: Vec<Departure>,
+    ) {
         let mut announced = 0;
         while let Some(departure) = departed.pop() {
             // A connection that was in no room (or whose row was already gone) has nobody to
@@ -419,14 +474,14 @@ impl FanOut<'_> {
             if departure.rooms.is_empty() {
                 continue;
             }
-            if announced == MAX_DEPARTURES_ANNOUNCED {
+            if announced == MAX_DEPARTURES_ANNOUNCED || !self.may_start() {
                 break;
             }
             announced += 1;
             let principal = departure.principal.as_ref();
             for room in &departure.rooms {
                 let found_gone = self
-                    .announce(room, PresenceEvent::Left, &departure.id, principal)
+                    .announce(window, room, PresenceEvent::Left, &departure.id, principal)
                     .await;
                 departed.extend(found_gone);
             }
@@ -441,10 +496,12 @@ impl FanOut<'_> {
         subject: &ConnectionId,
         principal: Option<&Principal>,
     ) {
+        let own = SharedWindow::new(self.settings.fanout_concurrency);
+        let window = self.window.unwrap_or(&own);
         let found_gone = self
-            .announce(room, PresenceEvent::Joined, subject, principal)
+            .announce(window, room, PresenceEvent::Joined, subject, principal)
             .await;
-        self.announce_departures(found_gone).await;
+        self.announce_departures_through(window, found_gone).await;
     }
 
     /// Posts a presence frame about `subject` to the other members of `room`, if it has at most
@@ -452,12 +509,13 @@ impl FanOut<'_> {
     /// departures are the caller's to announce.
     async fn announce(
         &self,
+        window: &SharedWindow,
         room: &RoomName,
         event: PresenceEvent,
         subject: &ConnectionId,
         principal: Option<&Principal>,
     ) -> Vec<Departure> {
-        let Some(members) = self.small_room_members(room).await else {
+        let Some(Some(members)) = self.within(self.small_room_members(room)).await else {
             return Vec::new();
         };
         let frame = Frame::Presence {
@@ -474,9 +532,20 @@ impl FanOut<'_> {
             }
         };
         let bytes = &bytes;
+        // Through the same window as the posts (a worker's is shared across its jobs): presence
+        // posts count against the account's @connections rate like any other, and each checks
+        // the deadline before it starts.
         futures::stream::iter(members.into_iter().filter(|id| id != subject))
-            .map(|id| async move { self.post_or_prune(&id, bytes).await.1 })
-            .buffer_unordered(self.settings.fanout_concurrency.get())
+            .map(|id| async move {
+                if !self.may_start() {
+                    return None;
+                }
+                let _in_flight = window.started();
+                let (posted, departed) = self.post_or_prune(&id, bytes).await;
+                window.observe(&posted);
+                departed
+            })
+            .buffer_unordered(window.limit())
             .filter_map(|departed| async move { departed })
             .collect()
             .await
@@ -538,14 +607,15 @@ impl FanOut<'_> {
                         retry.max_attempts
                     };
                     if attempt >= budget {
-                        tracing::warn!(connectionId = %to, attempts = attempt, error = %e, "giving up on a post");
-                        return done(PostOutcome::Failed, throttled, attempt);
+                        tracing::info!(connectionId = %to, attempts = attempt, error = %e, "a post did not get through this time");
+                        return done(PostOutcome::Unfinished, throttled, attempt);
                     }
                     let pause = retry.pause(attempt);
-                    if let Some(deadline) = &self.deadline
-                        && !deadline.leaves(pause, self.settings.job_safety_margin)
+                    if self
+                        .deadline
+                        .is_some_and(|deadline| !deadline.leaves(pause))
                     {
-                        return done(PostOutcome::Deferred, throttled, attempt);
+                        return done(PostOutcome::Unfinished, throttled, attempt);
                     }
                     self.sleeper.sleep(pause).await;
                     attempt += 1;
@@ -560,10 +630,14 @@ impl FanOut<'_> {
 
     async fn prune(&self, id: &ConnectionId) -> Removed {
         // A failed prune costs one more 410 next time, and TTL removes the row in the end: not
-        // worth failing the fan-out for.
-        self.repo.remove(id).await.unwrap_or_else(|e| {
-            tracing::warn!(connectionId = %id, error = %e, "could not remove a gone connection");
-            Removed::default()
-        })
+        // worth failing the fan-out for, nor running past the deadline.
+        match self.within(self.repo.remove(id)).await {
+            Some(Ok(removed)) => removed,
+            Some(Err(e)) => {
+                tracing::warn!(connectionId = %id, error = %e, "could not remove a gone connection");
+                Removed::default()
+            }
+            None => Removed::default(),
+        }
     }
 }

@@ -14,6 +14,7 @@
 pub mod actions;
 pub mod auth;
 pub mod connection;
+pub mod deadline;
 pub mod delivery;
 pub mod fanout;
 pub mod message;

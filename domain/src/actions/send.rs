@@ -5,7 +5,7 @@ use serde_json::value::RawValue;
 
 use super::{ACK, Action, ActionSpec};
 use crate::connection::ConnectionId;
-use crate::fanout::{DeliveryReport, PostOutcome};
+use crate::delivery::{DeliveryJob, JobTarget};
 use crate::message::MessageId;
 use crate::protocol::ErrorCode;
 use crate::protocol::spec::field::DATA;
@@ -55,13 +55,24 @@ impl Action for Send {
         if cx.repo.get(to, cx.clock.now()).await?.is_none() {
             return Err(unknown().into());
         }
-        let posted = cx.fanout().deliver(to, &frame).await;
-        if posted.outcome == PostOutcome::Gone {
+        let job = || DeliveryJob {
+            from: Some(cx.sender.id.clone()),
+            principal: cx.sender.principal.clone(),
+            sent_at: Some(sent_at),
+            ..DeliveryJob::new(
+                id.clone(),
+                JobTarget::Connection(to.clone()),
+                self.data.clone(),
+            )
+        };
+        let report = cx.deliver_to(to, &frame, job).await?;
+        if report.gone > 0 {
             return Err(unknown().into());
         }
-        Ok(Outcome::Done(Delivered::inline(
-            DeliveryReport::default().add(posted),
-        )))
+        Ok(Outcome::Done(Delivered {
+            queued: report.requeued > 0,
+            report,
+        }))
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

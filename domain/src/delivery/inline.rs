@@ -24,7 +24,8 @@ pub(crate) struct Split {
 }
 
 /// Reads the audience until more than `inline_max` recipients are known (or it ends), keeps the
-/// first `inline_max` and turns the rest into jobs of `job`'s message.
+/// first `inline_max` and turns the rest into jobs of `job`'s message. A read the deadline cuts
+/// off leaves the rest of the audience to a job from where it stopped.
 pub(crate) async fn split(
     fanout: &FanOut<'_>,
     audience: Audience<'_>,
@@ -32,30 +33,35 @@ pub(crate) async fn split(
     inline_max: usize,
 ) -> Result<Split, FanOutError> {
     let mut read: Vec<ConnectionId> = Vec::new();
-    let mut next: Option<PageToken> = None;
-    for page_number in 0..MAX_INLINE_PAGES {
-        let page = fanout
-            .read_page(audience, next.take())
-            .await
-            .map_err(|source| FanOutError {
-                report: Default::default(),
-                source,
-            })?;
+    // Where the unread rest starts: `Some(None)` is the whole audience, `None` nothing.
+    let mut unread: Option<Option<PageToken>> = Some(None);
+    for _ in 0..MAX_INLINE_PAGES {
+        let Some(from) = unread.clone() else { break };
+        if read.len() > inline_max || !fanout.may_start() {
+            break;
+        }
+        let Some(page) = fanout.within(fanout.read_page(audience, from)).await else {
+            break;
+        };
+        let page = page.map_err(|source| FanOutError {
+            report: Default::default(),
+            source,
+        })?;
         read.extend(
             page.items
                 .into_iter()
                 .filter(|id| Some(id) != job.skip.as_ref()),
         );
-        next = page.next;
-        if read.len() > inline_max || next.is_none() || page_number + 1 == MAX_INLINE_PAGES {
-            break;
-        }
+        unread = page.next.map(Some);
     }
     let rest = read.split_off(inline_max.min(read.len()));
     let mut jobs: Vec<DeliveryJob> = rest
         .chunks(RECIPIENTS_PER_JOB)
         .map(|ids| job.handed_over_to(ids.to_vec()))
         .collect();
-    jobs.extend(next.map(|cursor| job.continued_at(cursor)));
+    jobs.extend(unread.map(|from| match from {
+        Some(cursor) => job.continued_at(cursor),
+        None => job.clone(),
+    }));
     Ok(Split { inline: read, jobs })
 }

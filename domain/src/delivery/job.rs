@@ -1,7 +1,8 @@
-//! One delivery job, and its JSON form on the queue.
+//! One delivery job, and its JSON forms on the queues.
 //!
-//! The same JSON is what a backend writes to publish without a WebSocket (README, "Publishing
-//! from a backend"):
+//! A backend publishes without a WebSocket by writing the smaller form to the backend queue
+//! (docs/operating.md, "Publishing from a backend"); [`DeliveryJob::from_backend_json`] reads
+//! it, and refuses a field only the service may set:
 //!
 //! ```json
 //! {"room": "lobby", "data": {"text": "hi"}}
@@ -9,14 +10,17 @@
 //! {"connection": "abc123=", "data": {"text": "just for you"}}
 //! ```
 //!
-//! Exactly one of `room`, `everyone` (`true`) and `connection` names the target. Fields a
-//! fan-out adds when it hands over the rest of a broadcast: `id` (the message id; a backend may
+//! Exactly one of `room`, `everyone` (`true`) and `connection` names the target, and `id` (the
+//! message id) is optional: the queue message's own id, the same on every redelivery, names the
+//! message otherwise. The service's own jobs, on its internal queue that only its functions may
+//! write to, carry more, which [`DeliveryJob::from_json`] reads: `id` (the message id; a backend may
 //! leave it out and the worker uses the queue message's own id, which is the same on every
 //! redelivery), `from` and `principal` (the sending connection, absent for a backend), `skip`
 //! (a connection not to deliver to: the sender, when it asked for no echo), `cursor` (where in
 //! the audience to continue), `recipients` (instead of a cursor: exactly these connections of
-//! the audience, the part of a page a worker handed over at its deadline) and `sentAt`
-//! (milliseconds since the epoch).
+//! the audience, the part of a page a worker handed over at its deadline), `sentAt`
+//! (milliseconds since the epoch) and `attempt` (how many times the job's recipients were handed
+//! over without getting through: at [`crate::delivery::MAX_ATTEMPTS`] the job is dead-lettered).
 
 use serde::{Deserialize, Serialize};
 
@@ -52,8 +56,11 @@ pub struct DeliveryJob {
     /// Exactly these members of the audience, already read (a page's unserved rest); when set,
     /// `cursor` is ignored and nothing more is read.
     pub recipients: Option<Vec<ConnectionId>>,
-    /// When the message was published (milliseconds since the epoch); `None`: when first read.
+    /// When the message was published (milliseconds since the epoch); `None`: when the queue
+    /// first received it.
     pub sent_at: Option<u64>,
+    /// Times this job's recipients were handed over after not getting through (0 for a new job).
+    pub attempt: u32,
 }
 
 /// Two jobs are equal when they deliver the same JSON text the same way (`RawValue` has no
@@ -69,6 +76,7 @@ impl PartialEq for DeliveryJob {
             && self.cursor == other.cursor
             && self.recipients == other.recipients
             && self.sent_at == other.sent_at
+            && self.attempt == other.attempt
     }
 }
 
@@ -99,7 +107,24 @@ pub enum JobError {
         field: &'static str,
         problem: String,
     },
+    /// A backend's job may not speak as a connection nor choose recipients: only the service's
+    /// own jobs, on its internal queue, carry these.
+    #[error("field \"{field}\" is the service's own: a backend's job may not set it")]
+    ServiceOnly { field: &'static str },
 }
+
+/// The fields only the service's own jobs carry: who sent the message (a backend cannot speak as a
+/// user), who it skips or goes to inside the audience, where it continues, when it was sent and
+/// how many times it was handed over.
+const SERVICE_ONLY: &[&str] = &[
+    "from",
+    "principal",
+    "skip",
+    "cursor",
+    "recipients",
+    "sentAt",
+    "attempt",
+];
 
 /// The JSON form, field for field. Private: callers see only validated jobs.
 #[derive(Serialize, Deserialize)]
@@ -126,6 +151,12 @@ struct Wire<'a> {
     recipients: Option<Vec<String>>,
     #[serde(rename = "sentAt", default, skip_serializing_if = "Option::is_none")]
     sent_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    attempt: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn field<T, E: std::fmt::Display>(
@@ -155,6 +186,7 @@ impl DeliveryJob {
             cursor: None,
             recipients: None,
             sent_at: None,
+            attempt: 0,
         }
     }
 
@@ -173,8 +205,16 @@ impl DeliveryJob {
         }
     }
 
-    /// The same message, for exactly `recipients` (already read from the audience).
+    /// The same message, for exactly `recipients` (already read from the audience). A job for
+    /// one connection stays as it is: its target is its one recipient.
     pub fn handed_over_to(&self, recipients: Vec<ConnectionId>) -> Self {
+        if matches!(self.target, JobTarget::Connection(_)) {
+            return Self {
+                cursor: None,
+                recipients: None,
+                ..self.clone()
+            };
+        }
         Self {
             cursor: None,
             recipients: Some(recipients),
@@ -182,17 +222,28 @@ impl DeliveryJob {
         }
     }
 
+    /// The same job, handed over once more after not getting through.
+    pub fn tried_again(self) -> Self {
+        Self {
+            attempt: self.attempt.saturating_add(1),
+            ..self
+        }
+    }
+
+    /// A backend's job (the backend queue): the target, `data` and an optional `id`, nothing
+    /// the service alone may set (see [`JobError::ServiceOnly`]).
+    pub fn from_backend_json(json: &str) -> Result<Self, JobError> {
+        let keys: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(json).map_err(|e| not_json(&e))?;
+        if let Some(field) = SERVICE_ONLY.iter().find(|field| keys.contains_key(**field)) {
+            return Err(JobError::ServiceOnly { field });
+        }
+        Self::from_json(json)
+    }
+
+    /// One of the service's own jobs (its internal queue), every field allowed.
     pub fn from_json(json: &str) -> Result<Self, JobError> {
-        let wire: Wire<'_> = serde_json::from_str(json).map_err(|e| JobError::NotJson {
-            category: match e.classify() {
-                serde_json::error::Category::Io => "io",
-                serde_json::error::Category::Syntax => "syntax",
-                serde_json::error::Category::Data => "data",
-                serde_json::error::Category::Eof => "eof",
-            },
-            line: e.line(),
-            column: e.column(),
-        })?;
+        let wire: Wire<'_> = serde_json::from_str(json).map_err(|e| not_json(&e))?;
         let target = match (wire.room, wire.everyone, wire.connection) {
             (Some(room), None | Some(false), None) => JobTarget::Room(
                 field("room", Some(room), RoomName::parse)?.ok_or(JobError::NoTarget)?,
@@ -244,6 +295,7 @@ impl DeliveryJob {
             cursor: wire.cursor.map(PageToken::new),
             recipients,
             sent_at: wire.sent_at,
+            attempt: wire.attempt,
         })
     }
 
@@ -268,8 +320,35 @@ impl DeliveryJob {
                 .as_ref()
                 .map(|ids| ids.iter().map(|id| id.as_str().to_owned()).collect()),
             sent_at: self.sent_at,
+            attempt: self.attempt,
         };
         // Every field is a string, a bool, a number or JSON that was already valid.
-        serde_json::to_string(&wire).unwrap_or_default()
+        sqs_safe(serde_json::to_string(&wire).unwrap_or_default())
     }
+}
+
+fn not_json(e: &serde_json::Error) -> JobError {
+    JobError::NotJson {
+        category: match e.classify() {
+            serde_json::error::Category::Io => "io",
+            serde_json::error::Category::Syntax => "syntax",
+            serde_json::error::Category::Data => "data",
+            serde_json::error::Category::Eof => "eof",
+        },
+        line: e.line(),
+        column: e.column(),
+    }
+}
+
+/// JSON text whose every character SQS accepts: SQS refuses characters outside XML's set
+/// (U+FFFE and U+FFFF among them, which JSON allows), so a broadcast queued with one of them
+/// would fail where a small, inline one succeeds. Valid JSON can hold them only inside strings,
+/// where `\uFFFE` means the same; control characters are already escaped by any JSON writer, and
+/// surrogates cannot be in a Rust string.
+pub fn sqs_safe(json: String) -> String {
+    if !json.contains(['\u{FFFE}', '\u{FFFF}']) {
+        return json;
+    }
+    json.replace('\u{FFFE}', "\\ufffe")
+        .replace('\u{FFFF}', "\\uffff")
 }

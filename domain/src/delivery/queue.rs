@@ -1,5 +1,7 @@
 //! The delivery queue port.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use super::job::DeliveryJob;
@@ -15,7 +17,9 @@ pub enum QueueError {
     Unavailable(String),
 }
 
-/// Where delivery jobs wait for a worker.
+/// Where delivery jobs wait for a worker: the service's internal queue, which only its own
+/// functions may write to (the backend queue, where backends publish, is read through the same
+/// workers but never written by the service).
 ///
 /// An adapter MUST:
 /// - accept any number of jobs per call, sending them in the batches its transport allows
@@ -28,17 +32,47 @@ pub enum QueueError {
 /// - keep each job's JSON exactly as `DeliveryJob::to_json` writes it, so any worker, and any
 ///   backend writing the same format by hand, reads it back with `DeliveryJob::from_json`.
 ///
+/// - make `enqueue_after` deliver no job before `delay` has passed (SQS: `DelaySeconds`, whole
+///   seconds, at most 900: a longer delay is 900);
+/// - keep what `dead_letter` is given, with its reason, where a person can look at it and move
+///   it back (SQS: the dead-letter queue, the reason in a message attribute), and never deliver
+///   it to a worker again by itself.
+///
 /// Receiving is the transport's business (an SQS event source mapping, or the local gateway's
 /// in-memory workers), so it is not part of the port.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
     async fn enqueue(&self, jobs: Vec<DeliveryJob>) -> Result<(), QueueError>;
+
+    /// As `enqueue`, each job delivered no sooner than `delay` from now.
+    async fn enqueue_after(
+        &self,
+        jobs: Vec<DeliveryJob>,
+        delay: Duration,
+    ) -> Result<(), QueueError>;
+
+    /// Sets a message aside for a person: a job that can never succeed, or whose recipients were
+    /// given up on. `body` is the message as a queue holds it (a job's JSON, or what a backend
+    /// wrote), `reason` says why, for the operator, never quoting the body.
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), QueueError>;
 }
 
 #[async_trait]
 impl<T: DeliveryQueue + ?Sized> DeliveryQueue for std::sync::Arc<T> {
     async fn enqueue(&self, jobs: Vec<DeliveryJob>) -> Result<(), QueueError> {
         (**self).enqueue(jobs).await
+    }
+
+    async fn enqueue_after(
+        &self,
+        jobs: Vec<DeliveryJob>,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        (**self).enqueue_after(jobs, delay).await
+    }
+
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), QueueError> {
+        (**self).dead_letter(body, reason).await
     }
 }

@@ -1,21 +1,28 @@
 //! The worker: what a queue consumer (the `fanout` Lambda, the local gateway's workers) does with
-//! one delivery job.
+//! one message of a delivery queue.
 //!
-//! 1. Read the job's page of the audience (or take its `recipients`).
-//! 2. Enqueue the continuation (the next page) *before* posting, so the next page's worker runs
+//! 1. Read the message: a backend's job (the backend queue, the smaller schema) or one of the
+//!    service's own (its internal queue). A message that can never be delivered (malformed, or
+//!    whose frame would be over the message limit) is dead-lettered at once with its reason,
+//!    never retried.
+//! 2. Read the job's page of the audience (or take its `recipients`).
+//! 3. Enqueue the continuation (the next page) *before* posting, so the next page's worker runs
 //!    in parallel with this one.
-//! 3. Post with the shared fan-out (bounded, retried, AIMD on 429, pruning 410s), starting no
-//!    post and no retry that could end within `job_safety_margin` of the deadline.
-//! 4. Hand what was not started over to the queue, as jobs naming exactly those recipients.
+//! 4. Post with the shared fan-out (bounded, retried, AIMD on 429, pruning 410s), starting no
+//!    post, retry, read or prune that could end within `job_safety_margin` of the deadline.
+//! 5. Hand over what was not delivered (`handover`): the unstarted at once, the throttled or
+//!    failing after a pause, and after `MAX_ATTEMPTS` hand-overs dead-letter them.
 //!
 //! Served plus handed over is exactly the page read, so the audience is covered once per
-//! successful run. A run that fails (read or enqueue) returns an error and the transport
-//! redelivers the job: delivery is at-least-once, and every copy carries the same message id.
+//! successful run. A run that fails (a read or an enqueue) returns an error and the transport
+//! redelivers the message: delivery is at-least-once, and every copy carries the same message id
+//! and the same `sentAt`.
 
 use std::sync::Arc;
 
 use crate::connection::ConnectionId;
 use crate::fanout::{Audience, Deadline, DeliveryReport, FanOut, SharedWindow};
+use crate::message::MessageId;
 use crate::ports::{
     ClientNotifier, Clock, ConnectionRepository, PageToken, RepositoryError, Sleeper,
 };
@@ -23,41 +30,83 @@ use crate::protocol::{self, Frame, FrameError};
 use crate::settings::Settings;
 use crate::time::Timestamp;
 
-use super::inline::RECIPIENTS_PER_JOB;
-use super::job::{DeliveryJob, JobTarget};
+use super::handover::{HandedOver, MAX_ATTEMPTS, hand_over};
+use super::job::{DeliveryJob, JobError, JobTarget};
 use super::queue::{DeliveryQueue, QueueError};
-use crate::message::MessageId;
+
+/// Which queue a message came from: who wrote it decides what it may say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The backend queue: backends' publishes, in the smaller schema
+    /// ([`DeliveryJob::from_backend_json`]).
+    Backend,
+    /// The service's internal queue, which only its own functions may write to.
+    Service,
+}
+
+/// One message as a transport received it.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// The transport's id for the message, the same on every redelivery: the message id of a
+    /// backend job that chose none.
+    pub id: &'a MessageId,
+    /// When the queue first received it (SQS: `SentTimestamp`), the same on every redelivery:
+    /// the `sentAt` of a backend job.
+    pub sent_at: Timestamp,
+    pub body: &'a str,
+    pub source: Source,
+}
 
 /// What one run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobReport {
-    /// The message id every frame of this run carried.
-    pub id: MessageId,
-    /// The posts of this run.
+    /// The message id every frame of this run carried (`None`: the message was not readable).
+    pub id: Option<MessageId>,
+    /// The posts of this run, and what became of the recipients it did not reach.
     pub delivery: DeliveryReport,
     /// Whether the next page was enqueued as a job.
     pub continued: bool,
-    /// Recipients handed over to new jobs because the deadline was near.
+    /// Jobs enqueued for recipients this run did not reach (the deadline, throttles).
     pub handed_over: usize,
+    /// Why the message was dead-lettered instead of delivered, if it was.
+    pub dead_lettered: Option<String>,
 }
 
-/// Why a run failed. Every variant means "redeliver this job" (at-least-once); `Frame` can never
-/// succeed, so it ends in the dead-letter queue after the transport's receive limit.
+impl JobReport {
+    fn new(id: Option<MessageId>) -> Self {
+        Self {
+            id,
+            delivery: DeliveryReport::default(),
+            continued: false,
+            handed_over: 0,
+            dead_lettered: None,
+        }
+    }
+}
+
+/// Why a run failed: the transport redelivers the message (at-least-once). A message that could
+/// never succeed is not an error: it is dead-lettered and reported in [`JobReport`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WorkError {
     #[error("could not read the audience: {0}")]
     Read(#[from] RepositoryError),
     #[error("could not enqueue the rest of the delivery: {0}")]
     Enqueue(#[from] QueueError),
-    #[error("the job's message cannot be sent: {0}")]
-    Frame(#[from] FrameError),
 }
 
-impl WorkError {
-    /// Whether a redelivery could succeed (a transport may dead-letter the others at once).
-    pub fn is_retryable(&self) -> bool {
-        !matches!(self, WorkError::Frame(_))
-    }
+/// Why a message can never be delivered: dead-lettered at once, with this as its reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Poison {
+    #[error("malformed delivery job: {0}")]
+    Malformed(#[from] JobError),
+    #[error("the job's message cannot be sent: {0}")]
+    Frame(#[from] FrameError),
+    /// It kept arriving too late to start: the safety margin against the function's timeout,
+    /// or a batch too slow for it.
+    #[error(
+        "arrived too late to start {attempts} times (JOB_SAFETY_MARGIN_MS against the function's timeout?)"
+    )]
+    TooLate { attempts: u32 },
 }
 
 pub struct DeliveryWorker<R, N> {
@@ -72,6 +121,8 @@ pub struct DeliveryWorker<R, N> {
 }
 
 impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
+    /// `queue` is the service's internal queue: where continuations and hand-overs go, and what
+    /// is dead-lettered through.
     pub fn new(
         repo: R,
         notifier: N,
@@ -91,74 +142,159 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
         }
     }
 
-    /// Runs one job. `queue_message_id` is the transport's id for the message that carried it
-    /// (the same on every redelivery): the message id of a backend job that chose none.
-    /// `deadline` is when the invocation ends; nothing is started that could end within
-    /// `settings.job_safety_margin` of it.
-    pub async fn run(
+    /// Handles one received message: reads it as its source allows, dead-letters it at once if
+    /// it can never be delivered, runs it otherwise. `deadline` is when the invocation ends.
+    pub async fn handle(
         &self,
-        queue_message_id: &MessageId,
-        job: DeliveryJob,
+        message: Received<'_>,
         deadline: Timestamp,
     ) -> Result<JobReport, WorkError> {
-        let id = job.id_or(queue_message_id);
-        // Every job this one enqueues carries the id and the time, so each page's frames match.
+        let job = match message.source {
+            Source::Backend => DeliveryJob::from_backend_json(message.body),
+            Source::Service => DeliveryJob::from_json(message.body),
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(e) => return self.dead_letter(message.body, None, Poison::from(e)).await,
+        };
+        // Every job this one enqueues carries the id and the time, so each copy of the message
+        // and each page's frames match, however often the queue hands it out.
         let job = DeliveryJob {
-            id: Some(id.clone()),
-            sent_at: Some(job.sent_at.unwrap_or(self.clock.now().as_millis())),
+            id: Some(job.id_or(message.id)),
+            sent_at: Some(job.sent_at.unwrap_or(message.sent_at.as_millis())),
             ..job
         };
-        let frame = self.frame(&id, &job)?;
-        let mut report = JobReport {
-            id,
-            delivery: DeliveryReport::default(),
-            continued: false,
-            handed_over: 0,
+        self.run(job, deadline).await
+    }
+
+    /// Runs one of the service's own jobs (its id and `sentAt` set). Nothing is started that
+    /// could end within `settings.job_safety_margin` of `deadline`.
+    pub async fn run(&self, job: DeliveryJob, deadline: Timestamp) -> Result<JobReport, WorkError> {
+        let id = job.id.clone().unwrap_or_else(MessageId::random);
+        let frame = match self.frame(&id, &job) {
+            Ok(frame) => frame,
+            Err(e) => return self.dead_letter(&job.to_json(), Some(id), e.into()).await,
         };
+        let mut report = JobReport::new(Some(id));
         let deadline = Deadline {
             at: deadline,
+            margin: self.settings.job_safety_margin,
             clock: self.clock.as_ref(),
+            sleeper: self.sleeper.as_ref(),
         };
-        let margin = self.settings.job_safety_margin;
-        if !deadline.leaves(std::time::Duration::ZERO, margin) {
-            // Too late to read even one page: the whole job goes back, unchanged.
-            self.queue.enqueue(vec![job]).await?;
-            report.handed_over = 1;
-            return Ok(report);
-        }
         let fanout = self.fanout(deadline);
         let audience = match &job.target {
             JobTarget::Connection(to) => {
-                if job.skip.as_ref() != Some(to) {
-                    report.delivery =
-                        DeliveryReport::default().add(fanout.deliver(to, &frame).await);
+                if job.skip.as_ref() == Some(to) {
+                    return Ok(report);
                 }
-                return Ok(report);
+                if !fanout.may_start() {
+                    return self.too_late(job, report, &deadline).await;
+                }
+                let posted = fanout.deliver(to, &frame).await;
+                report.delivery = DeliveryReport::default().add(posted);
+                let unfinished = (report.delivery.unfinished > 0).then(|| to.clone());
+                let handed = self
+                    .hand_over(
+                        &job,
+                        Vec::new(),
+                        unfinished.into_iter().collect(),
+                        &deadline,
+                    )
+                    .await?;
+                return Ok(report.with(handed));
             }
             JobTarget::Room(room) => Audience::Room(room),
             JobTarget::Everyone => Audience::Everyone,
         };
-        let (recipients, next) = self.page(&fanout, audience, &job).await?;
+        if !fanout.may_start() {
+            return self.too_late(job, report, &deadline).await;
+        }
+        let Some(page) = fanout.within(self.page(&fanout, audience, &job)).await else {
+            return self.too_late(job, report, &deadline).await;
+        };
+        let (recipients, next) = page?;
         if let Some(next) = next {
-            self.queue.enqueue(vec![job.continued_at(next)]).await?;
+            let continued = fanout.within(self.queue.enqueue(vec![job.continued_at(next)]));
+            match continued.await {
+                Some(enqueued) => enqueued?,
+                None => return self.too_late(job, report, &deadline).await,
+            }
             report.continued = true;
         }
         let listed = fanout
-            .post_listed(audience, &frame, job.skip.as_ref(), recipients, &mut || {
-                deadline.leaves(std::time::Duration::ZERO, margin)
-            })
+            .post_listed(audience, &frame, job.skip.as_ref(), recipients)
             .await;
         report.delivery = listed.report;
-        if !listed.unstarted.is_empty() {
-            report.handed_over = listed.unstarted.len();
-            let hand_overs = listed
-                .unstarted
-                .chunks(RECIPIENTS_PER_JOB)
-                .map(|ids| job.handed_over_to(ids.to_vec()))
-                .collect();
-            self.queue.enqueue(hand_overs).await?;
+        let handed = self
+            .hand_over(&job, listed.unstarted, listed.unfinished, &deadline)
+            .await?;
+        Ok(report.with(handed))
+    }
+
+    /// Too late to start: the whole job goes back as its next attempt, so a job that keeps
+    /// arriving too late reaches the dead-letter queue instead of circling forever (a message
+    /// re-enqueued is a new one to SQS, whose receive count starts again at 0).
+    async fn too_late(
+        &self,
+        job: DeliveryJob,
+        mut report: JobReport,
+        deadline: &Deadline<'_>,
+    ) -> Result<JobReport, WorkError> {
+        let again = job.clone().tried_again();
+        if again.attempt > MAX_ATTEMPTS {
+            let too_late = Poison::TooLate {
+                attempts: MAX_ATTEMPTS,
+            };
+            return self.dead_letter(&job.to_json(), report.id, too_late).await;
         }
+        self.within_the_end(deadline, self.queue.enqueue(vec![again]))
+            .await?;
+        report.handed_over = 1;
         Ok(report)
+    }
+
+    async fn hand_over(
+        &self,
+        job: &DeliveryJob,
+        unstarted: Vec<ConnectionId>,
+        unfinished: Vec<ConnectionId>,
+        deadline: &Deadline<'_>,
+    ) -> Result<HandedOver, WorkError> {
+        if unstarted.is_empty() && unfinished.is_empty() {
+            return Ok(HandedOver::default());
+        }
+        let handed = hand_over(self.queue.as_ref(), job, unstarted, unfinished);
+        Ok(self.within_the_end(deadline, handed).await?)
+    }
+
+    /// What must happen before the invocation ends (the margin is sized for it): an error, so
+    /// the transport redelivers the job, if even that runs out of time.
+    async fn within_the_end<T>(
+        &self,
+        deadline: &Deadline<'_>,
+        work: impl Future<Output = Result<T, QueueError>>,
+    ) -> Result<T, QueueError> {
+        deadline.bound_to_the_end(work).await.unwrap_or_else(|| {
+            Err(QueueError::Unavailable(
+                "the invocation's deadline came before the queue answered".into(),
+            ))
+        })
+    }
+
+    async fn dead_letter(
+        &self,
+        body: &str,
+        id: Option<MessageId>,
+        poison: Poison,
+    ) -> Result<JobReport, WorkError> {
+        let reason = poison.to_string();
+        tracing::error!(reason = %reason, "delivery job dead-lettered");
+        self.queue.dead_letter(body, &reason).await?;
+        Ok(JobReport {
+            dead_lettered: Some(reason),
+            ..JobReport::new(id)
+        })
     }
 
     /// The job's recipients: its own list, or one page read at its cursor (and where the next
@@ -202,5 +338,14 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
             deadline: Some(deadline),
             window: Some(&self.window),
         }
+    }
+}
+
+impl JobReport {
+    fn with(mut self, handed: HandedOver) -> Self {
+        self.delivery.requeued += handed.requeued;
+        self.delivery.given_up += handed.given_up;
+        self.handed_over += handed.jobs;
+        self
     }
 }

@@ -154,7 +154,7 @@ mod tests {
     fn clean_deliveries_grow_the_window_by_one_per_window_of_them_up_to_its_maximum() {
         let mut w = window(4);
         for _ in 0..3 {
-            w.observe(&posted(PostOutcome::Failed, 2));
+            w.observe(&posted(PostOutcome::Unfinished, 2));
         }
         assert_eq!(w.limit(), 1);
         let limits: Vec<usize> = (0..12)
@@ -209,7 +209,7 @@ mod tests {
         w.observe(&posted(PostOutcome::Delivered, 1));
         for _ in 0..10 {
             w.observe(&posted(PostOutcome::Gone, 0));
-            w.observe(&posted(PostOutcome::Failed, 0));
+            w.observe(&posted(PostOutcome::Misconfigured, 0));
         }
         assert_eq!(w.limit(), 4);
     }

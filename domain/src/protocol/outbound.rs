@@ -121,6 +121,9 @@ pub enum Frame<'a> {
         /// Whether part of the audience was handed to the delivery queue (the counts cover the
         /// inline part only).
         queued: bool,
+        /// Recipients of the inline part whose posts did not get through at once (throttled,
+        /// failing, or out of time) and were handed to the queue for another try.
+        requeued: u64,
     },
     Error {
         code: ErrorCode,
@@ -259,12 +262,17 @@ pub const ACK: FrameSpec = FrameSpec {
         FieldSpec::required(
             "failed",
             Kind::Integer,
-            "recipients no retry can reach (a deploy fault)",
+            "recipients no retry can reach: a deploy fault, or, without a delivery queue, posts that kept failing",
         ),
         FieldSpec::required(
             "queued",
             Kind::Boolean,
             "whether part of the audience was handed to the delivery queue",
+        ),
+        FieldSpec::required(
+            "requeued",
+            Kind::Integer,
+            "recipients of the inline part handed to the queue for another try (throttled, failing, or out of time)",
         ),
     ],
 };

@@ -4,6 +4,8 @@
 use serde_json::value::RawValue;
 
 use crate::connection::{ConnectionId, Sender};
+use crate::deadline::Deadline;
+use crate::delivery::handover::hand_over;
 use crate::delivery::{DeliveryJob, DeliveryQueue, JobTarget};
 use crate::fanout::{Audience, DeliveryReport, FanOut};
 use crate::message::MessageId;
@@ -11,6 +13,7 @@ use crate::ports::{ClientNotifier, Clock, ConnectionRepository, RoomAccess, Room
 use crate::protocol::{self, ErrorCode, Frame, RequestId};
 use crate::room::RoomName;
 use crate::settings::Settings;
+use crate::time::Timestamp;
 
 use super::steps::{Delivered, Outcome, Refusal, Step, Stop};
 use super::{HandleError, Handled};
@@ -27,6 +30,9 @@ pub struct Cx<'a> {
     /// Who sent the request, from API Gateway's request context (never from the body).
     pub sender: &'a Sender,
     pub request_id: Option<&'a RequestId>,
+    /// When the invocation ends (API Gateway's 29 s, or the Lambda's timeout): nothing is
+    /// started within `job_safety_margin` of it, and what is left is handed to the queue.
+    pub deadline: Option<Timestamp>,
 }
 
 impl Cx<'_> {
@@ -102,7 +108,7 @@ impl Cx<'_> {
         let fanout = self.fanout();
         let Some(queue) = self.queue else {
             let report = fanout.broadcast(audience, &frame, skip).await?;
-            return Ok(Outcome::Done(Delivered::inline(report)));
+            return Ok(Outcome::Done(Delivered::inline(report.unfinished_failed())));
         };
         // The job a queued part carries: this message, from this sender, at this time.
         let job = DeliveryJob {
@@ -124,12 +130,41 @@ impl Cx<'_> {
             queue.enqueue(split.jobs).await.map_err(HandleError::from)?;
         }
         let listed = fanout
-            .post_listed(audience, &frame, skip, split.inline, &mut || true)
+            .post_listed(audience, &frame, skip, split.inline)
             .await;
+        let mut report = listed.report;
+        let handed = hand_over(queue, &job, listed.unstarted, listed.unfinished)
+            .await
+            .map_err(HandleError::from)?;
+        report.requeued += handed.requeued;
+        report.given_up += handed.given_up;
         Ok(Outcome::Done(Delivered {
-            report: listed.report,
-            queued,
+            report,
+            queued: queued || handed.jobs > 0,
         }))
+    }
+
+    /// Posts a new message from the sender to one connection: its post's outcome, with an
+    /// unfinished post handed to the queue (when there is one) rather than dropped.
+    pub async fn deliver_to(
+        &self,
+        to: &ConnectionId,
+        frame: &[u8],
+        job: impl FnOnce() -> DeliveryJob,
+    ) -> Step<DeliveryReport> {
+        let posted = self.fanout().deliver(to, frame).await;
+        let report = DeliveryReport::default().add(posted);
+        let Some(queue) = self.queue.filter(|_| report.unfinished > 0) else {
+            return Ok(report.unfinished_failed());
+        };
+        let handed = hand_over(queue, &job(), Vec::new(), vec![to.clone()])
+            .await
+            .map_err(HandleError::from)?;
+        Ok(DeliveryReport {
+            requeued: handed.requeued,
+            given_up: handed.given_up,
+            ..report
+        })
     }
 
     /// Who a `sendmessage` or `publish` skips: the sender, unless `echo_to_sender` is on.
@@ -155,6 +190,7 @@ impl Cx<'_> {
                         gone: report.gone,
                         failed: report.failed,
                         queued,
+                        requeued: report.requeued,
                     };
                     self.reply(&ack).await;
                 }
@@ -212,7 +248,12 @@ impl Cx<'_> {
             sleeper: self.sleeper,
             settings: self.settings,
             now: self.clock.now(),
-            deadline: None,
+            deadline: self.deadline.map(|at| Deadline {
+                at,
+                margin: self.settings.job_safety_margin,
+                clock: self.clock,
+                sleeper: self.sleeper,
+            }),
             window: None,
         }
     }

@@ -23,6 +23,7 @@ use crate::ports::{
 use crate::protocol::{ErrorCode, RequestId};
 use crate::rate_limit::TokenDecision;
 use crate::settings::Settings;
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
@@ -147,6 +148,17 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         sender: &Sender,
         body: &[u8],
     ) -> Result<Handled, HandleError> {
+        self.handle_message_until(sender, body, None).await
+    }
+
+    /// As [`Self::handle_message`], in an invocation that ends at `deadline`: nothing is started
+    /// within `job_safety_margin` of it, and the rest of a broadcast is handed to the queue.
+    pub async fn handle_message_until(
+        &self,
+        sender: &Sender,
+        body: &[u8],
+        deadline: Option<Timestamp>,
+    ) -> Result<Handled, HandleError> {
         let Request {
             spec,
             request_id,
@@ -154,7 +166,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         } = match parse_request(body, self.settings.max_message_bytes) {
             Ok(request) => request,
             Err(e) => {
-                let cx = self.cx(sender, e.request_id.as_ref());
+                let cx = self.cx(sender, e.request_id.as_ref(), deadline);
                 let refusal = Refusal {
                     code: e.code,
                     message: e.message,
@@ -164,7 +176,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
                 return Ok(cx.refuse(refusal).await);
             }
         };
-        let cx = self.cx(sender, request_id.as_ref());
+        let cx = self.cx(sender, request_id.as_ref(), deadline);
         let step = match self.take_token(sender, spec.metered).await {
             Ok(()) => action.run(&cx).await,
             Err(stop) => Err(stop),
@@ -173,7 +185,12 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     }
 
     /// The context one request's action runs in.
-    fn cx<'a>(&'a self, sender: &'a Sender, request_id: Option<&'a RequestId>) -> Cx<'a> {
+    fn cx<'a>(
+        &'a self,
+        sender: &'a Sender,
+        request_id: Option<&'a RequestId>,
+        deadline: Option<Timestamp>,
+    ) -> Cx<'a> {
         Cx {
             repo: &self.repo,
             notifier: &self.notifier,
@@ -184,6 +201,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             settings: &self.settings,
             sender,
             request_id,
+            deadline,
         }
     }
 

@@ -141,6 +141,18 @@ impl crate::delivery::DeliveryQueue for UnusedQueue {
     ) -> Result<(), crate::delivery::QueueError> {
         panic!("nothing was to be enqueued")
     }
+
+    async fn enqueue_after(
+        &self,
+        _jobs: Vec<crate::delivery::DeliveryJob>,
+        _delay: std::time::Duration,
+    ) -> Result<(), crate::delivery::QueueError> {
+        panic!("nothing was to be handed over")
+    }
+
+    async fn dead_letter(&self, _: &str, _: &str) -> Result<(), crate::delivery::QueueError> {
+        panic!("nothing was to be dead-lettered")
+    }
 }
 
 /// A job for `n` recipients named `{prefix}00`, `{prefix}01`, ...
@@ -150,7 +162,10 @@ fn job_for(prefix: &str, n: usize) -> crate::delivery::DeliveryJob {
         r#"{{"room":"lobby","data":1,"recipients":[{}]}}"#,
         recipients.join(",")
     );
-    crate::delivery::DeliveryJob::from_json(&json).unwrap()
+    crate::delivery::DeliveryJob {
+        id: Some(crate::delivery::MessageId::parse("m-1").unwrap()),
+        ..crate::delivery::DeliveryJob::from_json(&json).unwrap()
+    }
 }
 
 #[tokio::test]
@@ -170,16 +185,9 @@ async fn a_worker_starts_its_next_job_with_the_window_its_throttled_job_left() {
         settings,
     );
     let deadline = crate::Timestamp::from_millis(NOW + 600_000);
-    let queue_id = crate::delivery::MessageId::parse("m-1").unwrap();
 
-    worker
-        .run(&queue_id, job_for("t", THROTTLED), deadline)
-        .await
-        .unwrap();
-    worker
-        .run(&queue_id, job_for("c", 64), deadline)
-        .await
-        .unwrap();
+    worker.run(job_for("t", THROTTLED), deadline).await.unwrap();
+    worker.run(job_for("c", 64), deadline).await.unwrap();
 
     // The first job's sixteen 429s came back from one flight of posts and halved the window once,
     // to 32; the second job starts there and grows it by one per flight, so its 64 posts never

@@ -1,6 +1,7 @@
 //! The domain's rules, one test each, against mockall mocks of the ports.
 
 mod back_pressure;
+mod delivery_guarantees;
 mod delivery_job;
 mod harness;
 mod parser_table;

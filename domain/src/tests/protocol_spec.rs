@@ -153,6 +153,7 @@ fn every_frame() -> Vec<Value> {
             gone: 0,
             failed: 0,
             queued: false,
+            requeued: 0,
         },
         Frame::Error {
             code: ErrorCode::RateLimited,

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::harness::*;
 use crate::delivery::{
-    DeliveryJob, DeliveryQueue, DeliveryWorker, JobTarget, MessageId, QueueError,
+    DeliveryJob, DeliveryQueue, DeliveryWorker, JobTarget, MessageId, QueueError, Received, Source,
 };
 use crate::ports::{MockClientNotifier, MockConnectionRepository};
 use crate::{Clock, ConnectionId, Page, PageToken, Settings, Timestamp, WebSocketService};
@@ -35,20 +35,40 @@ impl Log {
 struct RecordingQueue {
     log: Log,
     jobs: Arc<Mutex<Vec<DeliveryJob>>>,
+    dead: Arc<Mutex<Vec<String>>>,
 }
 
 #[async_trait]
 impl DeliveryQueue for RecordingQueue {
     async fn enqueue(&self, jobs: Vec<DeliveryJob>) -> Result<(), QueueError> {
+        self.enqueue_after(jobs, Duration::ZERO).await
+    }
+
+    async fn enqueue_after(
+        &self,
+        jobs: Vec<DeliveryJob>,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
         for job in &jobs {
             let what = match (&job.cursor, &job.recipients) {
                 (Some(cursor), _) => format!("cursor={}", cursor.as_str()),
                 (None, Some(ids)) => format!("recipients={}", ids.len()),
                 (None, None) => "whole".to_string(),
             };
-            self.log.push(format!("enqueue:{what}"));
+            let after = if delay.is_zero() {
+                String::new()
+            } else {
+                format!(" after {}s", delay.as_secs())
+            };
+            self.log.push(format!("enqueue:{what}{after}"));
         }
         self.jobs.lock().unwrap().extend(jobs);
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), QueueError> {
+        self.log.push(format!("dead-letter:{reason}"));
+        self.dead.lock().unwrap().push(body.to_string());
         Ok(())
     }
 }
@@ -56,6 +76,10 @@ impl DeliveryQueue for RecordingQueue {
 impl RecordingQueue {
     fn jobs(&self) -> Vec<DeliveryJob> {
         self.jobs.lock().unwrap().clone()
+    }
+
+    fn dead_letters(&self) -> Vec<String> {
+        self.dead.lock().unwrap().clone()
     }
 }
 
@@ -152,15 +176,27 @@ async fn run_job(
         Arc::new(RecordingSleeper::default()),
         settings,
     );
+    let body = job.to_json();
     let report = worker
-        .run(
-            &MessageId::parse("sqs-1").unwrap(),
-            job,
+        .handle(
+            received(&body, Source::Backend),
             Timestamp::from_millis(NOW + deadline_ms),
         )
         .await
         .unwrap();
     Run { log, queue, report }
+}
+
+/// `body` as the queue message `sqs-1`, first received at `NOW`.
+fn received(body: &str, source: Source) -> Received<'_> {
+    static QUEUE_MESSAGE_ID: std::sync::LazyLock<MessageId> =
+        std::sync::LazyLock::new(|| MessageId::parse("sqs-1").unwrap());
+    Received {
+        id: &QUEUE_MESSAGE_ID,
+        sent_at: Timestamp::from_millis(NOW),
+        body,
+        source,
+    }
 }
 
 fn posted_ids(log: &[String]) -> Vec<String> {
@@ -210,7 +246,7 @@ async fn at_the_deadline_the_unserved_rest_of_the_page_is_handed_over_exactly() 
         union, audience,
         "served + handed over == the page, nobody twice"
     );
-    assert_eq!(run.report.handed_over, handed_over.len());
+    assert_eq!(run.report.delivery.requeued, handed_over.len() as u64);
     // The hand-over is the same message: same id, same time, no cursor of its own.
     for job in run.queue.jobs() {
         assert_eq!(job.id.as_ref().map(MessageId::as_str), Some("m-1"));
@@ -357,7 +393,7 @@ async fn a_retry_that_could_end_inside_the_margin_is_not_started_and_its_recipie
         .collect();
     assert_eq!(handed_over, [vec![id("t0")]]);
     assert_eq!(
-        (run.report.delivery.failed, run.report.delivery.deferred),
+        (run.report.delivery.failed, run.report.delivery.unfinished),
         (0, 1)
     );
 }
@@ -368,6 +404,14 @@ struct DownQueue;
 #[async_trait]
 impl DeliveryQueue for DownQueue {
     async fn enqueue(&self, _jobs: Vec<DeliveryJob>) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable("down".into()))
+    }
+
+    async fn enqueue_after(&self, _: Vec<DeliveryJob>, _: Duration) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable("down".into()))
+    }
+
+    async fn dead_letter(&self, _: &str, _: &str) -> Result<(), QueueError> {
         Err(QueueError::Unavailable("down".into()))
     }
 }
@@ -383,12 +427,9 @@ async fn a_worker_that_cannot_enqueue_the_next_page_fails_before_posting_so_the_
         Arc::new(RecordingSleeper::default()),
         Settings::default(),
     );
-    let job = DeliveryJob::from_json(r#"{"room":"lobby","data":1}"#).unwrap();
-
     let result = worker
-        .run(
-            &MessageId::parse("sqs-1").unwrap(),
-            job,
+        .handle(
+            received(r#"{"room":"lobby","data":1}"#, Source::Backend),
             Timestamp::from_millis(NOW + 60_000),
         )
         .await;
@@ -448,12 +489,9 @@ async fn a_job_for_one_connection_is_one_post_and_reads_no_audience() {
         Arc::new(RecordingSleeper::default()),
         Settings::default(),
     );
-    let job = DeliveryJob::from_json(r#"{"connection":"c1","data":{"x":1}}"#).unwrap();
-
     let report = worker
-        .run(
-            &MessageId::parse("sqs-9").unwrap(),
-            job,
+        .handle(
+            received(r#"{"connection":"c1","data":{"x":1}}"#, Source::Backend),
             Timestamp::from_millis(NOW + 60_000),
         )
         .await
@@ -465,7 +503,7 @@ async fn a_job_for_one_connection_is_one_post_and_reads_no_audience() {
     assert_eq!(
         (&frames[0]["id"], &frames[0]["data"], frames[0].get("room")),
         (
-            &serde_json::json!("sqs-9"),
+            &serde_json::json!("sqs-1"),
             &serde_json::json!({"x": 1}),
             None
         )

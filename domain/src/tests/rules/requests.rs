@@ -90,7 +90,7 @@ async fn a_request_id_is_acknowledged_with_the_delivery_counts() {
     let ack = outbox.first_of_type("a", "ack");
     assert_eq!(
         ack,
-        json!({"type":"ack","requestId":"r-7","delivered":2,"gone":0,"failed":0,"queued":false})
+        json!({"type":"ack","requestId":"r-7","delivered":2,"gone":0,"failed":0,"queued":false,"requeued":0})
     );
 }
 

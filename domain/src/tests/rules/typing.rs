@@ -51,7 +51,7 @@ async fn typing_with_a_request_id_is_acknowledged_with_the_recipient_count() {
     assert_eq!(
         outbox.frames_to("a"),
         vec![
-            json!({"type": "ack", "requestId": "t1", "delivered": 1, "gone": 0, "failed": 0, "queued": false})
+            json!({"type": "ack", "requestId": "t1", "delivered": 1, "gone": 0, "failed": 0, "queued": false, "requeued": 0})
         ]
     );
 }
