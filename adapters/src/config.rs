@@ -30,9 +30,15 @@ pub struct ServiceConfig {
     pub dynamo: DynamoSettings,
     pub endpoint: ManagementEndpoint,
     pub settings: Settings,
-    /// Where broadcasts larger than `INLINE_RECIPIENTS` go on (`DELIVERY_QUEUE_URL`); without
-    /// one, every broadcast is delivered inline, whatever its size.
-    pub delivery_queue_url: Option<String>,
+    /// The service's own delivery queue (`INTERNAL_QUEUE_URL`): where broadcasts larger than
+    /// `INLINE_RECIPIENTS`, continuations and hand-overs go; without one, every broadcast is
+    /// delivered inline, whatever its size.
+    pub internal_queue_url: Option<String>,
+    /// The queue backends publish to (`BACKEND_QUEUE_URL`): read by `fanout`, never written by
+    /// the service.
+    pub backend_queue_url: Option<String>,
+    /// Where `fanout` sets aside what can never be delivered (`DEAD_LETTER_QUEUE_URL`).
+    pub dead_letter_queue_url: Option<String>,
     /// Refuse a `$connect` that carries no authorizer principal (`REQUIRE_PRINCIPAL`): set when
     /// the stack deploys the authorizer, so a route that lost it fails closed.
     pub require_principal: bool,
@@ -67,14 +73,29 @@ impl ServiceConfig {
             }
             _ => return Err(ConfigError::NoEndpoint),
         };
+        let settings = settings::domain_settings(&get, false)?;
+        // A margin as long as the function's run would hand every job back untouched.
+        let timeout: u64 = settings::FUNCTION_TIMEOUT_SECONDS.parsed(&get, false)?;
+        if settings.job_safety_margin.as_millis() >= u128::from(timeout) * 1000 {
+            return Err(ConfigError::Invalid {
+                name: settings::JOB_SAFETY_MARGIN_MS.name,
+                value: settings.job_safety_margin.as_millis().to_string(),
+                reason: format!(
+                    "must be below the function's timeout ({} = {timeout} s)",
+                    settings::FUNCTION_TIMEOUT_SECONDS.name
+                ),
+            });
+        }
         let mut dynamo = DynamoSettings::new(table);
         dynamo.page_size = settings::PAGE_SIZE.parsed(&get, false)?;
         dynamo.list_shards = settings::LIST_SHARDS.parsed(&get, false)?;
         Ok(Self {
             dynamo,
             endpoint,
-            settings: settings::domain_settings(&get, false)?,
-            delivery_queue_url: settings::DELIVERY_QUEUE_URL.read(&get, false)?,
+            settings,
+            internal_queue_url: settings::INTERNAL_QUEUE_URL.read(&get, false)?,
+            backend_queue_url: settings::BACKEND_QUEUE_URL.read(&get, false)?,
+            dead_letter_queue_url: settings::DEAD_LETTER_QUEUE_URL.read(&get, false)?,
             require_principal: settings::REQUIRE_PRINCIPAL.parsed(&get, false)?,
             notifier_client: settings::NOTIFIER_CLIENT.parsed(&get, false)?,
         })
@@ -161,18 +182,18 @@ mod tests {
     }
 
     #[test]
-    fn broadcasts_are_queued_only_where_a_delivery_queue_url_is_set() {
+    fn broadcasts_are_queued_only_where_an_internal_queue_url_is_set() {
         let base = [
             ("CONNECTIONS_TABLE", "t"),
             ("MANAGEMENT_ENDPOINT", "https://x/prod"),
         ];
-        assert_eq!(config(&base).unwrap().delivery_queue_url, None);
-        let blank = [base.as_slice(), &[("DELIVERY_QUEUE_URL", " ")]].concat();
-        assert_eq!(config(&blank).unwrap().delivery_queue_url, None);
-        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/ws-chat-dev-delivery";
-        let set = [base.as_slice(), &[("DELIVERY_QUEUE_URL", url)]].concat();
+        assert_eq!(config(&base).unwrap().internal_queue_url, None);
+        let blank = [base.as_slice(), &[("INTERNAL_QUEUE_URL", " ")]].concat();
+        assert_eq!(config(&blank).unwrap().internal_queue_url, None);
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/ws-chat-dev-internal";
+        let set = [base.as_slice(), &[("INTERNAL_QUEUE_URL", url)]].concat();
         assert_eq!(
-            config(&set).unwrap().delivery_queue_url.as_deref(),
+            config(&set).unwrap().internal_queue_url.as_deref(),
             Some(url)
         );
     }
@@ -323,6 +344,25 @@ mod tests {
                 "{name}={value}: {message}"
             );
         }
+    }
+
+    #[test]
+    fn a_safety_margin_that_leaves_the_function_no_time_to_work_stops_start_up() {
+        let base = [
+            ("CONNECTIONS_TABLE", "t"),
+            ("MANAGEMENT_ENDPOINT", "https://x/prod"),
+            ("FUNCTION_TIMEOUT_SECONDS", "10"),
+        ];
+        let equal = [base.as_slice(), &[("JOB_SAFETY_MARGIN_MS", "10000")]].concat();
+        let message = config(&equal).unwrap_err().to_string();
+        assert!(
+            message.starts_with("JOB_SAFETY_MARGIN_MS = \"10000\"")
+                && message
+                    .contains("below the function's timeout (FUNCTION_TIMEOUT_SECONDS = 10 s)"),
+            "{message}"
+        );
+        let below = [base.as_slice(), &[("JOB_SAFETY_MARGIN_MS", "9999")]].concat();
+        assert!(config(&below).is_ok());
     }
 
     #[test]

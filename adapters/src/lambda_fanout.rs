@@ -6,35 +6,42 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use domain::Timestamp;
-use domain::delivery::{DeliveryJob, MessageId};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 use crate::lambda::{LambdaMetrics, measured};
-use crate::sqs::handle_batch;
+use crate::sqs::{QueuedMessage, Sources, handle_batch};
 
 /// The fan-out function's name in metrics.
 pub const FANOUT_FUNCTION: &str = "fanout";
 
-/// Runs `run` on every delivery job SQS hands this function, at most `jobs_in_parallel` at a
-/// time, with the invocation's deadline from the Lambda context. `run` is the delivery worker;
-/// it must return before the deadline (it hands over what is left as a continuation job).
+/// Runs `run` on every message SQS hands this function (from the backend queue or the service's
+/// internal one, told apart by `sources`), at most `jobs_in_parallel` at a time, with the
+/// invocation's deadline from the Lambda context. `run` is the delivery worker; it must return
+/// before the deadline (it hands over what is left).
 pub async fn serve_delivery_jobs<F, Fut, E>(
     jobs_in_parallel: usize,
+    sources: Sources,
     run: F,
 ) -> Result<(), lambda_runtime::Error>
 where
-    F: Fn(MessageId, DeliveryJob, Timestamp) -> Fut + 'static,
+    F: Fn(QueuedMessage, Timestamp) -> Fut + 'static,
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
     let metrics = Arc::new(LambdaMetrics::from_env(FANOUT_FUNCTION)?);
-    let run = Arc::new(run);
+    let (run, sources) = (Arc::new(run), Arc::new(sources));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let (run, metrics) = (run.clone(), metrics.clone());
+        let (run, metrics, sources) = (run.clone(), metrics.clone(), sources.clone());
         async move {
             let request_id = event.context.request_id.clone();
             let deadline = Timestamp::from_millis(event.context.deadline);
-            let work = deliver_batch(event.payload, deadline, jobs_in_parallel, run.as_ref());
+            let work = deliver_batch(
+                event.payload,
+                deadline,
+                jobs_in_parallel,
+                &sources,
+                run.as_ref(),
+            );
             measured(&metrics, &request_id, std::io::stdout(), work).await
         }
     }))
@@ -47,14 +54,15 @@ pub async fn deliver_batch<F, Fut, E>(
     event: SqsEvent,
     deadline: Timestamp,
     jobs_in_parallel: usize,
+    sources: &Sources,
     run: &F,
 ) -> Result<SqsBatchResponse, Diagnostic>
 where
-    F: Fn(MessageId, DeliveryJob, Timestamp) -> Fut,
+    F: Fn(QueuedMessage, Timestamp) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let outcome = handle_batch(event, deadline, jobs_in_parallel, run)
+    let outcome = handle_batch(event, deadline, jobs_in_parallel, sources, run)
         .await
         .map_err(|e| {
             tracing::error!(errorType = "BadEvent", error = %e, "invocation failed");

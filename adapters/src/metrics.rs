@@ -33,6 +33,14 @@ pub mod name {
     /// `@connections` answers of 429, retried or not.
     pub const POSTS_THROTTLED: &str = "PostsThrottled";
     pub const POSTS_RETRIED: &str = "PostsRetried";
+    /// Recipients handed back to the delivery queue for a later try (throttled or failing past
+    /// their retries, or out of time).
+    pub const POSTS_REQUEUED: &str = "PostsRequeued";
+    /// Recipients given up on after every hand-over: dead-lettered with their job (alarmed).
+    pub const DELIVERY_GIVEN_UP: &str = "DeliveryGivenUp";
+    /// Queue messages set aside at once: malformed, a frame over the limit, a backend job that
+    /// set what only the service may, or one that kept arriving too late (alarmed).
+    pub const DELIVERY_DEAD_LETTERED: &str = "DeliveryDeadLettered";
     /// How long a message that reached recipients took to handle, fan-out included, by `Action`.
     pub const FANOUT_DURATION: &str = "FanOutDuration";
     /// `$connect` authorizer answers, by `Decision` (what alarms watch).
@@ -81,6 +89,9 @@ pub const ALL: &[(&str, Kind, Unit)] = &[
     (name::POSTS_MISCONFIGURED, Kind::Counter, Unit::Count),
     (name::POSTS_THROTTLED, Kind::Counter, Unit::Count),
     (name::POSTS_RETRIED, Kind::Counter, Unit::Count),
+    (name::POSTS_REQUEUED, Kind::Counter, Unit::Count),
+    (name::DELIVERY_GIVEN_UP, Kind::Counter, Unit::Count),
+    (name::DELIVERY_DEAD_LETTERED, Kind::Counter, Unit::Count),
     (name::FANOUT_DURATION, Kind::Histogram, Unit::Milliseconds),
     (name::AUTHORIZER_DECISIONS, Kind::Counter, Unit::Count),
     (name::AUTHORIZER_REFUSALS, Kind::Counter, Unit::Count),
@@ -137,6 +148,8 @@ fn posts(report: &DeliveryReport) {
         (name::POSTS_MISCONFIGURED, report.misconfigured),
         (name::POSTS_THROTTLED, report.throttled),
         (name::POSTS_RETRIED, report.retried),
+        (name::POSTS_REQUEUED, report.requeued),
+        (name::DELIVERY_GIVEN_UP, report.given_up),
     ];
     for (metric, count) in counts {
         if count > 0 {
@@ -198,7 +211,10 @@ pub fn delivery_jobs(jobs: usize, failed: usize) {
 /// page, or recipients handed over before the deadline).
 pub fn job_done(report: &domain::delivery::JobReport) {
     posts(&report.delivery);
-    delivery_continuations(u64::from(report.continued) + u64::from(report.handed_over > 0));
+    delivery_continuations(u64::from(report.continued) + report.handed_over as u64);
+    if report.dead_lettered.is_some() {
+        counter!(name::DELIVERY_DEAD_LETTERED).increment(1);
+    }
 }
 
 /// Continuation jobs one worker run enqueued.

@@ -272,14 +272,28 @@ pub const NOTIFIER_CLIENT: Setting = shared(
     },
 );
 
-pub const DELIVERY_QUEUE_URL: Setting = Setting {
+/// Only the service's functions may write to it (its queue policy says so): a backend cannot
+/// enqueue a job that speaks as a user.
+pub const INTERNAL_QUEUE_URL: Setting = shared(
+    "INTERNAL_QUEUE_URL",
+    "the service's own delivery queue (the rest of large broadcasts, continuations, hand-overs); without one every broadcast is delivered inline (required by fanout)",
+    Value::Text { default: None },
+);
+
+pub const BACKEND_QUEUE_URL: Setting = Setting {
     flag_alias: Some("queue-url"),
     ..shared(
-        "DELIVERY_QUEUE_URL",
-        "the SQS delivery queue; without one every broadcast is delivered inline (required by fanout)",
+        "BACKEND_QUEUE_URL",
+        "the queue backends publish to (the stack output DeliveryQueueUrl; locally, where @publish puts jobs)",
         Value::Text { default: None },
     )
 };
+
+pub const DEAD_LETTER_QUEUE_URL: Setting = shared(
+    "DEAD_LETTER_QUEUE_URL",
+    "where a worker sets aside what can never be delivered, with its reason (required by fanout)",
+    Value::Text { default: None },
+);
 
 pub const CONNECTIONS_TABLE: Setting = Setting {
     local_default: Some("connections-local"),
@@ -370,6 +384,14 @@ pub const REQUIRE_PRINCIPAL: Setting = lambdas(
     Value::Switch { default: false },
 );
 
+/// Lambda does not tell a function its timeout: the stack does, so that a safety margin that
+/// leaves no time to work stops the function at start-up instead of handing every job back.
+pub const FUNCTION_TIMEOUT_SECONDS: Setting = lambdas(
+    "FUNCTION_TIMEOUT_SECONDS",
+    "the function's own timeout (serverless.yml sets it): JOB_SAFETY_MARGIN_MS must be below it",
+    number(1, 900, 900),
+);
+
 pub const METRICS_NAMESPACE: Setting = lambdas(
     "METRICS_NAMESPACE",
     "the CloudWatch namespace of the EMF metrics (serverless.yml: metricsNamespace)",
@@ -412,7 +434,9 @@ pub const ALL: &[Setting] = &[
     PAGE_SIZE,
     LIST_SHARDS,
     NOTIFIER_CLIENT,
-    DELIVERY_QUEUE_URL,
+    INTERNAL_QUEUE_URL,
+    BACKEND_QUEUE_URL,
+    DEAD_LETTER_QUEUE_URL,
     JWKS_URL,
     JWT_SECRET,
     JWT_ISSUER,
@@ -420,6 +444,7 @@ pub const ALL: &[Setting] = &[
     JWT_CLIENT_ID,
     JWT_LEEWAY_SECONDS,
     JWKS_REFRESH_SECONDS,
+    FUNCTION_TIMEOUT_SECONDS,
     METRICS_NAMESPACE,
     RUST_LOG,
     SSL_CERT_FILE,

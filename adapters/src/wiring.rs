@@ -16,6 +16,7 @@ use crate::config::ServiceConfig;
 use crate::dynamodb::DynamoConnectionRepository;
 use crate::room_policy::DefaultRoomPolicy;
 use crate::sdk_http::{read_sdk_roots_in_background, sdk_loader};
+use crate::settings;
 use crate::sqs::{MissingQueueUrl, SqsDeliveryQueue};
 
 /// The notifier is chosen at start-up (`NOTIFIER_CLIENT`); one dynamic call per post is noise
@@ -103,7 +104,7 @@ pub async fn aws_handler(
             .notifier_client
             .build(&sdk, &config.endpoint, NotifierTimeouts::default(), roots)?;
     let mut service = service(repo, notifier, config.settings.clone());
-    if let Some(url) = &config.delivery_queue_url {
+    if let Some(url) = &config.internal_queue_url {
         service =
             service.with_delivery_queue(Arc::new(SqsDeliveryQueue::from_sdk(&sdk, url, None)));
     }
@@ -117,7 +118,14 @@ pub async fn aws_worker(
 ) -> Result<DeliveryWorker<DynamoConnectionRepository, Arc<dyn ClientNotifier>>, WiringError> {
     read_sdk_roots_in_background();
     let sdk = sdk_config().await;
-    let url = config.delivery_queue_url.clone().ok_or(MissingQueueUrl)?;
+    let url = config
+        .internal_queue_url
+        .clone()
+        .ok_or(MissingQueueUrl(settings::INTERNAL_QUEUE_URL.name))?;
+    let dead_letters = config
+        .dead_letter_queue_url
+        .clone()
+        .ok_or(MissingQueueUrl(settings::DEAD_LETTER_QUEUE_URL.name))?;
     let repo = DynamoConnectionRepository::new(dynamodb_client(&sdk, None), config.dynamo.clone());
     let notifier = config.notifier_client.build(
         &sdk,
@@ -128,7 +136,7 @@ pub async fn aws_worker(
     Ok(DeliveryWorker::new(
         repo,
         notifier,
-        Arc::new(SqsDeliveryQueue::from_sdk(&sdk, url, None)),
+        Arc::new(SqsDeliveryQueue::from_sdk(&sdk, url, None).with_dead_letters(dead_letters)),
         Arc::new(SystemClock),
         Arc::new(TokioSleeper),
         config.settings.clone(),

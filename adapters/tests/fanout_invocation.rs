@@ -4,6 +4,7 @@
 
 use adapters::lambda::{FANOUT_FUNCTION, LambdaMetrics, deliver_batch, measured};
 use adapters::metrics::name;
+use adapters::sqs::{QueuedMessage, Sources};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use domain::Timestamp;
 use serde_json::Value;
@@ -35,16 +36,27 @@ fn total(output: &[u8], metric: &str) -> f64 {
 async fn an_invocation_answers_the_failed_jobs_counts_its_jobs_and_fails_whole_on_an_unnamed_record()
  {
     let metrics = LambdaMetrics::install("Test/fanout", FANOUT_FUNCTION).unwrap();
-    let run = |_, _, _| async { Ok::<(), String>(()) };
+    // A worker that fails the job whose audience it "cannot read".
+    let run = |message: QueuedMessage, _| async move {
+        match message.body.as_str() {
+            "unreadable" => Err("could not read the audience".to_string()),
+            _ => Ok(()),
+        }
+    };
     let good = r#"{"everyone":true,"data":1}"#;
+    let sources = Sources::default();
 
     let mut out = Vec::new();
-    let batch = event(&[(Some("a"), good), (Some("b"), "[]"), (Some("c"), good)]);
+    let batch = event(&[
+        (Some("a"), good),
+        (Some("b"), "unreadable"),
+        (Some("c"), good),
+    ]);
     let response = measured(
         &metrics,
         "req-1",
         &mut out,
-        deliver_batch(batch, DEADLINE, 2, &run),
+        deliver_batch(batch, DEADLINE, 2, &sources, &run),
     )
     .await
     .unwrap();
@@ -59,7 +71,7 @@ async fn an_invocation_answers_the_failed_jobs_counts_its_jobs_and_fails_whole_o
     assert_eq!(total(&out, name::DELIVERY_JOBS_FAILED), 1.0);
 
     let unnamed = event(&[(Some("a"), good), (None, good)]);
-    let refused = deliver_batch(unnamed, DEADLINE, 2, &run).await;
+    let refused = deliver_batch(unnamed, DEADLINE, 2, &sources, &run).await;
     let diagnostic = refused.expect_err("a record without an id fails the invocation");
     assert_eq!(diagnostic.error_type, "BadEvent");
     assert!(

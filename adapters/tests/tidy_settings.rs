@@ -114,6 +114,7 @@ fn tidy_the_local_gateway_reads_every_setting_but_the_deployments_own() {
             "STAGE",
             "AWS_URL_SUFFIX",
             "REQUIRE_PRINCIPAL",
+            "FUNCTION_TIMEOUT_SECONDS",
             "METRICS_NAMESPACE",
             "RUST_LOG",
             "SSL_CERT_FILE"

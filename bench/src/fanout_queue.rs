@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts, RootsRead};
 use adapters::clock::{SystemClock, TokioSleeper};
 use adapters::memory::{InMemoryConnectionRepository, MemoryQueue};
-use domain::delivery::{DeliveryJob, DeliveryWorker};
+use domain::delivery::{DeliveryWorker, Received, Source};
 use domain::{ClientNotifier, Clock, ConnectionRepository, RoomName, Settings};
 
 use crate::sleeping_notifier::SleepingNotifier;
@@ -90,11 +90,17 @@ async fn work(
             return;
         }
         for lease in leases {
-            let job = DeliveryJob::from_json(lease.body()).expect("a valid job");
             let started = Instant::now();
             let at = SystemClock.now().saturating_add(deadline);
-            let result =
-                tokio::time::timeout(deadline, worker.run(lease.message_id(), job, at)).await;
+            // One queue for the backend's job and the service's own, as in the local gateway's
+            // tests: the service's schema reads both.
+            let message = Received {
+                id: lease.message_id(),
+                sent_at: lease.sent_at(),
+                body: lease.body(),
+                source: Source::Service,
+            };
+            let result = tokio::time::timeout(deadline, worker.handle(message, at)).await;
             let took = started.elapsed();
             let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
             t.jobs += 1;

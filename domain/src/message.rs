@@ -39,6 +39,11 @@ impl MessageId {
         Ok(Self(raw))
     }
 
+    /// The longest id there can be: for sizing a frame before its id is known.
+    pub fn longest() -> Self {
+        Self("x".repeat(Self::MAX_LEN))
+    }
+
     /// A new id: 128 random bits in hex. Random rather than derived from the sender's request,
     /// whose `requestId` the client chooses (and may repeat).
     pub fn random() -> Self {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use adapters::sqs::SqsPoller;
+use adapters::sqs::{Sources, SqsPoller};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -61,7 +61,7 @@ pub async fn queue_arn(client: &Client, queue_url: &str) -> String {
 
 /// The bodies of one receive, deleted.
 pub async fn receive_bodies(client: &Client, queue_url: &str, wait_seconds: u64) -> Vec<String> {
-    let poller = SqsPoller::new(client.clone(), queue_url);
+    let poller = SqsPoller::new(client.clone(), queue_url, Sources::default());
     let wait = std::time::Duration::from_secs(wait_seconds);
     let event = poller
         .receive(wait)
@@ -76,4 +76,45 @@ pub async fn receive_bodies(client: &Client, queue_url: &str, wait_seconds: u64)
         .into_iter()
         .map(|r| r.body.unwrap_or_default())
         .collect()
+}
+
+/// The stack's three queues, fresh on moto: the service's own, the backend queue, and the
+/// dead-letter queue both redrive to after `max_receives`.
+pub struct StackQueues {
+    pub internal: String,
+    pub backend: String,
+    pub dead_letters: String,
+}
+
+impl StackQueues {
+    pub async fn fresh(client: &Client, prefix: &str, max_receives: u32) -> Self {
+        let dead_letters = fresh_queue(client, &format!("{prefix}-dlq")).await;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": queue_arn(client, &dead_letters).await,
+            "maxReceiveCount": max_receives,
+        })
+        .to_string();
+        let with_redrive = || HashMap::from([(QueueAttributeName::RedrivePolicy, redrive.clone())]);
+        Self {
+            internal: fresh_queue_with(client, &format!("{prefix}-internal"), with_redrive()).await,
+            backend: fresh_queue_with(client, &format!("{prefix}-backend"), with_redrive()).await,
+            dead_letters,
+        }
+    }
+
+    /// The local gateway's flags that deliver through these queues on moto.
+    pub fn gateway_flags(&self) -> Vec<String> {
+        [
+            "--internal-queue-url",
+            &self.internal,
+            "--backend-queue-url",
+            &self.backend,
+            "--dead-letter-queue-url",
+            &self.dead_letters,
+            "--sqs-endpoint",
+            &sqs_endpoint(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
 }

@@ -403,7 +403,7 @@ async fn rows_left_by_clients_that_never_sent_disconnect_are_pruned_by_410_or_hi
     // membership; the expired row was never even tried.
     assert_eq!(
         ack,
-        json!({"type": "ack", "requestId": "all", "delivered": 1, "gone": 1, "failed": 0, "queued": false})
+        json!({"type": "ack", "requestId": "all", "delivered": 1, "gone": 1, "failed": 0, "queued": false, "requeued": 0})
     );
     assert_eq!(
         repo.get(&id("STALEstaleSTALE="), now()).await.unwrap(),

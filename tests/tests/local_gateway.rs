@@ -335,7 +335,7 @@ async fn the_in_process_notifier_delivers_the_same_frames_without_the_http_hop()
     assert_eq!(next_json(&mut a).await["data"], "direct");
     assert_eq!(
         next_json(&mut b).await,
-        json!({"type":"ack","requestId":"d","delivered":1,"gone":0,"failed":0,"queued":false})
+        json!({"type":"ack","requestId":"d","delivered":1,"gone":0,"failed":0,"queued":false, "requeued": 0})
     );
 }
 

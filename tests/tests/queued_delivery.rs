@@ -151,3 +151,74 @@ async fn a_sender_that_waits_for_each_ack_has_its_messages_arrive_in_order() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_cannot_speak_as_a_user_nor_reach_a_room_it_names_no_member_of() {
+    let gw = gateway(&["--presence-max-members", "0"]).await;
+    let mut alice = TestClient::connect(&gw).await;
+    let mut bob = TestClient::connect(&gw).await;
+    let mut carol = TestClient::connect(&gw).await;
+    bob.join("team-secret").await;
+    let spoofs = [
+        json!({"room": "team-secret", "data": "it is me", "from": alice.id, "principal": "alice@corp.example"}),
+        json!({"room": "team-secret", "data": "for carol", "recipients": [carol.id]}),
+    ];
+
+    for spoof in &spoofs {
+        let (status, answer) = post_publish(&gw, &[JSON], &spoof.to_string()).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("the service's own"),
+            "{answer}"
+        );
+    }
+    // The same, written straight to the backend queue as a backend with SQS access would: the
+    // worker sets them aside, and nobody hears a thing.
+    let delivery = gw.delivery().expect("the gateway runs workers");
+    let backend = delivery.backend_memory_queue().expect("in-memory queues");
+    for spoof in &spoofs {
+        backend.send_raw(spoof.to_string());
+    }
+    eventually(|| (delivery.dead_letters().len() == 2).then_some(()))
+        .await
+        .expect("both spoofs dead-lettered");
+    assert!(
+        delivery
+            .dead_letters()
+            .iter()
+            .all(|dead| dead.reason.contains("the service's own")),
+        "{:?}",
+        delivery.dead_letters()
+    );
+    assert_eq!(bob.messages_so_far().await, Vec::<Value>::new());
+    assert_eq!(carol.messages_so_far().await, Vec::<Value>::new());
+    assert_eq!(alice.messages_so_far().await, Vec::<Value>::new());
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_publish_that_could_never_be_framed_is_refused_with_413_before_it_is_queued() {
+    let gw = gateway(&[]).await;
+    // Under the queue's 256 KB, over API Gateway's 128 KB once framed.
+    let job = json!({"room": "lobby", "data": "x".repeat(130 * 1024)});
+
+    let (status, answer) = post_publish(&gw, &[JSON], &job.to_string()).await;
+
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("could never be delivered"),
+        "{answer}"
+    );
+    let backend = gw
+        .delivery()
+        .and_then(|d| d.backend_memory_queue())
+        .unwrap();
+    assert_eq!(backend.outstanding(), 0, "nothing was queued");
+    gw.shutdown().await;
+}

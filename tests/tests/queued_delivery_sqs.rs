@@ -1,6 +1,6 @@
-//! Queued delivery on SQS (moto) through the local gateway: its workers poll the queue as the
-//! `fanout` Lambda's event source mapping does, so a backend's job sent straight to SQS and a
-//! broadcast past the inline threshold both reach every member once.
+//! Queued delivery on SQS (moto) through the local gateway: its workers poll the queues as the
+//! `fanout` Lambda's event source mappings do, so a backend's job sent straight to the backend
+//! queue and a broadcast past the inline threshold both reach every member once.
 
 use std::time::Duration;
 
@@ -8,27 +8,26 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use local_gateway::RunningGateway;
 use serde_json::json;
 use tests::rooms::{assert_no_second_copy, first_messages, room_of};
-use tests::sqs::{fresh_queue, sqs_client, sqs_endpoint};
+use tests::sqs::{StackQueues, sqs_client};
 use tests::ws::gateway;
 
-/// A gateway whose workers poll a fresh moto queue; the queue's URL.
-async fn gateway_on_sqs(inline_recipients: &str) -> (RunningGateway, String) {
-    let queue_url = fresh_queue(&sqs_client().await, "gateway").await;
-    let endpoint = sqs_endpoint();
-    let gw = gateway(&[
-        "--queue-url",
-        &queue_url,
-        "--sqs-endpoint",
-        &endpoint,
-        "--workers",
-        "2",
-        "--inline-recipients",
-        inline_recipients,
-        "--presence-max-members",
-        "0",
-    ])
-    .await;
-    (gw, queue_url)
+/// A gateway whose workers poll fresh moto queues; the queues.
+async fn gateway_on_sqs(inline_recipients: &str) -> (RunningGateway, StackQueues) {
+    let queues = StackQueues::fresh(&sqs_client().await, "gateway", 3).await;
+    let mut flags = queues.gateway_flags();
+    flags.extend(
+        [
+            "--workers",
+            "2",
+            "--inline-recipients",
+            inline_recipients,
+            "--presence-max-members",
+            "0",
+        ]
+        .map(str::to_owned),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    (gateway(&flags).await, queues)
 }
 
 /// Messages SQS holds for the queue, visible or in flight.
@@ -63,13 +62,13 @@ async fn sqs_drained(queue_url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_job_sent_to_sqs_reaches_the_room_with_the_sqs_message_id_and_no_sender() {
-    let (gw, queue_url) = gateway_on_sqs("100").await;
+    let (gw, queues) = gateway_on_sqs("100").await;
     let mut clients = room_of(&gw, 4).await;
 
     let sent = sqs_client()
         .await
         .send_message()
-        .queue_url(&queue_url)
+        .queue_url(&queues.backend)
         .message_body(r#"{"room":"lobby","data":{"text":"from a backend"}}"#)
         .send()
         .await
@@ -81,14 +80,14 @@ async fn a_backend_job_sent_to_sqs_reaches_the_room_with_the_sqs_message_id_and_
         assert_eq!(message["data"], json!({"text": "from a backend"}));
         assert!(message.get("from").is_none(), "{message}");
     }
-    sqs_drained(&queue_url).await;
+    sqs_drained(&queues.backend).await;
     assert_no_second_copy(&mut clients).await;
     gw.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_past_the_inline_threshold_goes_through_sqs_and_reaches_each_member_once() {
-    let (gw, queue_url) = gateway_on_sqs("3").await;
+    let (gw, queues) = gateway_on_sqs("3").await;
     let mut clients = room_of(&gw, 12).await;
 
     let ack = clients[0].publish("lobby", json!({"text": "hi"})).await;
@@ -105,7 +104,7 @@ async fn a_publish_past_the_inline_threshold_goes_through_sqs_and_reaches_each_m
         messages.iter().all(|m| &m["id"] == first_id),
         "one message, one id"
     );
-    sqs_drained(&queue_url).await;
+    sqs_drained(&queues.internal).await;
     assert_no_second_copy(&mut clients).await;
     gw.shutdown().await;
 }

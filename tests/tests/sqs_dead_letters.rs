@@ -1,11 +1,13 @@
 //! The fan-out's batch handler on a real queue (moto), received and settled by `SqsPoller` as an
-//! event source mapping would: a poison job ends in the dead-letter queue after the redrive
-//! policy's receives, and its batch-mates are delivered and deleted.
+//! event source mapping would: a job that fails every receive (its audience never readable, say)
+//! ends in the dead-letter queue after the redrive policy's receives, and its batch-mates are
+//! delivered and deleted. (A job that can never succeed does not wait for that: the worker
+//! dead-letters it at once, see the queue contract.)
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use adapters::sqs::SqsPoller;
+use adapters::sqs::{QueuedMessage, Sources, SqsPoller};
 use aws_sdk_sqs::types::QueueAttributeName;
 use domain::Timestamp;
 use tests::sqs::{fresh_queue, fresh_queue_with, queue_arn, receive_bodies, sqs_client};
@@ -28,7 +30,7 @@ async fn a_poison_job_lands_in_the_dead_letter_queue_and_its_batch_mates_are_del
         HashMap::from([(QueueAttributeName::RedrivePolicy, redrive.to_string())]),
     )
     .await;
-    let poison = r#"{"room":"lobby"}"#;
+    let poison = r#"{"room":"unreadable","data":0}"#;
     let good = [
         r#"{"room":"lobby","data":1}"#,
         r#"{"everyone":true,"data":2}"#,
@@ -45,10 +47,18 @@ async fn a_poison_job_lands_in_the_dead_letter_queue_and_its_batch_mates_are_del
 
     let delivered = std::sync::Mutex::new(Vec::new());
     let mut failures = 0;
-    let poller = SqsPoller::new(client.clone(), &jobs);
-    let run = |_, job: domain::delivery::DeliveryJob, _| {
-        delivered.lock().unwrap().push(job.to_json());
-        async { Ok::<(), String>(()) }
+    let poller = SqsPoller::new(client.clone(), &jobs, Sources::default());
+    let run = |message: QueuedMessage, _| {
+        let fails = message.body.contains("unreadable");
+        if !fails {
+            delivered.lock().unwrap().push(message.body);
+        }
+        async move {
+            match fails {
+                true => Err("could not read the audience".to_string()),
+                false => Ok(()),
+            }
+        }
     };
     for _ in 0..ROUNDS {
         let outcome = poller

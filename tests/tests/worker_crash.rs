@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use adapters::clock::{SystemClock, TokioSleeper};
 use adapters::memory::{InMemoryConnectionRepository, MemoryQueue, RecordingNotifier};
 use async_trait::async_trait;
-use domain::delivery::{DeliveryJob, DeliveryWorker};
+use domain::delivery::{DeliveryWorker, Received, Source};
 use domain::testing::{id, room};
 use domain::{
     ClientNotifier, Clock, Connection, ConnectionId, ConnectionRepository, NotifyError, Settings,
@@ -87,9 +87,15 @@ fn drain_with_crashes(
         let Some(lease) = take_one(queue) else {
             return crashes;
         };
-        let job = DeliveryJob::from_json(lease.body()).unwrap();
         let deadline = Timestamp::from_millis(SystemClock.now().as_millis() + 600_000);
-        let mut run = Box::pin(worker.run(lease.message_id(), job, deadline));
+        // One queue for the backend's job and the service's own: the service's schema reads both.
+        let message = Received {
+            id: lease.message_id(),
+            sent_at: lease.sent_at(),
+            body: lease.body(),
+            source: Source::Service,
+        };
+        let mut run = Box::pin(worker.handle(message, deadline));
         // The first job always crashes, so every scenario has a redelivery; a page of 40 at 8
         // in flight needs more polls than 10, so a cut-off is always mid-page.
         let polls = if taken == 0 || rng.bool() {

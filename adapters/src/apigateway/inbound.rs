@@ -296,7 +296,11 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
                 let sender =
                     Sender::new(event.connection_id, event.principal).with_grants(event.grants);
                 let started = Instant::now();
-                match self.service.handle_message(&sender, &event.body).await? {
+                let handled = self
+                    .service
+                    .handle_message_until(&sender, &event.body, event.deadline)
+                    .await?;
+                match handled {
                     Handled::Rejected(code) => {
                         metrics::message_refused(code);
                         tracing::info!(code = code.as_str(), "message refused")

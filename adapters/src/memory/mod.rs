@@ -5,5 +5,5 @@ mod queue;
 mod repository;
 
 pub use notifier::RecordingNotifier;
-pub use queue::{DEFAULT_MAX_RECEIVES, Lease, MAX_JOB_BYTES, MemoryQueue};
+pub use queue::{DEFAULT_MAX_RECEIVES, DeadLetter, Lease, MAX_JOB_BYTES, MemoryQueue};
 pub use repository::InMemoryConnectionRepository;

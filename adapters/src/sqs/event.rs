@@ -1,20 +1,59 @@
 //! SQS events, as an event source mapping hands them to a Lambda, and the partial batch response.
 //!
-//! Each record is one delivery job. A job that fails (a malformed body, or a runner error) is
-//! reported in `batchItemFailures`: SQS makes only that message visible again, and after the
-//! queue's `maxReceiveCount` receives moves it to the dead-letter queue. Its batch-mates that
-//! succeeded are deleted; none waits on it.
+//! Each record is one message of a delivery queue: the backend queue or the service's internal
+//! one, told apart by the record's `eventSourceARN`. A job that fails (the worker could not read
+//! the audience or enqueue the rest) is reported in `batchItemFailures`: SQS makes only that
+//! message visible again, and after the queue's `maxReceiveCount` receives moves it to the
+//! dead-letter queue. Its batch-mates that succeeded are deleted; none waits on it. A message
+//! that can never be delivered is not a failure: the worker dead-letters it itself, with its
+//! reason, and it is deleted from its queue.
 
 use std::fmt::Display;
 use std::future::Future;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsEvent, SqsMessage};
-use domain::Timestamp;
-use domain::delivery::{DeliveryJob, MessageId, MessageIdError};
+use domain::delivery::{MessageId, MessageIdError, Received, Source};
+use domain::{Clock, Timestamp};
 use futures::StreamExt;
 
 /// The record attribute SQS counts receives in.
 const RECEIVE_COUNT_ATTRIBUTE: &str = "ApproximateReceiveCount";
+/// The record attribute holding when SQS first received the message (milliseconds).
+pub const SENT_TIMESTAMP_ATTRIBUTE: &str = "SentTimestamp";
+
+/// Which queue is the service's own: its records may carry what only the service may say;
+/// every other queue's records are read as a backend's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    internal_queue_name: Option<String>,
+}
+
+impl Sources {
+    /// `internal_queue_url`'s queue is the service's own (a URL ends with the queue's name, as an
+    /// ARN does).
+    pub fn with_internal_queue(internal_queue_url: &str) -> Self {
+        Self {
+            internal_queue_name: last_segment(internal_queue_url, '/').map(str::to_owned),
+        }
+    }
+
+    /// The source of a record from the queue whose ARN is `arn`: `Backend` unless it is the
+    /// service's own queue, so an unknown queue gets the least trust.
+    pub fn of(&self, arn: Option<&str>) -> Source {
+        let name = arn.and_then(|arn| last_segment(arn, ':'));
+        match (name, &self.internal_queue_name) {
+            (Some(name), Some(internal)) if name == internal => Source::Service,
+            _ => Source::Backend,
+        }
+    }
+}
+
+fn last_segment(text: &str, separator: char) -> Option<&str> {
+    text.trim_end_matches(separator)
+        .rsplit(separator)
+        .next()
+        .filter(|name| !name.is_empty())
+}
 
 /// One record of an SQS event, as a worker needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +64,22 @@ pub struct QueuedMessage {
     pub body: String,
     /// How many times SQS has handed this message out, this time included.
     pub receive_count: u32,
+    /// When SQS first received it: a backend job's `sentAt`.
+    pub sent_at: Timestamp,
+    /// The queue it came from.
+    pub source: Source,
+}
+
+impl QueuedMessage {
+    /// The message as the worker reads it.
+    pub fn received(&self) -> Received<'_> {
+        Received {
+            id: &self.message_id,
+            sent_at: self.sent_at,
+            body: &self.body,
+            source: self.source,
+        }
+    }
 }
 
 /// A record whose SQS message id is not a usable [`MessageId`]: reported failed under that id.
@@ -52,8 +107,6 @@ pub enum RecordError {
 enum JobFailure {
     #[error("the SQS message id is not usable as a message id: {0}")]
     BadMessageId(MessageIdError),
-    #[error("malformed delivery job: {0}")]
-    Malformed(domain::delivery::JobError),
     #[error("the delivery job failed: {0}")]
     Failed(String),
 }
@@ -64,24 +117,26 @@ pub struct BatchOutcome {
     pub response: aws_lambda_events::sqs::SqsBatchResponse,
     /// Records in the event.
     pub jobs: usize,
-    /// Records reported failed, malformed ones included.
+    /// Records reported failed (SQS redelivers them).
     pub failed: usize,
-    /// Records whose body is not a delivery job.
-    pub malformed: usize,
 }
 
-/// The records of `event`, each with its id, body and receive count. A record without an id
-/// fails the whole event (see [`RecordError::NoMessageId`]).
-pub fn queued_messages(event: SqsEvent) -> Result<Vec<Record>, RecordError> {
+/// The records of `event`, each with its id, body, receive count, first receipt and source. A
+/// record without an id fails the whole event (see [`RecordError::NoMessageId`]).
+pub fn queued_messages(event: SqsEvent, sources: &Sources) -> Result<Vec<Record>, RecordError> {
     event
         .records
         .into_iter()
         .enumerate()
-        .map(|(index, record)| queued_message(index, record))
+        .map(|(index, record)| queued_message(index, record, sources))
         .collect()
 }
 
-fn queued_message(index: usize, record: SqsMessage) -> Result<Record, RecordError> {
+fn queued_message(
+    index: usize,
+    record: SqsMessage,
+    sources: &Sources,
+) -> Result<Record, RecordError> {
     let raw_id = record
         .message_id
         .ok_or(RecordError::NoMessageId { index })?;
@@ -94,31 +149,37 @@ fn queued_message(index: usize, record: SqsMessage) -> Result<Record, RecordErro
         .get(RECEIVE_COUNT_ATTRIBUTE)
         .and_then(|count| count.parse().ok())
         .unwrap_or(1);
+    // SQS always sends it; an event from elsewhere gets the time it is read.
+    let sent_at = record
+        .attributes
+        .get(SENT_TIMESTAMP_ATTRIBUTE)
+        .and_then(|ms| ms.parse().ok())
+        .map_or_else(|| crate::clock::SystemClock.now(), Timestamp::from_millis);
     Ok(Ok(QueuedMessage {
         message_id,
+        sent_at,
+        source: sources.of(record.event_source_arn.as_deref()),
         body: record.body.unwrap_or_default(),
         receive_count,
     }))
 }
 
-/// Runs `run` on the job of every record of `event`, at most `jobs_in_parallel` at a time, and
-/// answers with exactly the records that failed. `run` gets the record's message id, its job and
-/// the invocation's `deadline`, and must return by then (the worker hands over what is left).
-///
-/// A malformed job is logged with the field that is wrong (`JobError` names it and never echoes
-/// the payload) and reported failed, so it ends in the dead-letter queue.
+/// Runs `run` on every record of `event`, at most `jobs_in_parallel` at a time, and answers with
+/// exactly the records that failed. `run` gets the record's message and the invocation's
+/// `deadline`, and must return by then (the worker hands over what is left).
 pub async fn handle_batch<F, Fut, E>(
     event: SqsEvent,
     deadline: Timestamp,
     jobs_in_parallel: usize,
+    sources: &Sources,
     run: F,
 ) -> Result<BatchOutcome, RecordError>
 where
-    F: Fn(MessageId, DeliveryJob, Timestamp) -> Fut,
+    F: Fn(QueuedMessage, Timestamp) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let messages = queued_messages(event)?;
+    let messages = queued_messages(event, sources)?;
     let jobs = messages.len();
     let run = &run;
     let failures: Vec<(String, JobFailure)> = futures::stream::iter(messages)
@@ -130,14 +191,18 @@ where
                     return Some((raw, JobFailure::BadMessageId(error)));
                 }
             };
-            let failure = run_one(&message, deadline, run).await.err()?;
+            let (id, receive_count) = (message.message_id.clone(), message.receive_count);
+            let failure = run(message, deadline)
+                .await
+                .map_err(|e| JobFailure::Failed(e.to_string()))
+                .err()?;
             tracing::error!(
-                messageId = %message.message_id,
-                receiveCount = message.receive_count,
+                messageId = %id,
+                receiveCount = receive_count,
                 error = %failure,
                 "delivery job failed; SQS will redeliver it, then dead-letter it"
             );
-            Some((message.message_id.to_string(), failure))
+            Some((id.to_string(), failure))
         })
         .buffer_unordered(jobs_in_parallel.max(1))
         .filter_map(|failure| async move { failure })
@@ -149,29 +214,10 @@ where
         failed: failures.len(),
         ..BatchOutcome::default()
     };
-    for (item_identifier, failure) in failures {
-        if matches!(failure, JobFailure::Malformed(_)) {
-            outcome.malformed += 1;
-        }
+    for (item_identifier, _) in failures {
         let mut item = BatchItemFailure::default();
         item.item_identifier = item_identifier;
         outcome.response.batch_item_failures.push(item);
     }
     Ok(outcome)
-}
-
-async fn run_one<F, Fut, E>(
-    message: &QueuedMessage,
-    deadline: Timestamp,
-    run: &F,
-) -> Result<(), JobFailure>
-where
-    F: Fn(MessageId, DeliveryJob, Timestamp) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
-    E: Display,
-{
-    let job = DeliveryJob::from_json(&message.body).map_err(JobFailure::Malformed)?;
-    run(message.message_id.clone(), job, deadline)
-        .await
-        .map_err(|e| JobFailure::Failed(e.to_string()))
 }

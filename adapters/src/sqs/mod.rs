@@ -13,22 +13,13 @@ mod queue;
 
 pub use batches::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES};
 pub use event::{
-    BatchOutcome, QueuedMessage, Record, RecordError, UnusableId, handle_batch, queued_messages,
+    BatchOutcome, QueuedMessage, Record, RecordError, SENT_TIMESTAMP_ATTRIBUTE, Sources,
+    UnusableId, handle_batch, queued_messages,
 };
 pub use poller::SqsPoller;
-pub use queue::{SEND_ATTEMPTS, SqsDeliveryQueue, sqs_client};
+pub use queue::{REASON_ATTRIBUTE, SEND_ATTEMPTS, SqsDeliveryQueue, sqs_client};
 
-/// The environment variable holding the delivery queue's URL (set by `infra/serverless.yml`).
-pub const QUEUE_URL_VAR: &str = "DELIVERY_QUEUE_URL";
-
-/// The delivery queue's URL from [`QUEUE_URL_VAR`].
-pub fn queue_url_from_env() -> Result<String, MissingQueueUrl> {
-    std::env::var(QUEUE_URL_VAR)
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-        .ok_or(MissingQueueUrl)
-}
-
+/// A setting the `fanout` function cannot run without.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{QUEUE_URL_VAR} is not set: it names the SQS queue delivery jobs go to")]
-pub struct MissingQueueUrl;
+#[error("{0} is not set: the fan-out function needs it")]
+pub struct MissingQueueUrl(pub &'static str);

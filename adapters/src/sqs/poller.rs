@@ -11,9 +11,9 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use domain::Timestamp;
-use domain::delivery::{DeliveryJob, MessageId, QueueError};
+use domain::delivery::QueueError;
 
-use super::event::{BatchOutcome, handle_batch};
+use super::event::{BatchOutcome, QueuedMessage, Sources, handle_batch};
 
 /// Messages per receive: SQS's maximum, and what an event source mapping's batch size of 10 gets.
 const BATCH: i32 = 10;
@@ -23,13 +23,20 @@ const BATCH: i32 = 10;
 pub struct SqsPoller {
     client: aws_sdk_sqs::Client,
     queue_url: String,
+    /// Which queue is the service's own, as the `fanout` function is told.
+    sources: Sources,
 }
 
 impl SqsPoller {
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        sources: Sources,
+    ) -> Self {
         Self {
             client,
             queue_url: queue_url.into(),
+            sources,
         }
     }
 
@@ -43,12 +50,19 @@ impl SqsPoller {
             .max_number_of_messages(BATCH)
             .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20).min(20))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .map_err(|e| unavailable("ReceiveMessage", e))?;
         let mut event = SqsEvent::default();
+        // As an event source mapping names the queue: an ARN ending with its name.
+        let arn = format!(
+            "arn:aws:sqs:local:000000000000:{}",
+            self.queue_url.rsplit('/').next().unwrap_or_default()
+        );
         for message in received.messages.unwrap_or_default() {
             let mut record = SqsMessage::default();
+            record.event_source_arn = Some(arn.clone());
             record.message_id = message.message_id;
             record.receipt_handle = message.receipt_handle;
             record.body = message.body;
@@ -110,7 +124,7 @@ impl SqsPoller {
         run: &F,
     ) -> Result<Option<BatchOutcome>, QueueError>
     where
-        F: Fn(MessageId, DeliveryJob, Timestamp) -> Fut,
+        F: Fn(QueuedMessage, Timestamp) -> Fut,
         Fut: Future<Output = Result<(), E>>,
         E: Display,
     {
@@ -118,9 +132,15 @@ impl SqsPoller {
         if event.records.is_empty() {
             return Ok(None);
         }
-        let outcome = handle_batch(event.clone(), deadline, jobs_in_parallel, run)
-            .await
-            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        let outcome = handle_batch(
+            event.clone(),
+            deadline,
+            jobs_in_parallel,
+            &self.sources,
+            run,
+        )
+        .await
+        .map_err(|e| QueueError::Unavailable(e.to_string()))?;
         let failed: Vec<String> = outcome
             .response
             .batch_item_failures

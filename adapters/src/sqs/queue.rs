@@ -1,4 +1,6 @@
-//! `SqsDeliveryQueue`: the `DeliveryQueue` port on SQS's `SendMessageBatch`.
+//! `SqsDeliveryQueue`: the `DeliveryQueue` port on SQS's `SendMessageBatch`, with
+//! `DelaySeconds` for the jobs a worker hands back after a pause, and a dead-letter queue for
+//! what can never be delivered (the reason in the message attribute [`REASON_ATTRIBUTE`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -6,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use domain::delivery::{DeliveryJob, DeliveryQueue, QueueError};
 
 use super::batches::{MAX_MESSAGE_BYTES, batch_ranges};
@@ -30,11 +32,17 @@ pub fn sqs_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_sqs::Clien
     aws_sdk_sqs::Client::from_conf(config.build())
 }
 
+/// The message attribute a dead letter's reason travels in: the body stays exactly as it was, so
+/// an SQS redrive can move it back to its queue unchanged.
+pub const REASON_ATTRIBUTE: &str = "reason";
+
 /// Sends delivery jobs to one SQS queue, each job's JSON as one message body.
 #[derive(Clone, Debug)]
 pub struct SqsDeliveryQueue {
     client: aws_sdk_sqs::Client,
     queue_url: String,
+    /// Where `dead_letter` puts what can never be delivered.
+    dead_letter_url: Option<String>,
 }
 
 impl SqsDeliveryQueue {
@@ -42,6 +50,7 @@ impl SqsDeliveryQueue {
         Self {
             client,
             queue_url: queue_url.into(),
+            dead_letter_url: None,
         }
     }
 
@@ -50,13 +59,23 @@ impl SqsDeliveryQueue {
         Self::new(sqs_client(sdk, endpoint), queue_url)
     }
 
+    /// Dead letters go to the queue at `url` (the stack's dead-letter queue).
+    pub fn with_dead_letters(self, url: impl Into<String>) -> Self {
+        Self {
+            dead_letter_url: Some(url.into()),
+            ..self
+        }
+    }
+
     pub fn queue_url(&self) -> &str {
         &self.queue_url
     }
 
     /// Sends one batch, resending what SQS did not confirm, up to [`SEND_ATTEMPTS`] calls. Entry
     /// ids are the bodies' positions in the batch, so a retry names the same job the same way.
-    async fn send_batch(&self, bodies: &[String]) -> Result<(), QueueError> {
+    async fn send_batch(&self, bodies: &[String], delay: Duration) -> Result<(), QueueError> {
+        // SQS takes whole seconds, at most 15 minutes.
+        let delay_seconds = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
         let mut pending: BTreeMap<String, &str> = bodies
             .iter()
             .enumerate()
@@ -74,6 +93,7 @@ impl SqsDeliveryQueue {
                     SendMessageBatchRequestEntry::builder()
                         .id(id)
                         .message_body(*body)
+                        .set_delay_seconds((delay_seconds > 0).then_some(delay_seconds))
                         .build()
                         .map_err(|e| QueueError::Unavailable(format!("a batch entry: {e}")))
                 })
@@ -119,6 +139,41 @@ impl SqsDeliveryQueue {
 #[async_trait]
 impl DeliveryQueue for SqsDeliveryQueue {
     async fn enqueue(&self, jobs: Vec<DeliveryJob>) -> Result<(), QueueError> {
+        self.enqueue_after(jobs, Duration::ZERO).await
+    }
+
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), QueueError> {
+        let url = self.dead_letter_url.as_deref().ok_or_else(|| {
+            QueueError::Unavailable(
+                "no dead-letter queue is configured (DEAD_LETTER_QUEUE_URL)".into(),
+            )
+        })?;
+        let reason = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason)
+            .build()
+            .map_err(|e| QueueError::Unavailable(format!("a dead letter's reason: {e}")))?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .message_attributes(REASON_ATTRIBUTE, reason)
+            .send()
+            .await
+            .map_err(|e| {
+                QueueError::Unavailable(format!(
+                    "SendMessage to the dead-letter queue {url} failed: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?;
+        Ok(())
+    }
+
+    async fn enqueue_after(
+        &self,
+        jobs: Vec<DeliveryJob>,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
         let bodies: Vec<String> = jobs.iter().map(DeliveryJob::to_json).collect();
         if let Some(big) = bodies.iter().find(|b| b.len() > MAX_MESSAGE_BYTES) {
             return Err(QueueError::TooLarge {
@@ -130,7 +185,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
         // One batch after the other: a continuation is one job, a backend publish too; only a
         // caller handing over many at once waits for several round trips.
         for range in batch_ranges(&sizes) {
-            self.send_batch(&bodies[range]).await?;
+            self.send_batch(&bodies[range], delay).await?;
         }
         Ok(())
     }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use adapters::sqs::{QueuedMessage, Sources};
 use domain::Timestamp;
-use domain::delivery::{DeliveryJob, MessageId};
 
 /// Jobs of one SQS batch (up to 10) in flight at once, each with `FANOUT_CONCURRENCY` posts of
 /// its own. Two, so that a small job (one connection, a short continuation) never waits behind a
@@ -22,13 +22,14 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), lambda_runtime::Error> {
     let config = adapters::config::ServiceConfig::from_env()?;
     let worker = Arc::new(adapters::wiring::aws_worker(&config).await?);
-    let run = move |id: MessageId, job: DeliveryJob, deadline: Timestamp| {
+    let sources = Sources::with_internal_queue(config.internal_queue_url.as_deref().unwrap_or(""));
+    let run = move |message: QueuedMessage, deadline: Timestamp| {
         let worker = worker.clone();
         async move {
-            let report = worker.run(&id, job, deadline).await?;
+            let report = worker.handle(message.received(), deadline).await?;
             adapters::metrics::job_done(&report);
             Ok::<(), domain::delivery::WorkError>(())
         }
     };
-    adapters::lambda::serve_delivery_jobs(JOBS_IN_PARALLEL, run).await
+    adapters::lambda::serve_delivery_jobs(JOBS_IN_PARALLEL, sources, run).await
 }

@@ -1,20 +1,24 @@
 //! Queued delivery on a laptop: `--workers N` tasks run the same `DeliveryWorker` as the
 //! `fanout` Lambda, each job under a simulated invocation deadline (`--job-deadline-ms`), over
-//! the in-memory queue, or over an SQS queue (`--queue-url`, with `--sqs-endpoint` for moto)
-//! polled the way a Lambda event source mapping polls it.
+//! two in-memory queues as the stack has two SQS ones: the service's own (the rest of large
+//! broadcasts, continuations, hand-overs) and the backend queue (`@publish`), whose jobs may not
+//! speak as a user. Or over SQS queues (`--internal-queue-url`, `--backend-queue-url`,
+//! `--dead-letter-queue-url`, with `--sqs-endpoint` for moto), polled the way a Lambda event
+//! source mapping polls them.
 //!
 //! In memory, a job that succeeds is acked; one that fails, or runs past its deadline (cut off,
 //! as Lambda cuts off an invocation), is released for redelivery, and after the queue's receive
 //! limit it is dead-lettered (logged). On SQS the same happens through the partial batch response,
-//! and the queue's own redrive policy dead-letters.
+//! and the queues' own redrive policy dead-letters. A worker dead-letters what can never be
+//! delivered itself, with its reason, in both.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::clock::SystemClock;
 use adapters::memory::{Lease, MemoryQueue};
-use adapters::sqs::{SqsDeliveryQueue, SqsPoller};
-use domain::delivery::{DeliveryJob, DeliveryQueue, DeliveryWorker, MessageId};
+use adapters::sqs::{QueuedMessage, SqsDeliveryQueue, SqsPoller};
+use domain::delivery::{DeliveryQueue, DeliveryWorker, Received, Source};
 use domain::{ClientNotifier, Clock, ConnectionRepository, Timestamp};
 use tokio::task::JoinSet;
 
@@ -27,28 +31,48 @@ const SQS_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Where jobs wait.
 #[derive(Clone)]
 pub enum Transport {
-    Memory(MemoryQueue),
-    /// The queue's URL, the client that sends to it, and the poller that receives from it.
+    Memory {
+        /// The service's own queue, where its functions put jobs.
+        internal: MemoryQueue,
+        /// The backend queue, where `@publish` puts jobs.
+        backend: MemoryQueue,
+    },
+    /// The queues' senders and the pollers that receive from them.
     Sqs {
-        sender: SqsDeliveryQueue,
-        poller: SqsPoller,
+        internal: SqsDeliveryQueue,
+        backend: SqsDeliveryQueue,
+        pollers: Vec<SqsPoller>,
     },
 }
 
 impl Transport {
-    /// Where the handler and `@publish` put jobs.
+    /// Where the handler and the workers put the service's own jobs, and dead-letter.
     pub fn sender(&self) -> Arc<dyn DeliveryQueue> {
         match self {
-            Transport::Memory(queue) => Arc::new(queue.clone()),
-            Transport::Sqs { sender, .. } => Arc::new(sender.clone()),
+            Transport::Memory { internal, .. } => Arc::new(internal.clone()),
+            Transport::Sqs { internal, .. } => Arc::new(internal.clone()),
+        }
+    }
+
+    /// Where `@publish` puts a backend's job.
+    pub fn publisher(&self) -> Arc<dyn DeliveryQueue> {
+        match self {
+            Transport::Memory { backend, .. } => Arc::new(backend.clone()),
+            Transport::Sqs { backend, .. } => Arc::new(backend.clone()),
         }
     }
 
     /// For the start-up banner.
     pub fn describe(&self) -> String {
         match self {
-            Transport::Memory(_) => "the in-memory queue".to_owned(),
-            Transport::Sqs { sender, .. } => format!("SQS queue {}", sender.queue_url()),
+            Transport::Memory { .. } => "in-memory queues".to_owned(),
+            Transport::Sqs {
+                internal, backend, ..
+            } => format!(
+                "SQS queues {} and {}",
+                internal.queue_url(),
+                backend.queue_url()
+            ),
         }
     }
 }
@@ -77,11 +101,14 @@ impl LocalDelivery {
         let mut tasks = JoinSet::new();
         for _ in 0..workers.max(1) {
             match &transport {
-                Transport::Memory(queue) => {
-                    tasks.spawn(work(queue.clone(), worker.clone(), job_deadline));
+                Transport::Memory { internal, backend } => {
+                    let queues = (internal.clone(), backend.clone());
+                    tasks.spawn(work(queues, worker.clone(), job_deadline));
                 }
-                Transport::Sqs { poller, .. } => {
-                    tasks.spawn(poll(poller.clone(), worker.clone(), job_deadline));
+                Transport::Sqs { pollers, .. } => {
+                    for poller in pollers {
+                        tasks.spawn(poll(poller.clone(), worker.clone(), job_deadline));
+                    }
                 }
             }
         }
@@ -93,10 +120,31 @@ impl LocalDelivery {
         }
     }
 
-    /// The in-memory queue, when it is the transport (tests watch it drain).
+    /// The service's own in-memory queue, when it is the transport (tests watch it drain).
     pub fn memory_queue(&self) -> Option<&MemoryQueue> {
         match &self.transport {
-            Transport::Memory(queue) => Some(queue),
+            Transport::Memory { internal, .. } => Some(internal),
+            Transport::Sqs { .. } => None,
+        }
+    }
+
+    /// What was dead-lettered in memory, from either queue (the stack has one dead-letter queue
+    /// for both); empty on SQS, where the dead-letter queue holds them.
+    pub fn dead_letters(&self) -> Vec<adapters::memory::DeadLetter> {
+        match &self.transport {
+            Transport::Memory { internal, backend } => internal
+                .dead_letters_with_reasons()
+                .into_iter()
+                .chain(backend.dead_letters_with_reasons())
+                .collect(),
+            Transport::Sqs { .. } => Vec::new(),
+        }
+    }
+
+    /// The in-memory backend queue, when it is the transport.
+    pub fn backend_memory_queue(&self) -> Option<&MemoryQueue> {
+        match &self.transport {
+            Transport::Memory { backend, .. } => Some(backend),
             Transport::Sqs { .. } => None,
         }
     }
@@ -107,15 +155,23 @@ impl LocalDelivery {
     }
 }
 
-/// One worker: receive, run, settle, until stopped.
-async fn work<R, N>(queue: MemoryQueue, worker: Arc<DeliveryWorker<R, N>>, job_deadline: Duration)
-where
+/// One worker: receive from either queue, run, settle, until stopped.
+async fn work<R, N>(
+    (internal, backend): (MemoryQueue, MemoryQueue),
+    worker: Arc<DeliveryWorker<R, N>>,
+    job_deadline: Duration,
+) where
     R: ConnectionRepository,
     N: ClientNotifier,
 {
     loop {
-        for lease in queue.receive(1, RECEIVE_WAIT).await {
-            run_one(&queue, &worker, lease, job_deadline).await;
+        // Receiving is cancel-safe: a message is taken only when its receive returns.
+        let (queue, source, leases) = tokio::select! {
+            leases = internal.receive(1, RECEIVE_WAIT) => (&internal, Source::Service, leases),
+            leases = backend.receive(1, RECEIVE_WAIT) => (&backend, Source::Backend, leases),
+        };
+        for lease in leases {
+            run_one(queue, source, &worker, lease, job_deadline).await;
         }
     }
 }
@@ -127,10 +183,11 @@ where
     R: ConnectionRepository,
     N: ClientNotifier,
 {
-    let run = |id: MessageId, job: DeliveryJob, deadline: Timestamp| {
+    let run = |message: QueuedMessage, deadline: Timestamp| {
         let worker = worker.clone();
         async move {
-            match tokio::time::timeout(job_deadline, worker.run(&id, job, deadline)).await {
+            let handled = worker.handle(message.received(), deadline);
+            match tokio::time::timeout(job_deadline, handled).await {
                 Ok(run) => run.map(drop).map_err(|e| e.to_string()),
                 Err(_) => Err("ran past its deadline and was cut off".to_owned()),
             }
@@ -147,6 +204,7 @@ where
 
 async fn run_one<R, N>(
     queue: &MemoryQueue,
+    source: Source,
     worker: &DeliveryWorker<R, N>,
     lease: Lease,
     job_deadline: Duration,
@@ -154,15 +212,14 @@ async fn run_one<R, N>(
     R: ConnectionRepository,
     N: ClientNotifier,
 {
-    let job = match DeliveryJob::from_json(lease.body()) {
-        Ok(job) => job,
-        Err(e) => {
-            tracing::warn!(messageId = %lease.message_id(), error = %e, "malformed delivery job");
-            return release(queue, lease);
-        }
-    };
     let deadline = SystemClock.now().saturating_add(job_deadline);
-    let run = worker.run(lease.message_id(), job, deadline);
+    let message = Received {
+        id: lease.message_id(),
+        sent_at: lease.sent_at(),
+        body: lease.body(),
+        source,
+    };
+    let run = worker.handle(message, deadline);
     match tokio::time::timeout(job_deadline, run).await {
         Ok(Ok(report)) => {
             tracing::debug!(

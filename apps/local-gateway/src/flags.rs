@@ -80,7 +80,7 @@ pub struct Options {
     /// them. 0 turns queued delivery off (every broadcast inline, no @publish).
     #[arg(long, env = "LOCAL_GATEWAY_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=256))]
     pub workers: u64,
-    /// The SQS endpoint for --delivery-queue-url (moto: http://127.0.0.1:5000).
+    /// The SQS endpoint of the queues (moto: http://127.0.0.1:5000).
     #[arg(long, env = "SQS_ENDPOINT")]
     pub sqs_endpoint: Option<String>,
     /// A worker invocation's simulated deadline, in milliseconds (the `fanout` Lambda's
@@ -224,20 +224,20 @@ impl Options {
         Duration::from_millis(self.job_deadline_ms)
     }
 
-    /// The delivery queue's URL, when the gateway delivers through SQS.
+    /// The service's own queue's URL, when the gateway delivers through SQS.
     pub fn queue_url(&self) -> Option<String> {
-        self.service.text(&settings::DELIVERY_QUEUE_URL)
+        self.service.text(&settings::INTERNAL_QUEUE_URL)
     }
 
     /// A margin at or past the deadline would hand every job back untouched, forever.
     pub fn check_delivery(&self, settings: &Settings) -> Result<(), String> {
         if self.workers == 0 && self.queue_url().is_some() {
             return Err(
-                "--delivery-queue-url needs workers to poll it (--workers 1 or more)".to_owned(),
+                "--internal-queue-url needs workers to poll it (--workers 1 or more)".to_owned(),
             );
         }
         if self.sqs_endpoint.is_some() && self.queue_url().is_none() {
-            return Err("--sqs-endpoint needs --delivery-queue-url".to_owned());
+            return Err("--sqs-endpoint needs --internal-queue-url".to_owned());
         }
         let margin = settings.job_safety_margin;
         if self.workers > 0 && margin >= self.job_deadline() {

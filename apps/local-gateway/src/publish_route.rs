@@ -1,7 +1,9 @@
 //! `POST /{stage}/@publish`: a backend publishes without a WebSocket, locally. The body is the
-//! delivery queue's message (`{"room": "lobby", "data": ...}`, README "Publishing from a
-//! backend"), put on the local queue as `wsctl publish --queue-url` puts it on SQS. Answers
-//! 202 `{"id": "<message id>"}`, or 400 `{"error": "..."}` naming what is wrong.
+//! backend queue's message (`{"room": "lobby", "data": ...}`, docs/operating.md "Publishing from
+//! a backend"), put on the local backend queue as `wsctl publish --queue-url` puts it on SQS.
+//! Answers 202 `{"id": "<message id>"}`, 400 `{"error": "..."}` naming what is wrong (a field
+//! only the service may set among them), or 413 for a job whose frame would be over the message
+//! limit: refused now rather than dead-lettered later.
 //!
 //! Local-only, and kept from web pages (see `browser_safety`): a request with an `Origin` (every
 //! browser sends one) gets 403, and one whose content type is not JSON gets 415 (a page can POST
@@ -78,11 +80,17 @@ pub async fn publish(
     }
     let job = match std::str::from_utf8(&body)
         .map_err(|_| "the job is not UTF-8".to_string())
-        .and_then(|text| DeliveryJob::from_json(text).map_err(|e| e.to_string()))
+        .and_then(|text| DeliveryJob::from_backend_json(text).map_err(|e| e.to_string()))
     {
         Ok(job) => job,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
+    if let Err(e) = job.check_frame(gateway.limits.max_message_bytes) {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the message could never be delivered: {e}"),
+        );
+    }
     // The id is chosen here, so the answer names the id every frame of this message carries,
     // whichever queue the gateway runs on.
     let id = job.id.clone().unwrap_or_else(MessageId::random);

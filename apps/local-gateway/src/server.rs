@@ -99,7 +99,7 @@ pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
         authorizer: config.authorizer,
         sockets: config.sockets,
         browser: config.browser,
-        publish_queue: config.delivery.as_ref().map(|d| d.transport.sender()),
+        publish_queue: config.delivery.as_ref().map(|d| d.transport.publisher()),
         rooms: config.rooms,
         shutdown,
     }));

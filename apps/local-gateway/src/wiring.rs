@@ -11,7 +11,8 @@ use adapters::wiring;
 use domain::delivery::DeliveryWorker;
 use domain::{ClientNotifier, ConnectionRepository, Settings};
 
-use adapters::sqs::{SqsDeliveryQueue, SqsPoller, sqs_client};
+use adapters::settings::{self, Setting};
+use adapters::sqs::{Sources, SqsDeliveryQueue, SqsPoller, sqs_client};
 
 use crate::bounded_notifier::{BoundedNotifier, DEFAULT_MAX_POSTS_IN_FLIGHT};
 use crate::delivery::{LocalDelivery, Transport};
@@ -62,7 +63,7 @@ impl Options {
                 Arc::new(DynamoConnectionRepository::new(client, dynamo))
             }
         };
-        let (handler, delivery) = self.handler(&sdk, rooms.clone(), notifier, settings);
+        let (handler, delivery) = self.handler(&sdk, rooms.clone(), notifier, settings)?;
         Ok(GatewayConfig {
             sockets,
             authorizer: self.authorizer()?,
@@ -84,12 +85,12 @@ impl Options {
         repo: Arc<dyn ConnectionRepository>,
         notifier: Arc<dyn ClientNotifier>,
         settings: Settings,
-    ) -> (Arc<dyn EventHandler>, Option<LocalDelivery>) {
+    ) -> Result<(Arc<dyn EventHandler>, Option<LocalDelivery>), String> {
         let service = wiring::service(repo.clone(), notifier.clone(), settings.clone());
         if self.workers == 0 {
-            return (Arc::new(WebSocketHandler::new(service)), None);
+            return Ok((Arc::new(WebSocketHandler::new(service)), None));
         }
-        let transport = self.transport(sdk);
+        let transport = self.transport(sdk)?;
         let worker = DeliveryWorker::new(
             repo,
             notifier,
@@ -101,23 +102,37 @@ impl Options {
         let workers = usize::try_from(self.workers).unwrap_or(1);
         let service = service.with_delivery_queue(transport.sender());
         let delivery = LocalDelivery::start(transport, worker, workers, self.job_deadline());
-        (Arc::new(WebSocketHandler::new(service)), Some(delivery))
+        Ok((Arc::new(WebSocketHandler::new(service)), Some(delivery)))
     }
 }
 
 impl Options {
-    /// The in-memory queue, or the SQS queue of --queue-url.
-    fn transport(&self, sdk: &aws_config::SdkConfig) -> Transport {
-        match self.queue_url() {
-            None => Transport::Memory(MemoryQueue::default()),
-            Some(url) => {
-                let client = sqs_client(sdk, self.sqs_endpoint.as_deref());
-                Transport::Sqs {
-                    sender: SqsDeliveryQueue::new(client.clone(), &url),
-                    poller: SqsPoller::new(client, url),
-                }
-            }
-        }
+    /// The in-memory queues, or the SQS queues of --internal-queue-url and --backend-queue-url.
+    fn transport(&self, sdk: &aws_config::SdkConfig) -> Result<Transport, String> {
+        let Some(internal) = self.service.text(&settings::INTERNAL_QUEUE_URL) else {
+            return Ok(Transport::Memory {
+                internal: MemoryQueue::default(),
+                backend: MemoryQueue::default(),
+            });
+        };
+        let required = |setting: &Setting| {
+            self.service
+                .text(setting)
+                .ok_or_else(|| format!("--internal-queue-url needs --{} too", setting.flag()))
+        };
+        let backend = required(&settings::BACKEND_QUEUE_URL)?;
+        let dead_letters = required(&settings::DEAD_LETTER_QUEUE_URL)?;
+        let client = sqs_client(sdk, self.sqs_endpoint.as_deref());
+        let sources = Sources::with_internal_queue(&internal);
+        Ok(Transport::Sqs {
+            pollers: [&internal, &backend]
+                .into_iter()
+                .map(|url| SqsPoller::new(client.clone(), url, sources.clone()))
+                .collect(),
+            internal: SqsDeliveryQueue::new(client.clone(), &internal)
+                .with_dead_letters(dead_letters),
+            backend: SqsDeliveryQueue::new(client, &backend),
+        })
     }
 }
 

@@ -22,6 +22,10 @@ pub fn job(publish: &Publish, id: Option<MessageId>) -> Result<DeliveryJob, Stri
         .map_err(|e| format!("--data is not valid JSON: {e}"))?;
     let mut job = DeliveryJob::new(MessageId::random(), target, data);
     job.id = id;
+    // A message whose frame is over API Gateway's limit could never be delivered: refused here,
+    // before it is queued, rather than dead-lettered by a worker.
+    job.check_frame(domain::protocol::API_GATEWAY_MAX_MESSAGE_BYTES)
+        .map_err(|e| format!("the message could never be delivered: {e}"))?;
     Ok(job)
 }
 

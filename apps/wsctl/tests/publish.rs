@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use domain::delivery::{DeliveryJob, JobTarget};
 use domain::testing::room;
 use tests::rooms::{first_messages, room_of};
-use tests::sqs::{fresh_queue, receive_bodies, sqs_client, sqs_endpoint};
+use tests::sqs::{StackQueues, fresh_queue, receive_bodies, sqs_client, sqs_endpoint};
 use tests::ws::gateway;
 use tokio::net::TcpListener;
 
@@ -220,6 +220,35 @@ async fn data_that_is_not_json_is_refused_before_anything_is_sent() {
 }
 
 #[tokio::test]
+async fn a_message_too_large_to_ever_be_framed_is_refused_before_anything_is_sent() {
+    let gateway = stand_in(StatusCode::ACCEPTED, r#"{"id":"x"}"#).await;
+    // Under SQS's 256 KB, over API Gateway's 128 KB: a job no worker could ever deliver.
+    let data = format!("\"{}\"", "x".repeat(200 * 1024));
+
+    let output = wsctl(&[
+        "publish",
+        "--room",
+        "lobby",
+        "--data",
+        &data,
+        "--local",
+        &gateway.base,
+    ])
+    .await;
+
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("could never be delivered"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        gateway.requests.lock().unwrap().is_empty(),
+        "nothing was sent"
+    );
+}
+
+#[tokio::test]
 async fn two_targets_no_target_no_destination_or_sqs_flags_with_local_are_refused() {
     for args in [
         &[
@@ -284,17 +313,12 @@ async fn publish_locally_reaches_each_member_of_the_room_with_the_printed_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_through_sqs_reaches_the_room_through_a_gateway_polling_that_queue() {
-    let url = fresh_queue(&sqs_client().await, "wsctl-e2e").await;
-    let endpoint = sqs_endpoint();
-    let gw = gateway(&[
-        "--queue-url",
-        &url,
-        "--sqs-endpoint",
-        &endpoint,
-        "--presence-max-members",
-        "0",
-    ])
-    .await;
+    let queues = StackQueues::fresh(&sqs_client().await, "wsctl-e2e", 3).await;
+    let (url, endpoint) = (queues.backend.clone(), sqs_endpoint());
+    let mut flags = queues.gateway_flags();
+    flags.extend(["--presence-max-members", "0"].map(str::to_owned));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let gw = gateway(&flags).await;
     let mut clients = room_of(&gw, 3).await;
 
     let output = wsctl(&[

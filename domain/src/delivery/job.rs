@@ -25,6 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::message::MessageId;
+use crate::protocol::{Frame, FrameError};
 use serde_json::value::RawValue;
 
 use crate::connection::{ConnectionId, Principal};
@@ -228,6 +229,26 @@ impl DeliveryJob {
             attempt: self.attempt.saturating_add(1),
             ..self
         }
+    }
+
+    /// Refuses a job whose `message` frame would be over `max_bytes`, whatever id and time the
+    /// queue gives it: such a job could never be delivered, so it is refused before it is queued
+    /// (`@publish`, `wsctl`) rather than dead-lettered after.
+    pub fn check_frame(&self, max_bytes: usize) -> Result<(), FrameError> {
+        let longest_id = MessageId::longest();
+        let room = match &self.target {
+            JobTarget::Room(room) => Some(room),
+            _ => None,
+        };
+        let frame = Frame::Message {
+            id: self.id.as_ref().unwrap_or(&longest_id),
+            from: self.from.as_ref(),
+            principal: self.principal.as_ref(),
+            room,
+            data: &self.data,
+            sent_at: u64::MAX,
+        };
+        crate::protocol::encode(&frame, max_bytes).map(drop)
     }
 
     /// A backend's job (the backend queue): the target, `data` and an optional `id`, nothing

@@ -14,7 +14,7 @@ pub mod queue;
 pub mod worker;
 
 pub use crate::message::{MessageId, MessageIdError};
-pub use handover::{HandedOver, MAX_ATTEMPTS, retry_delay};
+pub use handover::{HandedOver, MAX_ATTEMPTS, MAX_RETRY_DELAY, retry_delay};
 pub use inline::RECIPIENTS_PER_JOB;
 pub use job::{DeliveryJob, JobError, JobTarget, sqs_safe};
 pub use queue::{DeliveryQueue, QueueError};

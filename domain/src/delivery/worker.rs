@@ -155,7 +155,11 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
         };
         let job = match job {
             Ok(job) => job,
-            Err(e) => return self.dead_letter(message.body, None, Poison::from(e)).await,
+            Err(e) => {
+                let poison = Poison::from(e);
+                tracing::warn!(messageId = %message.id, reason = %poison, "malformed delivery job");
+                return self.dead_letter(message.body, None, poison).await;
+            }
         };
         // Every job this one enqueues carries the id and the time, so each copy of the message
         // and each page's frames match, however often the queue hands it out.
@@ -289,11 +293,12 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
         poison: Poison,
     ) -> Result<JobReport, WorkError> {
         let reason = poison.to_string();
-        tracing::error!(reason = %reason, "delivery job dead-lettered");
+        let id = id.as_ref().map(MessageId::as_str).unwrap_or_default();
+        tracing::error!(messageId = id, reason = %reason, "delivery job dead-lettered");
         self.queue.dead_letter(body, &reason).await?;
         Ok(JobReport {
             dead_lettered: Some(reason),
-            ..JobReport::new(id)
+            ..JobReport::new(MessageId::parse(id).ok())
         })
     }
 

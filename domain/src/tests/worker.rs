@@ -77,10 +77,6 @@ impl RecordingQueue {
     fn jobs(&self) -> Vec<DeliveryJob> {
         self.jobs.lock().unwrap().clone()
     }
-
-    fn dead_letters(&self) -> Vec<String> {
-        self.dead.lock().unwrap().clone()
-    }
 }
 
 /// A clock each post moves forward by `step` milliseconds.
