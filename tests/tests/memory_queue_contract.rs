@@ -27,6 +27,13 @@ impl QueueUnderTest for MemoryQueue {
             })
             .collect()
     }
+
+    async fn dead_letters(&self) -> Vec<(String, String)> {
+        self.dead_letters_with_reasons()
+            .into_iter()
+            .map(|dead| (dead.body, dead.reason))
+            .collect()
+    }
 }
 
 async fn fresh() -> MemoryQueue {

@@ -26,6 +26,9 @@ pub trait QueueUnderTest: Send + Sync {
 
     /// The bodies of the messages waiting, deleted; waits briefly for the first one.
     async fn receive(&self) -> Vec<String>;
+
+    /// What was dead-lettered, with its reason, deleted.
+    async fn dead_letters(&self) -> Vec<(String, String)>;
 }
 
 /// Receives until `done` holds for everything received so far, at most [`MAX_RECEIVES`] times.
@@ -186,6 +189,63 @@ where
     assert_eq!(bodies, vec![marker.to_json()]);
 }
 
+pub async fn a_delayed_job_waits_its_delay_then_arrives<Q, F, Fut>(fresh: F)
+where
+    Q: QueueUnderTest,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Q>,
+{
+    let q = fresh().await;
+    let later = job("later");
+    let started = std::time::Instant::now();
+    q.queue()
+        .enqueue_after(vec![later.clone()], std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
+    let now = job("now");
+    q.queue().enqueue(vec![now.clone()]).await.unwrap();
+
+    let first = received_until(&q, |b| !b.is_empty()).await;
+    assert_eq!(
+        first,
+        vec![now.to_json()],
+        "only the job without a delay at first"
+    );
+    let bodies = received_until(&q, |b| b.contains(&later.to_json())).await;
+    assert_eq!(bodies, vec![later.to_json()]);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "arrived after {:?}",
+        started.elapsed()
+    );
+}
+
+pub async fn a_dead_letter_keeps_its_body_and_reason_and_never_reaches_a_worker<Q, F, Fut>(fresh: F)
+where
+    Q: QueueUnderTest,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Q>,
+{
+    let q = fresh().await;
+    let body = r#"{"room":"lobby","data":"\ufffe odd but kept","from":"x"}"#;
+    q.queue()
+        .dead_letter(body, "the job's message cannot be sent: too large")
+        .await
+        .unwrap();
+    let marker = job("marker");
+    q.queue().enqueue(vec![marker.clone()]).await.unwrap();
+
+    let bodies = received_until(&q, |b| b.contains(&marker.to_json())).await;
+    assert_eq!(bodies, vec![marker.to_json()], "workers never see it");
+    assert_eq!(
+        q.dead_letters().await,
+        vec![(
+            body.to_string(),
+            "the job's message cannot be sent: too large".to_string()
+        )]
+    );
+}
+
 /// One `#[tokio::test]` per contract check, for a queue given as `async fn() -> impl QueueUnderTest`.
 #[macro_export]
 macro_rules! queue_contract {
@@ -195,7 +255,9 @@ macro_rules! queue_contract {
             twenty_five_jobs_in_one_call_all_arrive_once,
             a_too_large_job_refuses_the_whole_call_and_sends_nothing,
             a_job_of_exactly_the_limit_arrives_whole,
-            enqueueing_no_jobs_succeeds
+            enqueueing_no_jobs_succeeds,
+            a_delayed_job_waits_its_delay_then_arrives,
+            a_dead_letter_keeps_its_body_and_reason_and_never_reaches_a_worker
         );
     };
     (@tests $fresh:path, $($check:ident),+) => {
