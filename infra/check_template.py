@@ -10,21 +10,24 @@ Fails (exit 1, one line per problem) on:
 - a table without TTL on `ttl`, point-in-time recovery, encryption, on-demand billing, or
   `Retain` on replacement and `Retain` or `RetainExceptOnCreate` on deletion; a log group without
   retention;
-- any wildcard IAM resource beyond the two allowed suffixes (a log group's streams, and
-  `POST /@connections/*` on this API's stage), a stand-alone IAM policy, any action but Query or
-  Scan on an index;
+- a role missing an action its code calls (REQUIRED_ACTIONS: `$disconnect`'s GetItem, the queue
+  actions of `fanout`, ...); any wildcard IAM resource beyond the two allowed suffixes (a log
+  group's streams, and `POST /@connections/*` on this API's stage), a stand-alone IAM policy, any
+  action but Query or Scan on an index;
 - a hard-coded `amazonaws.com` in an endpoint the stack builds: a function's environment or an
   output (AWS::URLSuffix differs in the China partitions); the identity provider's URLs passed in
   as parameters (a Cognito JWKS URL or issuer) are the user's, not the stack's;
 - a stage without throttling, a $default throttled more loosely than the stage, full request
   logging (DataTraceEnabled), or an access log format that could write the token;
 - two functions uploaded under one S3 key (each would run the other's code);
-- with --artifacts: a zip (read from serverless-state.json beside the template) whose `bootstrap`
-  is missing, not executable, or built for another architecture than its function's;
+- with --artifacts: a zip (read from serverless-state.json beside the template, its path from
+  infra/, wherever the package directory is) whose `bootstrap` is missing, not executable, or built
+  for another architecture than its function's;
 - monitoring: a function without METRICS_NAMESPACE (or functions with different ones), a function
   without an alarm on its Errors and on its Throttles, no alarm on API Gateway's IntegrationError
   and ExecutionError, none on the posts that failed or were throttled or on authorizer denials in
-  the functions' namespace, an alarm whose AlarmActions and OKActions differ, no dashboard;
+  the functions' namespace or on the recipients given up on (DeliveryGivenUp), an alarm whose
+  AlarmActions and OKActions differ, no dashboard;
 - a dashboard body CloudWatch would refuse at deploy time, rolling the stack back (cloudwatch.py):
   not JSON once its ${...} are substituted, a widget without its type, place, size or properties or
   off the grid, a metric widget without its region or a `metrics` array, an entry of `metrics`
@@ -36,24 +39,38 @@ Fails (exit 1, one line per problem) on:
   a ThresholdMetricId, exactly the ANOMALY_DETECTION_BAND it names and the metric it bands), a
   band operator without a band or a threshold operator with one, a single-metric field beside
   Metrics;
-- queued delivery: no SQS queue, a queue without encryption, no event source mapping on it, a
-  mapping without ReportBatchItemFailures or MaximumConcurrency or with batches above 10, a queue
-  whose visibility timeout is under six times its function's timeout, no redrive to a dead-letter
-  queue or no alarm on that queue's messages, a function allowed to send to the queue without
-  DELIVERY_QUEUE_URL naming it, no stack outputs with the queue's URL and ARN;
-- with --expect-production: a function without reserved concurrency (or with less than its event
-  source mapping's MaximumConcurrency), a stage without an access log, or a $default no stricter
-  than the stage;
+- queued delivery, on every queue an event source mapping reads (the backend queue and the
+  service's own): no SQS queue, a queue without encryption, a queue neither read by a mapping nor
+  a dead-letter queue, a mapping without ReportBatchItemFailures or MaximumConcurrency or with
+  batches above 10, a mapping whose function's role may not ReceiveMessage, DeleteMessage and
+  GetQueueAttributes on its queue, a queue whose visibility timeout is under six times its
+  function's timeout, no redrive to a dead-letter queue or no alarm on that queue's messages;
+- the trust boundary between the two: a mapped queue no role may send to is where backends
+  publish (at least one must exist, and the stack outputs its URL and ARN); a mapped queue some
+  role sends to is the service's own, and needs an AWS::SQS::QueuePolicy that denies
+  sqs:SendMessage (that action only) to Principal "*" unless aws:PrincipalArn (ArnNotEquals or
+  ArnNotLike) is one of exactly the roles that send to it (Fn::GetAtt [Role, Arn]);
+- queue variables: a function that may send to a mapped queue, or reads the service's own, without
+  INTERNAL_QUEUE_URL naming it; one that may send to a dead-letter queue without
+  DEAD_LETTER_QUEUE_URL naming it; either variable naming a queue the function's role may not send
+  to, or INTERNAL_QUEUE_URL naming the backend queue (backends' jobs read as the service's);
+- deadlines: FUNCTION_TIMEOUT_SECONDS other than the function's own Timeout, missing on a function
+  that runs delivery jobs (may send to a mapped queue, or reads one), and a JOB_SAFETY_MARGIN_MS
+  (5000 ms when unset) not below that timeout: the function would refuse to start;
+- with --expect-production: a function without reserved concurrency (or with less than the sum
+  of its SQS event source mappings' MaximumConcurrency), a stage without an access log, or a
+  $default no stricter than the stage;
 - with --account-concurrency N (the account's Lambda concurrency quota in the region:
   `aws lambda get-account-settings --query AccountLimit.ConcurrentExecutions`): reserved
   concurrency that leaves less unreserved than Lambda's minimum (100, or the whole quota when it
-  is 100 or less: new accounts may have 10), and an SQS event source mapping on a function without
-  reserved concurrency whose MaximumConcurrency is more than half of what it shares with the
-  WebSocket routes.
+  is 100 or less: new accounts may have 10), and SQS event source mappings on a function without
+  reserved concurrency whose MaximumConcurrency, one or all of them together, is more than half of
+  what they share with the WebSocket routes.
 
     python3 check_template.py TEMPLATE.json [--artifacts] [--expect-authorizer] [--expect-production]
                               [--account-concurrency N]
 """
+import fnmatch
 import json
 import re
 import sys
@@ -128,8 +145,10 @@ def statements_of(template):
 # posts `presence` frames.
 REQUIRED_ACTIONS = {
     "ConnectRole": {"dynamodb:UpdateItem"},
+    # ... and a member that answers 410 is checked (GetItem: is its $connect still running?)
+    # before it is pruned.
     "DisconnectRole": {
-        "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query",
+        "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query",
         "execute-api:ManageConnections",
     },
     "DefaultRole": {
@@ -137,8 +156,9 @@ REQUIRED_ACTIONS = {
         "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections",
         "sqs:SendMessage",
     },
-    # The event source mapping's calls, and the worker's: pages, posts, prunes (an orphan
-    # membership's is `leave`: a transaction with an UpdateItem), continuations.
+    # The event source mappings' calls (on both queues: mapping_grant_problems), and the worker's:
+    # pages, posts, prunes (an orphan membership's is `leave`: a transaction with an UpdateItem),
+    # continuations and hand-overs to the service's own queue, dead letters.
     "FanoutRole": {
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
         "sqs:ChangeMessageVisibility", "sqs:SendMessage", "dynamodb:Query",
@@ -260,8 +280,13 @@ def connect_functions(template):
     return names
 
 
+# A resource Fn::Sub names: ${Name} or ${Name.Attribute} (not ${!Literal}).
+SUB_NAME = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}")
+
+
 def referenced(value, candidates):
-    """The logical ids among `candidates` that `value` names through Ref or Fn::GetAtt."""
+    """The logical ids among `candidates` that `value` names through Ref, Fn::GetAtt (either form)
+    or Fn::Sub."""
     found = set()
     if isinstance(value, dict):
         for key, inner in value.items():
@@ -269,6 +294,13 @@ def referenced(value, candidates):
                 found.add(inner)
             elif key == "Fn::GetAtt" and isinstance(inner, list) and inner and inner[0] in candidates:
                 found.add(inner[0])
+            elif key == "Fn::GetAtt" and isinstance(inner, str) and inner.split(".")[0] in candidates:
+                found.add(inner.split(".")[0])
+            elif key == "Fn::Sub":
+                text, names = (inner, {}) if isinstance(inner, str) else (inner + ["", {}])[:2]
+                found |= {n for n in SUB_NAME.findall(text if isinstance(text, str) else "")
+                          if n in candidates and n not in names}
+                found |= referenced(names, candidates)
             else:
                 found |= referenced(inner, candidates)
     elif isinstance(value, list):
@@ -394,7 +426,8 @@ def artifact_problems(template_path, template, service_dir):
 
 
 # The service's own metrics that must be watched (names from adapters/src/metrics.rs).
-WATCHED_METRICS = ("PostsFailed", "PostsThrottled", "AuthorizerDecisions")
+# DeliveryGivenUp: recipients handed over MAX_ATTEMPTS times who never got their message.
+WATCHED_METRICS = ("PostsFailed", "PostsThrottled", "AuthorizerDecisions", "DeliveryGivenUp")
 WATCHED_API_METRICS = ("IntegrationError", "ExecutionError")
 
 
@@ -467,10 +500,45 @@ DEFAULT_TIMEOUT = 3
 SQS_BATCH_LIMIT = 10
 
 
+def allows(actions, action):
+    """Whether an IAM Action value (a string or a list; `sqs:*`-style wildcards count) covers
+    `action`. IAM action names are case-insensitive."""
+    return any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in as_list(actions) if isinstance(a, str))
+
+
+def queue_grants(template, queues, action):
+    """Each role's queues (among `queues`, named by Ref, Fn::GetAtt or Fn::Sub) on which an Allow
+    statement grants `action`."""
+    grants = {}
+    for role, statement in statements_of(template):
+        if statement.get("Effect") == "Allow" and allows(statement.get("Action", []), action):
+            grants.setdefault(role, set()).update(referenced(statement.get("Resource", []), queues))
+    return grants
+
+
+def senders_by_queue(sends):
+    """queue -> the roles that may sqs:SendMessage to it, from role -> queues."""
+    senders = {}
+    for role, targets in sends.items():
+        for queue in targets:
+            senders.setdefault(queue, set()).add(role)
+    return senders
+
+
+# What an event source mapping calls on its queue with its function's role; Lambda refuses to create
+# (or run) one whose role lacks any of them on the queue. ChangeMessageVisibility is the worker's own
+# (REQUIRED_ACTIONS).
+MAPPING_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+
+
 def queue_problems(template, functions, expect_production):
+    """The delivery queues: backends publish to a queue no function writes (DeliveryQueue), the
+    service hands its own jobs over through a queue only its roles may write (InternalQueue), and
+    both are read by event source mappings and redrive to the dead letters."""
     queues = resources(template, "AWS::SQS::Queue")
     if not queues:
         return ["no SQS delivery queue"]
+    roles = resources(template, "AWS::IAM::Role")
     problems = [f"{name}: server-side encryption is off (SqsManagedSseEnabled or KmsMasterKeyId)"
                 for name, queue in queues.items()
                 if not (queue.get("Properties", {}).get("SqsManagedSseEnabled") is True
@@ -480,7 +548,10 @@ def queue_problems(template, functions, expect_production):
     if not mappings:
         problems.append("no event source mapping on an SQS queue: nothing would run the delivery jobs")
     seen = watched(resources(template, "AWS::CloudWatch::Alarm"))
-    for name, mapping in mappings.items():
+    grants = {action: queue_grants(template, queues, action) for action in MAPPING_ACTIONS + ("sqs:SendMessage",)}
+    sends = grants["sqs:SendMessage"]
+    mapped, reads = set(), {}
+    for name, mapping in sorted(mappings.items()):
         props = mapping.get("Properties", {})
         if "ReportBatchItemFailures" not in props.get("FunctionResponseTypes", []):
             problems.append(f"{name}: no ReportBatchItemFailures: one failed job would send its whole batch back")
@@ -489,60 +560,262 @@ def queue_problems(template, functions, expect_production):
         batch = number(props.get("BatchSize"))
         if batch is None or batch > SQS_BATCH_LIMIT:
             problems.append(f"{name}: BatchSize {props.get('BatchSize')!r}, expected at most {SQS_BATCH_LIMIT}")
-        for queue_name in referenced(props.get("EventSourceArn"), queues):
-            problems += mapped_queue_problems(queue_name, queues, seen)
-            for function_name in referenced(props.get("FunctionName"), functions):
-                problems += mapped_function_problems(
-                    name, props, queue_name, queues[queue_name], function_name,
-                    functions[function_name], expect_production)
-            problems += queue_url_problems(template, functions, queue_name)
+        for queue_name in sorted(referenced(props.get("EventSourceArn"), queues)):
+            mapped.add(queue_name)
+            for function_name in sorted(referenced(props.get("FunctionName"), functions)):
+                reads.setdefault(function_name, set()).add(queue_name)
+                function = functions[function_name]
+                problems += visibility_problems(queue_name, queues[queue_name], function_name, function)
+                for role in sorted(referenced(function.get("Properties", {}).get("Role"), roles)):
+                    missing = [a for a in MAPPING_ACTIONS if queue_name not in grants[a].get(role, set())]
+                    if missing:
+                        problems.append(f"{name}: {role} may not {missing} on {queue_name}: Lambda cannot read "
+                                        f"the queue with {function_name}'s role (the mapping is refused)")
+    dead_letters = set()
+    for queue_name in sorted(mapped):
+        redrive_problems, targets = redrive_of(queue_name, queues)
+        problems += redrive_problems
+        dead_letters |= targets
+    problems += [f"{dlq}: no alarm on ApproximateNumberOfMessagesVisible (dead letters would go unnoticed)"
+                 for dlq in sorted(dead_letters)
+                 if (json.dumps("AWS/SQS"), "ApproximateNumberOfMessagesVisible",
+                     json.dumps({"Fn::GetAtt": [dlq, "QueueName"]}, sort_keys=True)) not in seen]
+    for queue_name in sorted(set(queues) - mapped - dead_letters):
+        problems.append(f"{queue_name}: no event source mapping reads it and no queue dead-letters to it: "
+                        f"its jobs would wait unread until they expire")
+    senders = senders_by_queue(sends)
+    problems += backend_queue_problems(template, mapped, senders)
+    problems += queue_policy_problems(template, mapped, senders, roles)
+    problems += queue_url_problems(functions, queues, roles, mapped, dead_letters, sends, reads)
+    problems += deadline_problems(functions, roles, mapped, sends, reads)
+    if expect_production:
+        problems += reservation_problems(functions, mappings)
     return problems
 
 
-def mapped_queue_problems(queue_name, queues, seen):
+def redrive_of(queue_name, queues):
+    """A mapped queue's redrive to a dead-letter queue of the stack: its problem, and the queues it
+    names."""
     redrive = queues[queue_name].get("Properties", {}).get("RedrivePolicy", {})
     dead_letters = referenced(redrive.get("deadLetterTargetArn"), queues)
     if not dead_letters or number(redrive.get("maxReceiveCount")) is None:
-        return [f"{queue_name}: no redrive policy to a dead-letter queue in this stack"]
-    return [f"{dlq}: no alarm on ApproximateNumberOfMessagesVisible (dead letters would go unnoticed)"
-            for dlq in sorted(dead_letters)
-            if (json.dumps("AWS/SQS"), "ApproximateNumberOfMessagesVisible",
-                json.dumps({"Fn::GetAtt": [dlq, "QueueName"]}, sort_keys=True)) not in seen]
+        return [f"{queue_name}: no redrive policy to a dead-letter queue in this stack"], dead_letters
+    return [], dead_letters
 
 
-def mapped_function_problems(mapping_name, props, queue_name, queue, function_name, function,
-                             expect_production):
-    problems = []
+def visibility_problems(queue_name, queue, function_name, function):
     timeout = number(function.get("Properties", {}).get("Timeout", DEFAULT_TIMEOUT))
     visibility = number(queue.get("Properties", {}).get("VisibilityTimeout", 30))
     if timeout is None or visibility is None or visibility < VISIBILITY_PER_TIMEOUT * timeout:
-        problems.append(f"{queue_name}: VisibilityTimeout {visibility} is under {VISIBILITY_PER_TIMEOUT} x "
-                        f"{function_name}'s Timeout {timeout}")
-    reserved = number(function.get("Properties", {}).get("ReservedConcurrentExecutions"))
-    maximum = number(props.get("ScalingConfig", {}).get("MaximumConcurrency"))
-    if expect_production and reserved is not None and maximum is not None and reserved < maximum:
-        problems.append(f"{function_name}: reserved concurrency {reserved:g} under {mapping_name}'s "
-                        f"MaximumConcurrency {maximum:g}: the mapping would be throttled")
+        return [f"{queue_name}: VisibilityTimeout {visibility} is under {VISIBILITY_PER_TIMEOUT} x "
+                f"{function_name}'s Timeout {timeout}"]
+    return []
+
+
+def mapping_maxima(functions, mappings):
+    """function -> {mapping: MaximumConcurrency} of the SQS mappings that invoke it."""
+    maxima = {}
+    for name, mapping in mappings.items():
+        props = mapping.get("Properties", {})
+        maximum = number(props.get("ScalingConfig", {}).get("MaximumConcurrency"))
+        for function_name in referenced(props.get("FunctionName"), functions):
+            if maximum is not None:
+                maxima.setdefault(function_name, {})[name] = maximum
+    return maxima
+
+
+def listing(values):
+    return ", ".join(f"{name} {value:g}" for name, value in sorted(values.items()))
+
+
+def reservation_problems(functions, mappings):
+    """A function's reservation caps every mapping on it at once: below their sum, Lambda throttles
+    the mappings (AWS: reserved concurrency at least the total MaximumConcurrency of the function's
+    SQS event sources)."""
+    problems = []
+    for function_name, maxima in sorted(mapping_maxima(functions, mappings).items()):
+        reserved = number(functions[function_name].get("Properties", {}).get("ReservedConcurrentExecutions"))
+        total = sum(maxima.values())
+        if reserved is None or reserved >= total:
+            continue
+        if len(maxima) == 1:
+            [(mapping_name, maximum)] = maxima.items()
+            problems.append(f"{function_name}: reserved concurrency {reserved:g} under {mapping_name}'s "
+                            f"MaximumConcurrency {maximum:g}: the mapping would be throttled")
+        else:
+            problems.append(f"{function_name}: reserved concurrency {reserved:g} under its SQS mappings' "
+                            f"MaximumConcurrency, {total:g} in all ({listing(maxima)}): the mappings would be "
+                            f"throttled (reserve at least their sum)")
     return problems
 
 
-def queue_url_problems(template, functions, queue_name):
-    """Every function allowed to send to the queue finds it in DELIVERY_QUEUE_URL; backends find it
-    in the stack outputs."""
+def backend_queue_problems(template, mapped, senders):
+    """The mapped queues no role of the stack may send to are where backends publish: there must be
+    one, and the stack outputs its URL and ARN. The service's own queue needs neither."""
     problems = []
-    granted = granted_actions(template)
-    roles = resources(template, "AWS::IAM::Role")
+    backend = sorted(queue for queue in mapped if not senders.get(queue))
+    if mapped and not backend:
+        writers = "; ".join(f"{queue} by {', '.join(sorted(senders[queue]))}" for queue in sorted(mapped))
+        problems.append(f"no backend queue: every mapped queue may be written by a function's role ({writers}); "
+                        f"backends need one that no function sends to, read as a backend's (it cannot speak as a user)")
+    outputs = [o.get("Value") for o in template.get("Outputs", {}).values()]
+    for queue_name in backend:
+        for value, what in (({"Ref": queue_name}, "URL"), ({"Fn::GetAtt": [queue_name, "Arn"]}, "ARN")):
+            if value not in outputs:
+                problems.append(f"no stack output with {queue_name}'s {what} (backends publish there)")
+    return problems
+
+
+# A Deny's exception may name its principals only by ARN.
+PRINCIPAL_ARN_OPERATORS = ("ArnNotEquals", "ArnNotLike")
+
+
+def queue_policy_problems(template, mapped, senders, roles):
+    """A mapped queue some role sends to is the service's own: its jobs may carry a sender and
+    recipients, so its policy denies sqs:SendMessage to every principal but exactly those roles (a
+    backend with sqs:SendMessage on every queue of the account must still not write there)."""
+    problems = []
+    policies = resources(template, "AWS::SQS::QueuePolicy")
+    for queue_name in sorted(mapped):
+        writers = senders.get(queue_name, set())
+        if not writers:
+            continue
+        attached = sorted(name for name, policy in policies.items()
+                          if queue_name in referenced(policy.get("Properties", {}).get("Queues"), {queue_name}))
+        if not attached:
+            problems.append(f"{queue_name}: no AWS::SQS::QueuePolicy denying sqs:SendMessage to all but "
+                            f"{sorted(writers)}: any principal allowed sqs:SendMessage (a backend's broad grant) "
+                            f"could write a job that speaks as a user")
+        elif len(attached) > 1:
+            problems.append(f"{queue_name}: {attached} each set its policy; SQS keeps one, the last applied")
+        for policy_name in attached:
+            problems += deny_problems(policy_name, policies[policy_name], queue_name, writers, roles)
+    return problems
+
+
+def deny_problems(policy_name, policy, queue_name, writers, roles):
+    document = policy.get("Properties", {}).get("PolicyDocument", {})
+    statements = [s for s in as_list(document.get("Statement", [])) if isinstance(s, dict)
+                  and allows(s.get("Action", []), "sqs:SendMessage")
+                  and (queue_name in referenced(s.get("Resource"), {queue_name}) or "*" in as_list(s.get("Resource")))]
+    denies = [s for s in statements if s.get("Effect") == "Deny"]
+    if not denies:
+        allowed = " (an Allow grants; it keeps no one out)" if statements else ""
+        return [f"{policy_name}: no Deny of sqs:SendMessage on {queue_name} to Principal \"*\"{allowed}: any "
+                f"principal allowed sqs:SendMessage could write a job that speaks as a user"]
+    judged = [(statement_problems(policy_name, s, queue_name, writers, roles), s) for s in denies]
+    if any(not found for found, _ in judged):
+        return []
+    # The problems of the Deny that tries to except the senders (others, like a TLS-only Deny, are
+    # not this one).
+    trying = [found for found, s in judged if "aws:principalarn" in json.dumps(s.get("Condition", {})).lower()]
+    return (trying or [judged[0][0]])[0]
+
+
+def statement_problems(policy_name, statement, queue_name, writers, roles):
+    problems = []
+    if statement.get("Principal") not in ("*", {"AWS": "*"}) or "NotPrincipal" in statement:
+        problems.append(f"{policy_name}: the Deny on {queue_name} applies to "
+                        f"{statement.get('Principal', statement.get('NotPrincipal'))!r}, expected Principal \"*\"")
+    actions = [a for a in as_list(statement.get("Action", [])) if isinstance(a, str)]
+    if [a.lower() for a in actions] != ["sqs:sendmessage"]:
+        problems.append(f"{policy_name}: the Deny on {queue_name} covers {actions}: to every principal but the "
+                        f"senders, CloudFormation could no longer change or delete the queue; deny sqs:SendMessage only")
+    condition = statement.get("Condition", {})
+    if not condition:
+        return problems + [f"{policy_name}: the Deny on {queue_name} has no exception: it refuses "
+                           f"{sorted(writers)} too (ArnNotEquals on aws:PrincipalArn)"]
+    named, others = set(), []
+    for operator, keys in condition.items():
+        for key, values in (keys.items() if isinstance(keys, dict) else [(str(keys), None)]):
+            if operator not in PRINCIPAL_ARN_OPERATORS or key.lower() != "aws:principalarn":
+                others.append(f"{operator} {key}")
+                continue
+            for value in as_list(values):
+                role = referenced(value, roles) if isinstance(value, dict) and "Fn::GetAtt" in value else set()
+                if not role:
+                    problems.append(f"{policy_name}: aws:PrincipalArn {value!r} is not Fn::GetAtt [Role, Arn] "
+                                    f"of a role of this stack")
+                named |= role
+    if others:
+        problems.append(f"{policy_name}: the Deny on {queue_name} also tests {others}: every condition must hold "
+                        f"for a Deny, so each narrows it; except the senders by aws:PrincipalArn only "
+                        f"({' or '.join(PRINCIPAL_ARN_OPERATORS)})")
+    if writers - named:
+        problems.append(f"{policy_name}: denies sqs:SendMessage on {queue_name} to {sorted(writers - named)}, "
+                        f"which send to it: their jobs would be refused")
+    if named - writers:
+        problems.append(f"{policy_name}: excepts {sorted(named - writers)} from the Deny on {queue_name}, but "
+                        f"no grant lets them send to it: except exactly the senders {sorted(writers)}")
+    return problems
+
+
+def queue_url_problems(functions, queues, roles, mapped, dead_letters, sends, reads):
+    """Every function finds the queues it sends to in its environment: INTERNAL_QUEUE_URL the
+    service's own (which also tells `fanout` the service's jobs from backends'), and
+    DEAD_LETTER_QUEUE_URL the dead letters. Backends find theirs in the stack outputs."""
+    problems = []
+    internal = {queue for queue in mapped if any(queue in targets for targets in sends.values())}
     for name, fn in sorted(functions.items()):
         props = fn.get("Properties", {})
-        sends = any("sqs:SendMessage" in granted.get(role, set())
-                    for role in referenced(props.get("Role"), roles))
-        url = props.get("Environment", {}).get("Variables", {}).get("DELIVERY_QUEUE_URL")
-        if sends and url != {"Ref": queue_name}:
-            problems.append(f"{name}: may send to {queue_name} but DELIVERY_QUEUE_URL does not name it")
-    outputs = [o.get("Value") for o in template.get("Outputs", {}).values()]
-    for value, what in (({"Ref": queue_name}, "URL"), ({"Fn::GetAtt": [queue_name, "Arn"]}, "ARN")):
-        if value not in outputs:
-            problems.append(f"no stack output with {queue_name}'s {what} (backends publish there)")
+        variables = props.get("Environment", {}).get("Variables", {})
+        may_send = set().union(*(sends.get(role, set()) for role in referenced(props.get("Role"), roles)))
+        needed = [("INTERNAL_QUEUE_URL", queue, "may send to") for queue in sorted(may_send & mapped)]
+        needed += [("INTERNAL_QUEUE_URL", queue, "reads the service's own queue")
+                   for queue in sorted((reads.get(name, set()) & internal) - may_send)]
+        needed += [("DEAD_LETTER_QUEUE_URL", queue, "may send to") for queue in sorted(may_send & dead_letters)]
+        for variable, queue, why in needed:
+            if variables.get(variable) != {"Ref": queue}:
+                problems.append(f"{name}: {why} {queue} but {variable} does not name it")
+        for variable, kind in (("INTERNAL_QUEUE_URL", mapped), ("DEAD_LETTER_QUEUE_URL", dead_letters)):
+            if variable not in variables:
+                continue
+            named = referenced(variables[variable], queues) if isinstance(variables[variable], dict) else set()
+            if not named:
+                problems.append(f"{name}: {variable} {variables[variable]!r} is not a Ref to a queue of this stack")
+            for queue in sorted(named):
+                if variable == "INTERNAL_QUEUE_URL" and queue in mapped - internal:
+                    problems.append(f"{name}: INTERNAL_QUEUE_URL names {queue}, where backends publish: their "
+                                    f"jobs would be read as the service's (a backend could speak as a user)")
+                elif queue not in kind:
+                    what = "a mapped queue" if variable == "INTERNAL_QUEUE_URL" else "a mapped queue's dead-letter queue"
+                    problems.append(f"{name}: {variable} names {queue}, which is not {what}")
+                elif queue not in may_send:
+                    problems.append(f"{name}: {variable} names {queue}, but its role may not sqs:SendMessage "
+                                    f"there: every send would be refused")
+    return problems
+
+
+# The worker's JOB_SAFETY_MARGIN_MS when unset (adapters/src/settings.rs).
+DEFAULT_JOB_SAFETY_MARGIN_MS = 5000
+
+
+def deadline_problems(functions, roles, mapped, sends, reads):
+    """FUNCTION_TIMEOUT_SECONDS is what the function knows of its own timeout (Lambda does not say):
+    it must be that timeout, on every function that runs delivery jobs, and JOB_SAFETY_MARGIN_MS must
+    leave time under it, or the function refuses to start (adapters/src/config.rs)."""
+    problems = []
+    for name, fn in sorted(functions.items()):
+        props = fn.get("Properties", {})
+        variables = props.get("Environment", {}).get("Variables", {})
+        timeout_value = props.get("Timeout", DEFAULT_TIMEOUT)
+        timeout = number(timeout_value)
+        declared = variables.get("FUNCTION_TIMEOUT_SECONDS")
+        may_send = set().union(*(sends.get(role, set()) for role in referenced(props.get("Role"), roles)))
+        runs_jobs = bool(may_send & mapped or reads.get(name))
+        if declared is None:
+            if runs_jobs:
+                problems.append(f"{name}: runs delivery jobs but has no FUNCTION_TIMEOUT_SECONDS: JOB_SAFETY_MARGIN_MS "
+                                f"would be held to 900 s, not to its Timeout {timeout_value!r}")
+        elif not (declared == timeout_value or (number(declared) is not None and number(declared) == timeout)):
+            problems.append(f"{name}: FUNCTION_TIMEOUT_SECONDS {declared!r} is not its Timeout {timeout_value!r}")
+        if declared is None and "JOB_SAFETY_MARGIN_MS" not in variables and not runs_jobs:
+            continue
+        margin = number(variables.get("JOB_SAFETY_MARGIN_MS", DEFAULT_JOB_SAFETY_MARGIN_MS))
+        if margin is not None and timeout is not None and margin >= timeout * 1000:
+            unset = "" if "JOB_SAFETY_MARGIN_MS" in variables else " (unset: the default)"
+            problems.append(f"{name}: JOB_SAFETY_MARGIN_MS {margin:g} ms{unset} is not below its Timeout of "
+                            f"{timeout:g} s: the function would refuse to start")
     return problems
 
 
@@ -581,19 +854,27 @@ def account_concurrency_problems(template, functions, quota):
                         f"so at most {max(quota - minimum, 0)} can be reserved; reserve less or raise the quota")
         return problems  # the deploy fails there: what the queue would share is moot
     pool = quota - total
-    for name, mapping in resources(template, "AWS::Lambda::EventSourceMapping").items():
-        props = mapping.get("Properties", {})
-        maximum = number(props.get("ScalingConfig", {}).get("MaximumConcurrency"))
-        targets = referenced(props.get("FunctionName"), functions)
-        if maximum is None or any(target in reserved for target in targets):
-            continue  # no cap is refused by queue_problems; a reservation caps the mapping itself
-        if maximum > QUEUE_SHARE * pool:
-            allowed = int(QUEUE_SHARE * pool)
-            fix = (f"set fanoutMaximumConcurrency to at most {allowed}" if allowed >= MAPPING_MINIMUM
-                   else f"the mapping takes no less than {MAPPING_MINIMUM}: raise the quota")
+    allowed = int(QUEUE_SHARE * pool)
+    mappings = resources(template, "AWS::Lambda::EventSourceMapping")
+    for function_name, maxima in sorted(mapping_maxima(functions, mappings).items()):
+        if function_name in reserved:
+            continue  # no cap is refused by queue_problems; a reservation caps the mappings itself
+        # One parameter sets every mapping on the function (serverless.yml): its share is split.
+        each = allowed // len(maxima)
+        shared = f" (its {len(maxima)} mappings each take it)" if len(maxima) > 1 else ""
+        fix = (f"set fanoutMaximumConcurrency to at most {each}{shared}" if each >= MAPPING_MINIMUM
+               else f"the mapping takes no less than {MAPPING_MINIMUM}{shared}: raise the quota")
+        over = {name: maximum for name, maximum in maxima.items() if maximum > QUEUE_SHARE * pool}
+        for name, maximum in sorted(over.items()):
             problems.append(f"{name}: MaximumConcurrency {maximum:g} could take more than half of the {pool:g} "
                             f"concurrent executions it shares with the WebSocket routes (the account's quota "
                             f"{quota} less {total:g} reserved); {fix}")
+        # Each within its share, together perhaps not: the mappings invoke the function at once.
+        if not over and sum(maxima.values()) > QUEUE_SHARE * pool:
+            problems.append(f"{function_name}: its SQS mappings' MaximumConcurrency, {sum(maxima.values()):g} in all "
+                            f"({listing(maxima)}), could take more than half of the {pool:g} concurrent executions "
+                            f"they share with the WebSocket routes (the account's quota {quota} less {total:g} "
+                            f"reserved); {fix}")
     return problems
 
 
@@ -639,9 +920,9 @@ def main(argv):
                      expect_production="--expect-production" in argv,
                      account_concurrency=None if quota is None else int(quota))
     if "--artifacts" in argv:
-        # serverless resolves artifact paths from the service directory: infra/, where the
-        # package directory (.serverless by default) lives.
-        problems += artifact_problems(template_path, template, template_path.resolve().parent.parent)
+        # serverless resolves artifact paths from the service directory: infra/, where
+        # serverless.yml and this checker live, wherever the package directory is (--package).
+        problems += artifact_problems(template_path, template, Path(__file__).resolve().parent)
     for p in problems:
         print(f"check_template: {p}")
     if problems:

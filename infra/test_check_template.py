@@ -59,47 +59,86 @@ def alarm(namespace, metric, dimension=None, math=False, band=False):
 
 def monitoring():
     alarms = {f"{fn}{metric}Alarm": alarm("AWS/Lambda", metric, {"Ref": f"{fn}LambdaFunction"})
-              for fn in ("Connect", "Authorizer") for metric in ("Errors", "Throttles")}
+              for fn in ("Connect", "Authorizer", "Default") for metric in ("Errors", "Throttles")}
     alarms.update({f"Api{metric}Alarm": alarm("AWS/ApiGateway", metric, {"Ref": "WebsocketsApi"})
                    for metric in ("IntegrationError", "ExecutionError")})
     alarms["FailedAlarm"] = alarm(NAMESPACE, "PostsFailed")
     alarms["ThrottledAlarm"] = alarm(NAMESPACE, "PostsThrottled", math=True)
     alarms["DenialsAlarm"] = alarm(NAMESPACE, "AuthorizerDecisions", "deny", band=True)
+    alarms["GivenUpAlarm"] = alarm(NAMESPACE, "DeliveryGivenUp")
     alarms["Dashboard"] = {"Type": "AWS::CloudWatch::Dashboard",
                            "Properties": {"DashboardBody": {"Fn::Sub": json.dumps(dashboard_body())}}}
     return alarms
 
 
+QUEUE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+
+
+def queue_arn(name):
+    return {"Fn::GetAtt": [name, "Arn"]}
+
+
+def role_arn(name):
+    return {"Fn::GetAtt": [name, "Arn"]}
+
+
 def delivery():
-    """The delivery queue, its dead letters, the fan-out function reading it, and its role."""
-    return {
-        "DeliveryQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+    """The two delivery queues as serverless.yml has them: DeliveryQueue, where backends publish (no
+    function sends there), and InternalQueue, the service's own (DefaultRole and FanoutRole send
+    there, and its policy denies everyone else); both redrive to the dead letters, and the fan-out
+    function reads both and dead-letters jobs itself."""
+    def queue():
+        return {"Type": "AWS::SQS::Queue", "Properties": {
             "SqsManagedSseEnabled": True, "VisibilityTimeout": 360,
-            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetters", "Arn"]}, "maxReceiveCount": 3}}},
+            "RedrivePolicy": {"deadLetterTargetArn": queue_arn("DeadLetters"), "maxReceiveCount": 3}}}
+
+    def mapping(queue_name):
+        return {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
+            "EventSourceArn": queue_arn(queue_name),
+            "FunctionName": {"Fn::GetAtt": ["FanoutLambdaFunction", "Arn"]}, "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"], "ScalingConfig": {"MaximumConcurrency": 2}}}
+
+    return {
+        "DeliveryQueue": queue(),
+        "InternalQueue": queue(),
+        "InternalQueuePolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+            "Queues": [{"Ref": "InternalQueue"}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "OnlyTheServiceWrites", "Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage",
+                "Resource": queue_arn("InternalQueue"),
+                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [role_arn("DefaultRole"), role_arn("FanoutRole")]}}}]}}},
         "DeadLetters": {"Type": "AWS::SQS::Queue", "Properties": {"SqsManagedSseEnabled": True}},
         "DeadLettersAlarm": alarm("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": ["DeadLetters", "QueueName"]}),
         "FanoutLambdaFunction": {"Type": "AWS::Lambda::Function", "Properties": {
             "Runtime": "provided.al2023", "Handler": "bootstrap", "FunctionName": "ws-chat-dev-fanout",
             "Architectures": ["arm64"], "Code": {"S3Key": "serverless/ws-chat/dev/1/fanout.zip"}, "Timeout": 60,
-            "Role": {"Fn::GetAtt": ["FanoutRole", "Arn"]},
-            "Environment": {"Variables": {"METRICS_NAMESPACE": NAMESPACE, "DELIVERY_QUEUE_URL": {"Ref": "DeliveryQueue"}}}}},
+            "Role": role_arn("FanoutRole"),
+            "Environment": {"Variables": {
+                "METRICS_NAMESPACE": NAMESPACE, "INTERNAL_QUEUE_URL": {"Ref": "InternalQueue"},
+                "DEAD_LETTER_QUEUE_URL": {"Ref": "DeadLetters"}, "FUNCTION_TIMEOUT_SECONDS": "60"}}}},
         **{f"Fanout{metric}Alarm": alarm("AWS/Lambda", metric, {"Ref": "FanoutLambdaFunction"})
            for metric in ("Errors", "Throttles")},
-        "FanoutMapping": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
-            "EventSourceArn": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]},
-            "FunctionName": {"Fn::GetAtt": ["FanoutLambdaFunction", "Arn"]}, "BatchSize": 10,
-            "FunctionResponseTypes": ["ReportBatchItemFailures"], "ScalingConfig": {"MaximumConcurrency": 2}}},
+        "FanoutMapping": mapping("DeliveryQueue"),
+        "FanoutInternalMapping": mapping("InternalQueue"),
         "FanoutRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyDocument": {"Statement": [
-            {"Effect": "Allow", "Action": [
-                "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                "sqs:ChangeMessageVisibility", "sqs:SendMessage"],
-             "Resource": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}},
+            {"Effect": "Allow", "Action": list(QUEUE_ACTIONS),
+             "Resource": [queue_arn("DeliveryQueue"), queue_arn("InternalQueue")]},
+            {"Effect": "Allow", "Action": ["sqs:SendMessage"],
+             "Resource": [queue_arn("InternalQueue"), queue_arn("DeadLetters")]},
             {"Effect": "Allow", "Action": [
                 "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                 "dynamodb:BatchWriteItem"], "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
             {"Effect": "Allow", "Action": ["execute-api:ManageConnections"], "Resource": [
                 {"Fn::Sub": CONNECTIONS_ARN % "POST"}]},
         ]}}]}},
+        # `default`: hands the rest of large broadcasts over to the service's own queue.
+        "DefaultLambdaFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "provided.al2023", "Handler": "bootstrap", "FunctionName": "ws-chat-dev-default",
+            "Architectures": ["arm64"], "Code": {"S3Key": "serverless/ws-chat/dev/1/default.zip"}, "Timeout": 29,
+            "Role": role_arn("DefaultRole"),
+            "Environment": {"Variables": {
+                "METRICS_NAMESPACE": NAMESPACE, "INTERNAL_QUEUE_URL": {"Ref": "InternalQueue"},
+                "FUNCTION_TIMEOUT_SECONDS": "29"}}}},
     }
 
 
@@ -144,17 +183,19 @@ def minimal():
                     "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem",
                     "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
                  "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
-                {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}},
+                {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": queue_arn("InternalQueue")},
             ]}}]}},
             **delivery(),
             "DisconnectRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyDocument": {"Statement": [
-                {"Effect": "Allow", "Action": ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query"],
+                {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+                                               "dynamodb:Query"],
                  "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
                 {"Effect": "Allow", "Action": ["execute-api:ManageConnections"], "Resource": [
                     {"Fn::Sub": CONNECTIONS_ARN % "POST"}]},
             ]}}]}},
         },
         "Outputs": {"WebSocketUrl": {"Value": {"Fn::Sub": "wss://${WebsocketsApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/dev"}},
+                    # The backend queue's only: the service's own queue is nobody else's business.
                     "QueueUrl": {"Value": {"Ref": "DeliveryQueue"}},
                     "QueueArn": {"Value": {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}}},
     }
@@ -164,8 +205,12 @@ def resource(template, name):
     return template["Resources"][name]
 
 
+def role_statements(template, role):
+    return resource(template, role)["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
 def statements(template):
-    return resource(template, "DefaultRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    return role_statements(template, "DefaultRole")
 
 
 def stage(template):
@@ -266,10 +311,17 @@ class TemplateCheck(unittest.TestCase):
 
     def test_a_role_missing_a_grant_its_code_calls_fails(self):
         t = minimal()
-        disconnect = resource(t, "DisconnectRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-        disconnect[0]["Action"] = ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+        disconnect = role_statements(t, "DisconnectRole")
+        disconnect[0]["Action"] = ["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
         self.assertEqual(problems_mentioning("missing", t),
                          ["DisconnectRole: missing ['dynamodb:Query']: the code calls them"])
+
+    def test_a_disconnect_role_that_may_not_get_an_item_fails(self):
+        # Its presence prune checks a member that answers 410: is its $connect still running?
+        t = minimal()
+        role_statements(t, "DisconnectRole")[0]["Action"].remove("dynamodb:GetItem")
+        self.assertEqual(problems_mentioning("missing", t),
+                         ["DisconnectRole: missing ['dynamodb:GetItem']: the code calls them"])
 
     def test_a_write_action_on_an_index_arn_fails(self):
         t = minimal()
@@ -359,6 +411,7 @@ class TemplateCheck(unittest.TestCase):
         self.assertEqual(sorted(check_template.check(t, expect_production=True)), [
             "AuthorizerLambdaFunction: no reserved concurrency",
             "ConnectLambdaFunction: no reserved concurrency",
+            "DefaultLambdaFunction: no reserved concurrency",
             "FanoutLambdaFunction: no reserved concurrency",
             "Stage: no access log",
         ])
@@ -366,12 +419,25 @@ class TemplateCheck(unittest.TestCase):
         self.assertTrue(problems_mentioning("no stricter than the stage", t, expect_production=True))
         t = minimal()
         stage(t)["AccessLogSettings"] = {"DestinationArn": "arn", "Format": '{"id":"$context.requestId"}'}
-        for name in ("ConnectLambdaFunction", "AuthorizerLambdaFunction", "FanoutLambdaFunction"):
+        for name in ("ConnectLambdaFunction", "AuthorizerLambdaFunction", "DefaultLambdaFunction", "FanoutLambdaFunction"):
             resource(t, name)["Properties"]["ReservedConcurrentExecutions"] = 10
         self.assertEqual(check_template.check(t, expect_production=True), [])
+        del t["Resources"]["FanoutInternalMapping"]
         resource(t, "FanoutLambdaFunction")["Properties"]["ReservedConcurrentExecutions"] = 1
         self.assertEqual(problems_mentioning("throttled", t, expect_production=True), [
             "FanoutLambdaFunction: reserved concurrency 1 under FanoutMapping's MaximumConcurrency 2: the mapping would be throttled"])
+
+    def test_a_reservation_under_the_sum_of_the_functions_mappings_fails(self):
+        # Both queues' mappings invoke `fanout` at once: its reservation must cover them together
+        # (AWS Lambda guide, "Configuring maximum concurrency for Amazon SQS event sources").
+        t = minimal()
+        stage(t)["AccessLogSettings"] = {"DestinationArn": "arn", "Format": '{"id":"$context.requestId"}'}
+        reserve(t, Connect=10, Authorizer=10, Default=10, Fanout=4)
+        self.assertEqual(check_template.check(t, expect_production=True), [])
+        reserve(t, Fanout=3)
+        self.assertEqual(check_template.check(t, expect_production=True), [
+            "FanoutLambdaFunction: reserved concurrency 3 under its SQS mappings' MaximumConcurrency, 4 in all "
+            "(FanoutInternalMapping 2, FanoutMapping 2): the mappings would be throttled (reserve at least their sum)"])
 
 
 def reserve(template, **by_function):
@@ -416,16 +482,29 @@ class AccountConcurrency(unittest.TestCase):
         self.assertEqual(check_template.check(t, account_concurrency=10), [
             "FanoutMapping: MaximumConcurrency 10 could take more than half of the 10 concurrent executions it "
             "shares with the WebSocket routes (the account's quota 10 less 0 reserved); set "
-            "fanoutMaximumConcurrency to at most 5"])
-        self.assertEqual(check_template.check(maximum_concurrency(minimal(), 5), account_concurrency=10), [])
-        # Reservations elsewhere shrink what the queue shares with the unreserved routes.
+            "fanoutMaximumConcurrency to at most 2 (its 2 mappings each take it)"])
+        # With the internal queue's 2, the backend queue's 3 makes half of 10.
+        self.assertEqual(check_template.check(maximum_concurrency(minimal(), 3), account_concurrency=10), [])
+        # Reservations elsewhere shrink what the queues share with the unreserved routes.
         t = reserve(maximum_concurrency(minimal(), 60), Connect=100)
-        self.assertEqual(check_template.check(t, account_concurrency=220), [])
-        self.assertEqual(len(check_template.check(t, account_concurrency=219)), 1)
-        # A quota too small for the mapping's least: nothing to set, the quota must grow.
+        self.assertEqual(check_template.check(t, account_concurrency=224), [])
+        self.assertEqual(len(check_template.check(t, account_concurrency=223)), 1)
+        # A quota too small for the mapping's least: nothing to set, the quota must grow. (scripts/test
+        # greps for the first line's words.)
         problems = check_template.check(minimal(), account_concurrency=3)
-        self.assertEqual(len(problems), 1)
-        self.assertIn("the mapping takes no less than 2: raise the quota", problems[0])
+        self.assertEqual(len(problems), 2)
+        for problem in problems:
+            self.assertIn("MaximumConcurrency 2 could take more than half", problem)
+            self.assertIn("the mapping takes no less than 2 (its 2 mappings each take it): raise the quota", problem)
+
+    def test_mappings_each_within_the_share_but_not_together_fail(self):
+        # Two queues' mappings on one function invoke it at once: 2 + 2 is more than half of 7.
+        self.assertEqual(check_template.check(minimal(), account_concurrency=8), [])
+        self.assertEqual(check_template.check(minimal(), account_concurrency=7), [
+            "FanoutLambdaFunction: its SQS mappings' MaximumConcurrency, 4 in all (FanoutInternalMapping 2, "
+            "FanoutMapping 2), could take more than half of the 7 concurrent executions they share with the "
+            "WebSocket routes (the account's quota 7 less 0 reserved); the mapping takes no less than 2 (its 2 "
+            "mappings each take it): raise the quota"])
 
     def test_a_queue_on_a_function_with_its_own_reservation_is_capped_by_it(self):
         t = reserve(maximum_concurrency(minimal(), 20), Fanout=20)
@@ -442,64 +521,357 @@ class AccountConcurrency(unittest.TestCase):
                     self.assertEqual(check_template.main(["check_template.py", str(path), *argv]), code, argv)
 
 
-class DeliveryQueue(unittest.TestCase):
+def policy_statement(template):
+    return resource(template, "InternalQueuePolicy")["Properties"]["PolicyDocument"]["Statement"][0]
+
+
+def excepted(template):
+    return policy_statement(template)["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+
+
+class DeliveryQueues(unittest.TestCase):
+    """What held for the one delivery queue holds for both: the backend queue and the service's own."""
+
+    MAPPINGS = {"DeliveryQueue": "FanoutMapping", "InternalQueue": "FanoutInternalMapping"}
+
     def test_a_queue_without_encryption_fails(self):
-        for queue in ("DeliveryQueue", "DeadLetters"):
+        for queue in ("DeliveryQueue", "InternalQueue", "DeadLetters"):
             t = minimal()
             del resource(t, queue)["Properties"]["SqsManagedSseEnabled"]
             self.assertEqual(problems_mentioning("encryption", t), [
                 f"{queue}: server-side encryption is off (SqsManagedSseEnabled or KmsMasterKeyId)"])
 
-    def test_no_queue_or_no_mapping_on_it_fails(self):
+    def test_no_queue_or_no_mapping_at_all_fails(self):
         t = minimal()
-        del t["Resources"]["FanoutMapping"]
-        self.assertEqual(problems_mentioning("event source mapping", t), [
+        for mapping in self.MAPPINGS.values():
+            del t["Resources"][mapping]
+        self.assertEqual(problems_mentioning("event source mapping on", t), [
             "no event source mapping on an SQS queue: nothing would run the delivery jobs"])
         t = {"Resources": {k: v for k, v in minimal()["Resources"].items() if v["Type"] != "AWS::SQS::Queue"}}
         self.assertIn("no SQS delivery queue", check_template.check(t))
 
-    def test_a_mapping_without_partial_batch_responses_a_concurrency_cap_or_with_big_batches_fails(self):
-        for key, value, text in (("FunctionResponseTypes", [], "ReportBatchItemFailures"),
-                                 ("ScalingConfig", {}, "MaximumConcurrency"),
-                                 ("BatchSize", 100, "BatchSize")):
+    def test_a_queue_no_mapping_reads_fails(self):
+        # The old check wanted a mapping on some queue: the other's jobs would have waited unread.
+        for queue, mapping in self.MAPPINGS.items():
             t = minimal()
-            resource(t, "FanoutMapping")["Properties"][key] = value
-            self.assertEqual(len(problems_mentioning(text, t)), 1, key)
+            del t["Resources"][mapping]
+            self.assertEqual(problems_mentioning("no event source mapping reads it", t), [
+                f"{queue}: no event source mapping reads it and no queue dead-letters to it: its jobs would "
+                f"wait unread until they expire"], queue)
+
+    def test_a_mapping_without_partial_batch_responses_a_concurrency_cap_or_with_big_batches_fails(self):
+        for mapping in self.MAPPINGS.values():
+            for key, value, text in (("FunctionResponseTypes", [], "ReportBatchItemFailures"),
+                                     ("ScalingConfig", {}, "ScalingConfig.MaximumConcurrency"),
+                                     ("BatchSize", 100, "BatchSize")):
+                t = minimal()
+                resource(t, mapping)["Properties"][key] = value
+                problems = problems_mentioning(text, t)
+                self.assertEqual(len(problems), 1, (mapping, key, problems))
+                self.assertTrue(problems[0].startswith(f"{mapping}: "), problems)
+
+    def test_a_mapping_whose_role_may_not_read_its_queue_fails(self):
+        # FanoutRole kept its queue actions on the backend queue only: REQUIRED_ACTIONS is content
+        # (the role has every action), but Lambda cannot read the service's queue.
+        t = minimal()
+        role_statements(t, "FanoutRole")[0]["Resource"] = [queue_arn("DeliveryQueue")]
+        self.assertEqual(problems_mentioning("Lambda cannot read", t), [
+            "FanoutInternalMapping: FanoutRole may not ['sqs:ReceiveMessage', 'sqs:DeleteMessage', "
+            "'sqs:GetQueueAttributes'] on InternalQueue: Lambda cannot read the queue with FanoutLambdaFunction's "
+            "role (the mapping is refused)"])
 
     def test_a_visibility_timeout_under_six_times_the_functions_timeout_fails(self):
-        t = minimal()
-        resource(t, "DeliveryQueue")["Properties"]["VisibilityTimeout"] = 359
-        self.assertEqual(problems_mentioning("VisibilityTimeout", t), [
-            "DeliveryQueue: VisibilityTimeout 359.0 is under 6 x FanoutLambdaFunction's Timeout 60.0"])
+        for queue in self.MAPPINGS:
+            t = minimal()
+            resource(t, queue)["Properties"]["VisibilityTimeout"] = 359
+            self.assertEqual(problems_mentioning("VisibilityTimeout", t), [
+                f"{queue}: VisibilityTimeout 359.0 is under 6 x FanoutLambdaFunction's Timeout 60.0"])
 
     def test_no_dead_letter_queue_or_no_alarm_on_it_fails(self):
-        t = minimal()
-        del resource(t, "DeliveryQueue")["Properties"]["RedrivePolicy"]
-        self.assertEqual(problems_mentioning("redrive", t), [
-            "DeliveryQueue: no redrive policy to a dead-letter queue in this stack"])
+        for queue in self.MAPPINGS:
+            t = minimal()
+            del resource(t, queue)["Properties"]["RedrivePolicy"]
+            self.assertEqual(problems_mentioning("redrive", t), [
+                f"{queue}: no redrive policy to a dead-letter queue in this stack"])
         t = minimal()
         del t["Resources"]["DeadLettersAlarm"]
         self.assertEqual(problems_mentioning("dead letters", t), [
             "DeadLetters: no alarm on ApproximateNumberOfMessagesVisible (dead letters would go unnoticed)"])
 
-    def test_a_function_that_may_send_to_the_queue_without_its_url_fails(self):
+    def test_a_fanout_role_missing_a_queue_grant_fails(self):
         t = minimal()
-        del variables(t, "FanoutLambdaFunction")["DELIVERY_QUEUE_URL"]
-        self.assertEqual(problems_mentioning("DELIVERY_QUEUE_URL", t), [
-            "FanoutLambdaFunction: may send to DeliveryQueue but DELIVERY_QUEUE_URL does not name it"])
+        role_statements(t, "FanoutRole")[0]["Action"].remove("sqs:ChangeMessageVisibility")
+        self.assertEqual(problems_mentioning("missing", t), [
+            "FanoutRole: missing ['sqs:ChangeMessageVisibility']: the code calls them"])
 
-    def test_no_stack_output_with_the_queues_url_or_arn_fails(self):
+    def test_no_alarm_on_recipients_given_up_on_fails(self):
+        t = minimal()
+        del t["Resources"]["GivenUpAlarm"]
+        self.assertEqual(problems_mentioning("no alarm", t), [f'no alarm on DeliveryGivenUp in the namespace "{NAMESPACE}"'])
+
+
+class BackendQueue(unittest.TestCase):
+    """The mapped queue no function may send to is where backends publish."""
+
+    def test_only_the_backend_queue_needs_stack_outputs(self):
+        self.assertEqual(problems_mentioning("stack output", minimal()), [])
+
+    def test_no_stack_output_with_the_backend_queues_url_or_arn_fails(self):
         for output, what in (("QueueUrl", "URL"), ("QueueArn", "ARN")):
             t = minimal()
             del t["Outputs"][output]
             self.assertEqual(problems_mentioning("stack output", t), [
                 f"no stack output with DeliveryQueue's {what} (backends publish there)"])
 
-    def test_a_fanout_role_missing_a_queue_grant_fails(self):
+    def test_a_function_that_may_send_to_the_backend_queue_fails(self):
+        # FanoutRole's old grant left in place: no queue is left only to backends.
         t = minimal()
-        resource(t, "FanoutRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"].remove("sqs:DeleteMessage")
-        self.assertEqual(problems_mentioning("missing", t), [
-            "FanoutRole: missing ['sqs:DeleteMessage']: the code calls them"])
+        role_statements(t, "FanoutRole")[1]["Resource"].append(queue_arn("DeliveryQueue"))
+        self.assertEqual(problems_mentioning("no backend queue", t), [
+            "no backend queue: every mapped queue may be written by a function's role (DeliveryQueue by FanoutRole; "
+            "InternalQueue by DefaultRole, FanoutRole); backends need one that no function sends to, read as a "
+            "backend's (it cannot speak as a user)"])
+        # ... and the queue it writes is now one of the service's own, open to every principal.
+        self.assertIn("DeliveryQueue: no AWS::SQS::QueuePolicy denying sqs:SendMessage to all but ['FanoutRole']: "
+                      "any principal allowed sqs:SendMessage (a backend's broad grant) could write a job that "
+                      "speaks as a user", check_template.check(t))
+
+    def test_a_wildcard_sqs_grant_counts_as_sending(self):
+        t = minimal()
+        statements(t).append({"Effect": "Allow", "Action": ["sqs:Send*"], "Resource": queue_arn("DeliveryQueue")})
+        self.assertEqual(len(problems_mentioning("no backend queue", t)), 1)
+
+
+class InternalQueuePolicy(unittest.TestCase):
+    """The service's own queue: nobody but the roles that send to it may write there."""
+
+    def policy_problems(self, template):
+        return [p for p in check_template.check(template) if p.startswith(("InternalQueue", "InternalQueuePolicy"))]
+
+    def test_the_deny_to_all_but_the_senders_passes_in_its_equivalent_forms(self):
+        for change in (
+            lambda s: s["Condition"].update({"ArnNotLike": s["Condition"].pop("ArnNotEquals")}),
+            lambda s: s.update({"Principal": {"AWS": "*"}, "Action": ["SQS:SendMessage"]}),
+            lambda s: s["Condition"]["ArnNotEquals"].update({"aws:PrincipalArn": [
+                {"Fn::GetAtt": "FanoutRole.Arn"}, role_arn("DefaultRole")]}),
+            lambda s: s.update({"Resource": {"Fn::Sub": "${InternalQueue.Arn}"}}),
+        ):
+            t = minimal()
+            change(policy_statement(t))
+            self.assertEqual(check_template.check(t), [])
+        # Another Deny beside it (TLS only) is not the one that keeps backends out.
+        t = minimal()
+        resource(t, "InternalQueuePolicy")["Properties"]["PolicyDocument"]["Statement"].append({
+            "Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": queue_arn("InternalQueue"),
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
+        self.assertEqual(check_template.check(t), [])
+
+    def test_no_queue_policy_fails(self):
+        t = minimal()
+        del t["Resources"]["InternalQueuePolicy"]
+        self.assertEqual(self.policy_problems(t), [
+            "InternalQueue: no AWS::SQS::QueuePolicy denying sqs:SendMessage to all but ['DefaultRole', "
+            "'FanoutRole']: any principal allowed sqs:SendMessage (a backend's broad grant) could write a job "
+            "that speaks as a user"])
+        # A policy on the other queue is not one on this.
+        t = minimal()
+        resource(t, "InternalQueuePolicy")["Properties"]["Queues"] = [{"Ref": "DeliveryQueue"}]
+        self.assertEqual(len(self.policy_problems(t)), 1)
+        self.assertIn("InternalQueue: no AWS::SQS::QueuePolicy", self.policy_problems(t)[0])
+
+    def test_an_allow_instead_of_a_deny_or_a_deny_on_another_queue_fails(self):
+        t = minimal()
+        policy_statement(t)["Effect"] = "Allow"
+        self.assertEqual(self.policy_problems(t), [
+            'InternalQueuePolicy: no Deny of sqs:SendMessage on InternalQueue to Principal "*" (an Allow grants; '
+            'it keeps no one out): any principal allowed sqs:SendMessage could write a job that speaks as a user'])
+        t = minimal()
+        policy_statement(t)["Resource"] = queue_arn("DeliveryQueue")
+        self.assertEqual(len(self.policy_problems(t)), 1)
+        self.assertIn("InternalQueuePolicy: no Deny of sqs:SendMessage on InternalQueue", self.policy_problems(t)[0])
+
+    def test_an_exception_missing_a_sender_fails(self):
+        t = minimal()
+        excepted(t).remove(role_arn("DefaultRole"))
+        self.assertEqual(self.policy_problems(t), [
+            "InternalQueuePolicy: denies sqs:SendMessage on InternalQueue to ['DefaultRole'], which send to it: "
+            "their jobs would be refused"])
+
+    def test_a_new_sender_the_exception_misses_fails(self):
+        # Granted through Fn::Sub and a wildcard action: a sender all the same.
+        t = minimal()
+        role_statements(t, "DisconnectRole").append({"Effect": "Allow", "Action": "sqs:*",
+                                                     "Resource": {"Fn::Sub": "${InternalQueue.Arn}"}})
+        self.assertIn("InternalQueuePolicy: denies sqs:SendMessage on InternalQueue to ['DisconnectRole'], which "
+                      "send to it: their jobs would be refused", check_template.check(t))
+
+    def test_an_exception_for_a_role_that_does_not_send_fails(self):
+        t = minimal()
+        excepted(t).append(role_arn("DisconnectRole"))
+        self.assertEqual(self.policy_problems(t), [
+            "InternalQueuePolicy: excepts ['DisconnectRole'] from the Deny on InternalQueue, but no grant lets them "
+            "send to it: except exactly the senders ['DefaultRole', 'FanoutRole']"])
+
+    def test_an_exception_by_literal_or_wildcard_arn_fails(self):
+        t = minimal()
+        policy_statement(t)["Condition"] = {"ArnNotLike": {"aws:PrincipalArn": [
+            "arn:aws:iam::*:role/*", role_arn("DefaultRole"), role_arn("FanoutRole")]}}
+        self.assertEqual(self.policy_problems(t), [
+            "InternalQueuePolicy: aws:PrincipalArn 'arn:aws:iam::*:role/*' is not Fn::GetAtt [Role, Arn] of a role "
+            "of this stack"])
+
+    def test_a_deny_on_another_principal_or_with_no_exception_or_a_narrowing_condition_fails(self):
+        t = minimal()
+        policy_statement(t)["Principal"] = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+        self.assertEqual(len(self.policy_problems(t)), 1)
+        self.assertIn('expected Principal "*"', self.policy_problems(t)[0])
+        t = minimal()
+        del policy_statement(t)["Condition"]
+        self.assertEqual(self.policy_problems(t), [
+            "InternalQueuePolicy: the Deny on InternalQueue has no exception: it refuses ['DefaultRole', "
+            "'FanoutRole'] too (ArnNotEquals on aws:PrincipalArn)"])
+        t = minimal()
+        policy_statement(t)["Condition"]["StringEquals"] = {"aws:SourceVpc": "vpc-1"}
+        self.assertEqual(self.policy_problems(t), [
+            "InternalQueuePolicy: the Deny on InternalQueue also tests ['StringEquals aws:SourceVpc']: every "
+            "condition must hold for a Deny, so each narrows it; except the senders by aws:PrincipalArn only "
+            "(ArnNotEquals or ArnNotLike)"])
+        t = minimal()
+        policy_statement(t)["Condition"] = {"ArnNotEquals": {"aws:SourceArn": excepted(minimal())}}
+        self.assertIn("InternalQueuePolicy: the Deny on InternalQueue also tests ['ArnNotEquals aws:SourceArn']",
+                      self.policy_problems(t)[0])
+
+    def test_a_deny_of_every_sqs_action_fails(self):
+        # To everyone but the two Lambda roles: the deployer could no longer update or delete the queue.
+        t = minimal()
+        policy_statement(t)["Action"] = "sqs:*"
+        self.assertEqual(self.policy_problems(t), [
+            "InternalQueuePolicy: the Deny on InternalQueue covers ['sqs:*']: to every principal but the senders, "
+            "CloudFormation could no longer change or delete the queue; deny sqs:SendMessage only"])
+
+    def test_two_policies_on_the_queue_fail(self):
+        t = minimal()
+        t["Resources"]["OtherPolicy"] = json.loads(json.dumps(resource(t, "InternalQueuePolicy")))
+        self.assertEqual(self.policy_problems(t), [
+            "InternalQueue: ['InternalQueuePolicy', 'OtherPolicy'] each set its policy; SQS keeps one, the last applied"])
+
+
+class QueueVariables(unittest.TestCase):
+    """Each function finds the queues it writes in its environment, and only those."""
+
+    def test_a_function_that_may_send_to_the_service_queue_without_its_url_fails(self):
+        t = minimal()
+        del variables(t, "DefaultLambdaFunction")["INTERNAL_QUEUE_URL"]
+        self.assertEqual(problems_mentioning("QUEUE_URL", t), [
+            "DefaultLambdaFunction: may send to InternalQueue but INTERNAL_QUEUE_URL does not name it"])
+
+    def test_a_function_that_may_send_to_the_dead_letters_without_their_url_fails(self):
+        t = minimal()
+        del variables(t, "FanoutLambdaFunction")["DEAD_LETTER_QUEUE_URL"]
+        self.assertEqual(problems_mentioning("QUEUE_URL", t), [
+            "FanoutLambdaFunction: may send to DeadLetters but DEAD_LETTER_QUEUE_URL does not name it"])
+
+    def test_a_function_reading_the_service_queue_without_its_url_fails(self):
+        # Without it `fanout` would read the service's jobs as backends' (and dead-letter them).
+        t = minimal()
+        role_statements(t, "FanoutRole")[1]["Resource"] = [queue_arn("DeadLetters")]
+        excepted(t).remove(role_arn("FanoutRole"))
+        del variables(t, "FanoutLambdaFunction")["INTERNAL_QUEUE_URL"]
+        self.assertEqual(problems_mentioning("QUEUE_URL", t), [
+            "FanoutLambdaFunction: reads the service's own queue InternalQueue but INTERNAL_QUEUE_URL does not name it"])
+
+    def test_the_internal_url_naming_the_backend_queue_fails(self):
+        # The trust boundary undone: backends' jobs would be read as the service's.
+        t = minimal()
+        variables(t, "FanoutLambdaFunction")["INTERNAL_QUEUE_URL"] = {"Ref": "DeliveryQueue"}
+        self.assertEqual(problems_mentioning("QUEUE_URL", t), [
+            "FanoutLambdaFunction: may send to InternalQueue but INTERNAL_QUEUE_URL does not name it",
+            "FanoutLambdaFunction: INTERNAL_QUEUE_URL names DeliveryQueue, where backends publish: their jobs would "
+            "be read as the service's (a backend could speak as a user)"])
+
+    def test_a_queue_url_naming_a_queue_the_role_may_not_send_to_fails(self):
+        t = minimal()
+        role_statements(t, "FanoutRole")[1]["Resource"] = [queue_arn("InternalQueue")]
+        self.assertEqual(problems_mentioning("QUEUE_URL", t), [
+            "FanoutLambdaFunction: DEAD_LETTER_QUEUE_URL names DeadLetters, but its role may not sqs:SendMessage "
+            "there: every send would be refused"])
+        t = minimal()
+        variables(t, "ConnectLambdaFunction")["INTERNAL_QUEUE_URL"] = {"Ref": "InternalQueue"}
+        self.assertEqual(problems_mentioning("QUEUE_URL", t), [
+            "ConnectLambdaFunction: INTERNAL_QUEUE_URL names InternalQueue, but its role may not sqs:SendMessage "
+            "there: every send would be refused"])
+
+    def test_a_queue_url_naming_the_wrong_kind_of_queue_or_no_queue_fails(self):
+        t = minimal()
+        variables(t, "FanoutLambdaFunction")["DEAD_LETTER_QUEUE_URL"] = {"Ref": "InternalQueue"}
+        self.assertEqual(problems_mentioning("QUEUE_URL", t), [
+            "FanoutLambdaFunction: may send to DeadLetters but DEAD_LETTER_QUEUE_URL does not name it",
+            "FanoutLambdaFunction: DEAD_LETTER_QUEUE_URL names InternalQueue, which is not a mapped queue's "
+            "dead-letter queue"])
+        t = minimal()
+        variables(t, "DefaultLambdaFunction")["INTERNAL_QUEUE_URL"] = "https://sqs.us-east-1.example/1/internal"
+        self.assertEqual(problems_mentioning("QUEUE_URL", t), [
+            "DefaultLambdaFunction: may send to InternalQueue but INTERNAL_QUEUE_URL does not name it",
+            "DefaultLambdaFunction: INTERNAL_QUEUE_URL 'https://sqs.us-east-1.example/1/internal' is not a Ref to a "
+            "queue of this stack"])
+
+    def test_the_old_variable_alone_fails(self):
+        # A stack still on DELIVERY_QUEUE_URL: the functions would find no queue of their own.
+        t = minimal()
+        for function in ("DefaultLambdaFunction", "FanoutLambdaFunction"):
+            variables(t, function)["DELIVERY_QUEUE_URL"] = variables(t, function).pop("INTERNAL_QUEUE_URL")
+        self.assertEqual(problems_mentioning("INTERNAL_QUEUE_URL", t), [
+            "DefaultLambdaFunction: may send to InternalQueue but INTERNAL_QUEUE_URL does not name it",
+            "FanoutLambdaFunction: may send to InternalQueue but INTERNAL_QUEUE_URL does not name it"])
+
+
+class Deadlines(unittest.TestCase):
+    """FUNCTION_TIMEOUT_SECONDS tells a function its own timeout; JOB_SAFETY_MARGIN_MS must fit under it."""
+
+    def test_the_timeout_as_a_number_a_string_or_the_same_reference_passes(self):
+        for value in (29, "29", "29.0"):
+            t = minimal()
+            variables(t, "DefaultLambdaFunction")["FUNCTION_TIMEOUT_SECONDS"] = value
+            self.assertEqual(check_template.check(t), [], value)
+        t = minimal()
+        resource(t, "DefaultLambdaFunction")["Properties"]["Timeout"] = {"Ref": "Timeout"}
+        variables(t, "DefaultLambdaFunction")["FUNCTION_TIMEOUT_SECONDS"] = {"Ref": "Timeout"}
+        self.assertEqual(check_template.check(t), [])
+
+    def test_a_function_timeout_other_than_the_functions_own_fails(self):
+        t = minimal()
+        variables(t, "DefaultLambdaFunction")["FUNCTION_TIMEOUT_SECONDS"] = "60"
+        self.assertEqual(problems_mentioning("FUNCTION_TIMEOUT_SECONDS", t), [
+            "DefaultLambdaFunction: FUNCTION_TIMEOUT_SECONDS '60' is not its Timeout 29"])
+        t = minimal()
+        variables(t, "ConnectLambdaFunction")["FUNCTION_TIMEOUT_SECONDS"] = "29"
+        self.assertEqual(problems_mentioning("FUNCTION_TIMEOUT_SECONDS", t), [
+            "ConnectLambdaFunction: FUNCTION_TIMEOUT_SECONDS '29' is not its Timeout 3"])
+
+    def test_a_function_running_jobs_without_its_timeout_fails(self):
+        for function, timeout in (("DefaultLambdaFunction", 29), ("FanoutLambdaFunction", 60)):
+            t = minimal()
+            del variables(t, function)["FUNCTION_TIMEOUT_SECONDS"]
+            self.assertEqual(problems_mentioning("FUNCTION_TIMEOUT_SECONDS", t), [
+                f"{function}: runs delivery jobs but has no FUNCTION_TIMEOUT_SECONDS: JOB_SAFETY_MARGIN_MS would be "
+                f"held to 900 s, not to its Timeout {timeout}"])
+
+    def test_a_safety_margin_not_below_the_timeout_fails(self):
+        t = minimal()
+        variables(t, "DefaultLambdaFunction")["JOB_SAFETY_MARGIN_MS"] = "28999"
+        self.assertEqual(check_template.check(t), [])
+        variables(t, "DefaultLambdaFunction")["JOB_SAFETY_MARGIN_MS"] = "29000"
+        self.assertEqual(problems_mentioning("JOB_SAFETY_MARGIN_MS", t), [
+            "DefaultLambdaFunction: JOB_SAFETY_MARGIN_MS 29000 ms is not below its Timeout of 29 s: the function "
+            "would refuse to start"])
+
+    def test_the_default_margin_not_below_a_short_timeout_fails(self):
+        t = minimal()
+        resource(t, "DefaultLambdaFunction")["Properties"]["Timeout"] = 5
+        variables(t, "DefaultLambdaFunction")["FUNCTION_TIMEOUT_SECONDS"] = "5"
+        self.assertEqual(problems_mentioning("JOB_SAFETY_MARGIN_MS", t), [
+            "DefaultLambdaFunction: JOB_SAFETY_MARGIN_MS 5000 ms (unset: the default) is not below its Timeout of "
+            "5 s: the function would refuse to start"])
 
 
 class Dashboard(unittest.TestCase):
@@ -818,6 +1190,23 @@ class Artifacts(unittest.TestCase):
         template_path = package / "cloudformation-template-update-stack.json"
         problems = check_template.artifact_problems(template_path, minimal(), self.dir / "infra")
         self.assertEqual(problems, [f"{self.dir / 'infra' / '../build/authorizer.zip'}: 'bootstrap' is built for x86_64, the function runs on arm64"])
+
+    def test_the_command_line_reads_artifact_paths_from_infra_wherever_the_package_is(self):
+        # `serverless package --package /tmp/pkg`: serverless-state.json's paths are still infra/'s.
+        package = self.dir / "pkg"
+        package.mkdir()
+        state = {"service": {"functions": {
+            "connect": {"name": "ws-chat-dev-connect", "package": {"artifact": "check_template.py"}}}}}
+        (package / "serverless-state.json").write_text(json.dumps(state))
+        template_path = package / "cloudformation-template-update-stack.json"
+        template_path.write_text(json.dumps(minimal()))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(check_template.main(["check_template.py", str(template_path), "--artifacts"]), 1)
+        infra = Path(check_template.__file__).resolve().parent
+        self.assertEqual(len(out.getvalue().splitlines()), 1, out.getvalue())
+        self.assertIn(f"check_template: {infra / 'check_template.py'}: ", out.getvalue())
+        self.assertNotIn("missing", out.getvalue())
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 use domain::{RoomAccess, RoomName, RoomPolicy, Sender};
 
 /// - A room without a `:` is open to every connection.
-/// - `user:{principal}` is that principal's private inbox: only its own connections may enter and
-///   speak there (a backend can still publish to it).
+/// - `user:...` is a principal's private inbox ([`RoomName::inbox_of`]: `user:{principal}`, or
+///   `user:x.{hash}` for a principal that is not a room name): only that principal's own
+///   connections may enter and speak there (a backend can still publish to it).
 /// - Any other `namespace:name` room is private: a connection needs a grant covering it, from its
 ///   token's `rooms` claim (`team-42:*`, or an exact name).
 /// - A connection without a principal (authentication off) is under the open policy: with no
@@ -15,16 +16,13 @@ use domain::{RoomAccess, RoomName, RoomPolicy, Sender};
 /// by `RoomAccess`.
 pub struct DefaultRoomPolicy;
 
-/// The prefix of a principal's private inbox room.
-pub const INBOX_PREFIX: &str = "user:";
-
 impl RoomPolicy for DefaultRoomPolicy {
     fn allows(&self, sender: &Sender, room: &RoomName, _access: RoomAccess) -> bool {
         let Some(principal) = &sender.principal else {
             return true;
         };
-        if let Some(owner) = room.as_str().strip_prefix(INBOX_PREFIX) {
-            return owner == principal.as_str();
+        if room.is_inbox() {
+            return *room == RoomName::inbox_of(principal);
         }
         !room.as_str().contains(':') || sender.grants.cover(room)
     }
@@ -65,6 +63,15 @@ mod tests {
         assert!(allows(&member, "team-42:general"));
         assert!(!allows(&outsider, "team-42:general"));
         assert!(!allows(&sender(Some("carol"), ""), "team-42:general"));
+    }
+
+    #[test]
+    fn a_principal_that_is_no_room_name_enters_its_hashed_inbox_and_nobody_else_does() {
+        let auth0 = sender(Some("auth0|64b1f0c2e4a9"), "");
+        let mail = sender(Some("alice@example.com"), "user:*");
+        let inbox = RoomName::inbox_of(&Principal::parse("auth0|64b1f0c2e4a9").unwrap());
+        assert!(DefaultRoomPolicy.allows(&auth0, &inbox, RoomAccess::Join));
+        assert!(!DefaultRoomPolicy.allows(&mail, &inbox, RoomAccess::Join));
     }
 
     #[test]

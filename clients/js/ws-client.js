@@ -44,6 +44,45 @@ export class RequestError extends Error {
   }
 }
 
+/** What starts a principal's private inbox room, and what marks one named by a hash. */
+const INBOX_PREFIX = 'user:';
+const HASHED_INBOX_MARK = 'x.';
+
+/**
+ * The private inbox room of `principal` (a token's `sub`), as the service names it: `user:{sub}`
+ * when that is a room name (1-64 of `[A-Za-z0-9_.:-]`) and does not start with `x.`, otherwise
+ * `user:x.` and the SHA-256 of the principal in lower-case base32 without padding. A backend
+ * publishes to this room to reach one user; only that user's connections may join it.
+ * @param {string} principal
+ * @returns {Promise<string>}
+ */
+export async function inboxOf(principal) {
+  const plain = `${INBOX_PREFIX}${principal}`;
+  if (!principal.startsWith(HASHED_INBOX_MARK) && plain.length <= 64 && /^[A-Za-z0-9_.:-]+$/.test(plain)) {
+    return plain;
+  }
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(principal));
+  return `${INBOX_PREFIX}${HASHED_INBOX_MARK}${base32Lower(new Uint8Array(digest))}`;
+}
+
+/** RFC 4648 base32, lower case, no padding. @param {Uint8Array} bytes */
+function base32Lower(bytes) {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  let out = '';
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    buffer = ((buffer << 8) | byte) & 0xffff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += alphabet[(buffer >> bits) & 31];
+    }
+  }
+  if (bits > 0) out += alphabet[(buffer << (5 - bits)) & 31];
+  return out;
+}
+
 /** Frame types that answer a request by themselves (no `ack` follows them). */
 const ANSWER_TYPES = new Set(['ack', 'error', 'pong', 'identity', 'members']);
 

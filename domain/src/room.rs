@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+use sha2::Digest;
+
+use crate::connection::Principal;
+
 /// 1 to 64 characters of `[A-Za-z0-9_.:-]`: safe as a DynamoDB key part and in a log line.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
@@ -44,6 +48,58 @@ impl fmt::Display for RoomName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The prefix of a principal's private inbox room.
+pub const INBOX_PREFIX: &str = "user:";
+
+/// What marks an inbox named by its principal's hash, not by the principal itself.
+pub const HASHED_INBOX_MARK: &str = "x.";
+
+impl RoomName {
+    /// The private inbox of `principal`, one room per principal whatever its subject looks like:
+    /// `user:{principal}` when that is a room name (`user:alice`, `user:auth0:64b1`), otherwise
+    /// `user:x.` and the SHA-256 of the principal in lower-case base32 without padding (52
+    /// characters: e-mail addresses, `auth0|...`, non-ASCII or long subjects). A principal that
+    /// itself starts with `x.` is always hashed, so no principal's plain inbox can be another's
+    /// hashed one.
+    pub fn inbox_of(principal: &Principal) -> RoomName {
+        let plain = format!("{INBOX_PREFIX}{principal}");
+        if !principal.as_str().starts_with(HASHED_INBOX_MARK)
+            && let Ok(room) = RoomName::parse(plain)
+        {
+            return room;
+        }
+        let digest = sha2::Sha256::digest(principal.as_str().as_bytes());
+        RoomName(format!(
+            "{INBOX_PREFIX}{HASHED_INBOX_MARK}{}",
+            base32_lower(&digest)
+        ))
+    }
+
+    /// Whether this is some principal's inbox (`user:...`).
+    pub fn is_inbox(&self) -> bool {
+        self.0.starts_with(INBOX_PREFIX)
+    }
+}
+
+/// RFC 4648 base32, lower case, no padding: room names allow only `[A-Za-z0-9_.:-]`.
+fn base32_lower(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &byte in bytes {
+        buffer = (buffer << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
 }
 
 /// A room member as the member list shows it.
@@ -151,6 +207,50 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod inbox_tests {
+    use super::*;
+
+    fn inbox(principal: &str) -> String {
+        RoomName::inbox_of(&Principal::parse(principal).unwrap()).to_string()
+    }
+
+    #[test]
+    fn every_principal_has_exactly_one_inbox_the_vectors_computed_elsewhere_agree_on() {
+        let text = include_str!("../../clients/js/test/inbox-vectors.json");
+        let vectors: serde_json::Value = serde_json::from_str(text).unwrap();
+        let vectors = vectors["vectors"].as_array().unwrap();
+        assert!(vectors.len() >= 10);
+        for vector in vectors {
+            let principal = vector["principal"].as_str().unwrap();
+            assert_eq!(inbox(principal), vector["inbox"], "{principal}");
+        }
+    }
+
+    #[test]
+    fn auth0_email_non_ascii_and_long_subjects_get_a_hashed_inbox_that_is_a_room_name() {
+        for subject in [
+            "auth0|64b1f0c2e4a9",
+            "alice@example.com",
+            "渡辺 翔",
+            &"é".repeat(100),
+        ] {
+            let room = inbox(subject);
+            assert!(room.starts_with("user:x."), "{subject}: {room}");
+            assert_eq!(room.len(), "user:x.".len() + 52, "{room}");
+            assert!(RoomName::parse(room.clone()).is_ok(), "{room}");
+        }
+    }
+
+    #[test]
+    fn a_principal_that_looks_like_a_hashed_inbox_is_hashed_itself() {
+        let hashed_alice = inbox("alice@example.com");
+        let pretender = hashed_alice.strip_prefix("user:").unwrap();
+        assert_ne!(inbox(pretender), hashed_alice);
+        assert!(inbox("x.anything").starts_with("user:x."));
     }
 }
 

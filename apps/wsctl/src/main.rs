@@ -1,8 +1,11 @@
-//! `wsctl publish`: one message to a room, to everyone or to one connection, with no WebSocket.
+//! `wsctl`: what a backend or an operator does without a WebSocket.
 //!
-//! The message is a delivery job in its documented JSON form (`domain::delivery::job`), sent to
-//! the SQS delivery queue (`--queue-url`) or to the local gateway's `POST {local}/@publish`.
-//! Prints the message id on success; exits 1 with the reason otherwise.
+//! - `wsctl publish`: one message to a room, to everyone or to one connection. The message is a
+//!   backend's delivery job in its documented JSON form (`domain::delivery::job`), sent to the
+//!   backend queue (`--queue-url`) or to the local gateway's `POST {local}/@publish`. Prints the
+//!   message id on success; exits 1 with the reason otherwise.
+//! - `wsctl inbox PRINCIPAL`: the private inbox room of a principal (`RoomName::inbox_of`), for a
+//!   backend that publishes to one user.
 
 mod job;
 mod send;
@@ -26,6 +29,12 @@ struct Cli {
 enum Command {
     /// Publish one message; prints its id.
     Publish(Publish),
+    /// Print the private inbox room of a principal (a token's `sub`): `user:{principal}`, or
+    /// `user:x.{hash}` for a principal that is not a room name.
+    Inbox {
+        /// The principal, as the authorizer sees it (`auth0|64b1...`, `alice@example.com`).
+        principal: String,
+    },
 }
 
 #[derive(Args)]
@@ -85,7 +94,10 @@ pub struct Aws {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let Command::Publish(publish) = Cli::parse().command;
+    let publish = match Cli::parse().command {
+        Command::Publish(publish) => publish,
+        Command::Inbox { principal } => return inbox(&principal),
+    };
     match send::publish(publish).await {
         Ok(id) => {
             println!("{id}");
@@ -93,6 +105,19 @@ async fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("wsctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn inbox(principal: &str) -> ExitCode {
+    match domain::Principal::parse(principal) {
+        Ok(principal) => {
+            println!("{}", domain::RoomName::inbox_of(&principal));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wsctl: not a principal: {e}");
             ExitCode::FAILURE
         }
     }
