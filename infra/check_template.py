@@ -548,7 +548,8 @@ def queue_problems(template, functions, expect_production):
     if not mappings:
         problems.append("no event source mapping on an SQS queue: nothing would run the delivery jobs")
     seen = watched(resources(template, "AWS::CloudWatch::Alarm"))
-    grants = {action: queue_grants(template, queues, action) for action in MAPPING_ACTIONS + ("sqs:SendMessage",)}
+    grants = {action: queue_grants(template, queues, action)
+              for action in MAPPING_ACTIONS + ("sqs:SendMessage",)}
     sends = grants["sqs:SendMessage"]
     mapped, reads = set(), {}
     for name, mapping in sorted(mappings.items()):

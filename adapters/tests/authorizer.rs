@@ -558,6 +558,29 @@ async fn while_the_jwks_endpoint_is_down_handshakes_fail_fast_instead_of_each_fe
 }
 
 #[tokio::test]
+async fn an_allowed_connection_logs_a_hash_of_its_principal_never_the_principal() {
+    let (captured, _guard) = support::CapturedLogs::start();
+    let token = hs256(&claims(json!({"sub": "alice@corp.example"})), SECRET);
+
+    authorize_json(&secret_verifier(), &event(Some(&token)))
+        .await
+        .unwrap();
+
+    let logs = captured.text();
+    assert!(logs.contains("connection allowed"), "{logs}");
+    assert!(
+        !logs.contains("alice"),
+        "the principal reached the logs: {logs}"
+    );
+    let principal = domain::Principal::parse("alice@corp.example").unwrap();
+    let hash = adapters::telemetry::principal_hash(&principal);
+    assert!(
+        logs.contains(&hash),
+        "the hash tells connections apart: {logs}"
+    );
+}
+
+#[tokio::test]
 async fn no_token_or_part_of_one_ever_reaches_the_logs() {
     let (captured, _guard) = support::CapturedLogs::start();
     let tokens = [

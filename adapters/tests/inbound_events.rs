@@ -259,6 +259,27 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
 }
 
 #[tokio::test]
+async fn a_disconnect_logs_a_known_reason_never_the_clients_close_description() {
+    let (handler, _notifier) = handler();
+    handler.handle_json(fixture(CONNECT)).await.unwrap();
+    let (logs, _guard) = support::CapturedLogs::start();
+    let mut disconnect = fixture(DISCONNECT);
+    disconnect["requestContext"]["disconnectStatusCode"] = serde_json::json!(1000);
+    disconnect["requestContext"]["disconnectReason"] = serde_json::json!(
+        "Client-side close frame status code '1000' - description 'canary: alice@corp.example'"
+    );
+
+    handler.handle_json(disconnect).await.unwrap();
+
+    let text = logs.text();
+    assert!(text.contains(r#""disconnectReason":"client""#), "{text}");
+    assert!(
+        !text.contains("canary"),
+        "the client's words reached the logs: {text}"
+    );
+}
+
+#[tokio::test]
 async fn refusals_log_the_error_code_but_never_what_the_client_wrote() {
     let (handler, notifier) = handler();
     handler.handle_json(fixture(CONNECT)).await.unwrap();

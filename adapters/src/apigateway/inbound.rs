@@ -285,9 +285,13 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
             Route::Disconnect => {
                 let removed = self.service.disconnect(&event.connection_id).await?;
                 metrics::connection_closed();
+                let reason = crate::telemetry::disconnect_reason_kind(
+                    event.disconnect_status_code,
+                    event.disconnect_reason.as_deref(),
+                );
                 tracing::info!(
                     disconnectStatusCode = event.disconnect_status_code,
-                    disconnectReason = event.disconnect_reason.as_deref().unwrap_or(""),
+                    disconnectReason = reason,
                     rooms = removed.rooms.len(),
                     "disconnected"
                 );

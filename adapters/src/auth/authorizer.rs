@@ -42,7 +42,10 @@ pub async fn authorize_json(
     match authenticate(verifier, token_from_event(event)).await {
         Ok(identity) => {
             metrics::authorizer_allowed();
-            tracing::info!(principal = %identity.principal, "connection allowed");
+            // Never the principal itself: a `sub` may be an e-mail address, personal data every
+            // log reader would see. The hash tells one user's connections apart all the same.
+            let principal_hash = crate::telemetry::principal_hash(&identity.principal);
+            tracing::info!(principalHash = %principal_hash, "connection allowed");
             Ok(policy(
                 identity.principal.as_str(),
                 "Allow",

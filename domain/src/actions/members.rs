@@ -4,9 +4,9 @@ use async_trait::async_trait;
 
 use super::{Action, ActionSpec};
 use crate::connection::ConnectionId;
-use crate::protocol::Frame;
 use crate::protocol::spec::field::ROOM;
 use crate::protocol::spec::{FieldSpec, Kind};
+use crate::protocol::{ErrorCode, Frame, ParseError, cursor};
 use crate::room::RoomName;
 use crate::service::{Cx, MEMBERS_PER_FRAME, Outcome, Step};
 
@@ -23,10 +23,15 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     answer: crate::protocol::frames::MEMBERS.name,
     metered: true,
     parse: |f| {
-        Ok(Box::new(Members {
-            room: f.room(&ROOM)?,
-            cursor: f.optional_connection_id(&CURSOR)?,
-        }))
+        let room = f.room(&ROOM)?;
+        let cursor = f.optional_cursor(&CURSOR, &room)?;
+        let cursor = cursor.map(ConnectionId::parse).transpose().map_err(|_| {
+            ParseError::new(
+                ErrorCode::InvalidField,
+                "cursor: not one this room's members frame could have sent",
+            )
+        })?;
+        Ok(Box::new(Members { room, cursor }))
     },
 };
 
@@ -46,11 +51,15 @@ impl Action for Members {
             .repo
             .member_list(&room, cursor, MEMBERS_PER_FRAME, cx.clock.now())
             .await?;
+        let next = page
+            .next
+            .as_ref()
+            .map(|after| cursor::encode(&room, after.as_str()));
         let frame = Frame::Members {
             room: &room,
             members: &page.members,
             count: page.members.len(),
-            cursor: page.next.as_ref(),
+            cursor: next.as_deref(),
             request_id: cx.request_id,
         };
         cx.reply(&frame).await;

@@ -204,6 +204,19 @@ impl Fields {
         self.text(spec, ConnectionId::parse)
     }
 
+    /// A cursor this room could have produced (see [`crate::protocol::cursor`]): the position it
+    /// continues after.
+    pub fn optional_cursor(
+        &self,
+        spec: &FieldSpec,
+        room: &RoomName,
+    ) -> Result<Option<String>, ParseError> {
+        self.text(spec, |text| {
+            crate::protocol::cursor::decode(room, &text)
+                .ok_or("not one this room's last answer could have sent")
+        })
+    }
+
     pub fn data(&self, spec: &FieldSpec) -> Result<Box<RawValue>, ParseError> {
         Self::present(spec, self.value(spec)?).map(|raw| raw.to_owned())
     }

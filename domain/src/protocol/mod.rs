@@ -5,6 +5,7 @@
 //! Outbound: one object per frame, each with a `type` (see [`Frame`]).
 //! [`spec`] describes both as data, for the documentation and the clients.
 
+pub mod cursor;
 mod inbound;
 mod outbound;
 pub mod spec;

@@ -108,7 +108,7 @@ pub enum Frame<'a> {
         members: &'a [Member],
         count: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
-        cursor: Option<&'a ConnectionId>,
+        cursor: Option<&'a str>,
         #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
         request_id: Option<&'a RequestId>,
     },

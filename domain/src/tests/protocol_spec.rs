@@ -22,7 +22,10 @@ fn example(kind: Kind) -> Value {
         Kind::MessageId => json!("m-1"),
         Kind::RequestId => json!("r-1"),
         Kind::Data => json!({"text": "hi"}),
-        Kind::Cursor => json!("L0SM9cOFvHcCIhw="),
+        Kind::Cursor => json!(crate::protocol::cursor::encode(
+            &room("lobby"),
+            "L0SM9cOFvHcCIhw="
+        )),
         Kind::Code(codes) => json!(codes[0]),
         Kind::Text => json!("text"),
         Kind::Integer => json!(1),
@@ -144,7 +147,7 @@ fn every_frame() -> Vec<Value> {
             room: &lobby,
             members: &members,
             count: 1,
-            cursor: Some(&connection),
+            cursor: Some("6c6f626279"),
             request_id: Some(&request_id),
         },
         Frame::Ack {

@@ -21,19 +21,50 @@ async fn the_member_list_answers_a_member_with_a_page_and_a_cursor() {
     let (notifier, outbox) = accepting_notifier();
     let (service, _) = service(repo, notifier, Settings::default());
 
-    message(
-        &service,
-        "a",
-        r#"{"action":"members","room":"r1","cursor":"b","requestId":"m"}"#,
-    )
-    .await;
+    let after_b = crate::protocol::cursor::encode(&room("r1"), "b");
+    let request = json!({"action": "members", "room": "r1", "cursor": after_b, "requestId": "m"});
 
+    message(&service, "a", &request.to_string()).await;
+
+    let next = crate::protocol::cursor::encode(&room("r1"), "c");
     assert_eq!(
         outbox.frames_to("a"),
         vec![json!({
-            "type": "members", "room": "r1", "count": 1, "cursor": "c", "requestId": "m",
+            "type": "members", "room": "r1", "count": 1, "cursor": next, "requestId": "m",
             "members": [{"connectionId": "c", "principal": null}],
         })]
+    );
+}
+
+#[tokio::test]
+async fn a_cursor_this_room_could_not_have_sent_is_an_invalid_field_and_reads_nothing() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of().never();
+    repo.expect_member_list().never();
+    let (notifier, outbox) = accepting_notifier();
+    let (service, _) = service(repo, notifier, Settings::default());
+    let other_rooms = crate::protocol::cursor::encode(&room("r2"), "b");
+
+    for cursor in ["garbage!", "b", other_rooms.as_str()] {
+        let request = json!({"action": "members", "room": "r1", "cursor": cursor});
+        let handled = message(&service, "a", &request.to_string()).await;
+        assert_eq!(
+            handled,
+            Handled::Rejected(ErrorCode::InvalidField),
+            "{cursor}"
+        );
+    }
+    assert!(
+        outbox
+            .frames_to("a")
+            .iter()
+            .all(|f| f["code"] == "invalid_field"
+                && f["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("cursor")),
+        "{:?}",
+        outbox.frames_to("a")
     );
 }
 
@@ -61,7 +92,7 @@ fn the_largest_members_frame_fits_the_message_limit() {
         })
         .collect();
     let room = room(&"r".repeat(64));
-    let cursor = id(&"z".repeat(128));
+    let cursor = crate::protocol::cursor::encode(&room, &"z".repeat(128));
     let request_id = crate::protocol::RequestId::parse("q".repeat(128)).unwrap();
     let frame = crate::protocol::Frame::Members {
         room: &room,
