@@ -13,7 +13,7 @@ pub fn encode(room: &RoomName, position: &str) -> String {
 
 /// The position `cursor` continues after, if `room` could have produced it.
 pub fn decode(room: &RoomName, cursor: &str) -> Option<String> {
-    if cursor.len() % 2 != 0 || !cursor.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !cursor.len().is_multiple_of(2) || !cursor.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let bytes: Vec<u8> = (0..cursor.len())
