@@ -669,6 +669,17 @@ def backend_queue_problems(template, mapped, senders):
 
 # A Deny's exception may name its principals only by ARN.
 PRINCIPAL_ARN_OPERATORS = ("ArnNotEquals", "ArnNotLike")
+# The one principal besides the senders a Deny may except: the operator's role for moving dead
+# letters back (SQS's redrive sends as its caller), a stack parameter that is empty by default.
+REDRIVE_ROLE_PARAMETER = "RedriveRoleArn"
+
+
+def exception_branches(values):
+    """The lists of values an aws:PrincipalArn exception can be: one, or each branch of an Fn::If
+    (each must except exactly the senders)."""
+    if isinstance(values, dict) and "Fn::If" in values and len(values["Fn::If"]) == 3:
+        return [branch for value in values["Fn::If"][1:] for branch in exception_branches(value)]
+    return [as_list(values)]
 
 
 def queue_policy_problems(template, mapped, senders, roles):
@@ -726,28 +737,33 @@ def statement_problems(policy_name, statement, queue_name, writers, roles):
     if not condition:
         return problems + [f"{policy_name}: the Deny on {queue_name} has no exception: it refuses "
                            f"{sorted(writers)} too (ArnNotEquals on aws:PrincipalArn)"]
-    named, others = set(), []
+    branches, others = [], []
     for operator, keys in condition.items():
         for key, values in (keys.items() if isinstance(keys, dict) else [(str(keys), None)]):
             if operator not in PRINCIPAL_ARN_OPERATORS or key.lower() != "aws:principalarn":
                 others.append(f"{operator} {key}")
                 continue
-            for value in as_list(values):
-                role = referenced(value, roles) if isinstance(value, dict) and "Fn::GetAtt" in value else set()
-                if not role:
-                    problems.append(f"{policy_name}: aws:PrincipalArn {value!r} is not Fn::GetAtt [Role, Arn] "
-                                    f"of a role of this stack")
-                named |= role
+            branches += exception_branches(values)
     if others:
         problems.append(f"{policy_name}: the Deny on {queue_name} also tests {others}: every condition must hold "
                         f"for a Deny, so each narrows it; except the senders by aws:PrincipalArn only "
                         f"({' or '.join(PRINCIPAL_ARN_OPERATORS)})")
-    if writers - named:
-        problems.append(f"{policy_name}: denies sqs:SendMessage on {queue_name} to {sorted(writers - named)}, "
-                        f"which send to it: their jobs would be refused")
-    if named - writers:
-        problems.append(f"{policy_name}: excepts {sorted(named - writers)} from the Deny on {queue_name}, but "
-                        f"no grant lets them send to it: except exactly the senders {sorted(writers)}")
+    for branch in branches or [[]]:
+        named = set()
+        for value in branch:
+            if value == {"Ref": REDRIVE_ROLE_PARAMETER}:
+                continue
+            role = referenced(value, roles) if isinstance(value, dict) and "Fn::GetAtt" in value else set()
+            if not role:
+                problems.append(f"{policy_name}: aws:PrincipalArn {value!r} is not Fn::GetAtt [Role, Arn] "
+                                f"of a role of this stack")
+            named |= role
+        if writers - named:
+            problems.append(f"{policy_name}: denies sqs:SendMessage on {queue_name} to {sorted(writers - named)}, "
+                            f"which send to it: their jobs would be refused")
+        if named - writers:
+            problems.append(f"{policy_name}: excepts {sorted(named - writers)} from the Deny on {queue_name}, but "
+                            f"no grant lets them send to it: except exactly the senders {sorted(writers)}")
     return problems
 
 

@@ -666,6 +666,23 @@ class InternalQueuePolicy(unittest.TestCase):
             "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
         self.assertEqual(check_template.check(t), [])
 
+    def test_the_operators_redrive_role_may_be_excepted_too_and_nothing_else(self):
+        senders = [role_arn("DefaultRole"), role_arn("FanoutRole")]
+        t = minimal()
+        policy_statement(t)["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] = {"Fn::If": [
+            "HasRedriveRole", senders + [{"Ref": "RedriveRoleArn"}], senders]}
+        self.assertEqual(check_template.check(t), [])
+        policy_statement(t)["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] = {"Fn::If": [
+            "HasRedriveRole", senders + [{"Ref": "SomeoneElse"}], senders]}
+        self.assertEqual(self.policy_problems(t), [
+            "InternalQueuePolicy: aws:PrincipalArn {'Ref': 'SomeoneElse'} is not Fn::GetAtt [Role, Arn] "
+            "of a role of this stack"])
+        policy_statement(t)["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] = {"Fn::If": [
+            "HasRedriveRole", senders + [{"Ref": "RedriveRoleArn"}], senders[:1]]}
+        self.assertEqual(self.policy_problems(t), [
+            "InternalQueuePolicy: denies sqs:SendMessage on InternalQueue to ['FanoutRole'], which send to it: "
+            "their jobs would be refused"])
+
     def test_no_queue_policy_fails(self):
         t = minimal()
         del t["Resources"]["InternalQueuePolicy"]
