@@ -419,6 +419,10 @@ mod tests {
             c.settings,
             Settings {
                 rate_limit: DEFAULT_RATE_LIMIT,
+                unmetered_rate_limit: RateLimit {
+                    per_second: 5,
+                    burst: 20
+                },
                 ..Settings::default()
             }
         );

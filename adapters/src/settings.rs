@@ -249,6 +249,40 @@ pub const RATE_LIMIT_BURST: Setting = Setting {
     )
 };
 
+/// Off by default: each message then costs a read and a write more (BENCHMARKS.md, "Rate
+/// limit"). On, a reconnect no longer brings a fresh burst.
+pub const RATE_LIMIT_PRINCIPAL_PER_SECOND: Setting = shared(
+    "RATE_LIMIT_PRINCIPAL_PER_SECOND",
+    "messages a second one principal may send across all its connections and reconnects; 0 turns the limit off",
+    number(0, 1_000_000, 0),
+);
+
+pub const RATE_LIMIT_PRINCIPAL_BURST: Setting = shared(
+    "RATE_LIMIT_PRINCIPAL_BURST",
+    "messages one principal may send at once across its connections; 0 turns the limit off",
+    number(0, 1_000_000, 0),
+);
+
+/// Kept per instance in memory (no I/O): `ping`, `whoami` and malformed frames spend no stored
+/// token, but each still costs an invocation and a post.
+pub const RATE_LIMIT_UNMETERED_PER_SECOND: Setting = Setting {
+    local_default: Some("0"),
+    ..shared(
+        "RATE_LIMIT_UNMETERED_PER_SECOND",
+        "pings, whoamis and malformed frames a second one connection may send (per instance, in memory; past it one rate_limited per wait, the rest dropped unanswered); 0 turns it off",
+        number(0, 1_000_000, 5),
+    )
+};
+
+pub const RATE_LIMIT_UNMETERED_BURST: Setting = Setting {
+    local_default: Some("0"),
+    ..shared(
+        "RATE_LIMIT_UNMETERED_BURST",
+        "pings, whoamis and malformed frames one connection may send at once; 0 turns it off",
+        number(0, 1_000_000, 20),
+    )
+};
+
 /// DynamoDB `Limit`: at least one item; a page stops at 1 MB anyway.
 pub const PAGE_SIZE: Setting = shared(
     "PAGE_SIZE",
@@ -429,6 +463,10 @@ pub const ALL: &[Setting] = &[
     PRESENCE_MAX_MEMBERS,
     RATE_LIMIT_PER_SECOND,
     RATE_LIMIT_BURST,
+    RATE_LIMIT_PRINCIPAL_PER_SECOND,
+    RATE_LIMIT_PRINCIPAL_BURST,
+    RATE_LIMIT_UNMETERED_PER_SECOND,
+    RATE_LIMIT_UNMETERED_BURST,
     INLINE_RECIPIENTS,
     JOB_SAFETY_MARGIN_MS,
     PAGE_SIZE,
@@ -470,6 +508,14 @@ pub fn domain_settings(
         rate_limit: RateLimit {
             per_second: RATE_LIMIT_PER_SECOND.parsed(get, local)?,
             burst: RATE_LIMIT_BURST.parsed(get, local)?,
+        },
+        principal_rate_limit: RateLimit {
+            per_second: RATE_LIMIT_PRINCIPAL_PER_SECOND.parsed(get, local)?,
+            burst: RATE_LIMIT_PRINCIPAL_BURST.parsed(get, local)?,
+        },
+        unmetered_rate_limit: RateLimit {
+            per_second: RATE_LIMIT_UNMETERED_PER_SECOND.parsed(get, local)?,
+            burst: RATE_LIMIT_UNMETERED_BURST.parsed(get, local)?,
         },
         ..defaults
     })

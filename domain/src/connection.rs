@@ -74,7 +74,7 @@ impl fmt::Display for ConnectionId {
 /// The user an authorizer vouched for on `$connect` (a JWT's `sub`, say).
 ///
 /// Comes only from the request context API Gateway builds, never from a message body.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
 pub struct Principal(String);
 

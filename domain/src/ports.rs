@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::connection::{Connection, ConnectionId, Sender};
+use crate::connection::{Connection, ConnectionId, Principal, Sender};
 use crate::rate_limit::{RateLimit, TokenDecision};
 use crate::room::{Member, RoomName};
 use crate::time::Timestamp;
@@ -166,6 +166,19 @@ pub trait ConnectionRepository: Send + Sync {
         limit: RateLimit,
         now: Timestamp,
     ) -> Result<TokenDecision, RepositoryError>;
+
+    /// Takes one token from the bucket of `principal`, shared by all its connections, with
+    /// [`RateLimit::take`]'s arithmetic. An adapter MUST:
+    /// - start a principal that has no bucket with a full one, and keep the bucket across that
+    ///   principal's connections and reconnects (it may forget one idle for a day);
+    /// - be atomic as `take_token` is, and store nothing for a refusal;
+    /// - never answer `NotConnected`.
+    async fn take_principal_token(
+        &self,
+        principal: &Principal,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> Result<TokenDecision, RepositoryError>;
 }
 
 /// Why a post to a connection did not get through.
@@ -315,6 +328,14 @@ impl<T: ConnectionRepository + ?Sized> ConnectionRepository for std::sync::Arc<T
         now: Timestamp,
     ) -> Result<TokenDecision, RepositoryError> {
         (**self).take_token(id, limit, now).await
+    }
+    async fn take_principal_token(
+        &self,
+        principal: &Principal,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> Result<TokenDecision, RepositoryError> {
+        (**self).take_principal_token(principal, limit, now).await
     }
 }
 

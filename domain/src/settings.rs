@@ -44,6 +44,13 @@ pub struct Settings {
     /// Messages one connection may send (`ping` excepted). Off by default here: the Lambdas and
     /// the local gateway choose theirs in their configuration.
     pub rate_limit: RateLimit,
+    /// Messages one principal may send across all its connections and reconnects (a reconnect
+    /// would otherwise bring a fresh burst). Off by default: it costs a read and a write more
+    /// per message.
+    pub principal_rate_limit: RateLimit,
+    /// `ping`, `whoami` and frames that do not parse: free of the stored buckets (they touch no
+    /// storage), but each still costs an invocation and a post. Kept per instance, in memory.
+    pub unmetered_rate_limit: RateLimit,
 }
 
 impl Default for Settings {
@@ -59,6 +66,8 @@ impl Default for Settings {
             inline_recipients: DEFAULT_INLINE_RECIPIENTS,
             job_safety_margin: Duration::from_secs(5),
             rate_limit: RateLimit::OFF,
+            principal_rate_limit: RateLimit::OFF,
+            unmetered_rate_limit: RateLimit::OFF,
         }
     }
 }

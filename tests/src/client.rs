@@ -57,6 +57,11 @@ impl TestClient {
         self.first(|f| answers(f, &request_id)).await
     }
 
+    /// Sends `frame` as it is, without waiting for anything.
+    pub async fn send(&mut self, frame: Value) {
+        ws::send(&mut self.socket, frame).await;
+    }
+
     /// Sends `request` with a fresh `requestId`, without waiting; returns the id.
     async fn send_request(&mut self, mut request: Value) -> String {
         static NEXT: AtomicU64 = AtomicU64::new(1);

@@ -277,3 +277,73 @@ async fn with_echo_to_sender_off_a_sender_does_not_receive_its_own_broadcast() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_principals_rate_limit_holds_across_its_connections_and_a_reconnect() {
+    let gw = gateway(&[
+        "--jwt-secret",
+        SECRET,
+        "--rate-limit-principal-per-second",
+        "1",
+        "--rate-limit-principal-burst",
+        "3",
+    ])
+    .await;
+    let mut first = TestClient::connect_with_token(&gw, &token("alice", None)).await;
+    let mut second = TestClient::connect_with_token(&gw, &token("alice", None)).await;
+    let mut bob = TestClient::connect_with_token(&gw, &token("bob", None)).await;
+
+    let broadcast = json!({"action": "sendmessage", "data": "hi"});
+    assert_eq!(first.request(broadcast.clone()).await["type"], "ack");
+    assert_eq!(second.request(broadcast.clone()).await["type"], "ack");
+    first.close().await;
+    let mut again = TestClient::connect_with_token(&gw, &token("alice", None)).await;
+    assert_eq!(again.request(broadcast.clone()).await["type"], "ack");
+    let refused = again.request(broadcast.clone()).await;
+
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    assert!(
+        refused["retryAfterMs"]
+            .as_u64()
+            .is_some_and(|ms| ms > 0 && ms <= 1_000)
+    );
+    assert_eq!(
+        second.request(broadcast.clone()).await["code"],
+        "rate_limited"
+    );
+    assert_eq!(
+        bob.request(broadcast).await["type"],
+        "ack",
+        "bob has a bucket of his own"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn pings_past_the_unmetered_limit_get_one_refusal_then_no_answer_and_spend_no_posts() {
+    let gw = gateway(&[
+        "--rate-limit-unmetered-per-second",
+        "1",
+        "--rate-limit-unmetered-burst",
+        "2",
+    ])
+    .await;
+    let mut flooder = TestClient::connect(&gw).await; // its whoami spent one
+
+    let pong = flooder.request(json!({"action": "ping"})).await;
+    let refused = flooder.request(json!({"action": "ping"})).await;
+    for _ in 0..20 {
+        flooder.send(json!({"action": "ping"})).await;
+    }
+
+    assert_eq!(pong["type"], "pong");
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let frames = flooder.drain().await;
+    assert_eq!(
+        frames,
+        Vec::<Value>::new(),
+        "the flood got no answer at all"
+    );
+    gw.shutdown().await;
+}

@@ -283,6 +283,15 @@ impl<R: ConnectionRepository> ConnectionRepository for Failing<R> {
         self.check("take_token")?;
         self.inner.take_token(id, limit, now).await
     }
+    async fn take_principal_token(
+        &self,
+        principal: &domain::Principal,
+        limit: domain::RateLimit,
+        now: Timestamp,
+    ) -> Result<domain::TokenDecision, RepositoryError> {
+        self.check("take_principal_token")?;
+        self.inner.take_principal_token(principal, limit, now).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

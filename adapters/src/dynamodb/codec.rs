@@ -90,6 +90,17 @@ pub fn connection_key(id: &ConnectionId) -> Item {
     ])
 }
 
+/// A principal's rate-limit bucket: an item of its own, across the principal's connections.
+pub fn principal_rate_key(principal: &Principal) -> Item {
+    HashMap::from([
+        (
+            PK.to_string(),
+            string_value(format!("PRINCIPAL#{principal}")),
+        ),
+        (SK.to_string(), string_value("RATE")),
+    ])
+}
+
 pub fn membership_key(id: &ConnectionId, room: &RoomName) -> Item {
     HashMap::from([
         (PK.to_string(), string_value(room_pk(room))),

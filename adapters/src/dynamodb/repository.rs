@@ -517,7 +517,18 @@ impl ConnectionRepository for DynamoConnectionRepository {
         limit: RateLimit,
         now: Timestamp,
     ) -> Result<TokenDecision, RepositoryError> {
-        super::rate_limit::take_token(&self.client, self.table(), id, limit, now).await
+        let owner = super::rate_limit::Owner::Connection(id);
+        super::rate_limit::take_token(&self.client, self.table(), owner, limit, now).await
+    }
+
+    async fn take_principal_token(
+        &self,
+        principal: &domain::Principal,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> Result<TokenDecision, RepositoryError> {
+        let owner = super::rate_limit::Owner::Principal(principal);
+        super::rate_limit::take_token(&self.client, self.table(), owner, limit, now).await
     }
 }
 

@@ -35,6 +35,8 @@ struct State {
     rooms: BTreeMap<ConnectionId, BTreeSet<RoomName>>,
     /// Rate-limit buckets, kept apart from `connections` so a retried `save` keeps them.
     buckets: BTreeMap<ConnectionId, Bucket>,
+    /// Each principal's bucket, across its connections.
+    principal_buckets: BTreeMap<domain::Principal, Bucket>,
 }
 
 impl Default for InMemoryConnectionRepository {
@@ -297,6 +299,27 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         Ok(match limit.take(bucket, now) {
             Take::Taken(next) => {
                 state.buckets.insert(id.clone(), next);
+                TokenDecision::Taken
+            }
+            Take::Refused { retry_after } => TokenDecision::Refused { retry_after },
+        })
+    }
+
+    async fn take_principal_token(
+        &self,
+        principal: &domain::Principal,
+        limit: RateLimit,
+        now: Timestamp,
+    ) -> Result<TokenDecision, RepositoryError> {
+        let mut state = self.state();
+        let bucket = state
+            .principal_buckets
+            .get(principal)
+            .copied()
+            .unwrap_or_else(|| limit.full(now));
+        Ok(match limit.take(bucket, now) {
+            Take::Taken(next) => {
+                state.principal_buckets.insert(principal.clone(), next);
                 TokenDecision::Taken
             }
             Take::Refused { retry_after } => TokenDecision::Refused { retry_after },

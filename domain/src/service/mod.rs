@@ -4,11 +4,13 @@
 
 mod context;
 mod steps;
+mod unmetered;
 
 use std::sync::Arc;
 
 pub use context::Cx;
 pub use steps::{Delivered, Outcome, Refusal, Step, Stop};
+pub use unmetered::{Unmetered, UnmeteredLimiter};
 
 use crate::actions::{Request, parse_request};
 use crate::connection::{
@@ -21,7 +23,7 @@ use crate::ports::{
     RoomPolicy, Sleeper,
 };
 use crate::protocol::{ErrorCode, RequestId};
-use crate::rate_limit::TokenDecision;
+use crate::rate_limit::{RateLimit, TokenDecision};
 use crate::settings::Settings;
 use crate::time::Timestamp;
 
@@ -71,6 +73,7 @@ pub struct WebSocketService<R, N> {
     policy: Arc<dyn RoomPolicy>,
     queue: Option<Arc<dyn DeliveryQueue>>,
     settings: Settings,
+    unmetered: UnmeteredLimiter,
 }
 
 impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
@@ -89,6 +92,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             policy: Arc::new(OpenRoomPolicy),
             queue: None,
             settings,
+            unmetered: UnmeteredLimiter::default(),
         }
     }
 
@@ -167,6 +171,9 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             Ok(request) => request,
             Err(e) => {
                 let cx = self.cx(sender, e.request_id.as_ref(), deadline);
+                if let Some(limited) = self.unmetered_limited(&cx).await {
+                    return Ok(limited);
+                }
                 let refusal = Refusal {
                     code: e.code,
                     message: e.message,
@@ -177,11 +184,34 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             }
         };
         let cx = self.cx(sender, request_id.as_ref(), deadline);
+        if !spec.metered
+            && let Some(limited) = self.unmetered_limited(&cx).await
+        {
+            return Ok(limited);
+        }
         let step = match self.take_token(sender, spec.metered).await {
             Ok(()) => action.run(&cx).await,
             Err(stop) => Err(stop),
         };
         cx.answer(spec.name, step).await
+    }
+
+    /// `None` when the frame is under the unmetered limit; otherwise how it was handled: refused
+    /// with `rate_limited` once per wait, dropped unanswered after that.
+    async fn unmetered_limited(&self, cx: &Cx<'_>) -> Option<Handled> {
+        let limit = self.settings.unmetered_rate_limit;
+        match self.unmetered.check(&cx.sender.id, limit, self.clock.now()) {
+            Unmetered::Allowed => None,
+            Unmetered::Refused { retry_after } => Some(
+                cx.refuse(rate_limited(
+                    limit,
+                    retry_after,
+                    "pings, whoamis and malformed frames",
+                ))
+                .await,
+            ),
+            Unmetered::Dropped => Some(Handled::Rejected(ErrorCode::RateLimited)),
+        }
     }
 
     /// The context one request's action runs in.
@@ -205,36 +235,37 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         }
     }
 
-    /// Spends one of the sender's rate-limit tokens when the action is `metered`, or refuses
-    /// with `rate_limited` and the wait.
+    /// Spends one of the sender's rate-limit tokens when the action is `metered` (and one of its
+    /// principal's, when that limit is on), or refuses with `rate_limited` and the wait.
     ///
     /// A sender the store does not know is let through: the limit meters live connections, and
     /// the action's own checks (`unknown_connection`) deal with the rest.
     async fn take_token(&self, sender: &Sender, metered: bool) -> Step<()> {
-        let limit = self.settings.rate_limit;
-        if !limit.is_on() || !metered {
+        if !metered {
             return Ok(());
         }
-        match self
-            .repo
-            .take_token(&sender.id, limit, self.clock.now())
-            .await?
+        let now = self.clock.now();
+        let per_connection = self.settings.rate_limit;
+        if per_connection.is_on()
+            && let TokenDecision::Refused { retry_after } = self
+                .repo
+                .take_token(&sender.id, per_connection, now)
+                .await?
         {
-            TokenDecision::Taken | TokenDecision::NotConnected => Ok(()),
-            TokenDecision::Refused { retry_after } => Err(Refusal {
-                retry_after: Some(retry_after),
-                ..Refusal::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "more than {} messages a second (bursts of {}): retry after {} ms",
-                        limit.per_second,
-                        limit.burst,
-                        retry_after.as_millis()
-                    ),
-                )
-            }
-            .into()),
+            return Err(rate_limited(per_connection, retry_after, "messages").into());
         }
+        // A reconnect brings a fresh connection bucket; the principal's spans its connections.
+        let per_principal = self.settings.principal_rate_limit;
+        if let Some(principal) = sender.principal.as_ref().filter(|_| per_principal.is_on())
+            && let TokenDecision::Refused { retry_after } = self
+                .repo
+                .take_principal_token(principal, per_principal, now)
+                .await?
+        {
+            let what = "messages across your connections";
+            return Err(rate_limited(per_principal, retry_after, what).into());
+        }
+        Ok(())
     }
 
     fn fanout(&self) -> FanOut<'_> {
@@ -254,3 +285,19 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
 /// principal of quotes, each doubled by JSON escaping, plus keys), so 100 of them stay below the
 /// 128 KB message limit (a test builds the largest such frame).
 pub const MEMBERS_PER_FRAME: usize = 100;
+
+/// The `rate_limited` refusal: what was over which limit, and the exact wait.
+fn rate_limited(limit: RateLimit, retry_after: std::time::Duration, what: &str) -> Refusal {
+    Refusal {
+        retry_after: Some(retry_after),
+        ..Refusal::new(
+            ErrorCode::RateLimited,
+            format!(
+                "more than {} {what} a second (bursts of {}): retry after {} ms",
+                limit.per_second,
+                limit.burst,
+                retry_after.as_millis()
+            ),
+        )
+    }
+}

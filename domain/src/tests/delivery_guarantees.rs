@@ -380,6 +380,14 @@ impl ConnectionRepository for SlowStore {
     ) -> Result<TokenDecision, RepositoryError> {
         Ok(TokenDecision::Taken)
     }
+    async fn take_principal_token(
+        &self,
+        _: &crate::Principal,
+        _: RateLimit,
+        _: Timestamp,
+    ) -> Result<TokenDecision, RepositoryError> {
+        Ok(TokenDecision::Taken)
+    }
 }
 
 #[tokio::test(start_paused = true)]

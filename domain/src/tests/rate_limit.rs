@@ -167,3 +167,125 @@ async fn a_store_failure_while_taking_a_token_is_a_service_error_and_sends_nothi
 
     assert!(matches!(result, Err(HandleError::Repository(_))));
 }
+
+const PER_PRINCIPAL: RateLimit = RateLimit {
+    per_second: 1,
+    burst: 3,
+};
+
+#[tokio::test]
+async fn over_the_principals_limit_a_message_is_rate_limited_whatever_its_connections_bucket_holds()
+{
+    let mut repo = bucket_answers(TokenDecision::Taken);
+    repo.expect_take_principal_token()
+        .withf(|p, limit, _| p.as_str() == "user-a" && *limit == PER_PRINCIPAL)
+        .times(1)
+        .returning(|_, _, _| {
+            Ok(TokenDecision::Refused {
+                retry_after: Duration::from_millis(700),
+            })
+        });
+    let (notifier, outbox) = accepting_notifier();
+    let settings = Settings {
+        principal_rate_limit: PER_PRINCIPAL,
+        ..limited()
+    };
+    let (service, _) = service(repo, notifier, settings);
+
+    let handled = message(&service, "a", std::str::from_utf8(SEND_MESSAGE).unwrap()).await;
+
+    assert_eq!(handled, Handled::Rejected(ErrorCode::RateLimited));
+    let error = outbox.first_of_type("a", "error");
+    assert_eq!(error["retryAfterMs"], 700);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("across your connections"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_without_a_principal_spends_no_principal_token() {
+    // No `take_principal_token` expectation: asking for one would fail the test.
+    let mut repo = bucket_answers(TokenDecision::Taken);
+    everyone_is_a_and_b(&mut repo);
+    let (notifier, _outbox) = accepting_notifier();
+    let settings = Settings {
+        principal_rate_limit: PER_PRINCIPAL,
+        ..limited()
+    };
+    let (service, _) = service(repo, notifier, settings);
+    let anonymous = crate::Sender::new(id("a"), None);
+
+    let handled = service
+        .handle_message(&anonymous, SEND_MESSAGE)
+        .await
+        .unwrap();
+
+    assert!(matches!(handled, Handled::Done { .. }), "{handled:?}");
+}
+
+const UNMETERED: RateLimit = RateLimit {
+    per_second: 1,
+    burst: 2,
+};
+
+#[tokio::test]
+async fn a_ping_flood_is_answered_up_to_the_unmetered_burst_then_refused_once_then_dropped() {
+    // No repository expectation: pings and malformed frames touch no storage.
+    let (notifier, outbox) = accepting_notifier();
+    let settings = Settings {
+        unmetered_rate_limit: UNMETERED,
+        ..Settings::default()
+    };
+    let (service, _) = service(MockConnectionRepository::new(), notifier, settings);
+
+    let mut handled = Vec::new();
+    for body in [
+        r#"{"action":"ping"}"#,
+        r#"{"action":"whoami"}"#,
+        r#"{"action":"ping"}"#,
+        r#"{oops"#,
+        r#"{"action":"ping"}"#,
+    ] {
+        handled.push(message(&service, "a", body).await);
+    }
+
+    let types: Vec<String> = outbox
+        .frames_to("a")
+        .iter()
+        .map(|f| f["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        ["pong", "identity", "error"],
+        "two answers, one refusal, then silence"
+    );
+    assert_eq!(outbox.first_of_type("a", "error")["code"], "rate_limited");
+    assert_eq!(outbox.first_of_type("a", "error")["retryAfterMs"], 1_000);
+    assert!(
+        handled[2..]
+            .iter()
+            .all(|h| *h == Handled::Rejected(ErrorCode::RateLimited)),
+        "{handled:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_unmetered_limit_is_per_connection() {
+    let (notifier, outbox) = accepting_notifier();
+    let settings = Settings {
+        unmetered_rate_limit: UNMETERED,
+        ..Settings::default()
+    };
+    let (service, _) = service(MockConnectionRepository::new(), notifier, settings);
+
+    for from in ["a", "a", "a", "b", "b"] {
+        message(&service, from, r#"{"action":"ping"}"#).await;
+    }
+
+    assert_eq!(outbox.frames_to("b").len(), 2);
+    assert!(outbox.frames_to("b").iter().all(|f| f["type"] == "pong"));
+}

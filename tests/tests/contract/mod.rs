@@ -456,7 +456,9 @@ macro_rules! repository_contract {
             the_member_list_pages_in_id_order_with_principals_and_skips_expired_members,
             a_new_connection_starts_with_a_full_bucket_and_a_refusal_says_the_exact_wait,
             a_bucket_lives_and_dies_with_its_connection,
-            concurrent_takes_never_spend_the_same_token_twice
+            concurrent_takes_never_spend_the_same_token_twice,
+            a_principals_bucket_spans_its_connections_and_outlives_them,
+            concurrent_takes_of_one_principal_never_spend_the_same_token_twice
         );
     };
     (@tests $fresh:path, $($check:ident),+) => {
