@@ -1,5 +1,5 @@
 //! Cold start of the release `default` Lambda: process start -> first `next` request, and -> first
-//! response, over many starts, against a local Runtime API stub. The handler builds every SDK
+//! response, over many starts, under the local gateway's Lambda emulator (the rehearsal's). The handler builds every SDK
 //! client, then handles one of two first events:
 //! - `ping`: it posts a `pong` to a local `@connections` route and calls no AWS service;
 //! - `join`: it reads the connection from DynamoDB first (a local endpoint over plain http that
@@ -8,13 +8,14 @@
 //!
 //! Both are run alternately in one invocation, so their figures compare.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use local_gateway::lambda;
 use serde_json::json;
 
-use crate::{runtime_stub, stats};
+use crate::{endpoint_stub, stats};
 
 /// The first event a fresh process handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,51 +76,62 @@ pub async fn start_once(
     first: FirstEvent,
     ssl_cert_file: Option<&Path>,
 ) -> Result<Start, String> {
-    let stub = runtime_stub::start(event(first)).await;
-    let mut command = tokio::process::Command::new(binary);
-    command.env_clear();
+    let endpoints = endpoint_stub::start().await;
+    let mut environment: BTreeMap<String, String> = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+        ("METRICS_NAMESPACE", "bench"),
+        ("CONNECTIONS_TABLE", "bench"),
+        ("RUST_LOG", "warn"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    environment.insert(
+        "MANAGEMENT_ENDPOINT".into(),
+        format!("http://{}/bench", endpoints.addr),
+    );
+    environment.insert(
+        "AWS_ENDPOINT_URL_DYNAMODB".into(),
+        format!("http://{}", endpoints.addr),
+    );
     if let Some(file) = ssl_cert_file {
-        command.env("SSL_CERT_FILE", file);
+        environment.insert("SSL_CERT_FILE".into(), file.display().to_string());
     }
+    let spec = lambda::FunctionSpec {
+        name: "default".into(),
+        bootstrap: binary.to_path_buf(),
+        environment,
+        timeout: Duration::from_secs(10),
+        memory_mb: 128,
+        reserved_concurrency: Some(1),
+        log_file: None,
+    };
+    // The emulator waits for the process without polling: a poll loop here took CPU from the
+    // start it measures.
     let started = Instant::now();
-    let mut child = command
-        .env("AWS_LAMBDA_RUNTIME_API", &stub.addr)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "default")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "bench")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("METRICS_NAMESPACE", "bench")
-        .env("CONNECTIONS_TABLE", "bench")
-        .env("MANAGEMENT_ENDPOINT", format!("http://{}/bench", stub.addr))
-        .env("AWS_ENDPOINT_URL_DYNAMODB", format!("http://{}", stub.addr))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    let pid = child.id().unwrap_or(0);
-    // The bench waits without polling: a poll loop here took CPU from the start it measures.
-    let answered = tokio::time::timeout(Duration::from_secs(10), stub.answered()).await;
-    // The kernel's high-water mark, read once: the peak up to the answer.
-    let peak = stats::rss_kib(pid).map_or(0, |(_, hwm)| hwm);
-    if answered.is_err() {
-        return Err("no response within 10 s".into());
-    }
-    let marks = stub.marks();
-    let _ = child.kill().await;
-    if marks.error.is_some() {
-        return Err("the function answered with an error".into());
-    }
-    first.check(marks.dynamodb_calls)?;
+    let mut instance = lambda::Instance::start(&spec)
+        .await
+        .map_err(|e| e.to_string())?;
+    let to_next = instance.init_time();
+    instance
+        .invoke("bench-request-1", &event(first), spec.timeout)
+        .await
+        .map_err(|e| format!("the function answered with an error: {e}"))?;
+    let to_response = started.elapsed();
+    // The kernel's high-water mark, read once while the process lives: the peak up to the answer.
+    let peak = instance
+        .pid()
+        .and_then(stats::rss_kib)
+        .map_or(0, |(_, hwm)| hwm);
+    drop(instance);
+    first.check(endpoints.dynamodb_calls())?;
     Ok(Start {
-        to_next: marks.first_next.expect("next came first") - started,
-        to_response: marks.response.expect("response") - started,
+        to_next,
+        to_response,
         peak_rss_kib: peak,
     })
 }

@@ -6,6 +6,7 @@ mod artifacts;
 mod cold_start;
 mod cpu;
 mod cpu_post;
+mod endpoint_stub;
 mod fanout;
 mod fanout_queue;
 mod floor_notifier;
@@ -15,7 +16,6 @@ mod management_stub;
 mod precise_sleep;
 mod rate_limit;
 mod rate_window;
-mod runtime_stub;
 mod sleeping_notifier;
 mod stats;
 

@@ -25,6 +25,7 @@ mod flags;
 mod gateway;
 mod handshake;
 mod inspector;
+pub mod lambda;
 mod limits;
 mod management;
 mod metrics_page;
