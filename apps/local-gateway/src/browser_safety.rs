@@ -81,7 +81,7 @@ pub(crate) async fn require_loopback_host(
     next: Next,
 ) -> Response {
     let host = header_str(request.headers(), header::HOST);
-    if gateway.addr.ip().is_loopback() && !host.is_some_and(is_loopback_host) {
+    if gateway.api.addr.ip().is_loopback() && !host.is_some_and(is_loopback_host) {
         return (
             StatusCode::FORBIDDEN,
             "Forbidden: this gateway only answers to a loopback Host (127.0.0.1, localhost)",

@@ -13,34 +13,14 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::browser_safety::BrowserPolicy;
+use crate::events::{Api, Route};
 use crate::inspector::Inspector;
 use crate::registry::OpenSocket;
 use crate::{EventHandler, Limits, Sockets};
 
-/// The integration a route invokes. In AWS each is its own Lambda function with its own
-/// concurrency, so `$connect` and `$disconnect` never wait behind a flood of messages.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Route {
-    Connect,
-    Default,
-    Disconnect,
-}
-
-impl Route {
-    /// The route key, as in `requestContext.routeKey`.
-    pub fn key(self) -> &'static str {
-        match self {
-            Route::Connect => "$connect",
-            Route::Default => "$default",
-            Route::Disconnect => "$disconnect",
-        }
-    }
-}
-
 pub(crate) struct Gateway {
-    pub stage: String,
-    pub api_id: String,
-    pub addr: SocketAddr,
+    /// The stage, the API id and the address, as the events carry them.
+    pub api: Api,
     pub limits: Limits,
     pub handler: Arc<dyn EventHandler>,
     pub authorizer: Option<Arc<dyn TokenVerifier>>,
@@ -91,9 +71,11 @@ impl Gateway {
             connect_pool: pool(),
             default_pool: pool(),
             disconnect_pool: pool(),
-            stage: parts.stage,
-            api_id: "local".into(),
-            addr: parts.addr,
+            api: Api {
+                stage: parts.stage,
+                id: "local".into(),
+                addr: parts.addr,
+            },
             limits: parts.limits,
             handler: parts.handler,
             authorizer: parts.authorizer,
@@ -134,8 +116,7 @@ impl Gateway {
         let started = Instant::now();
         // API Gateway waits this long for an integration, whatever the function's own timeout.
         let deadline =
-            domain::Timestamp::from_millis(u64::try_from(crate::events::now_millis()).unwrap_or(0))
-                .saturating_add(domain::connection::API_GATEWAY_INTEGRATION_TIMEOUT);
+            crate::clock::now().saturating_add(domain::connection::API_GATEWAY_INTEGRATION_TIMEOUT);
         let outcome = self.handler.handle_json(event, deadline).await;
         let took = started.elapsed();
         let record = crate::inspector::invocation_record(

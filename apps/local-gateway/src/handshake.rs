@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::close_codes::ABNORMAL;
+use crate::events::Route;
 use crate::events::{self, ConnectionContext};
-use crate::gateway::{Gateway, Route};
+use crate::gateway::Gateway;
 use crate::socket;
 
 /// Each socket's initial read buffer (see `open`).
@@ -48,10 +49,13 @@ pub async fn upgrade(
     Query(query): Query<BTreeMap<String, String>>,
     ws: Upgrade,
 ) -> Response {
-    if stage != gateway.stage {
+    if stage != gateway.api.stage {
         return (
             StatusCode::NOT_FOUND,
-            format!("no stage {stage:?}; this gateway serves /{}", gateway.stage),
+            format!(
+                "no stage {stage:?}; this gateway serves /{}",
+                gateway.api.stage
+            ),
         )
             .into_response();
     }
@@ -101,7 +105,7 @@ async fn authorize(
     let Some(verifier) = &gateway.authorizer else {
         return Ok(None);
     };
-    let event = events::authorize(gateway, conn, headers, query);
+    let event = events::authorize(&gateway.api, conn, headers, query);
     match authorize_json(verifier.as_ref(), &event).await {
         Ok(policy) if policy["policyDocument"]["Statement"][0]["Effect"] == "Allow" => {
             let mut context = policy["context"].clone();
@@ -134,7 +138,7 @@ async fn open(
     let slot = Arc::new(slot);
     let mut conn = ConnectionContext {
         connection_id: events::new_connection_id(),
-        connected_at: events::now_millis(),
+        connected_at: crate::clock::now_millis(),
         source_ip: peer.ip().to_string(),
         user_agent: headers
             .get("user-agent")
@@ -147,7 +151,7 @@ async fn open(
         Ok(context) => conn.authorizer = context,
         Err(refusal) => return refusal.into_response(),
     }
-    let event = events::connect(&gateway, &conn, &headers, &query);
+    let event = events::connect(&gateway.api, &conn, &headers, &query);
     // As in AWS, the socket opens only once `$connect` says 2xx; anything else refuses the
     // handshake with that status.
     match gateway.invoke(Route::Connect, event).await {
@@ -178,7 +182,7 @@ async fn open(
             let (gateway, conn, slot) = failed;
             tracing::info!(connectionId = conn.connection_id, %error, "upgrade failed after $connect");
             tokio::spawn(async move {
-                let event = events::disconnect(&gateway, &conn, ABNORMAL.0, ABNORMAL.1);
+                let event = events::disconnect(&gateway.api, &conn, ABNORMAL.0, ABNORMAL.1);
                 let _ = gateway.invoke(Route::Disconnect, event).await;
                 drop(slot);
             });

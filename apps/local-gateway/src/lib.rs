@@ -11,6 +11,7 @@
 //! - [`metrics_page`]: `GET /metrics`, the handlers' metrics in Prometheus text format.
 //! - [`browser_safety`]: keeping other web pages away from a gateway on the developer's laptop.
 //! - [`events`]: the API Gateway events built for each upgrade, message and close.
+//! - [`clock`]: the wall clock the events and the domain read.
 //! - [`delivery`]: `--workers` running the delivery worker over the in-memory queue.
 //! - [`publish_route`]: `POST /{stage}/@publish`, a backend's publish without a WebSocket.
 //! - [`limits`], [`flags`], [`wiring`], [`tokens`]: configuration.
@@ -18,6 +19,7 @@
 mod bounded_notifier;
 mod browser_safety;
 mod chat_page;
+mod clock;
 mod close_codes;
 mod delivery;
 mod events;

@@ -73,7 +73,7 @@ pub async fn connection(
     if let Some(refusal) = management_refusal(&headers) {
         return refused(refusal);
     }
-    if stage != gateway.stage {
+    if stage != gateway.api.stage {
         return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
     }
     serve(&gateway, &id, method, body)
@@ -97,7 +97,7 @@ fn serve(gateway: &Gateway, raw_id: &str, method: Method, body: Bytes) -> Respon
     let shown_method = method.to_string();
     let response = answer(gateway, raw_id, method, &body);
     gateway.inspector.call(json!({
-        "at": crate::events::now_millis(),
+        "at": crate::clock::now_millis(),
         "method": shown_method,
         "connectionId": raw_id,
         "status": response.status().as_u16(),

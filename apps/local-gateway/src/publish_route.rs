@@ -52,7 +52,7 @@ pub async fn publish(
             "@publish does not answer web pages (the request has an Origin)",
         );
     }
-    if stage != gateway.stage {
+    if stage != gateway.api.stage {
         return refuse(StatusCode::NOT_FOUND, format!("no stage {stage:?} here"));
     }
     if !is_json(&headers) {

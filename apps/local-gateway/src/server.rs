@@ -34,19 +34,22 @@ pub struct RunningGateway {
 
 impl RunningGateway {
     pub fn addr(&self) -> SocketAddr {
-        self.gateway.addr
+        self.gateway.api.addr
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/{}", self.gateway.addr, self.gateway.stage)
+        format!("ws://{}/{}", self.gateway.api.addr, self.gateway.api.stage)
     }
 
     pub fn http_url(&self) -> String {
-        format!("http://{}/", self.gateway.addr)
+        format!("http://{}/", self.gateway.api.addr)
     }
 
     pub fn management_url(&self) -> String {
-        format!("http://{}/{}", self.gateway.addr, self.gateway.stage)
+        format!(
+            "http://{}/{}",
+            self.gateway.api.addr, self.gateway.api.stage
+        )
     }
 
     pub fn open_sockets(&self) -> usize {

@@ -12,8 +12,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::close_codes::{self, BINARY_NOT_SUPPORTED, Ending, GOING_AWAY};
+use crate::events::Route;
 use crate::events::{self, ConnectionContext};
-use crate::gateway::{Gateway, Route};
+use crate::gateway::Gateway;
 use crate::limits::CLOSE_HANDSHAKE_TIMEOUT;
 use crate::outbox::{Close, Frames, Outbound, Outbox, wait_for_stop};
 use crate::registry::OpenSocket;
@@ -65,7 +66,7 @@ pub(crate) async fn run(
     drop(stream);
     tracing::info!(connectionId = %id, code = status.0, reason = status.1, "socket closed");
 
-    let event = events::disconnect(&gateway, &conn, status.0, status.1);
+    let event = events::disconnect(&gateway.api, &conn, status.0, status.1);
     if let Err(e) = gateway.invoke(Route::Disconnect, event).await {
         tracing::warn!(connectionId = %id, error = %e, "$disconnect failed");
     }
@@ -189,7 +190,7 @@ async fn dispatch(
 ) {
     let mut request_id = Value::Null;
     let event = || {
-        let event = events::message(&gateway, &conn, body);
+        let event = events::message(&gateway.api, &conn, body);
         request_id = event["requestContext"]["requestId"].clone();
         event
     };

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use domain::{ConnectionId, ConnectionRepository, Timestamp};
+use domain::{ConnectionId, ConnectionRepository};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -147,7 +147,7 @@ impl Inspector {
         let Ok(connection) = ConnectionId::parse(id) else {
             return;
         };
-        let rooms = match repository.rooms_of(&connection, now()).await {
+        let rooms = match repository.rooms_of(&connection, crate::clock::now()).await {
             Ok(rooms) => rooms,
             Err(e) => {
                 tracing::debug!(connectionId = id, error = %e, "inspector: rooms unknown");
@@ -172,10 +172,6 @@ impl Inspector {
             data: Arc::new(data),
         });
     }
-}
-
-fn now() -> Timestamp {
-    Timestamp::from_millis(u64::try_from(crate::events::now_millis()).unwrap_or(0))
 }
 
 fn next_seq(seen: &mut Seen) -> u64 {

@@ -110,7 +110,7 @@ pub(crate) fn invocation_record(
         Err(error) => (false, Value::Null, json!({"error": error})),
     };
     json!({
-        "at": crate::events::now_millis(),
+        "at": crate::clock::now_millis(),
         "route": route,
         "connectionId": event["requestContext"]["connectionId"],
         "action": action,
