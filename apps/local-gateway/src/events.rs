@@ -46,6 +46,8 @@ pub struct ConnectionContext {
     pub connected_at: i64,
     pub source_ip: String,
     pub user_agent: String,
+    /// The authorizer's `principalId`, when it ran.
+    pub principal: Option<String>,
     /// What the authorizer returned (`principalId` and its context), as API Gateway repeats it in
     /// `requestContext.authorizer` of every event of the connection.
     pub authorizer: Option<Value>,

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::close_codes::ABNORMAL;
-use crate::events::Route;
 use crate::events::{self, ConnectionContext};
 use crate::gateway::Gateway;
+use crate::invoker::Invocation;
 use crate::socket;
 
 /// Each socket's initial read buffer (see `open`).
@@ -145,16 +145,27 @@ async fn open(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string(),
+        principal: None,
         authorizer: None,
     };
     match authorize(&gateway, &conn, &headers, &query).await {
-        Ok(context) => conn.authorizer = context,
+        Ok(context) => {
+            conn.principal = context
+                .as_ref()
+                .and_then(|context| context["principalId"].as_str())
+                .map(str::to_owned);
+            conn.authorizer = context;
+        }
         Err(refusal) => return refusal.into_response(),
     }
-    let event = events::connect(&gateway.api, &conn, &headers, &query);
+    let event = || events::connect(&gateway.api, &conn, &headers, &query);
     // As in AWS, the socket opens only once `$connect` says 2xx; anything else refuses the
     // handshake with that status.
-    match gateway.invoke(Route::Connect, event).await {
+    match gateway
+        .invoker
+        .invoke(&conn, Invocation::Connect, event)
+        .await
+    {
         Ok(response) if (200..300).contains(&response.status_code) => {}
         Ok(response) => {
             let status = u16::try_from(response.status_code)
@@ -182,8 +193,9 @@ async fn open(
             let (gateway, conn, slot) = failed;
             tracing::info!(connectionId = conn.connection_id, %error, "upgrade failed after $connect");
             tokio::spawn(async move {
-                let event = events::disconnect(&gateway.api, &conn, ABNORMAL.0, ABNORMAL.1);
-                let _ = gateway.invoke(Route::Disconnect, event).await;
+                let event = || events::disconnect(&gateway.api, &conn, ABNORMAL.0, ABNORMAL.1);
+                let ended = Invocation::Disconnect(ABNORMAL);
+                let _ = gateway.invoker.invoke(&conn, ended, event).await;
                 drop(slot);
             });
         })

@@ -11,6 +11,8 @@
 //! - [`metrics_page`]: `GET /metrics`, the handlers' metrics in Prometheus text format.
 //! - [`browser_safety`]: keeping other web pages away from a gateway on the developer's laptop.
 //! - [`events`]: the API Gateway events built for each upgrade, message and close.
+//! - [`invoker`]: the three routes' integrations, each with its own concurrency, and the
+//!   typed record of each invocation the inspector gets.
 //! - [`clock`]: the wall clock the events and the domain read.
 //! - [`delivery`]: `--workers` running the delivery worker over the in-memory queue.
 //! - [`publish_route`]: `POST /{stage}/@publish`, a backend's publish without a WebSocket.
@@ -27,6 +29,7 @@ mod flags;
 mod gateway;
 mod handshake;
 mod inspector;
+mod invoker;
 mod limits;
 mod management;
 mod metrics_page;
@@ -40,50 +43,20 @@ mod wiring;
 
 use std::sync::Arc;
 
-use adapters::apigateway::inbound::{InboundError, WebSocketHandler};
-use async_trait::async_trait;
-use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use axum::Router;
 use axum::routing::{any, get, post};
-use domain::{ClientNotifier, ConnectionRepository, Timestamp, TokenVerifier};
-use serde_json::Value;
+use domain::{ConnectionRepository, TokenVerifier};
 use tokio::net::TcpListener;
 
 pub use browser_safety::{BrowserPolicy, exposure_warning};
 pub use delivery::LocalDelivery;
 pub use flags::{NotifierKind, Options};
+pub use invoker::EventHandler;
 pub use limits::{
     API_GATEWAY_IDLE_TIMEOUT, API_GATEWAY_MAX_FRAME_BYTES, CLOSE_HANDSHAKE_TIMEOUT, Limits,
 };
 pub use registry::{InProcessNotifier, PostError, Sockets};
 pub use server::{RunningGateway, start};
-
-/// The code the Lambdas run, behind one object-safe trait so any store can sit behind it.
-#[async_trait]
-pub trait EventHandler: Send + Sync {
-    /// Runs one invocation that ends at `deadline`, as API Gateway's integration timeout (or a
-    /// Lambda's) would end it.
-    async fn handle_json(
-        &self,
-        event: Value,
-        deadline: Timestamp,
-    ) -> Result<ApiGatewayProxyResponse, InboundError>;
-}
-
-#[async_trait]
-impl<R, N> EventHandler for WebSocketHandler<R, N>
-where
-    R: ConnectionRepository + 'static,
-    N: ClientNotifier + 'static,
-{
-    async fn handle_json(
-        &self,
-        event: Value,
-        deadline: Timestamp,
-    ) -> Result<ApiGatewayProxyResponse, InboundError> {
-        WebSocketHandler::handle_json_until(self, event, deadline).await
-    }
-}
 
 pub struct GatewayConfig {
     pub listener: TcpListener,

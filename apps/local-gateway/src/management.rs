@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::PostError;
 use crate::browser_safety::{ManagementRefusal, management_refusal};
 use crate::gateway::Gateway;
+use crate::inspector::CallRecord;
 
 fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
     (
@@ -96,14 +97,13 @@ pub async fn connection_without_stage(
 fn serve(gateway: &Gateway, raw_id: &str, method: Method, body: Bytes) -> Response {
     let shown_method = method.to_string();
     let response = answer(gateway, raw_id, method, &body);
-    gateway.inspector.call(json!({
-        "at": crate::clock::now_millis(),
-        "method": shown_method,
-        "connectionId": raw_id,
-        "status": response.status().as_u16(),
-        "bytes": body.len(),
-        "body": crate::inspector::bus::shown_body(&String::from_utf8_lossy(&body)),
-    }));
+    gateway.inspector.call(CallRecord {
+        at: crate::clock::now_millis(),
+        method: &shown_method,
+        connection_id: raw_id,
+        status: response.status().as_u16(),
+        body: &body,
+    });
     response
 }
 

@@ -10,12 +10,13 @@ use domain::{ConnectionId, ConnectionRepository};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use super::record::{CallRecord, InvocationRecord};
+use crate::events::Route;
+
 /// How many invocations and how many `@connections` calls the snapshot keeps.
 pub(crate) const HISTORY: usize = 200;
 /// How many feed events a page may fall behind before it gets a snapshot instead.
 const FEED_CAPACITY: usize = 512;
-/// Bodies (messages, posted frames) kept for display, in bytes: the rest is cut.
-pub(crate) const MAX_SHOWN_BODY: usize = 4 * 1024;
 
 /// One feed event: its kind (the SSE event name) and its JSON.
 #[derive(Debug, Clone)]
@@ -36,9 +37,9 @@ struct Seen {
 /// An open connection as the page lists it. A struct, not a JSON map: the gateway holds one per
 /// socket, and 10 000 maps of five fields cost about 10 MiB more (BENCHMARKS.md, section 4).
 struct OpenConnection {
-    principal: Value,
-    connected_at: Value,
-    source_ip: Value,
+    principal: Option<String>,
+    connected_at: i64,
+    source_ip: String,
     rooms: Vec<String>,
 }
 
@@ -87,52 +88,45 @@ impl Inspector {
     }
 
     /// Records `$connect`, `$default` or `$disconnect` and what it changed.
-    pub fn invocation(&self, mut invocation: Value) {
-        let route = invocation["route"].as_str().unwrap_or_default().to_string();
-        let id = invocation["connectionId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+    pub fn invocation(&self, record: InvocationRecord<'_>) {
+        let mut invocation = record.to_json();
         let mut seen = self.seen();
         invocation["seq"] = json!(next_seq(&mut seen));
-        let ok = invocation["ok"].as_bool().unwrap_or(false);
-        match route.as_str() {
-            "$connect" if ok => self.opened(&mut seen, &id, &invocation),
-            "$disconnect" => self.closed(&mut seen, &id, &invocation),
+        match record.route {
+            Route::Connect if record.ok() => self.opened(&mut seen, &record),
+            Route::Disconnect => self.closed(&mut seen, &record),
             _ => {}
         }
         push_bounded(&mut seen.invocations, invocation.clone());
         self.send(&mut seen, "invocation", invocation);
     }
 
-    fn opened(&self, seen: &mut MutexGuard<'_, Seen>, id: &str, connect: &Value) {
-        let context = &connect["event"]["requestContext"];
+    fn opened(&self, seen: &mut MutexGuard<'_, Seen>, connect: &InvocationRecord<'_>) {
         let open = OpenConnection {
-            principal: context["authorizer"]["principalId"].clone(),
-            connected_at: context["connectedAt"].clone(),
-            source_ip: context["identity"]["sourceIp"].clone(),
+            principal: connect.principal.map(str::to_owned),
+            connected_at: connect.connected_at,
+            source_ip: connect.source_ip.to_owned(),
             rooms: Vec::new(),
         };
-        let opened = open.to_json(id);
-        seen.connections.insert(id.to_string(), open);
+        let opened = open.to_json(connect.connection_id);
+        seen.connections
+            .insert(connect.connection_id.to_owned(), open);
         self.send(seen, "connection", opened);
     }
 
-    fn closed(&self, seen: &mut MutexGuard<'_, Seen>, id: &str, disconnect: &Value) {
+    fn closed(&self, seen: &mut MutexGuard<'_, Seen>, disconnect: &InvocationRecord<'_>) {
+        let id = disconnect.connection_id;
         if seen.connections.remove(id).is_none() {
             return;
         }
-        let context = &disconnect["event"]["requestContext"];
-        let closed = json!({
-            "id": id,
-            "code": context["disconnectStatusCode"],
-            "reason": context["disconnectReason"],
-        });
+        let (code, reason) = disconnect.closed.unzip();
+        let closed = json!({"id": id, "code": code, "reason": reason});
         self.send(seen, "disconnection", closed);
     }
 
     /// Records a `@connections` call and the status it got.
-    pub fn call(&self, mut call: Value) {
+    pub fn call(&self, record: CallRecord<'_>) {
+        let mut call = record.to_json();
         let mut seen = self.seen();
         call["seq"] = json!(next_seq(&mut seen));
         push_bounded(&mut seen.calls, call.clone());
@@ -198,44 +192,79 @@ fn snapshot(seen: &Seen) -> Value {
     })
 }
 
-/// `text` cut to [`MAX_SHOWN_BODY`] bytes (on a character boundary), saying how much was cut.
-pub(crate) fn shown_body(text: &str) -> String {
-    if text.len() <= MAX_SHOWN_BODY {
-        return text.to_string();
-    }
-    let mut end = MAX_SHOWN_BODY;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes in all)", &text[..end], text.len())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use aws_lambda_events::apigw::ApiGatewayProxyResponse;
+
     use super::*;
 
-    fn invocation(route: &str, id: &str) -> Value {
-        json!({"route": route, "connectionId": id, "ok": true, "event": {"requestContext": {}}})
+    fn answered(status: i64) -> ApiGatewayProxyResponse {
+        let mut response = ApiGatewayProxyResponse::default();
+        response.status_code = status;
+        response
+    }
+
+    fn invocation<'a>(
+        route: Route,
+        id: &'a str,
+        response: &'a ApiGatewayProxyResponse,
+    ) -> InvocationRecord<'a> {
+        InvocationRecord {
+            at: 0,
+            route,
+            connection_id: id,
+            principal: Some("alice"),
+            connected_at: 1,
+            source_ip: "127.0.0.1",
+            action: None,
+            closed: (route == Route::Disconnect).then_some((1000, "bye")),
+            duration: Duration::ZERO,
+            outcome: Ok(response),
+            event: json!({"requestContext": {}}),
+        }
+    }
+
+    fn call(status: u16) -> CallRecord<'static> {
+        CallRecord {
+            at: 0,
+            method: "POST",
+            connection_id: "a",
+            status,
+            body: b"{}",
+        }
     }
 
     #[test]
     fn a_connection_is_listed_from_its_connect_until_its_disconnect() {
         let inspector = Inspector::new(None);
+        let ok = answered(200);
 
-        inspector.invocation(invocation("$connect", "a"));
-        assert_eq!(inspector.snapshot()["connections"][0]["id"], "a");
+        inspector.invocation(invocation(Route::Connect, "a", &ok));
+        let listed = &inspector.snapshot()["connections"][0];
+        assert_eq!(
+            (&listed["id"], &listed["principal"], &listed["sourceIp"]),
+            (&json!("a"), &json!("alice"), &json!("127.0.0.1"))
+        );
 
-        inspector.invocation(invocation("$disconnect", "a"));
+        let (_, mut feed) = inspector.subscribe();
+        inspector.invocation(invocation(Route::Disconnect, "a", &ok));
         assert_eq!(inspector.snapshot()["connections"], json!([]));
+        let closed = feed.try_recv().expect("the disconnection");
+        assert_eq!(closed.kind, "disconnection");
+        assert_eq!(
+            *closed.data,
+            json!({"id": "a", "code": 1000, "reason": "bye"})
+        );
     }
 
     #[test]
     fn a_refused_connect_lists_no_connection() {
         let inspector = Inspector::new(None);
-        let mut refused = invocation("$connect", "a");
-        refused["ok"] = json!(false);
+        let forbidden = answered(403);
 
-        inspector.invocation(refused);
+        inspector.invocation(invocation(Route::Connect, "a", &forbidden));
 
         assert_eq!(inspector.snapshot()["connections"], json!([]));
         assert_eq!(inspector.snapshot()["invocations"][0]["route"], "$connect");
@@ -245,8 +274,10 @@ mod tests {
     fn the_history_keeps_only_the_latest_invocations() {
         let inspector = Inspector::new(None);
 
+        let ok = answered(200);
+
         for _ in 0..HISTORY + 5 {
-            inspector.invocation(invocation("$default", "a"));
+            inspector.invocation(invocation(Route::Default, "a", &ok));
         }
 
         let invocations = inspector.snapshot()["invocations"].clone();
@@ -257,10 +288,10 @@ mod tests {
     #[test]
     fn a_subscriber_gets_what_happens_after_its_snapshot() {
         let inspector = Inspector::new(None);
-        inspector.call(json!({"status": 200}));
+        inspector.call(call(200));
 
         let (snapshot, mut feed) = inspector.subscribe();
-        inspector.call(json!({"status": 410}));
+        inspector.call(call(410));
 
         assert_eq!(snapshot["calls"].as_array().map(Vec::len), Some(1));
         let next = feed.try_recv().expect("the call after the snapshot");
@@ -277,23 +308,12 @@ mod tests {
         let (_, mut feed) = inspector.subscribe();
 
         for _ in 0..FEED_CAPACITY * 2 {
-            inspector.call(json!({"status": 200}));
+            inspector.call(call(200));
         }
 
         assert!(matches!(
             feed.try_recv(),
             Err(broadcast::error::TryRecvError::Lagged(_))
         ));
-    }
-
-    #[test]
-    fn long_bodies_are_cut_on_a_character_boundary() {
-        let long = "é".repeat(MAX_SHOWN_BODY);
-
-        let shown = shown_body(&long);
-
-        assert!(shown.len() < long.len());
-        assert!(shown.ends_with(&format!("({} bytes in all)", long.len())));
-        assert_eq!(shown_body("short"), "short");
     }
 }
