@@ -11,8 +11,8 @@ use adapters::settings::{self, Setting, UsedBy, Value};
 use clap::{Arg, ArgMatches, Command, Parser};
 use domain::Settings;
 
-use crate::Limits;
 use crate::browser_safety::BrowserPolicy;
+use crate::limits::Limits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NotifierKind {

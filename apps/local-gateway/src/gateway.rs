@@ -1,19 +1,24 @@
 //! What every request handler of the gateway shares: configuration, the open sockets, and the
-//! invoker of the routes' integrations.
+//! invoker of the routes' integrations. Leaf modules never see it: their handlers take the part
+//! they need as a substate (`State<Arc<Inspector>>`, `State<Arc<Pages>>`).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use domain::{ConnectionId, ConnectionRepository, TokenVerifier};
+use axum::extract::FromRef;
+use domain::delivery::DeliveryQueue;
+use domain::{ConnectionId, TokenVerifier};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::browser_safety::BrowserPolicy;
+use crate::config::GatewayConfig;
+use crate::delivery::LocalDelivery;
 use crate::events::Api;
-use crate::inspector::Inspector;
+use crate::inspector::{Inspector, Pages};
 use crate::invoker::Invoker;
-use crate::registry::OpenSocket;
-use crate::{EventHandler, Limits, Sockets};
+use crate::limits::Limits;
+use crate::registry::{OpenSocket, Sockets};
 
 pub(crate) struct Gateway {
     /// The stage, the API id and the address, as the events carry them.
@@ -21,17 +26,15 @@ pub(crate) struct Gateway {
     pub limits: Limits,
     /// Runs `$connect`, `$default` and `$disconnect`, as three Lambda functions would.
     pub invoker: Invoker,
+    /// What the inspector page shows: every invocation and `@connections` call is recorded.
+    pub inspector: Arc<Inspector>,
+    /// The inspector page and its console, with this gateway's stage in them.
+    pub pages: Arc<Pages>,
     pub authorizer: Option<Arc<dyn TokenVerifier>>,
     pub sockets: Arc<Sockets>,
     pub browser: BrowserPolicy,
     /// Where `POST /{stage}/@publish` puts a job; `None` without workers.
-    pub publish_queue: Option<Arc<dyn domain::delivery::DeliveryQueue>>,
-    /// The chat page, with this gateway's stage in it.
-    pub chat_page_html: String,
-    /// The inspector page, with this gateway's stage and idle timeout in it.
-    pub inspector_html: String,
-    /// What the inspector page shows: every invocation and `@connections` call is recorded.
-    pub inspector: Arc<Inspector>,
+    pub publish_queue: Option<Arc<dyn DeliveryQueue>>,
     /// True once shutdown has begun: no new WebSocket, every open one closes with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// One permit per WebSocket open or in its handshake, held until its `$disconnect` is done:
@@ -39,47 +42,48 @@ pub(crate) struct Gateway {
     pub connection_slots: Arc<Semaphore>,
 }
 
-pub(crate) struct GatewayParts {
-    pub stage: String,
-    pub addr: SocketAddr,
-    pub limits: Limits,
-    pub handler: Arc<dyn EventHandler>,
-    pub authorizer: Option<Arc<dyn TokenVerifier>>,
-    pub sockets: Arc<Sockets>,
-    pub browser: BrowserPolicy,
-    pub publish_queue: Option<Arc<dyn domain::delivery::DeliveryQueue>>,
-    pub shutdown: watch::Receiver<bool>,
-    pub rooms: Option<Arc<dyn ConnectionRepository>>,
-}
-
 impl Gateway {
-    pub fn new(parts: GatewayParts) -> Self {
-        let inspector = Arc::new(Inspector::new(parts.rooms));
-        Self {
-            chat_page_html: crate::chat_page::render(&parts.stage),
-            inspector_html: crate::inspector::render(
-                &parts.stage,
-                parts.limits.idle_timeout.as_secs(),
-            ),
+    /// The gateway `config` describes, and what the server runs beside it: the listener and the
+    /// delivery workers.
+    pub fn new(
+        config: GatewayConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<(Self, TcpListener, Option<LocalDelivery>)> {
+        let GatewayConfig {
+            listener,
+            stage,
+            limits,
+            handler,
+            authorizer,
+            sockets,
+            browser,
+            delivery,
+            rooms,
+        } = config;
+        let addr = listener.local_addr()?;
+        let inspector = Arc::new(Inspector::new(rooms));
+        let gateway = Self {
+            pages: Arc::new(Pages::new(&stage, limits.idle_timeout)),
+            api: Api {
+                stage,
+                id: "local".into(),
+                addr,
+            },
             invoker: Invoker::new(
-                parts.handler,
-                parts.limits.max_concurrent_invocations,
+                handler,
+                limits.max_concurrent_invocations,
                 inspector.clone(),
             ),
             inspector,
-            connection_slots: Arc::new(Semaphore::new(connection_permits(&parts.limits))),
-            api: Api {
-                stage: parts.stage,
-                id: "local".into(),
-                addr: parts.addr,
-            },
-            limits: parts.limits,
-            authorizer: parts.authorizer,
-            sockets: parts.sockets,
-            browser: parts.browser,
-            publish_queue: parts.publish_queue,
-            shutdown: parts.shutdown,
-        }
+            connection_slots: Arc::new(Semaphore::new(connection_permits(&limits))),
+            limits,
+            authorizer,
+            sockets,
+            browser,
+            publish_queue: delivery.as_ref().map(|d| d.transport.sender()),
+            shutdown,
+        };
+        Ok((gateway, listener, delivery))
     }
 
     pub fn sockets(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, OpenSocket>> {
@@ -88,6 +92,29 @@ impl Gateway {
 
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+}
+
+/// The router's state: the gateway for the request handlers, and through `FromRef` the part
+/// each leaf handler takes.
+#[derive(Clone)]
+pub(crate) struct RouterState(pub Arc<Gateway>);
+
+impl FromRef<RouterState> for Arc<Gateway> {
+    fn from_ref(state: &RouterState) -> Self {
+        state.0.clone()
+    }
+}
+
+impl FromRef<RouterState> for Arc<Inspector> {
+    fn from_ref(state: &RouterState) -> Self {
+        state.0.inspector.clone()
+    }
+}
+
+impl FromRef<RouterState> for Arc<Pages> {
+    fn from_ref(state: &RouterState) -> Self {
+        state.0.pages.clone()
     }
 }
 

@@ -36,7 +36,7 @@ pub async fn root(
 ) -> Response {
     match ws {
         Ok(ws) => open(gateway, peer, headers, query, ws).await,
-        Err(_) => crate::inspector::inspector_page(&gateway),
+        Err(_) => gateway.pages.inspector(),
     }
 }
 

@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use domain::ConnectionId;
 use serde_json::json;
 
-use crate::PostError;
 use crate::browser_safety::{ManagementRefusal, management_refusal};
 use crate::gateway::Gateway;
 use crate::inspector::CallRecord;
+use crate::registry::PostError;
 
 fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
     (

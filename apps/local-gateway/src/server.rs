@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use axum::routing::{any, get, post};
 use hyper::body::Incoming;
 use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -17,10 +18,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::config::GatewayConfig;
 use crate::delivery::LocalDelivery;
-use crate::gateway::{Gateway, GatewayParts, connection_permits};
+use crate::gateway::{Gateway, RouterState, connection_permits};
 use crate::limits::CLOSE_HANDSHAKE_TIMEOUT;
-use crate::{GatewayConfig, routes};
+use crate::{browser_safety, handshake, inspector, management, metrics_page, publish_route};
 
 /// How long shutdown waits for every socket's close handshake and `$disconnect`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
@@ -92,32 +94,47 @@ impl RunningGateway {
 }
 
 pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
-    let addr = config.listener.local_addr()?;
     let (stop, shutdown) = watch::channel(false);
-    let gateway = Arc::new(Gateway::new(GatewayParts {
-        stage: config.stage,
-        addr,
-        limits: config.limits,
-        handler: config.handler,
-        authorizer: config.authorizer,
-        sockets: config.sockets,
-        browser: config.browser,
-        publish_queue: config.delivery.as_ref().map(|d| d.transport.sender()),
-        rooms: config.rooms,
-        shutdown,
-    }));
+    let (gateway, listener, delivery) = Gateway::new(config, shutdown)?;
+    let gateway = Arc::new(gateway);
     let app = routes(gateway.clone());
-    let server = tokio::spawn(serve(
-        config.listener,
-        app,
-        gateway.limits.handshake_timeout,
-    ));
+    let server = tokio::spawn(serve(listener, app, gateway.limits.handshake_timeout));
     Ok(RunningGateway {
         gateway,
         stop,
         server,
-        delivery: config.delivery,
+        delivery,
     })
+}
+
+fn routes(gateway: Arc<Gateway>) -> Router {
+    metrics_page::install();
+    Router::new()
+        .route("/", get(handshake::root))
+        // Before `/{stage}`: a static path wins, so a stage cannot be named `metrics`.
+        .route("/metrics", get(metrics_page::render))
+        // Under one prefix, so only the stage `inspector` is taken.
+        .route("/inspector", get(inspector::page))
+        .route("/inspector/events", get(inspector::stream::events))
+        .route("/inspector/console", get(inspector::console))
+        .route("/inspector/style.css", get(inspector::style))
+        .route("/inspector/app.js", get(inspector::app))
+        .route("/inspector/chat.js", get(inspector::chat))
+        .route("/inspector/metrics.js", get(inspector::metrics))
+        .route("/inspector/dom.js", get(inspector::dom))
+        .route("/inspector/ws-client.js", get(inspector::ws_client))
+        .route("/{stage}", get(handshake::upgrade))
+        .route("/{stage}/@connections/{id}", any(management::connection))
+        .route("/{stage}/@publish", post(publish_route::publish))
+        .route(
+            "/@connections/{id}",
+            any(management::connection_without_stage),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            gateway.api.addr.ip(),
+            browser_safety::require_loopback_host,
+        ))
+        .with_state(RouterState(gateway))
 }
 
 async fn serve(listener: TcpListener, app: Router, handshake_timeout: Duration) {

@@ -14,8 +14,11 @@ use domain::{ClientNotifier, ConnectionRepository, Settings};
 use adapters::sqs::{SqsDeliveryQueue, SqsPoller, sqs_client};
 
 use crate::bounded_notifier::{BoundedNotifier, DEFAULT_MAX_POSTS_IN_FLIGHT};
+use crate::config::GatewayConfig;
 use crate::delivery::{LocalDelivery, Transport};
-use crate::{EventHandler, GatewayConfig, InProcessNotifier, NotifierKind, Options, Sockets};
+use crate::flags::{NotifierKind, Options};
+use crate::invoker::EventHandler;
+use crate::registry::{InProcessNotifier, Sockets};
 
 impl Options {
     pub async fn gateway_config(&self) -> Result<GatewayConfig, Box<dyn std::error::Error>> {

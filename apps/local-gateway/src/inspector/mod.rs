@@ -13,6 +13,7 @@ pub(crate) mod shown;
 pub(crate) mod stream;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
@@ -21,8 +22,6 @@ use axum::response::{Html, IntoResponse, Response};
 pub(crate) use bus::Inspector;
 pub(crate) use record::{CallRecord, InvocationRecord};
 pub(crate) use shown::shown_event;
-
-use crate::gateway::Gateway;
 
 const INDEX_HTML: &str = include_str!("../../static/inspector/index.html");
 const STYLE_CSS: &str = include_str!("../../static/inspector/style.css");
@@ -33,11 +32,39 @@ const METRICS_JS: &str = include_str!("../../static/inspector/metrics.js");
 /// The client library the chat view runs, the very file applications import.
 const WS_CLIENT_JS: &str = include_str!("../../../../clients/js/ws-client.js");
 
-/// The page, told its stage and the idle timeout its chat view must ping within.
-pub(crate) fn render(stage: &str, idle_timeout_secs: u64) -> String {
-    INDEX_HTML
-        .replace("{{stage}}", &crate::chat_page::escape_attribute(stage))
-        .replace("{{idle-timeout-secs}}", &idle_timeout_secs.to_string())
+/// The inspector page and its protocol console, rendered once for this gateway.
+pub(crate) struct Pages {
+    inspector: String,
+    console: String,
+}
+
+impl Pages {
+    /// Told the stage, and the idle timeout the chat view must ping within.
+    pub fn new(stage: &str, idle_timeout: Duration) -> Self {
+        let inspector = INDEX_HTML
+            .replace("{{stage}}", &crate::chat_page::escape_attribute(stage))
+            .replace("{{idle-timeout-secs}}", &idle_timeout.as_secs().to_string());
+        Self {
+            inspector,
+            console: crate::chat_page::render(stage),
+        }
+    }
+
+    /// The inspector page with its security headers (also served at `/`).
+    pub fn inspector(&self) -> Response {
+        (
+            [
+                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+                (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+            ],
+            Html(self.inspector.clone()),
+        )
+            .into_response()
+    }
+
+    pub fn console(&self) -> Response {
+        Html(self.console.clone()).into_response()
+    }
 }
 
 /// What the inspector page may load and who may frame it: only this gateway. Client data is
@@ -46,24 +73,12 @@ pub(crate) fn render(stage: &str, idle_timeout_secs: u64) -> String {
 pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'self'; \
      base-uri 'none'";
 
-pub(crate) async fn page(State(gateway): State<Arc<Gateway>>) -> Response {
-    inspector_page(&gateway)
+pub(crate) async fn page(State(pages): State<Arc<Pages>>) -> Response {
+    pages.inspector()
 }
 
-/// The inspector page with its security headers (also served at `/`).
-pub(crate) fn inspector_page(gateway: &Gateway) -> Response {
-    (
-        [
-            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-            (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
-        ],
-        Html(gateway.inspector_html.clone()),
-    )
-        .into_response()
-}
-
-pub(crate) async fn console(State(gateway): State<Arc<Gateway>>) -> Html<String> {
-    Html(gateway.chat_page_html.clone())
+pub(crate) async fn console(State(pages): State<Arc<Pages>>) -> Response {
+    pages.console()
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -17,12 +17,14 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use super::bus::{FeedEvent, Inspector};
 use crate::browser_safety::same_origin_only;
-use crate::gateway::Gateway;
 
 /// A comment line this often keeps proxies and the browser from timing the stream out.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub(crate) async fn events(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+pub(crate) async fn events(
+    State(inspector): State<Arc<Inspector>>,
+    headers: HeaderMap,
+) -> Response {
     if !same_origin_only(&headers) {
         return (
             StatusCode::FORBIDDEN,
@@ -30,8 +32,8 @@ pub(crate) async fn events(State(gateway): State<Arc<Gateway>>, headers: HeaderM
         )
             .into_response();
     }
-    let (snapshot, feed) = gateway.inspector.subscribe();
-    let stream = feed_stream(gateway.inspector.clone(), snapshot, feed);
+    let (snapshot, feed) = inspector.subscribe();
+    let stream = feed_stream(inspector, snapshot, feed);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
