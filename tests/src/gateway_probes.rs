@@ -228,3 +228,47 @@ pub async fn raw_http_with_body(
         .unwrap_or_default();
     (status, body)
 }
+
+/// The inspector's current snapshot, as its feed (`GET /inspector/events`) sends it first: the
+/// JSON text of the `snapshot` event. Asked over HTTP/1.0, so the stream comes unchunked and
+/// the text is exactly what a page receives. Fails the test after 10 s.
+pub async fn inspector_snapshot(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET /inspector/events HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    const START: &[u8] = b"event: snapshot\ndata: ";
+    let find = |haystack: &[u8], needle: &[u8], from: usize| {
+        haystack
+            .get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|at| from + at)
+    };
+    let mut seen = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut data_at = None;
+    loop {
+        if data_at.is_none() {
+            data_at = find(&seen, START, 0).map(|at| at + START.len());
+        }
+        if let Some(start) = data_at {
+            // Only the newly read part can hold the end (and the one byte before it).
+            let from = seen.len().saturating_sub(buffer.len() + 1).max(start);
+            if let Some(end) = find(&seen, b"\n\n", from) {
+                return String::from_utf8_lossy(&seen[start..end]).into_owned();
+            }
+        }
+        let read = tokio::time::timeout_at(deadline, tcp.read(&mut buffer))
+            .await
+            .expect("no whole snapshot in the inspector's feed within 10 s")
+            .expect("read");
+        assert!(
+            read > 0,
+            "the feed ended before its snapshot: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buffer[..read]);
+    }
+}

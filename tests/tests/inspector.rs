@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tests::gateway_probes::raw_http;
+use tests::gateway_probes::{Recorder, gateway_wrapping, inspector_snapshot, raw_http};
 use tests::ws::{WAIT, client, gateway, whoami};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -129,4 +129,65 @@ async fn the_feed_starts_with_a_snapshot_then_shows_each_connection_and_invocati
     assert!(seen.starts_with("HTTP/1.1 200"));
     assert!(seen.contains("content-type: text/event-stream"));
     assert!(seen.contains(&format!(r#""id":"{id}""#)));
+}
+
+/// Opens a WebSocket with `headers` (each `Name: value`) in its handshake, over raw TCP so the
+/// client accepts whatever the gateway answers; returns the open connection.
+async fn upgrade_with(gw: &local_gateway::RunningGateway, headers: &[String]) -> TcpStream {
+    let mut tcp = TcpStream::connect(gw.addr()).await.expect("connect");
+    let mut request = format!(
+        "GET /local HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        gw.addr()
+    );
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut seen = String::new();
+    read_until(&mut tcp, &mut seen, "\r\n\r\n").await;
+    assert!(seen.starts_with("HTTP/1.1 101"), "{seen}");
+    tcp
+}
+
+#[tokio::test]
+async fn a_connect_is_shown_without_its_cookies_authorization_or_protocol_tokens() {
+    let (gw, recorder) = gateway_wrapping(&[], Recorder::wrap).await;
+    let secrets = [
+        "Cookie: other_app_session=cookie-secret-1".to_string(),
+        "Cookie: other_app_csrf=cookie-secret-2".to_string(),
+        "Authorization: Bearer authorization-secret".to_string(),
+        "Sec-WebSocket-Protocol: bearer.protocol-secret, chat".to_string(),
+    ];
+    let _socket = upgrade_with(&gw, &secrets).await;
+
+    let snapshot = inspector_snapshot(gw.addr()).await;
+
+    for secret in ["cookie-secret", "authorization-secret", "protocol-secret"] {
+        assert!(
+            !snapshot.contains(secret),
+            "{secret} in the inspector: {snapshot}"
+        );
+    }
+    let shown: serde_json::Value = serde_json::from_str(&snapshot).expect("JSON");
+    let event = &shown["invocations"][0]["event"];
+    assert_eq!(event["headers"]["host"], gw.addr().to_string());
+    assert_eq!(
+        event["multiValueHeaders"]["cookie"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    // The handler got them all.
+    let connect = recorder.first("$connect").await;
+    assert_eq!(
+        connect["multiValueHeaders"]["cookie"][1],
+        "other_app_csrf=cookie-secret-2"
+    );
+    assert_eq!(
+        connect["headers"]["sec-websocket-protocol"],
+        "bearer.protocol-secret, chat"
+    );
 }

@@ -1,6 +1,10 @@
 //! What the inspector keeps of an event for display: a copy in which credentials are hidden
 //! (a screenshot of the page shared in a bug report must not carry one) and long bodies are cut.
 //! The handler always gets the event as it was built.
+//!
+//! A browser sends the gateway every cookie it holds for `localhost` or `127.0.0.1`, whichever
+//! other local app set them, and a client may carry a token in `Authorization` or in
+//! `Sec-WebSocket-Protocol` (the one header a browser lets a page set on a WebSocket).
 
 use serde_json::{Map, Value, json};
 
@@ -10,9 +14,12 @@ pub(crate) const MAX_SHOWN_BODY: usize = 4 * 1024;
 /// What a hidden credential looks like on the page.
 pub(crate) const REDACTED: &str = "(hidden by the inspector)";
 
+/// Headers whose values are hidden, lower-case (names are compared ignoring case).
+const HIDDEN_HEADERS: &[&str] = &["cookie", "authorization", "sec-websocket-protocol"];
+
 /// The event as the inspector shows it: the `?token=` of a `$connect` hidden (API Gateway
 /// WebSockets take tokens in the query string, since browsers cannot set headers on a
-/// WebSocket), and the body cut to [`MAX_SHOWN_BODY`].
+/// WebSocket), the values of [`HIDDEN_HEADERS`] hidden, and the body cut to [`MAX_SHOWN_BODY`].
 pub(crate) fn shown_event(event: &Value) -> Value {
     let Value::Object(fields) = event else {
         return event.clone();
@@ -22,7 +29,14 @@ pub(crate) fn shown_event(event: &Value) -> Value {
         let value = match (name.as_str(), value) {
             ("body", Value::String(body)) => json!(shown_body(body)),
             ("queryStringParameters" | "multiValueQueryStringParameters", Value::Object(query)) => {
-                Value::Object(redact_token(query))
+                Value::Object(redact(query, |name| name == "token"))
+            }
+            ("headers" | "multiValueHeaders", Value::Object(headers)) => {
+                Value::Object(redact(headers, |name| {
+                    HIDDEN_HEADERS
+                        .iter()
+                        .any(|hidden| name.eq_ignore_ascii_case(hidden))
+                }))
             }
             _ => value.clone(),
         };
@@ -31,12 +45,13 @@ pub(crate) fn shown_event(event: &Value) -> Value {
     Value::Object(shown)
 }
 
-fn redact_token(query: &Map<String, Value>) -> Map<String, Value> {
-    query
-        .iter()
+/// `map` with the value of every name `hidden` picks replaced by [`REDACTED`] (each value of a
+/// multi-value list).
+fn redact(map: &Map<String, Value>, hidden: impl Fn(&str) -> bool) -> Map<String, Value> {
+    map.iter()
         .map(|(name, value)| {
             let value = match value {
-                _ if name != "token" => value.clone(),
+                _ if !hidden(name) => value.clone(),
                 Value::Array(values) => {
                     Value::Array(values.iter().map(|_| json!(REDACTED)).collect())
                 }
@@ -78,6 +93,42 @@ mod tests {
         assert_eq!(shown["queryStringParameters"]["room"], "lobby");
         assert_eq!(shown["multiValueQueryStringParameters"]["room"][0], "lobby");
         assert_eq!(shown["requestContext"]["connectionId"], "abc=");
+    }
+
+    #[test]
+    fn cookies_authorization_and_websocket_protocols_are_hidden_in_both_header_maps() {
+        let event = json!({
+            "headers": {
+                "Cookie": "a=1; b=2",
+                "authorization": "Bearer x",
+                "sec-websocket-protocol": "token.y, chat",
+                "user-agent": "test",
+            },
+            "multiValueHeaders": {
+                "cookie": ["a=1", "b=2"],
+                "AUTHORIZATION": ["Bearer x"],
+                "Sec-WebSocket-Protocol": ["token.y, chat"],
+                "user-agent": ["test"],
+            },
+        });
+
+        let shown = shown_event(&event);
+
+        let headers = &shown["headers"];
+        assert_eq!(
+            [
+                &headers["Cookie"],
+                &headers["authorization"],
+                &headers["sec-websocket-protocol"]
+            ],
+            [REDACTED; 3]
+        );
+        assert_eq!(headers["user-agent"], "test");
+        let multi = &shown["multiValueHeaders"];
+        assert_eq!(multi["cookie"], json!([REDACTED, REDACTED]));
+        assert_eq!(multi["AUTHORIZATION"], json!([REDACTED]));
+        assert_eq!(multi["Sec-WebSocket-Protocol"], json!([REDACTED]));
+        assert_eq!(multi["user-agent"], json!(["test"]));
     }
 
     #[test]
