@@ -1,7 +1,9 @@
 //! The inspector's endpoints over real HTTP: the page and everything it loads come from the
 //! gateway itself, and its live feed (Server-Sent Events) answers the gateway's own pages only.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use local_gateway::{INSPECTOR_HISTORY_BYTES, INSPECTOR_MAX_SUBSCRIBERS};
 
 use tests::gateway_probes::{Recorder, gateway_wrapping, inspector_snapshot, raw_http};
 use tests::ws::{WAIT, client, gateway, whoami};
@@ -190,4 +192,83 @@ async fn a_connect_is_shown_without_its_cookies_authorization_or_protocol_tokens
         connect["headers"]["sec-websocket-protocol"],
         "bearer.protocol-secret, chat"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_with_huge_headers_leave_the_inspector_within_its_byte_budget() {
+    let gw = gateway(&["--workers", "0"]).await;
+    let pad = "x".repeat(5_000);
+    let headers: Vec<String> = (0..60).map(|i| format!("X-Pad-{i:02}: {pad}")).collect();
+    let mut sockets = Vec::new();
+    for _ in 0..40 {
+        sockets.push(upgrade_with(&gw, &headers).await);
+    }
+
+    let snapshot = inspector_snapshot(gw.addr()).await;
+
+    // Both histories full, and the list of open connections.
+    let budget = 2 * INSPECTOR_HISTORY_BYTES + 64 * 1024;
+    assert!(
+        snapshot.len() < budget,
+        "a snapshot of {} bytes after 40 handshakes of 300 KB",
+        snapshot.len()
+    );
+    let shown: serde_json::Value = serde_json::from_str(&snapshot).expect("JSON");
+    assert_eq!(shown["connections"].as_array().map(Vec::len), Some(40));
+    let invocations = shown["invocations"].as_array().expect("invocations");
+    let latest = invocations.last().expect("the latest $connect is kept");
+    assert_eq!(latest["route"], "$connect");
+    let headers = latest["event"]["headers"].as_object().expect("headers");
+    assert!(headers.len() < 60, "{} headers shown", headers.len());
+    assert!(
+        headers["x-pad-00"]
+            .as_str()
+            .is_some_and(|v| v.len() < 5_000)
+    );
+}
+
+/// `GET /inspector/events`: the response's status line and what came with it, lower-cased.
+async fn open_feed(gw: &local_gateway::RunningGateway) -> (TcpStream, String) {
+    let mut feed = TcpStream::connect(gw.addr()).await.expect("connect");
+    let request = format!(
+        "GET /inspector/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        gw.addr()
+    );
+    feed.write_all(request.as_bytes()).await.expect("write");
+    let mut seen = String::new();
+    read_until(&mut feed, &mut seen, "\r\n\r\n").await;
+    (feed, seen)
+}
+
+#[tokio::test]
+async fn at_most_a_few_pages_read_the_feed_at_once_and_a_closed_one_frees_its_place() {
+    let gw = gateway(&[]).await;
+    let mut feeds = Vec::new();
+    for _ in 0..INSPECTOR_MAX_SUBSCRIBERS {
+        let (mut feed, mut seen) = open_feed(&gw).await;
+        read_until(&mut feed, &mut seen, "event: snapshot").await;
+        feeds.push(feed);
+    }
+
+    let (mut refused, mut seen) = open_feed(&gw).await;
+    read_until(&mut refused, &mut seen, "pages").await;
+
+    assert!(seen.starts_with("HTTP/1.1 503"), "{seen}");
+    assert!(
+        seen.contains(&format!("{INSPECTOR_MAX_SUBSCRIBERS} inspector pages")),
+        "{seen}"
+    );
+    drop(feeds.pop());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_feed, seen) = open_feed(&gw).await;
+        if seen.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed page's place was never freed: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

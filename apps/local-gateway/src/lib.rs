@@ -51,6 +51,9 @@ pub use browser_safety::{BrowserPolicy, exposure_warning};
 pub use config::GatewayConfig;
 pub use delivery::LocalDelivery;
 pub use flags::{NotifierKind, Options};
+pub use inspector::bus::{
+    HISTORY_BYTES as INSPECTOR_HISTORY_BYTES, MAX_SUBSCRIBERS as INSPECTOR_MAX_SUBSCRIBERS,
+};
 pub use invoker::EventHandler;
 pub use limits::{
     API_GATEWAY_IDLE_TIMEOUT, API_GATEWAY_MAX_FRAME_BYTES, CLOSE_HANDSHAKE_TIMEOUT, Limits,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use serde_json::{Value, json};
 
-use super::shown::shown_body;
+use super::shown::{MAX_SHOWN_VALUE, shown_body, shown_event, shown_text};
 use crate::events::Route;
 use crate::outbox::Close;
 
@@ -44,7 +44,7 @@ impl InvocationRecord<'_> {
         let (status, response) = match &self.outcome {
             Ok(response) => (
                 json!(response.status_code),
-                serde_json::to_value(response).unwrap_or(Value::Null),
+                shown_event(&serde_json::to_value(response).unwrap_or(Value::Null)),
             ),
             Err(error) => (Value::Null, json!({"error": error})),
         };
@@ -78,7 +78,7 @@ impl CallRecord<'_> {
         json!({
             "at": self.at,
             "method": self.method,
-            "connectionId": shown_body(self.connection_id),
+            "connectionId": shown_text(self.connection_id, MAX_SHOWN_VALUE),
             "status": self.status,
             "bytes": self.body.len(),
             "body": shown_body(&String::from_utf8_lossy(self.body)),
