@@ -13,7 +13,12 @@ use crate::limits::Limits;
 use crate::registry::Sockets;
 
 pub struct GatewayConfig {
+    /// Where clients, SDKs and browsers reach the gateway.
     pub listener: TcpListener,
+    /// A loopback listener for the gateway's own HTTP notifier, serving the same routes: the
+    /// replies the handler posts to `@connections` then never wait for a place under
+    /// `--max-http-connections` behind other clients. `None` with the in-process notifier.
+    pub notifier_listener: Option<TcpListener>,
     pub stage: String,
     pub limits: Limits,
     pub handler: Arc<dyn EventHandler>,

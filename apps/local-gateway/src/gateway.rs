@@ -43,14 +43,15 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// The gateway `config` describes, and what the server runs beside it: the listener and the
-    /// delivery workers.
+    /// The gateway `config` describes, and what the server runs beside it: the listeners and
+    /// the delivery workers.
     pub fn new(
         config: GatewayConfig,
         shutdown: watch::Receiver<bool>,
-    ) -> std::io::Result<(Self, TcpListener, Option<LocalDelivery>)> {
+    ) -> std::io::Result<(Self, Listeners, Option<LocalDelivery>)> {
         let GatewayConfig {
             listener,
+            notifier_listener,
             stage,
             limits,
             handler,
@@ -83,7 +84,11 @@ impl Gateway {
             publish_queue: delivery.as_ref().map(|d| d.transport.sender()),
             shutdown,
         };
-        Ok((gateway, listener, delivery))
+        let listeners = Listeners {
+            public: listener,
+            notifier: notifier_listener,
+        };
+        Ok((gateway, listeners, delivery))
     }
 
     pub fn sockets(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, OpenSocket>> {
@@ -93,6 +98,12 @@ impl Gateway {
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
+}
+
+/// The gateway's listeners (see [`GatewayConfig`]).
+pub(crate) struct Listeners {
+    pub public: TcpListener,
+    pub notifier: Option<TcpListener>,
 }
 
 /// The router's state: the gateway for the request handlers, and through `FromRef` the part

@@ -42,6 +42,7 @@ mod metrics_page;
 mod outbox;
 mod publish_route;
 mod registry;
+mod request_body;
 mod server;
 mod socket;
 mod tokens;

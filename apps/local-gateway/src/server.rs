@@ -1,6 +1,9 @@
 //! The HTTP server, started and stopped. hyper's own HTTP/1 server rather than `axum::serve`,
 //! for the one setting axum does not expose: a deadline on the request head, so a handshake
-//! that never completes (slowloris) does not hold a file descriptor forever.
+//! that never completes (slowloris) does not hold a file descriptor forever. Plain HTTP
+//! connections are capped (`--max-http-connections`): past the cap a new one is refused at once.
+//! A WebSocket counts until it is upgraded; open WebSockets have their own cap
+//! (`--max-connections`, in `handshake`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,14 +17,14 @@ use hyper::body::Incoming;
 use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::config::GatewayConfig;
 use crate::delivery::LocalDelivery;
 use crate::gateway::{Gateway, RouterState, connection_permits};
-use crate::limits::CLOSE_HANDSHAKE_TIMEOUT;
+use crate::limits::{CLOSE_HANDSHAKE_TIMEOUT, Limits};
 use crate::{browser_safety, handshake, inspector, management, metrics_page, publish_route};
 
 /// How long shutdown waits for every socket's close handshake and `$disconnect`.
@@ -95,10 +98,18 @@ impl RunningGateway {
 
 pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
     let (stop, shutdown) = watch::channel(false);
-    let (gateway, listener, delivery) = Gateway::new(config, shutdown)?;
+    let (gateway, listeners, delivery) = Gateway::new(config, shutdown)?;
     let gateway = Arc::new(gateway);
     let app = routes(gateway.clone());
-    let server = tokio::spawn(serve(listener, app, gateway.limits.handshake_timeout));
+    let limits = gateway.limits;
+    let server = tokio::spawn(async move {
+        let own_posts = async {
+            if let Some(listener) = listeners.notifier {
+                serve(listener, app.clone(), limits).await;
+            }
+        };
+        tokio::join!(serve(listeners.public, app.clone(), limits), own_posts);
+    });
     Ok(RunningGateway {
         gateway,
         stop,
@@ -137,10 +148,14 @@ fn routes(gateway: Arc<Gateway>) -> Router {
         .with_state(RouterState(gateway))
 }
 
-async fn serve(listener: TcpListener, app: Router, handshake_timeout: Duration) {
+async fn serve(listener: TcpListener, app: Router, limits: Limits) {
     // Dropped with this task, which ends every HTTP connection still open; upgraded sockets
     // live in their own tasks.
     let mut connections = JoinSet::new();
+    let http_slots = Arc::new(Semaphore::new(
+        limits.max_http_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let handshake_timeout = limits.handshake_timeout;
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -152,6 +167,10 @@ async fn serve(listener: TcpListener, app: Router, handshake_timeout: Duration) 
             }
         };
         while connections.try_join_next().is_some() {}
+        let Ok(slot) = http_slots.clone().try_acquire_owned() else {
+            refuse(tcp);
+            continue;
+        };
         let app = TowerToHyperService::new(app.clone());
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -168,6 +187,20 @@ async fn serve(listener: TcpListener, app: Router, handshake_timeout: Duration) 
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
+            // Served, or upgraded to a WebSocket that now runs on its own.
+            drop(slot);
         });
     }
+}
+
+/// Past the cap: a 503 if the socket takes it at once, then the connection is closed.
+fn refuse(tcp: TcpStream) {
+    const BODY: &str = "Service Unavailable: --max-http-connections connections are open\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tcp.try_write(response.as_bytes());
+    tracing::debug!("plain HTTP connection refused: --max-http-connections reached");
 }
