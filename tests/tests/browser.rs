@@ -296,3 +296,58 @@ async fn with_the_authorizer_on_the_chat_connects_with_the_token_given_and_shows
     screenshot(&page, "authorizer-principal").await;
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protocol_console_tab_runs_under_its_content_security_policy() {
+    let gw = gateway(&[]).await;
+    let chromium = Chromium::launch().await;
+    let page = chromium.open(&gw.http_url()).await;
+    let console = "document.getElementById('console-tab').contentDocument";
+
+    eval(
+        &page,
+        "document.querySelector('.tab[data-tab=\"console-tab\"]').click()",
+    )
+    .await;
+    // Its script (a file of its own: the policy runs no inline script) filled in the URL.
+    wait_until(
+        &page,
+        &format!("{console}?.getElementById('url')?.value.endsWith('/local')"),
+        "the console's script runs",
+    )
+    .await;
+    assert_eq!(
+        eval(
+            &page,
+            "getComputedStyle(document.getElementById('inspector-tab')).display"
+        )
+        .await,
+        "none",
+        "the inspector's panels stay on screen under the console"
+    );
+    eval(
+        &page,
+        &format!("{console}.getElementById('connect').click()"),
+    )
+    .await;
+    wait_until(
+        &page,
+        &format!("{console}.getElementById('state').textContent === 'open'"),
+        "the console connects",
+    )
+    .await;
+    eval(
+        &page,
+        &format!("{console}.getElementById('whoami').click()"),
+    )
+    .await;
+
+    wait_until(
+        &page,
+        &format!("{console}.getElementById('log').textContent.includes('\"type\":\"identity\"')"),
+        "whoami's answer in the console's log",
+    )
+    .await;
+    screenshot(&page, "protocol-console").await;
+    gw.shutdown().await;
+}

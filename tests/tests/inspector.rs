@@ -22,6 +22,8 @@ async fn the_page_and_every_file_it_loads_are_served_by_the_gateway_itself() {
     for path in [
         "/inspector",
         "/inspector/console",
+        "/inspector/console.js",
+        "/inspector/console.css",
         "/inspector/style.css",
         "/inspector/app.js",
         "/inspector/chat.js",
@@ -56,21 +58,45 @@ async fn response_head(gw: &local_gateway::RunningGateway, path: &str) -> String
         .to_lowercase()
 }
 
+/// The `Content-Security-Policy` of a response head, if it has one.
+fn policy(head: &str) -> Option<&str> {
+    head.lines()
+        .find_map(|line| line.strip_prefix("content-security-policy: "))
+}
+
 #[tokio::test]
-async fn the_page_runs_only_the_gateway_s_own_scripts_and_is_not_framed_by_other_sites() {
+async fn the_page_runs_only_the_gateway_s_own_scripts_and_may_not_be_framed() {
     let gw = gateway(&[]).await;
 
     for path in ["/", "/inspector"] {
         let head = response_head(&gw, path).await;
 
+        let policy = policy(&head).unwrap_or_else(|| panic!("{path} has no CSP: {head}"));
         assert!(
-            head.contains("content-security-policy: default-src 'self';"),
-            "{path}: {head}"
+            policy.starts_with("default-src 'self';"),
+            "{path}: {policy}"
         );
-        assert!(head.contains("frame-ancestors 'self'"), "{path}");
-        assert!(!head.contains("unsafe-inline"), "{path}");
-        assert!(head.contains("x-frame-options: sameorigin"), "{path}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert!(!policy.contains("unsafe-inline"), "{path}");
+        assert!(head.contains("x-frame-options: deny"), "{path}: {head}");
     }
+}
+
+#[tokio::test]
+async fn the_protocol_console_runs_only_the_gateway_s_own_scripts_and_only_the_inspector_frames_it()
+{
+    let gw = gateway(&[]).await;
+
+    let head = response_head(&gw, "/inspector/console").await;
+
+    let policy = policy(&head).unwrap_or_else(|| panic!("the console has no CSP: {head}"));
+    assert!(policy.starts_with("default-src 'self';"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'self'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert!(head.contains("x-frame-options: sameorigin"), "{head}");
 }
 
 #[tokio::test]

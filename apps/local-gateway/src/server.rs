@@ -128,6 +128,8 @@ fn routes(gateway: Arc<Gateway>) -> Router {
         .route("/inspector", get(inspector::page))
         .route("/inspector/events", get(inspector::stream::events))
         .route("/inspector/console", get(inspector::console))
+        .route("/inspector/console.js", get(inspector::console_js))
+        .route("/inspector/console.css", get(inspector::console_css))
         .route("/inspector/style.css", get(inspector::style))
         .route("/inspector/app.js", get(inspector::app))
         .route("/inspector/chat.js", get(inspector::chat))

@@ -29,6 +29,8 @@ const APP_JS: &str = include_str!("../../static/inspector/app.js");
 const CHAT_JS: &str = include_str!("../../static/inspector/chat.js");
 const DOM_JS: &str = include_str!("../../static/inspector/dom.js");
 const METRICS_JS: &str = include_str!("../../static/inspector/metrics.js");
+const CONSOLE_JS: &str = include_str!("../../static/console.js");
+const CONSOLE_CSS: &str = include_str!("../../static/console.css");
 /// The client library the chat view runs, the very file applications import.
 const WS_CLIENT_JS: &str = include_str!("../../../../clients/js/ws-client.js");
 
@@ -54,24 +56,37 @@ impl Pages {
     pub fn inspector(&self) -> Response {
         (
             [
-                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-                (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+                (header::CONTENT_SECURITY_POLICY, INSPECTOR_POLICY),
+                (header::X_FRAME_OPTIONS, "DENY"),
             ],
             Html(self.inspector.clone()),
         )
             .into_response()
     }
 
+    /// The protocol console with its security headers: only the gateway's own pages frame it.
     pub fn console(&self) -> Response {
-        Html(self.console.clone()).into_response()
+        (
+            [
+                (header::CONTENT_SECURITY_POLICY, CONSOLE_POLICY),
+                (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+            ],
+            Html(self.console.clone()),
+        )
+            .into_response()
     }
 }
 
-/// What the inspector page may load and who may frame it: only this gateway. Client data is
-/// never parsed as HTML (the page builds text nodes), and this is the second line: no inline or
-/// foreign script runs, and no other site can put the page in a frame to click on it.
-pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'self'; \
-     base-uri 'none'";
+/// What the inspector page may load, and that no page may frame it. Client data is never parsed
+/// as HTML (the page builds text nodes), and this is the second line: no inline or foreign
+/// script runs, and no page can put the inspector in a frame to click on it.
+pub(crate) const INSPECTOR_POLICY: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// The protocol console's: the same, but the inspector frames it (its second tab), and it may
+/// open a WebSocket to any URL typed into it (a deployed stage, say).
+pub(crate) const CONSOLE_POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
+     frame-ancestors 'self'; base-uri 'none'";
 
 pub(crate) async fn page(State(pages): State<Arc<Pages>>) -> Response {
     pages.inspector()
@@ -103,6 +118,14 @@ pub(crate) async fn dom() -> Response {
 
 pub(crate) async fn metrics() -> Response {
     asset("text/javascript; charset=utf-8", METRICS_JS)
+}
+
+pub(crate) async fn console_js() -> Response {
+    asset("text/javascript; charset=utf-8", CONSOLE_JS)
+}
+
+pub(crate) async fn console_css() -> Response {
+    asset("text/css; charset=utf-8", CONSOLE_CSS)
 }
 
 pub(crate) async fn ws_client() -> Response {
