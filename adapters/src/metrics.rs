@@ -67,35 +67,132 @@ pub enum Kind {
     Histogram,
 }
 
-/// Every metric, its kind and its unit, for exporters that want them up front.
-pub const ALL: &[(&str, Kind, Unit)] = &[
-    (name::CONNECTIONS_OPENED, Kind::Counter, Unit::Count),
-    (name::CONNECTIONS_CLOSED, Kind::Counter, Unit::Count),
-    (name::CONNECTIONS_REFUSED, Kind::Counter, Unit::Count),
-    (name::MESSAGES, Kind::Counter, Unit::Count),
-    (name::MESSAGES_REFUSED, Kind::Counter, Unit::Count),
-    (name::RECIPIENTS, Kind::Histogram, Unit::Count),
-    (name::POSTS_DELIVERED, Kind::Counter, Unit::Count),
-    (name::POSTS_GONE, Kind::Counter, Unit::Count),
-    (name::POSTS_FAILED, Kind::Counter, Unit::Count),
-    (name::POSTS_MISCONFIGURED, Kind::Counter, Unit::Count),
-    (name::POSTS_THROTTLED, Kind::Counter, Unit::Count),
-    (name::POSTS_RETRIED, Kind::Counter, Unit::Count),
-    (name::FANOUT_DURATION, Kind::Histogram, Unit::Milliseconds),
-    (name::AUTHORIZER_DECISIONS, Kind::Counter, Unit::Count),
-    (name::AUTHORIZER_REFUSALS, Kind::Counter, Unit::Count),
-    (name::COLD_STARTS, Kind::Counter, Unit::Count),
-    (name::DELIVERY_JOBS, Kind::Counter, Unit::Count),
-    (name::DELIVERY_JOBS_FAILED, Kind::Counter, Unit::Count),
-    (name::DELIVERY_CONTINUATIONS, Kind::Counter, Unit::Count),
+/// Every metric, its kind, its unit and one line of help, for exporters that want them up front
+/// (the local gateway's `/metrics` lists every one from the start).
+pub const ALL: &[(&str, Kind, Unit, &str)] = &[
+    (
+        name::CONNECTIONS_OPENED,
+        Kind::Counter,
+        Unit::Count,
+        "WebSockets whose $connect the handler accepted.",
+    ),
+    (
+        name::CONNECTIONS_CLOSED,
+        Kind::Counter,
+        Unit::Count,
+        "WebSockets whose $disconnect the handler ran.",
+    ),
+    (
+        name::CONNECTIONS_REFUSED,
+        Kind::Counter,
+        Unit::Count,
+        "$connect refused by the handler itself (no principal where one is required).",
+    ),
+    (
+        name::MESSAGES,
+        Kind::Counter,
+        Unit::Count,
+        "Messages whose action ran, by Action.",
+    ),
+    (
+        name::MESSAGES_REFUSED,
+        Kind::Counter,
+        Unit::Count,
+        "Messages answered with an error frame, by ErrorCode.",
+    ),
+    (
+        name::RECIPIENTS,
+        Kind::Histogram,
+        Unit::Count,
+        "Recipients of one message's fan-out, by Action.",
+    ),
+    (
+        name::POSTS_DELIVERED,
+        Kind::Counter,
+        Unit::Count,
+        "@connections posts that reached their connection.",
+    ),
+    (
+        name::POSTS_GONE,
+        Kind::Counter,
+        Unit::Count,
+        "@connections posts answered 410: the connection was gone, and is pruned.",
+    ),
+    (
+        name::POSTS_FAILED,
+        Kind::Counter,
+        Unit::Count,
+        "@connections posts that failed after their retries.",
+    ),
+    (
+        name::POSTS_MISCONFIGURED,
+        Kind::Counter,
+        Unit::Count,
+        "Failed posts no retry can fix (403, 413): a deployment fault.",
+    ),
+    (
+        name::POSTS_THROTTLED,
+        Kind::Counter,
+        Unit::Count,
+        "@connections answers of 429, retried or not.",
+    ),
+    (
+        name::POSTS_RETRIED,
+        Kind::Counter,
+        Unit::Count,
+        "@connections posts tried again after a throttle or a transient error.",
+    ),
+    (
+        name::FANOUT_DURATION,
+        Kind::Histogram,
+        Unit::Milliseconds,
+        "How long a message that reached recipients took to handle, fan-out included, by Action.",
+    ),
+    (
+        name::AUTHORIZER_DECISIONS,
+        Kind::Counter,
+        Unit::Count,
+        "The $connect authorizer's answers, by Decision.",
+    ),
+    (
+        name::AUTHORIZER_REFUSALS,
+        Kind::Counter,
+        Unit::Count,
+        "The authorizer's refusals and errors, by Reason.",
+    ),
+    (
+        name::COLD_STARTS,
+        Kind::Counter,
+        Unit::Count,
+        "First invocations of a Lambda instance, by Function.",
+    ),
+    (
+        name::DELIVERY_JOBS,
+        Kind::Counter,
+        Unit::Count,
+        "Delivery jobs the fan-out workers received (one per queue message).",
+    ),
+    (
+        name::DELIVERY_JOBS_FAILED,
+        Kind::Counter,
+        Unit::Count,
+        "Delivery jobs that failed, malformed ones included: redelivered, then dead-lettered.",
+    ),
+    (
+        name::DELIVERY_CONTINUATIONS,
+        Kind::Counter,
+        Unit::Count,
+        "Jobs a worker enqueued for the rest of an audience (the next page, or what its deadline left).",
+    ),
 ];
 
-/// Tells the installed recorder each metric's unit (CloudWatch shows and converts by it).
+/// Tells the installed recorder each metric's unit (CloudWatch shows and converts by it) and
+/// help (Prometheus prints it).
 pub fn describe() {
-    for &(metric, kind, unit) in ALL {
+    for &(metric, kind, unit, help) in ALL {
         match kind {
-            Kind::Counter => metrics::describe_counter!(metric, unit, ""),
-            Kind::Histogram => metrics::describe_histogram!(metric, unit, ""),
+            Kind::Counter => metrics::describe_counter!(metric, unit, help),
+            Kind::Histogram => metrics::describe_histogram!(metric, unit, help),
         }
     }
 }
