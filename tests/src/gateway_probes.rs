@@ -192,6 +192,25 @@ pub async fn eventually<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     }
 }
 
+/// As [`eventually`], for a probe that has to wait (an HTTP request): polls every 20 ms until
+/// it returns `Some`, for at most 10 s.
+pub async fn eventually_async<T, F, Fut>(mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// One raw HTTP/1.1 request (`head` without its final blank line), so a test controls every
 /// header; the response's status and body.
 pub async fn raw_http(addr: std::net::SocketAddr, head: &str) -> (u16, String) {

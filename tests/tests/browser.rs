@@ -128,6 +128,14 @@ async fn the_inspector_lists_both_connections_their_rooms_and_their_invocations(
         "the metric counters",
     )
     .await;
+    // Every metric is listed from the start at zero: a summary's tile shows its series' largest
+    // p99, not the zero of the series without labels.
+    wait_until(
+        &alice,
+        "document.querySelector('#metrics [data-metric=\"Recipients p99\"] .value').textContent.startsWith('2')",
+        "the p99 of the fan-outs' recipients",
+    )
+    .await;
     // The handler answers 200 even when it refuses: the row says what the refusal was.
     let refused_publish = format!(
         "(() => {{ const s = new WebSocket({:?}); s.onopen = () => s.send(JSON.stringify({{action: 'publish', room: 'elsewhere', data: 'x', requestId: 'r1'}})); return true; }})()",
