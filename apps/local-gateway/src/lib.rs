@@ -17,6 +17,7 @@
 //! - [`clock`]: the wall clock the events and the domain read.
 //! - [`delivery`]: `--workers` running the delivery worker over the in-memory queue.
 //! - [`publish_route`]: `POST /{stage}/@publish`, a backend's publish without a WebSocket.
+//! - [`request_body`]: a request's body, read up to a limit and within a deadline.
 //! - [`limits`], [`flags`], [`wiring`], [`tokens`]: configuration.
 //!
 //! Only the modules that handle requests (`server`, `handshake`, `socket`, `management`,
