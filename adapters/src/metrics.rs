@@ -13,49 +13,29 @@ use domain::DeliveryReport;
 use domain::protocol::ErrorCode;
 use metrics::{Unit, counter, histogram};
 
-/// The metric names, one declaration each.
+/// The metric names, one declaration each (what each counts: its help in [`ALL`]).
 pub mod name {
     pub const CONNECTIONS_OPENED: &str = "ConnectionsOpened";
     pub const CONNECTIONS_CLOSED: &str = "ConnectionsClosed";
-    /// `$connect` refused by the handler itself (no principal where one is required).
     pub const CONNECTIONS_REFUSED: &str = "ConnectionsRefused";
-    /// Messages whose action ran, by `Action`.
     pub const MESSAGES: &str = "Messages";
-    /// Messages refused with an `error` frame, by `ErrorCode`.
     pub const MESSAGES_REFUSED: &str = "MessagesRefused";
-    /// Recipients of one message's fan-out, by `Action`.
     pub const RECIPIENTS: &str = "Recipients";
     pub const POSTS_DELIVERED: &str = "PostsDelivered";
     pub const POSTS_GONE: &str = "PostsGone";
     pub const POSTS_FAILED: &str = "PostsFailed";
-    /// The part of `PostsFailed` no retry can fix (403, 413): a deploy fault.
     pub const POSTS_MISCONFIGURED: &str = "PostsMisconfigured";
-    /// `@connections` answers of 429, retried or not.
     pub const POSTS_THROTTLED: &str = "PostsThrottled";
     pub const POSTS_RETRIED: &str = "PostsRetried";
-    /// Recipients handed back to the delivery queue for a later try (throttled or failing past
-    /// their retries, or out of time).
     pub const POSTS_REQUEUED: &str = "PostsRequeued";
-    /// Recipients given up on after every hand-over: dead-lettered with their job (alarmed).
     pub const DELIVERY_GIVEN_UP: &str = "DeliveryGivenUp";
-    /// Queue messages set aside at once: malformed, a frame over the limit, a backend job that
-    /// set what only the service may, or one that kept arriving too late (alarmed).
     pub const DELIVERY_DEAD_LETTERED: &str = "DeliveryDeadLettered";
-    /// How long a message that reached recipients took to handle, fan-out included, by `Action`.
     pub const FANOUT_DURATION: &str = "FanOutDuration";
-    /// `$connect` authorizer answers, by `Decision` (what alarms watch).
     pub const AUTHORIZER_DECISIONS: &str = "AuthorizerDecisions";
-    /// The authorizer's refusals and errors, by `Reason` (what a dashboard breaks down): a second
-    /// metric rather than two dimensions on one, since an alarm cannot sum over a dimension.
     pub const AUTHORIZER_REFUSALS: &str = "AuthorizerRefusals";
-    /// First invocation of a Lambda instance, by `Function`.
     pub const COLD_STARTS: &str = "ColdStarts";
-    /// Delivery jobs the fan-out received (one per SQS message).
     pub const DELIVERY_JOBS: &str = "DeliveryJobs";
-    /// Delivery jobs that failed (malformed included): SQS redelivers them, then dead-letters them.
     pub const DELIVERY_JOBS_FAILED: &str = "DeliveryJobsFailed";
-    /// Jobs a worker enqueued for the rest of an audience (the next page, or what its deadline
-    /// left undone).
     pub const DELIVERY_CONTINUATIONS: &str = "DeliveryContinuations";
 }
 
@@ -75,38 +55,137 @@ pub enum Kind {
     Histogram,
 }
 
-/// Every metric, its kind and its unit, for exporters that want them up front.
-pub const ALL: &[(&str, Kind, Unit)] = &[
-    (name::CONNECTIONS_OPENED, Kind::Counter, Unit::Count),
-    (name::CONNECTIONS_CLOSED, Kind::Counter, Unit::Count),
-    (name::CONNECTIONS_REFUSED, Kind::Counter, Unit::Count),
-    (name::MESSAGES, Kind::Counter, Unit::Count),
-    (name::MESSAGES_REFUSED, Kind::Counter, Unit::Count),
-    (name::RECIPIENTS, Kind::Histogram, Unit::Count),
-    (name::POSTS_DELIVERED, Kind::Counter, Unit::Count),
-    (name::POSTS_GONE, Kind::Counter, Unit::Count),
-    (name::POSTS_FAILED, Kind::Counter, Unit::Count),
-    (name::POSTS_MISCONFIGURED, Kind::Counter, Unit::Count),
-    (name::POSTS_THROTTLED, Kind::Counter, Unit::Count),
-    (name::POSTS_RETRIED, Kind::Counter, Unit::Count),
-    (name::POSTS_REQUEUED, Kind::Counter, Unit::Count),
-    (name::DELIVERY_GIVEN_UP, Kind::Counter, Unit::Count),
-    (name::DELIVERY_DEAD_LETTERED, Kind::Counter, Unit::Count),
-    (name::FANOUT_DURATION, Kind::Histogram, Unit::Milliseconds),
-    (name::AUTHORIZER_DECISIONS, Kind::Counter, Unit::Count),
-    (name::AUTHORIZER_REFUSALS, Kind::Counter, Unit::Count),
-    (name::COLD_STARTS, Kind::Counter, Unit::Count),
-    (name::DELIVERY_JOBS, Kind::Counter, Unit::Count),
-    (name::DELIVERY_JOBS_FAILED, Kind::Counter, Unit::Count),
-    (name::DELIVERY_CONTINUATIONS, Kind::Counter, Unit::Count),
+/// One metric: its name, kind, unit and one line of help (what it counts; Prometheus prints it).
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub unit: Unit,
+    pub help: &'static str,
+}
+
+impl Metric {
+    const fn counter(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            kind: Kind::Counter,
+            unit: Unit::Count,
+            help,
+        }
+    }
+
+    const fn histogram(name: &'static str, unit: Unit, help: &'static str) -> Self {
+        Self {
+            name,
+            kind: Kind::Histogram,
+            unit,
+            help,
+        }
+    }
+}
+
+/// Every metric, for exporters that want them up front (the local gateway's `/metrics` lists
+/// every one from the start) and for what each means.
+pub const ALL: &[Metric] = &[
+    Metric::counter(
+        name::CONNECTIONS_OPENED,
+        "WebSockets whose $connect the handler accepted.",
+    ),
+    Metric::counter(
+        name::CONNECTIONS_CLOSED,
+        "WebSockets whose $disconnect the handler ran.",
+    ),
+    Metric::counter(
+        name::CONNECTIONS_REFUSED,
+        "$connect refused by the handler itself (no principal where one is required).",
+    ),
+    Metric::counter(name::MESSAGES, "Messages whose action ran, by Action."),
+    Metric::counter(
+        name::MESSAGES_REFUSED,
+        "Messages answered with an error frame, by ErrorCode.",
+    ),
+    Metric::histogram(
+        name::RECIPIENTS,
+        Unit::Count,
+        "Recipients of one message's fan-out, by Action.",
+    ),
+    Metric::counter(
+        name::POSTS_DELIVERED,
+        "@connections posts that reached their connection.",
+    ),
+    Metric::counter(
+        name::POSTS_GONE,
+        "@connections posts answered 410: the connection was gone, and is pruned.",
+    ),
+    Metric::counter(
+        name::POSTS_FAILED,
+        "@connections posts that failed after their retries.",
+    ),
+    Metric::counter(
+        name::POSTS_MISCONFIGURED,
+        "Failed posts no retry can fix (403, 413): a deployment fault.",
+    ),
+    Metric::counter(
+        name::POSTS_THROTTLED,
+        "@connections answers of 429, retried or not.",
+    ),
+    Metric::counter(
+        name::POSTS_RETRIED,
+        "@connections posts tried again after a throttle or a transient error.",
+    ),
+    Metric::counter(
+        name::POSTS_REQUEUED,
+        "Recipients handed back to the queue for a later try (throttled or failing past their retries, or out of time).",
+    ),
+    Metric::counter(
+        name::DELIVERY_GIVEN_UP,
+        "Recipients given up on after every hand-over: dead-lettered with their job (alarmed).",
+    ),
+    Metric::counter(
+        name::DELIVERY_DEAD_LETTERED,
+        "Queue messages set aside at once: malformed, unframable, a backend job setting what only the service may, or too late (alarmed).",
+    ),
+    Metric::histogram(
+        name::FANOUT_DURATION,
+        Unit::Milliseconds,
+        "How long a message that reached recipients took to handle, fan-out included, by Action.",
+    ),
+    Metric::counter(
+        name::AUTHORIZER_DECISIONS,
+        "The $connect authorizer's answers, by Decision.",
+    ),
+    Metric::counter(
+        name::AUTHORIZER_REFUSALS,
+        "The authorizer's refusals and errors, by Reason.",
+    ),
+    Metric::counter(
+        name::COLD_STARTS,
+        "First invocations of a Lambda instance, by Function.",
+    ),
+    Metric::counter(
+        name::DELIVERY_JOBS,
+        "Delivery jobs the fan-out workers received (one per queue message).",
+    ),
+    Metric::counter(
+        name::DELIVERY_JOBS_FAILED,
+        "Delivery jobs that failed, malformed ones included: redelivered, then dead-lettered.",
+    ),
+    Metric::counter(
+        name::DELIVERY_CONTINUATIONS,
+        "Jobs a worker enqueued for the rest of an audience (the next page, or what its deadline left).",
+    ),
 ];
 
-/// Tells the installed recorder each metric's unit (CloudWatch shows and converts by it).
+/// Tells the installed recorder each metric's unit (CloudWatch shows and converts by it) and
+/// help (Prometheus prints it).
 pub fn describe() {
-    for &(metric, kind, unit) in ALL {
-        match kind {
-            Kind::Counter => metrics::describe_counter!(metric, unit, ""),
-            Kind::Histogram => metrics::describe_histogram!(metric, unit, ""),
+    for metric in ALL {
+        let Metric {
+            name, unit, help, ..
+        } = *metric;
+        match metric.kind {
+            Kind::Counter => metrics::describe_counter!(name, unit, help),
+            Kind::Histogram => metrics::describe_histogram!(name, unit, help),
         }
     }
 }

@@ -11,7 +11,7 @@ const SERVERLESS_YML: &str = include_str!("../../infra/serverless.yml");
 const NAMESPACE: &str = "${param:metricsNamespace}";
 
 fn declared() -> BTreeSet<&'static str> {
-    ALL.iter().map(|(name, _, _)| *name).collect()
+    ALL.iter().map(|metric| metric.name).collect()
 }
 
 /// Every `MetricName` next to `Namespace: ${param:metricsNamespace}`, anywhere in the YAML.

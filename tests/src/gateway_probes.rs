@@ -192,6 +192,25 @@ pub async fn eventually<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     }
 }
 
+/// As [`eventually`], for a probe that has to wait (an HTTP request): polls every 20 ms until
+/// it returns `Some`, for at most 10 s.
+pub async fn eventually_async<T, F, Fut>(mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// One raw HTTP/1.1 request (`head` without its final blank line), so a test controls every
 /// header; the response's status and body.
 pub async fn raw_http(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
@@ -227,4 +246,48 @@ pub async fn raw_http_with_body(
         .map(|(_, body)| body.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The inspector's current snapshot, as its feed (`GET /inspector/events`) sends it first: the
+/// JSON text of the `snapshot` event. Asked over HTTP/1.0, so the stream comes unchunked and
+/// the text is exactly what a page receives. Fails the test after 10 s.
+pub async fn inspector_snapshot(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET /inspector/events HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    const START: &[u8] = b"event: snapshot\ndata: ";
+    let find = |haystack: &[u8], needle: &[u8], from: usize| {
+        haystack
+            .get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|at| from + at)
+    };
+    let mut seen = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut data_at = None;
+    loop {
+        if data_at.is_none() {
+            data_at = find(&seen, START, 0).map(|at| at + START.len());
+        }
+        if let Some(start) = data_at {
+            // Only the newly read part can hold the end (and the one byte before it).
+            let from = seen.len().saturating_sub(buffer.len() + 1).max(start);
+            if let Some(end) = find(&seen, b"\n\n", from) {
+                return String::from_utf8_lossy(&seen[start..end]).into_owned();
+            }
+        }
+        let read = tokio::time::timeout_at(deadline, tcp.read(&mut buffer))
+            .await
+            .expect("no whole snapshot in the inspector's feed within 10 s")
+            .expect("read");
+        assert!(
+            read > 0,
+            "the feed ended before its snapshot: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buffer[..read]);
+    }
 }

@@ -395,3 +395,119 @@ async fn a_websocket_above_the_connection_cap_is_refused_with_429_until_one_clos
     }
     assert!(admitted.is_some(), "a freed slot never admitted anyone");
 }
+
+// Request bodies and plain HTTP connections.
+
+/// Sends `head` (without its final blank line) promising a body of 100 000 bytes, and never
+/// sends the body; what came back before the gateway closed the connection, or `None` when it
+/// kept it open for `within`.
+async fn request_whose_body_never_comes(
+    gw: &local_gateway::RunningGateway,
+    head: &str,
+    within: Duration,
+) -> Option<String> {
+    let mut tcp = TcpStream::connect(gw.addr()).await.unwrap();
+    let request = format!(
+        "{head}\r\nHost: {}\r\nContent-Length: 100000\r\n\r\n",
+        gw.addr()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let ended = tokio::time::timeout(within, tcp.read_to_end(&mut response)).await;
+    // A reset after the answer is as good as a close.
+    ended
+        .is_ok()
+        .then(|| String::from_utf8_lossy(&response).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_whose_body_never_comes_gets_408_at_the_handshake_timeout() {
+    let gw = gateway(&["--handshake-timeout-secs", "1"]).await;
+
+    let answer = request_whose_body_never_comes(
+        &gw,
+        "POST /local/@publish HTTP/1.1\r\nContent-Type: application/json",
+        WAIT,
+    )
+    .await;
+
+    let answer = answer.expect("the connection is still open, waiting for the body");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_to_connections_whose_body_never_comes_gets_408_at_the_handshake_timeout() {
+    let gw = gateway(&["--handshake-timeout-secs", "1"]).await;
+    let signed = "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/execute-api/aws4_request";
+
+    let answer = request_whose_body_never_comes(
+        &gw,
+        &format!("POST /local/@connections/AAAAAAAAAAAAAAA= HTTP/1.1\r\n{signed}"),
+        WAIT,
+    )
+    .await;
+
+    let answer = answer.expect("the connection is still open, waiting for the body");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// A connection that has sent half a request head, and waits.
+async fn stalled(gw: &local_gateway::RunningGateway) -> TcpStream {
+    let mut tcp = TcpStream::connect(gw.addr()).await.unwrap();
+    tcp.write_all(b"GET /inspector HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    tcp
+}
+
+/// Whether the gateway closed `tcp` (or answered it 503) within a second.
+async fn refused_at_once(tcp: &mut TcpStream) -> bool {
+    let mut seen = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(1), tcp.read_to_end(&mut seen)).await {
+        Err(_still_open) => false,
+        Ok(Err(_reset)) => true,
+        Ok(Ok(_)) => seen.is_empty() || seen.starts_with(b"HTTP/1.1 503"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_connections_past_their_cap_are_refused_at_once_while_websockets_stay_served() {
+    let gw = gateway(&[
+        "--max-http-connections",
+        "4",
+        "--handshake-timeout-secs",
+        "30",
+    ])
+    .await;
+    // WebSockets leave the HTTP count once upgraded.
+    let mut sockets = Vec::new();
+    for _ in 0..6 {
+        sockets.push(client(&gw).await);
+    }
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(stalled(&gw).await);
+    }
+
+    let mut one_more = stalled(&gw).await;
+
+    assert!(
+        refused_at_once(&mut one_more).await,
+        "a fifth plain HTTP connection was let in"
+    );
+    for (i, socket) in sockets.iter_mut().enumerate() {
+        ping_round_trip(socket, &format!("open-{i}")).await;
+    }
+    drop(held.pop());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut next = stalled(&gw).await;
+        if !refused_at_once(&mut next).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed connection never freed its place"
+        );
+    }
+}

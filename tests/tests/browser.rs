@@ -128,6 +128,14 @@ async fn the_inspector_lists_both_connections_their_rooms_and_their_invocations(
         "the metric counters",
     )
     .await;
+    // Every metric is listed from the start at zero: a summary's tile shows its series' largest
+    // p99, not the zero of the series without labels.
+    wait_until(
+        &alice,
+        "document.querySelector('#metrics [data-metric=\"Recipients p99\"] .value').textContent.startsWith('2')",
+        "the p99 of the fan-outs' recipients",
+    )
+    .await;
     // The handler answers 200 even when it refuses: the row says what the refusal was.
     let refused_publish = format!(
         "(() => {{ const s = new WebSocket({:?}); s.onopen = () => s.send(JSON.stringify({{action: 'publish', room: 'elsewhere', data: 'x', requestId: 'r1'}})); return true; }})()",
@@ -294,5 +302,60 @@ async fn with_the_authorizer_on_the_chat_connects_with_the_token_given_and_shows
     )
     .await;
     screenshot(&page, "authorizer-principal").await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protocol_console_tab_runs_under_its_content_security_policy() {
+    let gw = gateway(&[]).await;
+    let chromium = Chromium::launch().await;
+    let page = chromium.open(&gw.http_url()).await;
+    let console = "document.getElementById('console-tab').contentDocument";
+
+    eval(
+        &page,
+        "document.querySelector('.tab[data-tab=\"console-tab\"]').click()",
+    )
+    .await;
+    // Its script (a file of its own: the policy runs no inline script) filled in the URL.
+    wait_until(
+        &page,
+        &format!("{console}?.getElementById('url')?.value.endsWith('/local')"),
+        "the console's script runs",
+    )
+    .await;
+    assert_eq!(
+        eval(
+            &page,
+            "getComputedStyle(document.getElementById('inspector-tab')).display"
+        )
+        .await,
+        "none",
+        "the inspector's panels stay on screen under the console"
+    );
+    eval(
+        &page,
+        &format!("{console}.getElementById('connect').click()"),
+    )
+    .await;
+    wait_until(
+        &page,
+        &format!("{console}.getElementById('state').textContent === 'open'"),
+        "the console connects",
+    )
+    .await;
+    eval(
+        &page,
+        &format!("{console}.getElementById('whoami').click()"),
+    )
+    .await;
+
+    wait_until(
+        &page,
+        &format!("{console}.getElementById('log').textContent.includes('\"type\":\"identity\"')"),
+        "whoami's answer in the console's log",
+    )
+    .await;
+    screenshot(&page, "protocol-console").await;
     gw.shutdown().await;
 }

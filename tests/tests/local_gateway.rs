@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn gateway_running(handler: Arc<dyn EventHandler>) -> RunningGateway {
     start(GatewayConfig {
         listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        notifier_listener: None,
         stage: "local".into(),
         limits: Limits::default(),
         handler,

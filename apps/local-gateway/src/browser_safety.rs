@@ -5,14 +5,11 @@
 //! send `Origin`, and SDKs always sign (`Authorization: AWS4-HMAC-SHA256 ...`).
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-
-use crate::gateway::Gateway;
 
 /// Who may open a WebSocket besides clients that send no `Origin` (tools, SDKs) and the
 /// gateway's own chat page.
@@ -73,15 +70,16 @@ pub(crate) fn management_refusal(headers: &HeaderMap) -> Option<ManagementRefusa
     (!signed).then_some(ManagementRefusal::Unsigned)
 }
 
-/// Middleware: when bound to a loopback address, only loopback `Host` names are served, so a
-/// page on `attacker.example` whose DNS name now points at 127.0.0.1 is refused.
+/// Middleware, its state the address the gateway is bound to: when that is a loopback address,
+/// only loopback `Host` names are served, so a page on `attacker.example` whose DNS name now
+/// points at 127.0.0.1 is refused.
 pub(crate) async fn require_loopback_host(
-    State(gateway): State<Arc<Gateway>>,
+    State(bound): State<IpAddr>,
     request: Request,
     next: Next,
 ) -> Response {
     let host = header_str(request.headers(), header::HOST);
-    if gateway.addr.ip().is_loopback() && !host.is_some_and(is_loopback_host) {
+    if bound.is_loopback() && !host.is_some_and(is_loopback_host) {
         return (
             StatusCode::FORBIDDEN,
             "Forbidden: this gateway only answers to a loopback Host (127.0.0.1, localhost)",

@@ -1,5 +1,6 @@
 //! The protocol console served at `/inspector/console` (a tab of the inspector), told which
-//! stage to connect to.
+//! stage to connect to. Its script and style are files of their own (`/inspector/console.js`,
+//! `/inspector/console.css`): its Content-Security-Policy runs nothing inline.
 
 const CHAT_PAGE_TEMPLATE_HTML: &str = include_str!("../static/index.html");
 const STAGE_PLACEHOLDER: &str = "{{stage}}";

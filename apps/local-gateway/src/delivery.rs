@@ -10,13 +10,16 @@
 //! as Lambda cuts off an invocation), is released for redelivery, and after the queue's receive
 //! limit it is dead-lettered (logged). On SQS the same happens through the partial batch response,
 //! and the queues' own redrive policy dead-letters. A worker dead-letters what can never be
-//! delivered itself, with its reason, in both.
+//! delivered itself, with its reason, in both. Either way the workers record what the `fanout`
+//! Lambda records: each job's posts and continuations (`job_done`), and the jobs received and
+//! failed (`delivery_jobs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::clock::SystemClock;
 use adapters::memory::{Lease, MemoryQueue};
+use adapters::metrics;
 use adapters::sqs::{QueuedMessage, SqsDeliveryQueue, SqsPoller};
 use domain::delivery::{DeliveryQueue, DeliveryWorker, Received, Source};
 use domain::{ClientNotifier, Clock, ConnectionRepository, Timestamp};
@@ -188,16 +191,24 @@ where
         async move {
             let handled = worker.handle(message.received(), deadline);
             match tokio::time::timeout(job_deadline, handled).await {
-                Ok(run) => run.map(drop).map_err(|e| e.to_string()),
+                Ok(Ok(report)) => {
+                    metrics::job_done(&report);
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("ran past its deadline and was cut off".to_owned()),
             }
         }
     };
     loop {
         let deadline = SystemClock.now().saturating_add(job_deadline);
-        if let Err(e) = poller.poll_once(RECEIVE_WAIT, deadline, 1, &run).await {
-            tracing::warn!(error = %e, "the local SQS worker could not poll its queue");
-            tokio::time::sleep(SQS_RETRY_PAUSE).await;
+        match poller.poll_once(RECEIVE_WAIT, deadline, 1, &run).await {
+            Ok(Some(batch)) => metrics::delivery_jobs(batch.jobs, batch.failed),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "the local SQS worker could not poll its queue");
+                tokio::time::sleep(SQS_RETRY_PAUSE).await;
+            }
         }
     }
 }
@@ -222,6 +233,8 @@ async fn run_one<R, N>(
     let run = worker.handle(message, deadline);
     match tokio::time::timeout(job_deadline, run).await {
         Ok(Ok(report)) => {
+            metrics::job_done(&report);
+            metrics::delivery_jobs(1, 0);
             tracing::debug!(
                 messageId = %lease.message_id(),
                 delivered = report.delivery.delivered,
@@ -233,10 +246,12 @@ async fn run_one<R, N>(
         }
         Ok(Err(e)) => {
             tracing::warn!(messageId = %lease.message_id(), error = %e, "delivery job failed");
+            metrics::delivery_jobs(1, 1);
             release(queue, lease);
         }
         Err(_) => {
             tracing::error!(messageId = %lease.message_id(), "delivery job ran past its deadline and was cut off");
+            metrics::delivery_jobs(1, 1);
             release(queue, lease);
         }
     }

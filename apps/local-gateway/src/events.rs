@@ -1,12 +1,43 @@
 //! API Gateway WebSocket events, as API Gateway would send them to the integration.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use axum::http::HeaderMap;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::gateway::Gateway;
+use crate::clock::now_millis;
+
+/// The integration a route invokes. In AWS each is its own Lambda function with its own
+/// concurrency, so `$connect` and `$disconnect` never wait behind a flood of messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Connect,
+    Default,
+    Disconnect,
+}
+
+impl Route {
+    /// The route key, as in `requestContext.routeKey`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Route::Connect => "$connect",
+            Route::Default => "$default",
+            Route::Disconnect => "$disconnect",
+        }
+    }
+}
+
+/// The API the events come from: what every event's `requestContext` says about it.
+#[derive(Debug, Clone)]
+pub(crate) struct Api {
+    pub stage: String,
+    /// `requestContext.apiId`.
+    pub id: String,
+    /// Where the gateway listens: `requestContext.domainName`.
+    pub addr: SocketAddr,
+}
 
 /// What every event of one connection shares.
 #[derive(Debug, Clone)]
@@ -15,6 +46,8 @@ pub struct ConnectionContext {
     pub connected_at: i64,
     pub source_ip: String,
     pub user_agent: String,
+    /// The authorizer's `principalId`, when it ran.
+    pub principal: Option<String>,
     /// What the authorizer returned (`principalId` and its context), as API Gateway repeats it in
     /// `requestContext.authorizer` of every event of the connection.
     pub authorizer: Option<Value>,
@@ -31,12 +64,8 @@ fn new_request_id() -> String {
     base64::engine::general_purpose::STANDARD.encode(&bytes.as_bytes()[..12])
 }
 
-pub fn now_millis() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 fn context(
-    gateway: &Gateway,
+    api: &Api,
     conn: &ConnectionContext,
     route_key: &str,
     event_type: &str,
@@ -53,7 +82,7 @@ fn context(
     ctx.insert("extendedRequestId".into(), json!(new_request_id()));
     ctx.insert("requestTime".into(), json!(request_time));
     ctx.insert("messageDirection".into(), json!("IN"));
-    ctx.insert("stage".into(), json!(gateway.stage));
+    ctx.insert("stage".into(), json!(api.stage));
     ctx.insert("connectedAt".into(), json!(conn.connected_at));
     ctx.insert("requestTimeEpoch".into(), json!(now_millis()));
     ctx.insert(
@@ -61,9 +90,9 @@ fn context(
         json!({"sourceIp": conn.source_ip, "userAgent": conn.user_agent}),
     );
     ctx.insert("requestId".into(), json!(new_request_id()));
-    ctx.insert("domainName".into(), json!(gateway.addr.to_string()));
+    ctx.insert("domainName".into(), json!(api.addr.to_string()));
     ctx.insert("connectionId".into(), json!(conn.connection_id));
-    ctx.insert("apiId".into(), json!(gateway.api_id));
+    ctx.insert("apiId".into(), json!(api.id));
     if let Some(authorizer) = &conn.authorizer {
         ctx.insert("authorizer".into(), authorizer.clone());
     }
@@ -72,22 +101,22 @@ fn context(
 
 /// The REQUEST authorizer event API Gateway sends before `$connect`.
 pub fn authorize(
-    gateway: &Gateway,
+    api: &Api,
     conn: &ConnectionContext,
     headers: &HeaderMap,
     query: &BTreeMap<String, String>,
 ) -> Value {
-    let mut event = connect(gateway, conn, headers, query);
+    let mut event = connect(api, conn, headers, query);
     event["type"] = json!("REQUEST");
     event["methodArn"] = json!(format!(
         "arn:aws:execute-api:local:000000000000:{}/{}/$connect",
-        gateway.api_id, gateway.stage
+        api.id, api.stage
     ));
     event
 }
 
 pub fn connect(
-    gateway: &Gateway,
+    api: &Api,
     conn: &ConnectionContext,
     headers: &HeaderMap,
     query: &BTreeMap<String, String>,
@@ -107,7 +136,7 @@ pub fn connect(
     let mut event = json!({
         "headers": single,
         "multiValueHeaders": multi,
-        "requestContext": context(gateway, conn, "$connect", "CONNECT"),
+        "requestContext": context(api, conn, "$connect", "CONNECT"),
         "isBase64Encoded": false,
     });
     if !query.is_empty() {
@@ -119,8 +148,8 @@ pub fn connect(
 
 /// Every message goes to `$default`: this template deploys no other message route, so API
 /// Gateway's route selection (`$request.body.action`) always falls back to it.
-pub fn message(gateway: &Gateway, conn: &ConnectionContext, body: String) -> Value {
-    let mut ctx = context(gateway, conn, "$default", "MESSAGE");
+pub fn message(api: &Api, conn: &ConnectionContext, body: String) -> Value {
+    let mut ctx = context(api, conn, "$default", "MESSAGE");
     ctx.insert("messageId".into(), json!(new_request_id()));
     json!({
         "requestContext": ctx,
@@ -129,12 +158,12 @@ pub fn message(gateway: &Gateway, conn: &ConnectionContext, body: String) -> Val
     })
 }
 
-pub fn disconnect(gateway: &Gateway, conn: &ConnectionContext, code: u16, reason: &str) -> Value {
-    let mut ctx = context(gateway, conn, "$disconnect", "DISCONNECT");
+pub fn disconnect(api: &Api, conn: &ConnectionContext, code: u16, reason: &str) -> Value {
+    let mut ctx = context(api, conn, "$disconnect", "DISCONNECT");
     ctx.insert("disconnectStatusCode".into(), json!(code));
     ctx.insert("disconnectReason".into(), json!(reason));
     json!({
-        "headers": {"Host": gateway.addr.to_string()},
+        "headers": {"Host": api.addr.to_string()},
         "requestContext": ctx,
         "isBase64Encoded": false,
     })

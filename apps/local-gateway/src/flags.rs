@@ -11,8 +11,8 @@ use adapters::settings::{self, Setting, UsedBy, Value};
 use clap::{Arg, ArgMatches, Command, Parser};
 use domain::Settings;
 
-use crate::Limits;
 use crate::browser_safety::BrowserPolicy;
+use crate::limits::Limits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NotifierKind {
@@ -56,7 +56,8 @@ pub struct Options {
     /// closes with 1008.
     #[arg(long, env = "LOCAL_GATEWAY_MAX_OUTBOUND_QUEUE_BYTES", default_value_t = Limits::default().max_outbound_queue_bytes)]
     pub max_outbound_queue_bytes: usize,
-    /// Seconds a client has to send a complete request head (the WebSocket handshake included).
+    /// Seconds a client has to send a complete request head (the WebSocket handshake included),
+    /// and then a body the gateway reads (`@connections`, `@publish`; 408 past it).
     #[arg(
         long,
         env = "LOCAL_GATEWAY_HANDSHAKE_TIMEOUT",
@@ -67,6 +68,10 @@ pub struct Options {
     /// WebSockets open at once; one more gets 429.
     #[arg(long, env = "LOCAL_GATEWAY_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
+    /// Plain HTTP connections open at once (a WebSocket counts only until it is upgraded); one
+    /// more is refused at once. Open WebSockets have --max-connections.
+    #[arg(long, env = "LOCAL_GATEWAY_MAX_HTTP_CONNECTIONS", default_value_t = Limits::default().max_http_connections)]
+    pub max_http_connections: usize,
     /// An origin, besides the gateway's own page, whose pages may open a WebSocket
     /// (`http://localhost:5173`); repeat it for more, `*` for any. Others get 403.
     #[arg(long, env = "LOCAL_GATEWAY_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -217,6 +222,7 @@ impl Options {
             max_outbound_queue_bytes: self.max_outbound_queue_bytes,
             handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
             max_connections: self.max_connections,
+            max_http_connections: self.max_http_connections,
         }
     }
 

@@ -17,7 +17,8 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::close_codes::ABNORMAL;
 use crate::events::{self, ConnectionContext};
-use crate::gateway::{Gateway, Route};
+use crate::gateway::Gateway;
+use crate::invoker::Invocation;
 use crate::socket;
 
 /// Each socket's initial read buffer (see `open`).
@@ -35,7 +36,7 @@ pub async fn root(
 ) -> Response {
     match ws {
         Ok(ws) => open(gateway, peer, headers, query, ws).await,
-        Err(_) => crate::inspector::inspector_page(&gateway),
+        Err(_) => gateway.pages.inspector(),
     }
 }
 
@@ -48,10 +49,13 @@ pub async fn upgrade(
     Query(query): Query<BTreeMap<String, String>>,
     ws: Upgrade,
 ) -> Response {
-    if stage != gateway.stage {
+    if stage != gateway.api.stage {
         return (
             StatusCode::NOT_FOUND,
-            format!("no stage {stage:?}; this gateway serves /{}", gateway.stage),
+            format!(
+                "no stage {stage:?}; this gateway serves /{}",
+                gateway.api.stage
+            ),
         )
             .into_response();
     }
@@ -101,7 +105,7 @@ async fn authorize(
     let Some(verifier) = &gateway.authorizer else {
         return Ok(None);
     };
-    let event = events::authorize(gateway, conn, headers, query);
+    let event = events::authorize(&gateway.api, conn, headers, query);
     match authorize_json(verifier.as_ref(), &event).await {
         Ok(policy) if policy["policyDocument"]["Statement"][0]["Effect"] == "Allow" => {
             let mut context = policy["context"].clone();
@@ -134,23 +138,34 @@ async fn open(
     let slot = Arc::new(slot);
     let mut conn = ConnectionContext {
         connection_id: events::new_connection_id(),
-        connected_at: events::now_millis(),
+        connected_at: crate::clock::now_millis(),
         source_ip: peer.ip().to_string(),
         user_agent: headers
             .get("user-agent")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string(),
+        principal: None,
         authorizer: None,
     };
     match authorize(&gateway, &conn, &headers, &query).await {
-        Ok(context) => conn.authorizer = context,
+        Ok(context) => {
+            conn.principal = context
+                .as_ref()
+                .and_then(|context| context["principalId"].as_str())
+                .map(str::to_owned);
+            conn.authorizer = context;
+        }
         Err(refusal) => return refusal.into_response(),
     }
-    let event = events::connect(&gateway, &conn, &headers, &query);
+    let event = || events::connect(&gateway.api, &conn, &headers, &query);
     // As in AWS, the socket opens only once `$connect` says 2xx; anything else refuses the
     // handshake with that status.
-    match gateway.invoke(Route::Connect, event).await {
+    match gateway
+        .invoker
+        .invoke(&conn, Invocation::Connect, event)
+        .await
+    {
         Ok(response) if (200..300).contains(&response.status_code) => {}
         Ok(response) => {
             let status = u16::try_from(response.status_code)
@@ -178,8 +193,9 @@ async fn open(
             let (gateway, conn, slot) = failed;
             tracing::info!(connectionId = conn.connection_id, %error, "upgrade failed after $connect");
             tokio::spawn(async move {
-                let event = events::disconnect(&gateway, &conn, ABNORMAL.0, ABNORMAL.1);
-                let _ = gateway.invoke(Route::Disconnect, event).await;
+                let event = || events::disconnect(&gateway.api, &conn, ABNORMAL.0, ABNORMAL.1);
+                let ended = Invocation::Disconnect(ABNORMAL);
+                let _ = gateway.invoker.invoke(&conn, ended, event).await;
                 drop(slot);
             });
         })

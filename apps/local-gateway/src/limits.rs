@@ -36,10 +36,14 @@ pub struct Limits {
     /// 410 and the socket is closed with 1008: its client has stopped reading.
     pub max_outbound_queue_bytes: usize,
     /// Time a client has to send a complete HTTP request head (the WebSocket handshake
-    /// included); a slower one is disconnected.
+    /// included), and then the body the gateway reads (`@connections`, `@publish`); a slower
+    /// one is disconnected, or answered 408.
     pub handshake_timeout: Duration,
     /// WebSockets open or in their handshake; one more gets 429.
     pub max_connections: usize,
+    /// Plain HTTP connections open at once (a WebSocket counts until it is upgraded, then no
+    /// more); one more is refused at once.
+    pub max_http_connections: usize,
 }
 
 impl Default for Limits {
@@ -54,6 +58,7 @@ impl Default for Limits {
             max_outbound_queue_bytes: 4 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_http_connections: 256,
         }
     }
 }

@@ -4,16 +4,18 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::ConnectionId;
 use serde_json::json;
 
-use crate::PostError;
 use crate::browser_safety::{ManagementRefusal, management_refusal};
 use crate::gateway::Gateway;
+use crate::inspector::CallRecord;
+use crate::registry::PostError;
+use crate::request_body::{self, BodyError};
 
 fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
     (
@@ -68,15 +70,15 @@ pub async fn connection(
     Path((stage, id)): Path<(String, String)>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Some(refusal) = management_refusal(&headers) {
         return refused(refusal);
     }
-    if stage != gateway.stage {
+    if stage != gateway.api.stage {
         return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
     }
-    serve(&gateway, &id, method, body)
+    serve(&gateway, &id, method, body).await
 }
 
 pub async fn connection_without_stage(
@@ -84,27 +86,61 @@ pub async fn connection_without_stage(
     Path(id): Path<String>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Some(refusal) = management_refusal(&headers) {
         return refused(refusal);
     }
-    serve(&gateway, &id, method, body)
+    serve(&gateway, &id, method, body).await
 }
 
-/// Serves the call, and shows it on the inspector page.
-fn serve(gateway: &Gateway, raw_id: &str, method: Method, body: Bytes) -> Response {
+/// Serves the call, and shows it on the inspector page. Only a `POST` has its body read: up to
+/// the message limit, within the handshake timeout.
+async fn serve(gateway: &Gateway, raw_id: &str, method: Method, body: Body) -> Response {
     let shown_method = method.to_string();
-    let response = answer(gateway, raw_id, method, &body);
-    gateway.inspector.call(json!({
-        "at": crate::events::now_millis(),
-        "method": shown_method,
-        "connectionId": raw_id,
-        "status": response.status().as_u16(),
-        "bytes": body.len(),
-        "body": crate::inspector::bus::shown_body(&String::from_utf8_lossy(&body)),
-    }));
+    let limits = &gateway.limits;
+    let body = match method {
+        Method::POST => {
+            request_body::read(body, limits.max_message_bytes, limits.handshake_timeout).await
+        }
+        _ => Ok(Bytes::new()),
+    };
+    let (response, body) = match body {
+        Ok(body) => (answer(gateway, raw_id, method, &body), body),
+        Err(e) => (body_refused(e), Bytes::new()),
+    };
+    gateway.inspector.call(CallRecord {
+        at: crate::clock::now_millis(),
+        method: &shown_method,
+        connection_id: raw_id,
+        status: response.status().as_u16(),
+        body: &body,
+    });
     response
+}
+
+/// The answer to a body that could not be read.
+fn body_refused(error: BodyError) -> Response {
+    match error {
+        BodyError::TooLarge => post_error(PostError::TooLarge),
+        BodyError::TimedOut => {
+            let mut response = aws_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeoutException",
+                "the request body did not come within --handshake-timeout-secs",
+            );
+            // The rest of the body may still come: the connection cannot serve another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        BodyError::Broken => aws_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "the request body broke off",
+        ),
+    }
 }
 
 fn answer(gateway: &Gateway, raw_id: &str, method: Method, body: &Bytes) -> Response {

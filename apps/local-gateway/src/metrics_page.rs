@@ -1,8 +1,11 @@
-//! `GET /metrics`: the metrics the handlers record (`adapters::metrics`), in Prometheus text
-//! format, under the same names the Lambdas send CloudWatch.
+//! `GET /metrics`: the metrics the handlers and the delivery workers record (`adapters::metrics`),
+//! in Prometheus text format, under the same names the Lambdas send CloudWatch. Every metric is
+//! listed from the start, with its help and a zero value, so a scrape (or the inspector) sees
+//! the whole set before any traffic.
 
 use std::sync::OnceLock;
 
+use adapters::metrics::{ALL, Kind};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -18,6 +21,7 @@ fn recorder() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
             Ok(handle) => {
                 adapters::metrics::describe();
+                declare_every_metric();
                 Some(handle)
             }
             Err(e) => {
@@ -26,6 +30,17 @@ fn recorder() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// Registers every metric without a label, at zero: a series with labels (`Messages{Action=...}`)
+/// joins it when first recorded, and sums over the metric stay right.
+fn declare_every_metric() {
+    for metric in ALL {
+        match metric.kind {
+            Kind::Counter => metrics::counter!(metric.name).increment(0),
+            Kind::Histogram => drop(metrics::histogram!(metric.name)),
+        }
+    }
 }
 
 /// Installs the recorder, so metrics are counted from the first event on.

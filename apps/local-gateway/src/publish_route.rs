@@ -12,14 +12,15 @@
 use std::sync::Arc;
 
 use adapters::memory::MAX_JOB_BYTES;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::delivery::{DeliveryJob, MessageId, QueueError};
 use serde_json::json;
 
 use crate::gateway::Gateway;
+use crate::request_body::{self, BodyError};
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (
@@ -46,7 +47,7 @@ pub async fn publish(
     State(gateway): State<Arc<Gateway>>,
     Path(stage): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if headers.contains_key(header::ORIGIN) {
         return refuse(
@@ -54,7 +55,7 @@ pub async fn publish(
             "@publish does not answer web pages (the request has an Origin)",
         );
     }
-    if stage != gateway.stage {
+    if stage != gateway.api.stage {
         return refuse(StatusCode::NOT_FOUND, format!("no stage {stage:?} here"));
     }
     if !is_json(&headers) {
@@ -69,15 +70,30 @@ pub async fn publish(
             "queued delivery is off (--workers 0): nothing would deliver this job",
         );
     };
-    if body.len() > MAX_JOB_BYTES {
-        return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "a job of {} bytes exceeds the queue's limit of {MAX_JOB_BYTES} bytes",
-                body.len()
-            ),
-        );
-    }
+    let body = match request_body::read(body, MAX_JOB_BYTES, gateway.limits.handshake_timeout).await
+    {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the job exceeds the queue's limit of {MAX_JOB_BYTES} bytes"),
+            );
+        }
+        Err(BodyError::TimedOut) => {
+            let mut response = refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "the job did not come within --handshake-timeout-secs",
+            );
+            // The rest of the body may still come: the connection cannot serve another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+        Err(BodyError::Broken) => {
+            return refuse(StatusCode::BAD_REQUEST, "the request body broke off");
+        }
+    };
     let job = match std::str::from_utf8(&body)
         .map_err(|_| "the job is not UTF-8".to_string())
         .and_then(|text| DeliveryJob::from_backend_json(text).map_err(|e| e.to_string()))

@@ -1,6 +1,9 @@
 //! The HTTP server, started and stopped. hyper's own HTTP/1 server rather than `axum::serve`,
 //! for the one setting axum does not expose: a deadline on the request head, so a handshake
-//! that never completes (slowloris) does not hold a file descriptor forever.
+//! that never completes (slowloris) does not hold a file descriptor forever. Plain HTTP
+//! connections are capped (`--max-http-connections`): past the cap a new one is refused at once.
+//! A WebSocket counts until it is upgraded; open WebSockets have their own cap
+//! (`--max-connections`, in `handshake`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,18 +12,20 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use axum::routing::{any, get, post};
 use hyper::body::Incoming;
 use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::config::GatewayConfig;
 use crate::delivery::LocalDelivery;
-use crate::gateway::{Gateway, GatewayParts, connection_permits};
-use crate::limits::CLOSE_HANDSHAKE_TIMEOUT;
-use crate::{GatewayConfig, routes};
+use crate::gateway::{Gateway, RouterState, connection_permits};
+use crate::limits::{CLOSE_HANDSHAKE_TIMEOUT, Limits};
+use crate::{browser_safety, handshake, inspector, management, metrics_page, publish_route};
 
 /// How long shutdown waits for every socket's close handshake and `$disconnect`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
@@ -34,19 +39,22 @@ pub struct RunningGateway {
 
 impl RunningGateway {
     pub fn addr(&self) -> SocketAddr {
-        self.gateway.addr
+        self.gateway.api.addr
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/{}", self.gateway.addr, self.gateway.stage)
+        format!("ws://{}/{}", self.gateway.api.addr, self.gateway.api.stage)
     }
 
     pub fn http_url(&self) -> String {
-        format!("http://{}/", self.gateway.addr)
+        format!("http://{}/", self.gateway.api.addr)
     }
 
     pub fn management_url(&self) -> String {
-        format!("http://{}/{}", self.gateway.addr, self.gateway.stage)
+        format!(
+            "http://{}/{}",
+            self.gateway.api.addr, self.gateway.api.stage
+        )
     }
 
     pub fn open_sockets(&self) -> usize {
@@ -89,38 +97,67 @@ impl RunningGateway {
 }
 
 pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
-    let addr = config.listener.local_addr()?;
     let (stop, shutdown) = watch::channel(false);
-    let gateway = Arc::new(Gateway::new(GatewayParts {
-        stage: config.stage,
-        addr,
-        limits: config.limits,
-        handler: config.handler,
-        authorizer: config.authorizer,
-        sockets: config.sockets,
-        browser: config.browser,
-        publish_queue: config.delivery.as_ref().map(|d| d.transport.publisher()),
-        rooms: config.rooms,
-        shutdown,
-    }));
+    let (gateway, listeners, delivery) = Gateway::new(config, shutdown)?;
+    let gateway = Arc::new(gateway);
     let app = routes(gateway.clone());
-    let server = tokio::spawn(serve(
-        config.listener,
-        app,
-        gateway.limits.handshake_timeout,
-    ));
+    let limits = gateway.limits;
+    let server = tokio::spawn(async move {
+        let own_posts = async {
+            if let Some(listener) = listeners.notifier {
+                serve(listener, app.clone(), limits).await;
+            }
+        };
+        tokio::join!(serve(listeners.public, app.clone(), limits), own_posts);
+    });
     Ok(RunningGateway {
         gateway,
         stop,
         server,
-        delivery: config.delivery,
+        delivery,
     })
 }
 
-async fn serve(listener: TcpListener, app: Router, handshake_timeout: Duration) {
+fn routes(gateway: Arc<Gateway>) -> Router {
+    metrics_page::install();
+    Router::new()
+        .route("/", get(handshake::root))
+        // Before `/{stage}`: a static path wins, so a stage cannot be named `metrics`.
+        .route("/metrics", get(metrics_page::render))
+        // Under one prefix, so only the stage `inspector` is taken.
+        .route("/inspector", get(inspector::page))
+        .route("/inspector/events", get(inspector::stream::events))
+        .route("/inspector/console", get(inspector::console))
+        .route("/inspector/console.js", get(inspector::console_js))
+        .route("/inspector/console.css", get(inspector::console_css))
+        .route("/inspector/style.css", get(inspector::style))
+        .route("/inspector/app.js", get(inspector::app))
+        .route("/inspector/chat.js", get(inspector::chat))
+        .route("/inspector/metrics.js", get(inspector::metrics))
+        .route("/inspector/dom.js", get(inspector::dom))
+        .route("/inspector/ws-client.js", get(inspector::ws_client))
+        .route("/{stage}", get(handshake::upgrade))
+        .route("/{stage}/@connections/{id}", any(management::connection))
+        .route("/{stage}/@publish", post(publish_route::publish))
+        .route(
+            "/@connections/{id}",
+            any(management::connection_without_stage),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            gateway.api.addr.ip(),
+            browser_safety::require_loopback_host,
+        ))
+        .with_state(RouterState(gateway))
+}
+
+async fn serve(listener: TcpListener, app: Router, limits: Limits) {
     // Dropped with this task, which ends every HTTP connection still open; upgraded sockets
     // live in their own tasks.
     let mut connections = JoinSet::new();
+    let http_slots = Arc::new(Semaphore::new(
+        limits.max_http_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let handshake_timeout = limits.handshake_timeout;
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -132,6 +169,10 @@ async fn serve(listener: TcpListener, app: Router, handshake_timeout: Duration) 
             }
         };
         while connections.try_join_next().is_some() {}
+        let Ok(slot) = http_slots.clone().try_acquire_owned() else {
+            refuse(tcp);
+            continue;
+        };
         let app = TowerToHyperService::new(app.clone());
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -148,6 +189,20 @@ async fn serve(listener: TcpListener, app: Router, handshake_timeout: Duration) 
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
+            // Served, or upgraded to a WebSocket that now runs on its own.
+            drop(slot);
         });
     }
+}
+
+/// Past the cap: a 503 if the socket takes it at once, then the connection is closed.
+fn refuse(tcp: TcpStream) {
+    const BODY: &str = "Service Unavailable: --max-http-connections connections are open\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tcp.try_write(response.as_bytes());
+    tracing::debug!("plain HTTP connection refused: --max-http-connections reached");
 }

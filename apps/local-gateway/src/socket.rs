@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use crate::close_codes::{self, BINARY_NOT_SUPPORTED, Ending, GOING_AWAY};
 use crate::events::{self, ConnectionContext};
-use crate::gateway::{Gateway, Route};
+use crate::gateway::Gateway;
+use crate::invoker::{Invocation, MessageAction};
 use crate::limits::CLOSE_HANDSHAKE_TIMEOUT;
 use crate::outbox::{Close, Frames, Outbound, Outbox, wait_for_stop};
 use crate::registry::OpenSocket;
@@ -65,8 +66,9 @@ pub(crate) async fn run(
     drop(stream);
     tracing::info!(connectionId = %id, code = status.0, reason = status.1, "socket closed");
 
-    let event = events::disconnect(&gateway, &conn, status.0, status.1);
-    if let Err(e) = gateway.invoke(Route::Disconnect, event).await {
+    let event = || events::disconnect(&gateway.api, &conn, status.0, status.1);
+    let ended = Invocation::Disconnect(status);
+    if let Err(e) = gateway.invoker.invoke(&conn, ended, event).await {
         tracing::warn!(connectionId = %id, error = %e, "$disconnect failed");
     }
     drop(slot);
@@ -187,13 +189,15 @@ async fn dispatch(
     outbox: Arc<Outbox>,
     _in_flight: OwnedSemaphorePermit,
 ) {
+    let action = MessageAction::read(&body, gateway.limits.max_message_bytes);
     let mut request_id = Value::Null;
     let event = || {
-        let event = events::message(&gateway, &conn, body);
+        let event = events::message(&gateway.api, &conn, body);
         request_id = event["requestContext"]["requestId"].clone();
         event
     };
-    if let Err(e) = gateway.invoke_when_admitted(Route::Default, event).await {
+    let message = Invocation::Message(action);
+    if let Err(e) = gateway.invoker.invoke(&conn, message, event).await {
         tracing::error!(connectionId = conn.connection_id, error = %e, "integration failed");
         // What API Gateway sends when the integration fails.
         let frame = json!({

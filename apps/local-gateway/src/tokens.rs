@@ -5,7 +5,7 @@ use adapters::settings;
 use domain::TokenVerifier;
 use std::sync::Arc;
 
-use crate::Options;
+use crate::flags::Options;
 
 /// A minted token's lifetime.
 const MINTED_TOKEN_LIFETIME_SECS: u64 = 3600;

@@ -1,5 +1,6 @@
 //! From flags to a running configuration: the store, the notifier and the handler.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use adapters::apigateway::inbound::WebSocketHandler;
@@ -15,20 +16,40 @@ use adapters::settings::{self, Setting};
 use adapters::sqs::{Sources, SqsDeliveryQueue, SqsPoller, sqs_client};
 
 use crate::bounded_notifier::{BoundedNotifier, DEFAULT_MAX_POSTS_IN_FLIGHT};
+use crate::config::GatewayConfig;
 use crate::delivery::{LocalDelivery, Transport};
-use crate::{EventHandler, GatewayConfig, InProcessNotifier, NotifierKind, Options, Sockets};
+use crate::flags::{NotifierKind, Options};
+use crate::invoker::EventHandler;
+use crate::registry::{InProcessNotifier, Sockets};
 
 impl Options {
     pub async fn gateway_config(&self) -> Result<GatewayConfig, Box<dyn std::error::Error>> {
         let mut settings = self.service.domain()?;
         settings.max_message_bytes = self.max_message_bytes;
         self.check_delivery(&settings)?;
-        // The notifier posts to this gateway's own @connections API, exactly as in AWS.
         let listener = tokio::net::TcpListener::bind((self.host, self.port))
             .await
             .map_err(|e| format!("cannot listen on {}:{}: {e}", self.host, self.port))?;
-        let addr = listener.local_addr()?;
-        let endpoint = ManagementEndpoint::parse(&format!("http://{addr}/{}", self.stage))?;
+        // The notifier posts to this gateway's own @connections API over HTTP, exactly as in
+        // AWS, on a loopback port of its own: its posts never compete with other clients for
+        // --max-http-connections.
+        let notifier_listener = match self.notifier {
+            NotifierKind::Http => {
+                let loopback = if self.host.is_loopback() {
+                    self.host
+                } else {
+                    Ipv4Addr::LOCALHOST.into()
+                };
+                Some(tokio::net::TcpListener::bind((loopback, 0)).await?)
+            }
+            NotifierKind::InProcess => None,
+        };
+        let notifier_addr = match &notifier_listener {
+            Some(own) => own.local_addr()?,
+            None => listener.local_addr()?,
+        };
+        let endpoint =
+            ManagementEndpoint::parse(&format!("http://{notifier_addr}/{}", self.stage))?;
         let sdk = local_sdk_config().await;
         let sockets = Arc::new(Sockets::default());
         let notifier: Arc<dyn ClientNotifier> = match self.notifier {
@@ -68,6 +89,7 @@ impl Options {
             sockets,
             authorizer: self.authorizer()?,
             listener,
+            notifier_listener,
             stage: self.stage.clone(),
             limits: self.limits(),
             browser: self.browser_policy(),

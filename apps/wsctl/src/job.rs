@@ -18,7 +18,7 @@ pub fn job(publish: &Publish, id: Option<MessageId>) -> Result<DeliveryJob, Stri
         ),
         _ => JobTarget::Everyone,
     };
-    let data: Box<RawValue> = serde_json::from_str(&publish.data)
+    let data: Box<RawValue> = serde_json::from_str(&data_text(&publish.data)?)
         .map_err(|e| format!("--data is not valid JSON: {e}"))?;
     let mut job = DeliveryJob::new(MessageId::random(), target, data);
     job.id = id;
@@ -27,6 +27,22 @@ pub fn job(publish: &Publish, id: Option<MessageId>) -> Result<DeliveryJob, Stri
     job.check_frame(domain::protocol::API_GATEWAY_MAX_MESSAGE_BYTES)
         .map_err(|e| format!("the message could never be delivered: {e}"))?;
     Ok(job)
+}
+
+/// `--data`'s JSON: the argument itself, or, as curl reads it, the file after an `@`, or standard
+/// input for `-` (neither is valid JSON, so nothing is ambiguous). A large message cannot be one
+/// argument: Linux caps each at 128 KiB.
+fn data_text(argument: &str) -> Result<String, String> {
+    if argument == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("--data -: cannot read standard input: {e}"))?;
+        Ok(text)
+    } else if let Some(path) = argument.strip_prefix('@') {
+        std::fs::read_to_string(path).map_err(|e| format!("--data @{path}: {e}"))
+    } else {
+        Ok(argument.to_owned())
+    }
 }
 
 /// The id from `--id`, checked.

@@ -41,7 +41,8 @@ enum Command {
 pub struct Publish {
     #[command(flatten)]
     pub target: Target,
-    /// The message's `data`: any JSON value (`'{"text":"hi"}'`, `'"plain text"'`, `42`).
+    /// The message's `data`: any JSON value (`'{"text":"hi"}'`, `'"plain text"'`, `42`), or
+    /// `@FILE` to read it from a file, `-` from standard input.
     #[arg(long)]
     pub data: String,
     /// The message id every copy carries (clients drop duplicates by it); random when absent.

@@ -164,6 +164,32 @@ async fn publish_to_everyone_locally_posts_the_job_as_json_and_prints_the_gatewa
 }
 
 #[tokio::test]
+async fn data_is_read_from_a_file_after_an_at_sign() {
+    let gateway = stand_in(StatusCode::ACCEPTED, r#"{"id":"local-43"}"#).await;
+    let file = std::env::temp_dir().join(format!("wsctl-data-{}.json", std::process::id()));
+    std::fs::write(&file, "{\"text\": \"from a file\"}\n").unwrap();
+
+    let output = wsctl(&[
+        "publish",
+        "--room",
+        "lobby",
+        "--data",
+        &format!("@{}", file.display()),
+        "--local",
+        &gateway.base,
+    ])
+    .await;
+
+    let _ = std::fs::remove_file(&file);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let requests = gateway.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests[0].2,
+        r#"{"room":"lobby","data":{"text": "from a file"}}"#
+    );
+}
+
+#[tokio::test]
 async fn a_refusal_from_the_local_gateway_is_printed_and_exits_non_zero() {
     let gateway = stand_in(
         StatusCode::BAD_REQUEST,
@@ -223,19 +249,21 @@ async fn data_that_is_not_json_is_refused_before_anything_is_sent() {
 async fn a_message_too_large_to_ever_be_framed_is_refused_before_anything_is_sent() {
     let gateway = stand_in(StatusCode::ACCEPTED, r#"{"id":"x"}"#).await;
     // Under SQS's 256 KB, over API Gateway's 128 KB: a job no worker could ever deliver.
-    let data = format!("\"{}\"", "x".repeat(200 * 1024));
+    let file = std::env::temp_dir().join(format!("wsctl-large-{}.json", std::process::id()));
+    std::fs::write(&file, format!("\"{}\"", "x".repeat(200 * 1024))).unwrap();
 
     let output = wsctl(&[
         "publish",
         "--room",
         "lobby",
         "--data",
-        &data,
+        &format!("@{}", file.display()),
         "--local",
         &gateway.base,
     ])
     .await;
 
+    let _ = std::fs::remove_file(&file);
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("could never be delivered"),

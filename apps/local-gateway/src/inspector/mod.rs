@@ -2,22 +2,26 @@
 //! `@connections` calls, metrics) beside a chat view built on `clients/js/ws-client.js`.
 //!
 //! - [`bus`]: the bounded history and live feed the gateway records into.
+//! - [`record`]: what the gateway records, typed (an invocation, a `@connections` call).
+//! - [`shown`]: what the page may show of an event (no credentials, bodies cut).
 //! - [`stream`]: the feed as Server-Sent Events, for the gateway's own pages only.
 //! - this module: the page's static files, served from the binary (no CDN, no internet).
 
 pub(crate) mod bus;
+pub(crate) mod record;
+pub(crate) mod shown;
 pub(crate) mod stream;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-use serde_json::{Value, json};
 
 pub(crate) use bus::Inspector;
-
-use crate::gateway::Gateway;
+pub(crate) use record::{CallRecord, InvocationRecord};
+pub(crate) use shown::shown_event;
 
 const INDEX_HTML: &str = include_str!("../../static/inspector/index.html");
 const STYLE_CSS: &str = include_str!("../../static/inspector/style.css");
@@ -25,40 +29,71 @@ const APP_JS: &str = include_str!("../../static/inspector/app.js");
 const CHAT_JS: &str = include_str!("../../static/inspector/chat.js");
 const DOM_JS: &str = include_str!("../../static/inspector/dom.js");
 const METRICS_JS: &str = include_str!("../../static/inspector/metrics.js");
+const CONSOLE_JS: &str = include_str!("../../static/console.js");
+const CONSOLE_CSS: &str = include_str!("../../static/console.css");
 /// The client library the chat view runs, the very file applications import.
 const WS_CLIENT_JS: &str = include_str!("../../../../clients/js/ws-client.js");
 
-/// The page, told its stage and the idle timeout its chat view must ping within.
-pub(crate) fn render(stage: &str, idle_timeout_secs: u64) -> String {
-    INDEX_HTML
-        .replace("{{stage}}", &crate::chat_page::escape_attribute(stage))
-        .replace("{{idle-timeout-secs}}", &idle_timeout_secs.to_string())
+/// The inspector page and its protocol console, rendered once for this gateway.
+pub(crate) struct Pages {
+    inspector: String,
+    console: String,
 }
 
-/// What the inspector page may load and who may frame it: only this gateway. Client data is
-/// never parsed as HTML (the page builds text nodes), and this is the second line: no inline or
-/// foreign script runs, and no other site can put the page in a frame to click on it.
-pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'self'; \
-     base-uri 'none'";
+impl Pages {
+    /// Told the stage, and the idle timeout the chat view must ping within.
+    pub fn new(stage: &str, idle_timeout: Duration) -> Self {
+        let inspector = INDEX_HTML
+            .replace("{{stage}}", &crate::chat_page::escape_attribute(stage))
+            .replace("{{idle-timeout-secs}}", &idle_timeout.as_secs().to_string());
+        Self {
+            inspector,
+            console: crate::chat_page::render(stage),
+        }
+    }
 
-pub(crate) async fn page(State(gateway): State<Arc<Gateway>>) -> Response {
-    inspector_page(&gateway)
+    /// The inspector page with its security headers (also served at `/`).
+    pub fn inspector(&self) -> Response {
+        (
+            [
+                (header::CONTENT_SECURITY_POLICY, INSPECTOR_POLICY),
+                (header::X_FRAME_OPTIONS, "DENY"),
+            ],
+            Html(self.inspector.clone()),
+        )
+            .into_response()
+    }
+
+    /// The protocol console with its security headers: only the gateway's own pages frame it.
+    pub fn console(&self) -> Response {
+        (
+            [
+                (header::CONTENT_SECURITY_POLICY, CONSOLE_POLICY),
+                (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+            ],
+            Html(self.console.clone()),
+        )
+            .into_response()
+    }
 }
 
-/// The inspector page with its security headers (also served at `/`).
-pub(crate) fn inspector_page(gateway: &Gateway) -> Response {
-    (
-        [
-            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-            (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
-        ],
-        Html(gateway.inspector_html.clone()),
-    )
-        .into_response()
+/// What the inspector page may load, and that no page may frame it. Client data is never parsed
+/// as HTML (the page builds text nodes), and this is the second line: no inline or foreign
+/// script runs, and no page can put the inspector in a frame to click on it.
+pub(crate) const INSPECTOR_POLICY: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// The protocol console's: the same, but the inspector frames it (its second tab), and it may
+/// open a WebSocket to any URL typed into it (a deployed stage, say).
+pub(crate) const CONSOLE_POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
+     frame-ancestors 'self'; base-uri 'none'";
+
+pub(crate) async fn page(State(pages): State<Arc<Pages>>) -> Response {
+    pages.inspector()
 }
 
-pub(crate) async fn console(State(gateway): State<Arc<Gateway>>) -> Html<String> {
-    Html(gateway.chat_page_html.clone())
+pub(crate) async fn console(State(pages): State<Arc<Pages>>) -> Response {
+    pages.console()
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -85,91 +120,14 @@ pub(crate) async fn metrics() -> Response {
     asset("text/javascript; charset=utf-8", METRICS_JS)
 }
 
+pub(crate) async fn console_js() -> Response {
+    asset("text/javascript; charset=utf-8", CONSOLE_JS)
+}
+
+pub(crate) async fn console_css() -> Response {
+    asset("text/css; charset=utf-8", CONSOLE_CSS)
+}
+
 pub(crate) async fn ws_client() -> Response {
     asset("text/javascript; charset=utf-8", WS_CLIENT_JS)
-}
-
-/// What the inspector shows of one invocation: the full event and the response, or the error.
-pub(crate) fn invocation_record(
-    route: &str,
-    mut event: Value,
-    outcome: Result<&aws_lambda_events::apigw::ApiGatewayProxyResponse, String>,
-    duration: std::time::Duration,
-) -> Value {
-    let action = action_of(&event);
-    if let Some(body) = event["body"].as_str() {
-        event["body"] = json!(bus::shown_body(body));
-    }
-    redact_token(&mut event);
-    let (ok, status, response) = match outcome {
-        Ok(response) => (
-            (200..300).contains(&response.status_code),
-            json!(response.status_code),
-            serde_json::to_value(response).unwrap_or(Value::Null),
-        ),
-        Err(error) => (false, Value::Null, json!({"error": error})),
-    };
-    json!({
-        "at": crate::events::now_millis(),
-        "route": route,
-        "connectionId": event["requestContext"]["connectionId"],
-        "action": action,
-        "durationMs": duration.as_secs_f64() * 1000.0,
-        "ok": ok,
-        "status": status,
-        "event": event,
-        "response": response,
-    })
-}
-
-/// What a token looks like on the page: a screenshot of the inspector shared in a bug report
-/// must not carry a working credential.
-const REDACTED: &str = "(token hidden by the inspector)";
-
-/// Hides the `?token=` of a `$connect` event (API Gateway WebSockets take tokens in the query
-/// string, since browsers cannot set headers on a WebSocket).
-fn redact_token(event: &mut Value) {
-    if event["queryStringParameters"]["token"].is_string() {
-        event["queryStringParameters"]["token"] = json!(REDACTED);
-        event["multiValueQueryStringParameters"]["token"] = json!([REDACTED]);
-    }
-}
-
-/// The `action` of a `$default` message, when its body is a JSON object with one.
-pub(crate) fn action_of(event: &Value) -> Value {
-    event["body"]
-        .as_str()
-        .and_then(|body| serde_json::from_str::<Value>(body).ok())
-        .map(|body| body["action"].clone())
-        .filter(Value::is_string)
-        .unwrap_or(Value::Null)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_connect_event_is_shown_without_its_token() {
-        let event = json!({
-            "queryStringParameters": {"token": "eyJ.secret", "room": "lobby"},
-            "multiValueQueryStringParameters": {"token": ["eyJ.secret"], "room": ["lobby"]},
-            "requestContext": {"connectionId": "abc="},
-        });
-        let response = aws_lambda_events::apigw::ApiGatewayProxyResponse::default();
-
-        let shown = invocation_record("$connect", event, Ok(&response), Default::default());
-
-        assert!(!shown.to_string().contains("eyJ.secret"));
-        assert_eq!(shown["event"]["queryStringParameters"]["room"], "lobby");
-    }
-
-    #[test]
-    fn a_message_s_action_is_read_from_its_body() {
-        let event = json!({"body": r#"{"action":"join","room":"x"}"#});
-        let not_json = json!({"body": "{oops"});
-
-        assert_eq!(action_of(&event), "join");
-        assert_eq!(action_of(&not_json), Value::Null);
-    }
 }

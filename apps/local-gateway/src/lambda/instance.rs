@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::{FunctionSpec, InvokeError};
+use super::function::{FunctionSpec, InvokeError};
 
 /// Lambda's limit on a function's init phase.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -12,10 +12,10 @@
 //! What it does not: freeze idle instances, recycle them after hours, bill, or run the binary for
 //! another architecture (x86_64 only here).
 
+mod function;
 mod instance;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,45 +23,11 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
+pub use function::{FunctionSpec, InvokeError};
 pub use instance::Instance;
 
 /// Instances of one function at once when it has no reserved concurrency.
 pub const DEFAULT_CONCURRENCY: usize = 10;
-
-/// One function, as its CloudFormation resource describes it.
-#[derive(Debug, Clone)]
-pub struct FunctionSpec {
-    pub name: String,
-    /// The unzipped artifact's `bootstrap`.
-    pub bootstrap: PathBuf,
-    /// Its environment (the Lambda runtime's own variables are added to it).
-    pub environment: BTreeMap<String, String>,
-    pub timeout: Duration,
-    pub memory_mb: u32,
-    pub reserved_concurrency: Option<usize>,
-    /// Where its instances' stdout and stderr go, line for line; `None`: discarded.
-    pub log_file: Option<PathBuf>,
-}
-
-/// Why an invocation did not answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvokeError {
-    #[error("no function {0:?} in this deployment")]
-    UnknownFunction(String),
-    #[error("{function} failed to start: {message}")]
-    InitFailed { function: String, message: String },
-    /// The handler answered with an error (`/<id>/error`), as Lambda reports a function error.
-    #[error("{function} failed: {error_type}: {message}")]
-    Failed {
-        function: String,
-        error_type: String,
-        message: String,
-    },
-    #[error("{function} timed out after {timeout:?}")]
-    TimedOut { function: String, timeout: Duration },
-    #[error("{function} exited during an invocation: {message}")]
-    Crashed { function: String, message: String },
-}
 
 /// What a function's instances did: for the rehearsal's figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,7 +11,9 @@ const UNITS = { 'FanOutDuration p99': 'ms' };
 /** Counters whose growth means trouble: shown in red when not zero. */
 const BAD = new Set(['MessagesRefused', 'PostsFailed', 'PostsGone', 'PostsThrottled', 'PostsMisconfigured', 'ConnectionsRefused', 'AuthorizerRefusals']);
 
-/** `{name: total}` for counters, and `{name p99: value}` for summaries, from Prometheus text. */
+/** `{name: total}` for counters, and `{name p99: value}` for summaries (the largest p99 of their
+ * series: one per action, and the zero one without labels every metric is declared with), from
+ * Prometheus text. */
 export function parseMetrics(text) {
   const types = new Map();
   const totals = new Map();
@@ -23,7 +25,9 @@ export function parseMetrics(text) {
     const [, name, labels = '', raw] = sample;
     const value = Number(raw);
     if (types.get(name) === 'counter') totals.set(name, (totals.get(name) ?? 0) + value);
-    else if (types.get(name) === 'summary' && labels.includes('quantile="0.99"')) totals.set(`${name} p99`, value);
+    else if (types.get(name) === 'summary' && labels.includes('quantile="0.99"')) {
+      totals.set(`${name} p99`, Math.max(totals.get(`${name} p99`) ?? 0, value));
+    }
   }
   return totals;
 }
