@@ -4,11 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adapters::apigateway::inbound::InboundError;
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use clap::Parser;
-use local_gateway::{EventHandler, GatewayConfig, Options, RunningGateway, start};
+use local_gateway::{
+    EventHandler, GatewayConfig, IntegrationError, Options, RunningGateway, start,
+};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
@@ -74,7 +75,7 @@ impl EventHandler for Recorder {
         &self,
         event: Value,
         deadline: domain::Timestamp,
-    ) -> Result<ApiGatewayProxyResponse, InboundError> {
+    ) -> Result<ApiGatewayProxyResponse, IntegrationError> {
         self.events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -131,7 +132,7 @@ impl EventHandler for Gate {
         &self,
         event: Value,
         deadline: domain::Timestamp,
-    ) -> Result<ApiGatewayProxyResponse, InboundError> {
+    ) -> Result<ApiGatewayProxyResponse, IntegrationError> {
         if route_of(&event) == "$default" {
             {
                 let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
@@ -170,7 +171,7 @@ impl EventHandler for SlowDisconnect {
         &self,
         event: Value,
         deadline: domain::Timestamp,
-    ) -> Result<ApiGatewayProxyResponse, InboundError> {
+    ) -> Result<ApiGatewayProxyResponse, IntegrationError> {
         if route_of(&event) == "$disconnect" {
             tokio::time::sleep(self.delay).await;
         }

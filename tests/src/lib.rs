@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod cdp;
 pub mod client;
+pub mod deployed;
 pub mod gateway_probes;
 pub mod publish;
 pub mod rooms;

@@ -34,6 +34,18 @@ pub async fn client(gw: &RunningGateway) -> Client {
         .0
 }
 
+/// The status a handshake to `url` got: 101 when the socket opened.
+pub async fn handshake_status(url: &str) -> u16 {
+    match tokio::time::timeout(WAIT, connect_async(url)).await {
+        Err(_) => panic!("no answer to the handshake within {WAIT:?}"),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            response.status().as_u16()
+        }
+        Ok(Ok(_)) => 101,
+        Ok(Err(e)) => panic!("unexpected error: {e}"),
+    }
+}
+
 pub async fn send(c: &mut Client, message: Value) {
     c.send(Message::Text(message.to_string().into()))
         .await

@@ -12,12 +12,15 @@ use domain::ports::MockConnectionRepository;
 use domain::{RepositoryError, Settings};
 use futures::SinkExt;
 use local_gateway::{
-    BrowserPolicy, EventHandler, GatewayConfig, Limits, Options, RunningGateway, start,
+    ApiName, BrowserPolicy, EventHandler, GatewayConfig, Limits, Options, RunningGateway, start,
 };
 use serde_json::json;
 use tests::client::TestClient;
 use tests::gateway_probes::{Gate, SlowDisconnect, eventually, gateway_wrapping, raw_http};
-use tests::ws::{WAIT, client, client_with_headers, close_code, gateway, next_json, send, whoami};
+use tests::ws::{
+    WAIT, client, client_with_headers, close_code, gateway, handshake_status, next_json, send,
+    whoami,
+};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -27,6 +30,7 @@ async fn gateway_running(handler: Arc<dyn EventHandler>) -> RunningGateway {
         listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         notifier_listener: None,
         stage: "local".into(),
+        api: ApiName::default(),
         limits: Limits::default(),
         handler,
         authorizer: None,
@@ -34,6 +38,7 @@ async fn gateway_running(handler: Arc<dyn EventHandler>) -> RunningGateway {
         browser: BrowserPolicy::default(),
         delivery: None,
         rooms: None,
+        deployed: None,
     })
     .await
     .unwrap()
@@ -253,14 +258,6 @@ fn minted(subject: &str) -> String {
         .unwrap()
         .minted_token(subject)
         .unwrap()
-}
-
-async fn handshake_status(url: &str) -> u16 {
-    match connect_async(url).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Ok(_) => 101,
-        Err(e) => panic!("unexpected error: {e}"),
-    }
 }
 
 #[tokio::test]

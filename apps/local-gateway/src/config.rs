@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
-use domain::{ConnectionRepository, TokenVerifier};
+use domain::ConnectionRepository;
 use tokio::net::TcpListener;
 
+use crate::authorizer::Authorizer;
 use crate::browser_safety::BrowserPolicy;
 use crate::delivery::LocalDelivery;
+use crate::deployment::Deployed;
+use crate::events::ApiName;
 use crate::invoker::EventHandler;
 use crate::limits::Limits;
 use crate::registry::Sockets;
@@ -20,10 +23,12 @@ pub struct GatewayConfig {
     /// `--max-http-connections` behind other clients. `None` with the in-process notifier.
     pub notifier_listener: Option<TcpListener>,
     pub stage: String,
+    /// The API's id, region and account, as events and ARNs name them.
+    pub api: ApiName,
     pub limits: Limits,
     pub handler: Arc<dyn EventHandler>,
     /// Runs the project's REQUEST authorizer on every upgrade when set, as API Gateway does.
-    pub authorizer: Option<Arc<dyn TokenVerifier>>,
+    pub authorizer: Option<Arc<dyn Authorizer>>,
     /// The open sockets; shared with an `InProcessNotifier` when the handler uses one.
     pub sockets: Arc<Sockets>,
     /// Which other web pages may open a WebSocket.
@@ -34,4 +39,6 @@ pub struct GatewayConfig {
     /// The handler's store, asked by the inspector which rooms a connection is in; without it
     /// the inspector shows no rooms.
     pub rooms: Option<Arc<dyn ConnectionRepository>>,
+    /// Under `--deployment`, its functions and event source mappings, polling beside the gateway.
+    pub deployed: Option<Deployed>,
 }

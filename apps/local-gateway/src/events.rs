@@ -33,10 +33,28 @@ impl Route {
 #[derive(Debug, Clone)]
 pub(crate) struct Api {
     pub stage: String,
-    /// `requestContext.apiId`.
-    pub id: String,
+    /// `requestContext.apiId`, and the region and account of its ARNs.
+    pub name: ApiName,
     /// Where the gateway listens: `requestContext.domainName`.
     pub addr: SocketAddr,
+}
+
+/// How an API is named in its events and ARNs: `local` unless a deployment names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiName {
+    pub id: String,
+    pub region: String,
+    pub account_id: String,
+}
+
+impl Default for ApiName {
+    fn default() -> Self {
+        Self {
+            id: "local".into(),
+            region: "local".into(),
+            account_id: "000000000000".into(),
+        }
+    }
 }
 
 /// What every event of one connection shares.
@@ -92,7 +110,7 @@ fn context(
     ctx.insert("requestId".into(), json!(new_request_id()));
     ctx.insert("domainName".into(), json!(api.addr.to_string()));
     ctx.insert("connectionId".into(), json!(conn.connection_id));
-    ctx.insert("apiId".into(), json!(api.id));
+    ctx.insert("apiId".into(), json!(api.name.id));
     if let Some(authorizer) = &conn.authorizer {
         ctx.insert("authorizer".into(), authorizer.clone());
     }
@@ -109,8 +127,8 @@ pub fn authorize(
     let mut event = connect(api, conn, headers, query);
     event["type"] = json!("REQUEST");
     event["methodArn"] = json!(format!(
-        "arn:aws:execute-api:local:000000000000:{}/{}/$connect",
-        api.id, api.stage
+        "arn:aws:execute-api:{}:{}:{}/{}/$connect",
+        api.name.region, api.name.account_id, api.name.id, api.stage
     ));
     event
 }
@@ -147,7 +165,8 @@ pub fn connect(
 }
 
 /// Every message goes to `$default`: this template deploys no other message route, so API
-/// Gateway's route selection (`$request.body.action`) always falls back to it.
+/// Gateway's route selection (`$request.body.action`) always falls back to it. Under
+/// `--deployment` the routes select again from the deployment's own.
 pub fn message(api: &Api, conn: &ConnectionContext, body: String) -> Value {
     let mut ctx = context(api, conn, "$default", "MESSAGE");
     ctx.insert("messageId".into(), json!(new_request_id()));

@@ -95,6 +95,12 @@ pub struct Options {
     /// Use a DynamoDB-compatible server (moto, DynamoDB Local) instead of the in-memory store.
     #[arg(long, env = "LOCAL_GATEWAY_DYNAMODB_ENDPOINT")]
     pub dynamodb_endpoint: Option<String>,
+    /// Run the packaged stack this file describes (`scripts/rehearse` writes it from the
+    /// CloudFormation template): each route, the authorizer and the event source mappings invoke
+    /// the functions' real `bootstrap` binaries under a Lambda emulator, with the environment the
+    /// file gives them. The service settings below then do not apply: the functions read theirs.
+    #[arg(long, env = "LOCAL_GATEWAY_DEPLOYMENT", value_name = "FILE")]
+    pub deployment: Option<std::path::PathBuf>,
     /// Print an HS256 token for this subject, signed with --jwt-secret (or JWT_SECRET) and valid
     /// for an hour, then exit.
     #[arg(long, value_name = "SUBJECT")]

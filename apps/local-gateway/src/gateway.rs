@@ -6,14 +6,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
+use domain::ConnectionId;
 use domain::delivery::DeliveryQueue;
-use domain::{ConnectionId, TokenVerifier};
+
+use crate::authorizer::Authorizer;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::browser_safety::BrowserPolicy;
 use crate::config::GatewayConfig;
 use crate::delivery::LocalDelivery;
+use crate::deployment::Deployed;
 use crate::events::Api;
 use crate::inspector::{Inspector, Pages};
 use crate::invoker::Invoker;
@@ -30,7 +33,7 @@ pub(crate) struct Gateway {
     pub inspector: Arc<Inspector>,
     /// The inspector page and its console, with this gateway's stage in them.
     pub pages: Arc<Pages>,
-    pub authorizer: Option<Arc<dyn TokenVerifier>>,
+    pub authorizer: Option<Arc<dyn Authorizer>>,
     pub sockets: Arc<Sockets>,
     pub browser: BrowserPolicy,
     /// Where `POST /{stage}/@publish` puts a job; `None` without workers.
@@ -48,11 +51,12 @@ impl Gateway {
     pub fn new(
         config: GatewayConfig,
         shutdown: watch::Receiver<bool>,
-    ) -> std::io::Result<(Self, Listeners, Option<LocalDelivery>)> {
+    ) -> std::io::Result<(Self, Listeners, Background)> {
         let GatewayConfig {
             listener,
             notifier_listener,
             stage,
+            api,
             limits,
             handler,
             authorizer,
@@ -60,6 +64,7 @@ impl Gateway {
             browser,
             delivery,
             rooms,
+            deployed,
         } = config;
         let addr = listener.local_addr()?;
         let inspector = Arc::new(Inspector::new(rooms));
@@ -67,7 +72,7 @@ impl Gateway {
             pages: Arc::new(Pages::new(&stage, limits.idle_timeout)),
             api: Api {
                 stage,
-                id: "local".into(),
+                name: api,
                 addr,
             },
             invoker: Invoker::new(
@@ -88,7 +93,7 @@ impl Gateway {
             public: listener,
             notifier: notifier_listener,
         };
-        Ok((gateway, listeners, delivery))
+        Ok((gateway, listeners, Background { delivery, deployed }))
     }
 
     pub fn sockets(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, OpenSocket>> {
@@ -98,6 +103,12 @@ impl Gateway {
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
+}
+
+/// What runs beside the request handlers and stops after them.
+pub(crate) struct Background {
+    pub delivery: Option<LocalDelivery>,
+    pub deployed: Option<Deployed>,
 }
 
 /// The gateway's listeners (see [`GatewayConfig`]).

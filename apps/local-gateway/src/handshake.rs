@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use adapters::auth::{AuthorizerError, authorize_json};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::authorizer::{AuthorizerFailure, Decision, decide};
 use crate::close_codes::ABNORMAL;
 use crate::events::{self, ConnectionContext};
 use crate::gateway::Gateway;
@@ -102,23 +102,33 @@ async fn authorize(
     headers: &HeaderMap,
     query: &BTreeMap<String, String>,
 ) -> Result<Option<Value>, Refusal> {
-    let Some(verifier) = &gateway.authorizer else {
+    let Some(authorizer) = &gateway.authorizer else {
         return Ok(None);
     };
     let event = events::authorize(&gateway.api, conn, headers, query);
-    match authorize_json(verifier.as_ref(), &event).await {
-        Ok(policy) if policy["policyDocument"]["Statement"][0]["Effect"] == "Allow" => {
-            let mut context = policy["context"].clone();
-            if !context.is_object() {
-                context = json!({});
+    let method_arn = event["methodArn"].as_str().unwrap_or_default().to_owned();
+    let id = &conn.connection_id;
+    match authorizer.authorize(&event).await {
+        Ok(policy) => match decide(&policy, &method_arn) {
+            Decision::Allowed(context) => Ok(Some(context)),
+            Decision::Forbidden(why) => {
+                tracing::info!(connectionId = id, "authorizer: 403, {why}");
+                Err((StatusCode::FORBIDDEN, "Forbidden"))
             }
-            context["principalId"] = policy["principalId"].clone();
-            Ok(Some(context))
+            Decision::Invalid(why) => {
+                tracing::warn!(
+                    connectionId = id,
+                    "authorizer: 500, API Gateway cannot use its answer: {why}"
+                );
+                Err((StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"))
+            }
+        },
+        Err(AuthorizerFailure::Unauthorized(why)) => {
+            tracing::info!(connectionId = id, "authorizer: 401, {why}");
+            Err((StatusCode::UNAUTHORIZED, "Unauthorized"))
         }
-        Ok(_) => Err((StatusCode::FORBIDDEN, "Forbidden")),
-        Err(AuthorizerError::Unauthorized) => Err((StatusCode::UNAUTHORIZED, "Unauthorized")),
-        Err(e) => {
-            tracing::warn!(error = %e, "authorizer failed: handshake refused");
+        Err(AuthorizerFailure::Failed(why)) => {
+            tracing::warn!(connectionId = id, "authorizer: 500, it failed: {why}");
             Err((StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"))
         }
     }

@@ -19,7 +19,8 @@ use crate::events::{ConnectionContext, Route};
 use crate::inspector::{Inspector, InvocationRecord, shown_event};
 use crate::outbox::Close;
 
-/// The code the Lambdas run, behind one object-safe trait so any store can sit behind it.
+/// What answers the routes: the code the Lambdas run, in process, behind one object-safe trait
+/// so any store can sit behind it; or, under `--deployment`, the deployed functions themselves.
 #[async_trait]
 pub trait EventHandler: Send + Sync {
     /// Runs one invocation that ends at `deadline`, as API Gateway's integration timeout (or a
@@ -28,7 +29,38 @@ pub trait EventHandler: Send + Sync {
         &self,
         event: Value,
         deadline: Timestamp,
-    ) -> Result<ApiGatewayProxyResponse, InboundError>;
+    ) -> Result<ApiGatewayProxyResponse, IntegrationError>;
+}
+
+/// Why a route's integration gave no response, each as API Gateway tells the client.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrationError {
+    /// The handler, in process, failed.
+    #[error(transparent)]
+    Handler(#[from] InboundError),
+    /// The function failed, timed out, crashed or did not start.
+    #[error(transparent)]
+    Function(#[from] crate::lambda::InvokeError),
+    /// The function answered something that is not a Lambda proxy response.
+    #[error("the integration's answer is not a proxy response: {0}")]
+    MalformedResponse(String),
+    /// No route matched the message, and there is no `$default`.
+    #[error("no route for {selected:?} and no $default route")]
+    NoRoute { selected: String },
+    /// API Gateway stopped waiting at its integration timeout (the function may run on).
+    #[error("the integration did not answer within API Gateway's integration timeout")]
+    TimedOut,
+}
+
+impl IntegrationError {
+    /// What API Gateway sends the client when a message's integration fails this way.
+    pub fn client_message(&self) -> &'static str {
+        match self {
+            IntegrationError::NoRoute { .. } => "Forbidden",
+            IntegrationError::TimedOut => "Endpoint request timed out",
+            _ => "Internal server error",
+        }
+    }
 }
 
 #[async_trait]
@@ -41,8 +73,8 @@ where
         &self,
         event: Value,
         deadline: Timestamp,
-    ) -> Result<ApiGatewayProxyResponse, InboundError> {
-        WebSocketHandler::handle_json_until(self, event, deadline).await
+    ) -> Result<ApiGatewayProxyResponse, IntegrationError> {
+        Ok(WebSocketHandler::handle_json_until(self, event, deadline).await?)
     }
 }
 
@@ -144,7 +176,7 @@ impl Invoker {
         conn: &ConnectionContext,
         invocation: Invocation,
         event: impl FnOnce() -> Value,
-    ) -> Result<ApiGatewayProxyResponse, InboundError> {
+    ) -> Result<ApiGatewayProxyResponse, IntegrationError> {
         let route = invocation.route();
         let pool = match route {
             Route::Connect => &self.connect,
@@ -207,7 +239,7 @@ mod tests {
             &self,
             _: Value,
             _: Timestamp,
-        ) -> Result<ApiGatewayProxyResponse, InboundError> {
+        ) -> Result<ApiGatewayProxyResponse, IntegrationError> {
             self.release.notified().await;
             Ok(ApiGatewayProxyResponse::default())
         }

@@ -18,12 +18,17 @@
 //! - [`delivery`]: `--workers` running the delivery worker over the in-memory queue.
 //! - [`publish_route`]: `POST /{stage}/@publish`, a backend's publish without a WebSocket.
 //! - [`request_body`]: a request's body, read up to a limit and within a deadline.
+//! - [`authorizer`]: the `$connect` authorizer, in process or a function, read as API Gateway
+//!   reads its policy.
+//! - [`deployment`]: `--deployment FILE`, the packaged stack's functions behind the routes, run
+//!   under the Lambda emulator in [`lambda`], and its event source mappings.
 //! - [`limits`], [`flags`], [`wiring`], [`tokens`]: configuration.
 //!
 //! Only the modules that handle requests (`server`, `handshake`, `socket`, `management`,
 //! `publish_route`) import [`gateway`]; every other module is a leaf they are built from, and the
 //! imports form no cycle (`tests/tidy_modules.rs`).
 
+mod authorizer;
 mod bounded_notifier;
 mod browser_safety;
 mod chat_page;
@@ -31,6 +36,7 @@ mod clock;
 mod close_codes;
 mod config;
 mod delivery;
+pub mod deployment;
 mod events;
 mod flags;
 mod gateway;
@@ -53,11 +59,12 @@ mod wiring;
 pub use browser_safety::{BrowserPolicy, exposure_warning};
 pub use config::GatewayConfig;
 pub use delivery::LocalDelivery;
+pub use events::ApiName;
 pub use flags::{NotifierKind, Options};
 pub use inspector::bus::{
     HISTORY_BYTES as INSPECTOR_HISTORY_BYTES, MAX_SUBSCRIBERS as INSPECTOR_MAX_SUBSCRIBERS,
 };
-pub use invoker::EventHandler;
+pub use invoker::{EventHandler, IntegrationError};
 pub use limits::{
     API_GATEWAY_IDLE_TIMEOUT, API_GATEWAY_MAX_FRAME_BYTES, CLOSE_HANDSHAKE_TIMEOUT, Limits,
 };

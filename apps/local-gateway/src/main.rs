@@ -27,6 +27,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         gateway.management_url()
     );
     println!("  inspector:     {}", gateway.http_url());
+    if let Some(path) = &options.deployment {
+        println!(
+            "  deployment:    {} functions from {} (their logs: each function's logFile)",
+            gateway.functions().map_or(0, |f| f.names().count()),
+            path.display()
+        );
+    } else {
+        describe_delivery(&options, &gateway);
+    }
+    println!("Try: npx wscat -c {}", gateway.ws_url());
+    terminated.await?;
+    println!("shutting down: closing every socket with 1001 and running $disconnect");
+    let functions = gateway.functions().cloned();
+    gateway.shutdown().await;
+    if let Some(functions) = functions {
+        println!("what the deployment's functions did:");
+        for (name, stats) in functions.stats() {
+            println!("  {name}: {stats}");
+        }
+    }
+    println!("stopped");
+    Ok(())
+}
+
+fn describe_delivery(options: &Options, gateway: &local_gateway::RunningGateway) {
     match (gateway.publish_url(), gateway.delivery()) {
         (Some(url), Some(delivery)) => {
             println!(
@@ -52,12 +77,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             gateway.ws_url()
         );
     }
-    println!("Try: npx wscat -c {}", gateway.ws_url());
-    terminated.await?;
-    println!("shutting down: closing every socket with 1001 and running $disconnect");
-    gateway.shutdown().await;
-    println!("stopped");
-    Ok(())
 }
 
 /// Ctrl-C in a terminal, SIGTERM from `docker stop`, systemd or an IDE's stop button. The

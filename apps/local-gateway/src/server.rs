@@ -23,7 +23,9 @@ use tokio::task::JoinSet;
 
 use crate::config::GatewayConfig;
 use crate::delivery::LocalDelivery;
-use crate::gateway::{Gateway, RouterState, connection_permits};
+use crate::deployment::Deployed;
+use crate::gateway::{Background, Gateway, RouterState, connection_permits};
+use crate::lambda::Functions;
 use crate::limits::{CLOSE_HANDSHAKE_TIMEOUT, Limits};
 use crate::{browser_safety, handshake, inspector, management, metrics_page, publish_route};
 
@@ -35,6 +37,7 @@ pub struct RunningGateway {
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     delivery: Option<LocalDelivery>,
+    deployed: Option<Deployed>,
 }
 
 impl RunningGateway {
@@ -68,6 +71,11 @@ impl RunningGateway {
             .map(|_| format!("{}/@publish", self.management_url()))
     }
 
+    /// The deployment's functions, under `--deployment`: what their instances did so far.
+    pub fn functions(&self) -> Option<&Functions> {
+        self.deployed.as_ref().map(|deployed| &deployed.functions)
+    }
+
     /// The delivery queue and its workers, when `--workers` is above 0.
     pub fn delivery(&self) -> Option<&LocalDelivery> {
         self.delivery.as_ref()
@@ -92,13 +100,16 @@ impl RunningGateway {
         if let Some(delivery) = self.delivery {
             delivery.stop();
         }
+        if let Some(deployed) = self.deployed {
+            deployed.stop();
+        }
         self.server.abort();
     }
 }
 
 pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
     let (stop, shutdown) = watch::channel(false);
-    let (gateway, listeners, delivery) = Gateway::new(config, shutdown)?;
+    let (gateway, listeners, Background { delivery, deployed }) = Gateway::new(config, shutdown)?;
     let gateway = Arc::new(gateway);
     let app = routes(gateway.clone());
     let limits = gateway.limits;
@@ -115,6 +126,7 @@ pub async fn start(config: GatewayConfig) -> std::io::Result<RunningGateway> {
         stop,
         server,
         delivery,
+        deployed,
     })
 }
 

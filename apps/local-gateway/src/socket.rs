@@ -201,7 +201,7 @@ async fn dispatch(
         tracing::error!(connectionId = conn.connection_id, error = %e, "integration failed");
         // What API Gateway sends when the integration fails.
         let frame = json!({
-            "message": "Internal server error",
+            "message": e.client_message(),
             "connectionId": conn.connection_id,
             "requestId": request_id,
         });

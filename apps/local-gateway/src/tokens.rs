@@ -5,6 +5,7 @@ use adapters::settings;
 use domain::TokenVerifier;
 use std::sync::Arc;
 
+use crate::authorizer::{Authorizer, InProcess};
 use crate::flags::Options;
 
 /// A minted token's lifetime.
@@ -22,11 +23,12 @@ impl Options {
     }
 
     /// The authorizer, when a secret or a JWKS URL is configured: off by default for the quick start.
-    pub(crate) fn authorizer(&self) -> Result<Option<Arc<dyn TokenVerifier>>, AuthConfigError> {
+    pub(crate) fn authorizer(&self) -> Result<Option<Arc<dyn Authorizer>>, AuthConfigError> {
         if !self.auth_is_on() {
             return Ok(None);
         }
-        Ok(Some(Arc::new(self.auth_config()?.verifier()?)))
+        let verifier: Arc<dyn TokenVerifier> = Arc::new(self.auth_config()?.verifier()?);
+        Ok(Some(Arc::new(InProcess(verifier))))
     }
 
     /// A token the authorizer accepts, for trying auth locally.

@@ -18,12 +18,17 @@ use adapters::sqs::{Sources, SqsDeliveryQueue, SqsPoller, sqs_client};
 use crate::bounded_notifier::{BoundedNotifier, DEFAULT_MAX_POSTS_IN_FLIGHT};
 use crate::config::GatewayConfig;
 use crate::delivery::{LocalDelivery, Transport};
+use crate::deployment::{Deployed, Deployment};
+use crate::events::ApiName;
 use crate::flags::{NotifierKind, Options};
 use crate::invoker::EventHandler;
 use crate::registry::{InProcessNotifier, Sockets};
 
 impl Options {
     pub async fn gateway_config(&self) -> Result<GatewayConfig, Box<dyn std::error::Error>> {
+        if let Some(path) = &self.deployment {
+            return self.deployment_config(&Deployment::load(path)?).await;
+        }
         let mut settings = self.service.domain()?;
         settings.max_message_bytes = self.max_message_bytes;
         self.check_delivery(&settings)?;
@@ -91,11 +96,48 @@ impl Options {
             listener,
             notifier_listener,
             stage: self.stage.clone(),
+            api: ApiName::default(),
             limits: self.limits(),
             browser: self.browser_policy(),
             handler,
             delivery,
             rooms: Some(rooms),
+            deployed: None,
+        })
+    }
+
+    /// The gateway in front of a deployment's functions: its stage and API name, its routes and
+    /// authorizer invoking the functions, its event source mappings polling. The functions post
+    /// to `@connections` where their environment says (through the rehearsal's proxy, to this
+    /// gateway's port).
+    async fn deployment_config(
+        &self,
+        deployment: &Deployment,
+    ) -> Result<GatewayConfig, Box<dyn std::error::Error>> {
+        let listener = tokio::net::TcpListener::bind((self.host, self.port))
+            .await
+            .map_err(|e| format!("cannot listen on {}:{}: {e}", self.host, self.port))?;
+        let functions = deployment.functions();
+        let authorizer = deployment
+            .authorizer(functions.clone())
+            .map(|authorizer| Arc::new(authorizer) as Arc<dyn crate::authorizer::Authorizer>);
+        Ok(GatewayConfig {
+            listener,
+            notifier_listener: None,
+            stage: deployment.stage.clone(),
+            api: ApiName {
+                id: deployment.api_id.clone(),
+                region: deployment.region.clone(),
+                account_id: deployment.account_id.clone(),
+            },
+            limits: self.limits(),
+            handler: Arc::new(deployment.routes(functions.clone())),
+            authorizer,
+            sockets: Arc::new(Sockets::default()),
+            browser: self.browser_policy(),
+            delivery: None,
+            rooms: None,
+            deployed: Some(Deployed::start(deployment, functions).await),
         })
     }
 

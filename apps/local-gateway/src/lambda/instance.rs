@@ -41,6 +41,8 @@ struct Api {
     /// Told once the instance asked for its first event: its init is done.
     ready: Notify,
     init_error: Mutex<Option<String>>,
+    /// Told when the function reports an init error: Lambda ends such an instance at once.
+    init_failed: Notify,
 }
 
 /// One instance of a function: its process, and the Runtime API only it polls. Dropping it kills
@@ -67,7 +69,7 @@ impl Drop for Instance {
 impl Instance {
     /// Starts the process and waits for its first `next`, as Lambda's init phase.
     pub async fn start(spec: &FunctionSpec) -> Result<Self, InvokeError> {
-        let init_failed = |message: String| InvokeError::InitFailed {
+        let init_failed_with = |message: String| InvokeError::InitFailed {
             function: spec.name.clone(),
             message,
         };
@@ -85,13 +87,14 @@ impl Instance {
             answers: Mutex::default(),
             ready: Notify::new(),
             init_error: Mutex::default(),
+            init_failed: Notify::new(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| init_failed(format!("no port for its Runtime API: {e}")))?;
+            .map_err(|e| init_failed_with(format!("no port for its Runtime API: {e}")))?;
         let address = listener
             .local_addr()
-            .map_err(|e| init_failed(e.to_string()))?;
+            .map_err(|e| init_failed_with(e.to_string()))?;
         let routes = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
             .route(
@@ -105,9 +108,11 @@ impl Instance {
             let _ = axum::serve(listener, routes).await;
         });
         let ready = api.ready.notified();
+        let init_failed = api.init_failed.notified();
         let started = Instant::now();
-        let mut process = spawn(spec, &address.to_string())
-            .map_err(|e| init_failed(format!("cannot run {}: {e}", spec.bootstrap.display())))?;
+        let mut process = spawn(spec, &address.to_string()).map_err(|e| {
+            init_failed_with(format!("cannot run {}: {e}", spec.bootstrap.display()))
+        })?;
         let pid = process.id();
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let log = log_writer(spec).await;
@@ -136,12 +141,16 @@ impl Instance {
         let mut exited = instance.exited.clone();
         tokio::select! {
             () = ready => {}
+            () = init_failed => {
+                let why = api.init_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                return Err(init_failed_with(why.unwrap_or_default()));
+            }
             _ = exited.changed() => {
                 let why = api.init_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                return Err(init_failed(why.unwrap_or_else(|| instance.why_it_stopped())));
+                return Err(init_failed_with(why.unwrap_or_else(|| instance.why_it_stopped())));
             }
             () = tokio::time::sleep(INIT_TIMEOUT) => {
-                return Err(init_failed(format!("it did not ask for an event within {INIT_TIMEOUT:?}")));
+                return Err(init_failed_with(format!("it did not ask for an event within {INIT_TIMEOUT:?}")));
             }
         }
         instance.init_time = started.elapsed();
@@ -415,5 +424,6 @@ async fn init_error(State(api): State<Arc<Api>>, body: Bytes) -> StatusCode {
     let (error_type, message) = reported(&body);
     *api.init_error.lock().unwrap_or_else(|e| e.into_inner()) =
         Some(format!("{error_type}: {message}"));
+    api.init_failed.notify_one();
     StatusCode::ACCEPTED
 }

@@ -38,6 +38,29 @@ pub struct FunctionStats {
     pub init_times: Vec<Duration>,
 }
 
+impl std::fmt::Display for FunctionStats {
+    /// `12 invocations, 2 cold starts (init 9.1 ms median, 11.0 ms max)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} invocations, {} cold starts",
+            self.invocations, self.cold_starts
+        )?;
+        let mut init = self.init_times.clone();
+        init.sort();
+        if let (Some(median), Some(max)) = (init.get(init.len() / 2), init.last()) {
+            let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+            write!(
+                f,
+                " (init {:.1} ms median, {:.1} ms max)",
+                ms(median),
+                ms(max)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Every function of a deployment, each with its pool of instances.
 #[derive(Clone)]
 pub struct Functions {
