@@ -99,6 +99,31 @@ fn tidy_the_stacks_default_values_are_within_the_declared_bounds() {
 }
 
 #[test]
+fn tidy_a_deploy_parameter_defaults_to_the_settings_own_default() {
+    // Otherwise the documented default (docs/configuration.md, from the declarations) is not what
+    // a deploy gets.
+    let yaml = serverless();
+    let mut compared = Vec::new();
+    for (place, name, value) in environment(&yaml) {
+        let (Some(setting), Some(value)) = (declared(&name), resolved(&yaml, &value)) else {
+            continue;
+        };
+        if let Value::Number { default, .. } = setting.value {
+            // Deliberate departures, each with its reason in serverless.yml.
+            if ["RATE_LIMIT_PER_SECOND", "RATE_LIMIT_BURST"].contains(&name.as_str()) {
+                continue;
+            }
+            assert_eq!(value, default.to_string(), "{place}: {name}");
+            compared.push(name);
+        }
+    }
+    assert!(
+        compared.iter().any(|name| name == "INLINE_RECIPIENTS"),
+        "{compared:?}"
+    );
+}
+
+#[test]
 fn tidy_the_local_gateway_reads_every_setting_but_the_deployments_own() {
     // What only a deployment has: its endpoint, its namespace, the runtime's own variables.
     let lambdas_only: Vec<&str> = ALL
