@@ -33,6 +33,25 @@
  * @typedef {'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'} ConnectionState
  */
 
+import {
+  ACTIONS,
+  ANSWER_TYPES,
+  FRAME_TYPES,
+  HASHED_INBOX_MARK,
+  INBOX_PREFIX,
+  ROOM_NAME,
+} from './protocol.js';
+
+export * from './protocol.js';
+
+/**
+ * @typedef {import('./protocol.js').AckFrame} AckFrame
+ * @typedef {import('./protocol.js').MembersFrame} MembersFrame
+ * @typedef {import('./protocol.js').IdentityFrame} IdentityFrame
+ * @typedef {import('./protocol.js').PongFrame} PongFrame
+ * @typedef {import('./protocol.js').Frame} Frame
+ */
+
 /** A request the server refused: `code` is the `error` frame's code (`not_member`, ...). */
 export class RequestError extends Error {
   /** @param {string} code @param {string} message @param {object} [frame] */
@@ -44,10 +63,6 @@ export class RequestError extends Error {
   }
 }
 
-/** What starts a principal's private inbox room, and what marks one named by a hash. */
-const INBOX_PREFIX = 'user:';
-const HASHED_INBOX_MARK = 'x.';
-
 /**
  * The private inbox room of `principal` (a token's `sub`), as the service names it: `user:{sub}`
  * when that is a room name (1-64 of `[A-Za-z0-9_.:-]`) and does not start with `x.`, otherwise
@@ -58,7 +73,7 @@ const HASHED_INBOX_MARK = 'x.';
  */
 export async function inboxOf(principal) {
   const plain = `${INBOX_PREFIX}${principal}`;
-  if (!principal.startsWith(HASHED_INBOX_MARK) && plain.length <= 64 && /^[A-Za-z0-9_.:-]+$/.test(plain)) {
+  if (!principal.startsWith(HASHED_INBOX_MARK) && ROOM_NAME.test(plain)) {
     return plain;
   }
   const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(principal));
@@ -84,7 +99,9 @@ function base32Lower(bytes) {
 }
 
 /** Frame types that answer a request by themselves (no `ack` follows them). */
-const ANSWER_TYPES = new Set(['ack', 'error', 'pong', 'identity', 'members']);
+const ANSWERING = new Set(ANSWER_TYPES);
+/** Frame types the client emits as events of their own. */
+const EVENT_TYPES = new Set([FRAME_TYPES.MESSAGE, FRAME_TYPES.TYPING, FRAME_TYPES.PRESENCE]);
 
 /**
  * Events (an `EventTarget`; each event's `detail` is the frame or the state):
@@ -147,57 +164,60 @@ export class WsClient extends EventTarget {
     this.setState('closed');
   }
 
-  /** @param {string} room */
+  /** @param {string} room @returns {Promise<AckFrame>} */
   async join(room) {
-    const ack = await this.request({ action: 'join', room });
+    const ack = await this.request({ action: ACTIONS.JOIN, room });
     this.rooms.add(room);
     return ack;
   }
 
-  /** @param {string} room */
+  /** @param {string} room @returns {Promise<AckFrame>} */
   async leave(room) {
     this.rooms.delete(room);
-    return this.request({ action: 'leave', room });
+    return this.request({ action: ACTIONS.LEAVE, room });
   }
 
-  /** @param {string} room @param {unknown} data */
+  /** @param {string} room @param {unknown} data @returns {Promise<AckFrame>} */
   publish(room, data) {
-    return this.request({ action: 'publish', room, data });
+    return this.request({ action: ACTIONS.PUBLISH, room, data });
   }
 
-  /** @param {unknown} data Everyone connected gets it. */
+  /** @param {unknown} data Everyone connected gets it. @returns {Promise<AckFrame>} */
   broadcast(data) {
-    return this.request({ action: 'sendmessage', data });
+    return this.request({ action: ACTIONS.SENDMESSAGE, data });
   }
 
-  /** @param {string} to A connection id. @param {unknown} data */
+  /** @param {string} to A connection id. @param {unknown} data @returns {Promise<AckFrame>} */
   sendTo(to, data) {
-    return this.request({ action: 'send', to, data });
+    return this.request({ action: ACTIONS.SEND, to, data });
   }
 
-  /** @param {string} room */
+  /** @param {string} room @returns {Promise<AckFrame>} */
   typing(room) {
-    return this.request({ action: 'typing', room });
+    return this.request({ action: ACTIONS.TYPING, room });
   }
 
   /** One page of a room's member list; pass the answer's `cursor` for the next one.
-   * @param {string} room @param {string} [cursor] */
+   * @param {string} room @param {string} [cursor] @returns {Promise<MembersFrame>} */
   members(room, cursor) {
-    return this.request(cursor ? { action: 'members', room, cursor } : { action: 'members', room });
+    return this.request(cursor ? { action: ACTIONS.MEMBERS, room, cursor } : { action: ACTIONS.MEMBERS, room });
   }
 
+  /** @returns {Promise<IdentityFrame>} */
   whoami() {
-    return this.request({ action: 'whoami' });
+    return this.request({ action: ACTIONS.WHOAMI });
   }
 
+  /** @returns {Promise<PongFrame>} */
   ping() {
-    return this.request({ action: 'ping' });
+    return this.request({ action: ACTIONS.PING });
   }
 
   /**
    * Sends `body` with a fresh `requestId`; resolves with the frame that answers it, rejects with
    * a {@link RequestError} on an `error` frame, or with a timeout.
    * @param {Record<string, unknown>} body
+   * @returns {Promise<any>} the answering frame (its type depends on the action)
    */
   request(body) {
     if (!this.socket || !this.socketOpen) {
@@ -263,7 +283,7 @@ export class WsClient extends EventTarget {
     }, this.options.pingIntervalMs);
     try {
       this.connectionId = (await this.whoami()).connectionId ?? null;
-      await Promise.all([...this.rooms].map((room) => this.request({ action: 'join', room })));
+      await Promise.all([...this.rooms].map((room) => this.request({ action: ACTIONS.JOIN, room })));
       // Open means usable: the rooms of before the reconnect are joined again.
       this.setState('open');
       this.opened?.resolve();
@@ -283,14 +303,14 @@ export class WsClient extends EventTarget {
     }
     if (!frame || typeof frame !== 'object') return;
     const waiting = frame.requestId !== undefined && this.pending.get(frame.requestId);
-    if (waiting && ANSWER_TYPES.has(frame.type)) {
+    if (waiting && ANSWERING.has(frame.type)) {
       this.pending.delete(frame.requestId);
       clearTimeout(waiting.timer);
-      if (frame.type === 'error') waiting.reject(new RequestError(frame.code, frame.message, frame));
+      if (frame.type === FRAME_TYPES.ERROR) waiting.reject(new RequestError(frame.code, frame.message, frame));
       else waiting.resolve(frame);
       return;
     }
-    if (frame.type === 'message' && typeof frame.id === 'string') {
+    if (frame.type === FRAME_TYPES.MESSAGE && typeof frame.id === 'string') {
       if (this.seenIds.has(frame.id)) return;
       this.seenIds.add(frame.id);
       if (this.seenIds.size > this.options.dedupeWindow) {
@@ -298,7 +318,7 @@ export class WsClient extends EventTarget {
       }
     }
     this.emit('frame', frame);
-    if (['message', 'typing', 'presence'].includes(frame.type)) this.emit(frame.type, frame);
+    if (EVENT_TYPES.has(frame.type)) this.emit(frame.type, frame);
   }
 
   scheduleReconnect(error) {

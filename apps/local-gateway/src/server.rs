@@ -148,6 +148,7 @@ fn routes(gateway: Arc<Gateway>) -> Router {
         .route("/inspector/metrics.js", get(inspector::metrics))
         .route("/inspector/dom.js", get(inspector::dom))
         .route("/inspector/ws-client.js", get(inspector::ws_client))
+        .route("/inspector/protocol.js", get(inspector::protocol))
         .route("/{stage}", get(handshake::upgrade))
         .route("/{stage}/@connections/{id}", any(management::connection))
         .route("/{stage}/@publish", post(publish_route::publish))

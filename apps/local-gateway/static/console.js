@@ -1,5 +1,7 @@
 // The protocol console (/inspector/console): a file, not an inline script, so the page's
 // Content-Security-Policy runs no inline script at all.
+import { ACTIONS } from "./protocol.js";
+
 const $ = (id) => document.getElementById(id);
 // The server writes its --stage into the page, so the page follows it.
 const stage = document.querySelector('meta[name="gateway-stage"]').content;
@@ -28,8 +30,8 @@ $("connect").onclick = () => {
   socket.onclose = (e) => { setOpen(false); log("sys", `closed: ${e.code} ${e.reason}`); };
 };
 $("close").onclick = () => socket.close(1000, "bye");
-$("whoami").onclick = () => send({ action: "whoami" });
-$("join").onclick = () => send({ action: "join", room: $("room").value });
-$("leave").onclick = () => send({ action: "leave", room: $("room").value });
-$("publish").onclick = () => send({ action: "publish", room: $("room").value, data: $("roomText").value });
-$("broadcast").onclick = () => send({ action: "sendmessage", data: $("allText").value });
+$("whoami").onclick = () => send({ action: ACTIONS.WHOAMI });
+$("join").onclick = () => send({ action: ACTIONS.JOIN, room: $("room").value });
+$("leave").onclick = () => send({ action: ACTIONS.LEAVE, room: $("room").value });
+$("publish").onclick = () => send({ action: ACTIONS.PUBLISH, room: $("room").value, data: $("roomText").value });
+$("broadcast").onclick = () => send({ action: ACTIONS.SENDMESSAGE, data: $("allText").value });

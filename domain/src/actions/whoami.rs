@@ -24,6 +24,7 @@ impl Action for WhoAmI {
         let frame = Frame::Identity {
             connection_id: &cx.sender.id,
             principal: cx.sender.principal.as_ref(),
+            protocol_version: crate::protocol::PROTOCOL_VERSION,
             request_id: cx.request_id,
         };
         cx.reply(&frame).await;

@@ -6,6 +6,7 @@
 //! [`spec`] describes both as data, for the documentation and the clients.
 
 pub mod cursor;
+pub mod documents;
 mod inbound;
 mod outbound;
 pub mod spec;
@@ -19,6 +20,10 @@ pub use outbound::{ErrorCode, FRAMES, Frame, FrameError, PresenceEvent, encode};
 pub mod frames {
     pub use super::outbound::{ACK, ERROR, IDENTITY, MEMBERS, MESSAGE, PONG, PRESENCE, TYPING};
 }
+
+/// The protocol's version, in every `identity` frame: raised by any change an existing client
+/// must know of (docs/UPGRADING.md says what each version changed).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// API Gateway's limit for one WebSocket message, inbound or outbound (128 KB).
 pub const API_GATEWAY_MAX_MESSAGE_BYTES: usize = 128 * 1024;

@@ -83,6 +83,9 @@ pub enum Frame<'a> {
         #[serde(rename = "connectionId")]
         connection_id: &'a ConnectionId,
         principal: Option<&'a Principal>,
+        /// [`super::PROTOCOL_VERSION`]: what this server speaks.
+        #[serde(rename = "protocolVersion")]
+        protocol_version: u32,
         #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
         request_id: Option<&'a RequestId>,
     },
@@ -214,6 +217,11 @@ pub const IDENTITY: FrameSpec = FrameSpec {
             "principal",
             Kind::Principal,
             "this connection's principal, null when authentication is off",
+        ),
+        FieldSpec::required(
+            "protocolVersion",
+            Kind::Integer,
+            "the protocol this server speaks; docs/UPGRADING.md lists what each version changed",
         ),
         ANSWER_ID,
     ],

@@ -130,6 +130,7 @@ fn every_frame() -> Vec<Value> {
         Frame::Identity {
             connection_id: &connection,
             principal: Some(&principal),
+            protocol_version: 2,
             request_id: Some(&request_id),
         },
         Frame::Typing {

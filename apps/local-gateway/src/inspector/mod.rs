@@ -33,6 +33,8 @@ const CONSOLE_JS: &str = include_str!("../../static/console.js");
 const CONSOLE_CSS: &str = include_str!("../../static/console.css");
 /// The client library the chat view runs, the very file applications import.
 const WS_CLIENT_JS: &str = include_str!("../../../../clients/js/ws-client.js");
+/// The wire names the client and the console read, generated from the domain's declarations.
+const PROTOCOL_JS: &str = include_str!("../../../../clients/js/protocol.js");
 
 /// The inspector page and its protocol console, rendered once for this gateway.
 pub(crate) struct Pages {
@@ -130,4 +132,8 @@ pub(crate) async fn console_css() -> Response {
 
 pub(crate) async fn ws_client() -> Response {
     asset("text/javascript; charset=utf-8", WS_CLIENT_JS)
+}
+
+pub(crate) async fn protocol() -> Response {
+    asset("text/javascript; charset=utf-8", PROTOCOL_JS)
 }

@@ -3,6 +3,7 @@
 import { el, shortId, clock, since } from './dom.js';
 import { startChat } from './chat.js';
 import { startMetrics } from './metrics.js';
+import { FRAME_TYPES } from './protocol.js';
 
 const $ = (id) => document.getElementById(id);
 const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
@@ -76,7 +77,7 @@ function prepend(list, row, fresh) {
 const refusals = new Map();
 function noteRefusal(call) {
   const frame = call.method === 'POST' ? parsed(call.body) : null;
-  if (frame?.type !== 'error' || frame.requestId === undefined) return;
+  if (frame?.type !== FRAME_TYPES.ERROR || frame.requestId === undefined) return;
   refusals.set(`${call.connectionId} ${frame.requestId}`, frame.code);
   if (refusals.size > MAX_ROWS) refusals.delete(refusals.keys().next().value);
 }
