@@ -97,7 +97,7 @@ pub const ALL: &[Metric] = &[
     ),
     Metric::counter(
         name::CONNECTIONS_REFUSED,
-        "$connect refused by the handler itself (no principal where one is required).",
+        "$connect refused by the handler itself (no principal where one is required, or the on_connect hook).",
     ),
     Metric::counter(name::MESSAGES, "Messages whose action ran, by Action."),
     Metric::counter(

@@ -196,6 +196,13 @@ pub const ECHO_TO_SENDER: Setting = shared(
     Value::Switch { default: true },
 );
 
+/// A chat feature a fork may not want: off, `typing` is refused as an unknown action.
+pub const TYPING: Setting = shared(
+    "TYPING",
+    "the typing action: off, it is refused as unknown_action",
+    Value::Switch { default: true },
+);
+
 /// Each join or leave in a room of N members costs N posts: past 1 000, churn costs more than
 /// presence is worth.
 pub const PRESENCE_MAX_MEMBERS: Setting = shared(
@@ -460,6 +467,7 @@ pub const ALL: &[Setting] = &[
     TTL_MARGIN_SECONDS,
     MAX_ROOMS_PER_CONNECTION,
     ECHO_TO_SENDER,
+    TYPING,
     PRESENCE_MAX_MEMBERS,
     RATE_LIMIT_PER_SECOND,
     RATE_LIMIT_BURST,
@@ -502,6 +510,7 @@ pub fn domain_settings(
         ttl_margin: Duration::from_secs(TTL_MARGIN_SECONDS.parsed(get, local)?),
         max_rooms_per_connection: MAX_ROOMS_PER_CONNECTION.parsed(get, local)?,
         echo_to_sender: ECHO_TO_SENDER.parsed(get, local)?,
+        typing: TYPING.parsed(get, local)?,
         presence_max_members: PRESENCE_MAX_MEMBERS.parsed(get, local)?,
         inline_recipients: INLINE_RECIPIENTS.parsed(get, local)?,
         job_safety_margin: Duration::from_millis(JOB_SAFETY_MARGIN_MS.parsed(get, local)?),

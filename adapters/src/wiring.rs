@@ -81,6 +81,7 @@ pub fn service<R: ConnectionRepository, N: ClientNotifier>(
         settings,
     )
     .with_room_policy(Arc::new(DefaultRoomPolicy))
+    .with_hooks(crate::hooks::project_hooks())
 }
 
 /// The handler the Lambda of `route` runs: DynamoDB for storage, `@connections` for replies.

@@ -123,6 +123,7 @@ fn seeds(count: usize) -> Vec<Seed> {
                 principal: None,
                 source_ip: None,
                 user_agent: None,
+                metadata: None,
             })
         })
         .collect()

@@ -217,6 +217,7 @@ pub fn forever(raw: &str) -> domain::Connection {
         principal: None,
         source_ip: None,
         user_agent: None,
+        metadata: None,
     }
 }
 

@@ -6,7 +6,7 @@ export interface Member {
   principal: string | null;
 }
 
-export type ErrorCode = 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited';
+export type ErrorCode = 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited' | 'rejected';
 
 /** data to every live connection */
 export interface SendmessageRequest {
@@ -188,7 +188,7 @@ export interface AckFrame {
 export interface ErrorFrame {
   type: 'error';
   /** what went wrong */
-  code: 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited';
+  code: 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited' | 'rejected';
   /** for people, never parse it */
   message: string;
   /** the requestId of the request this answers */

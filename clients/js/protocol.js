@@ -45,7 +45,7 @@ export const ANSWERS = Object.freeze({
 export const ANSWER_TYPES = Object.freeze(['ack', 'members', 'pong', 'identity', 'error']);
 
 /** Every `error` frame's `code`. */
-export const ERROR_CODES = Object.freeze(['bad_json', 'unknown_action', 'invalid_field', 'too_large', 'not_member', 'unknown_connection', 'too_many_rooms', 'forbidden', 'rate_limited']);
+export const ERROR_CODES = Object.freeze(['bad_json', 'unknown_action', 'invalid_field', 'too_large', 'not_member', 'unknown_connection', 'too_many_rooms', 'forbidden', 'rate_limited', 'rejected']);
 
 /** A room name. */
 export const ROOM_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;

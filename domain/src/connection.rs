@@ -130,6 +130,8 @@ pub struct Connection {
     pub principal: Option<Principal>,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// What the `on_connect` hook attached (at most [`crate::hooks::MAX_METADATA_BYTES`]).
+    pub metadata: Option<String>,
 }
 
 impl Connection {
@@ -251,6 +253,7 @@ mod tests {
             principal: None,
             source_ip: None,
             user_agent: None,
+            metadata: None,
         };
         assert!(c.is_live_at(Timestamp::from_millis(9)));
         assert!(!c.is_live_at(Timestamp::from_millis(10)));

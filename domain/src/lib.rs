@@ -7,6 +7,7 @@
 //! - [`service`]: the use cases `$connect`, `$disconnect` and client messages, and the steps
 //!   the actions share.
 //! - [`actions`]: every client action, one module each.
+//! - [`hooks`]: where a fork customises connects, messages and joins, in one place.
 //! - [`rate_limit`]: the per-connection token bucket, in integer arithmetic.
 //! - [`ports`]: what the domain needs from storage, API Gateway and the clock.
 //! - `testing` (feature `mocks`): helpers for every crate's tests.
@@ -17,6 +18,7 @@ pub mod connection;
 pub mod deadline;
 pub mod delivery;
 pub mod fanout;
+pub mod hooks;
 pub mod message;
 pub mod ports;
 pub mod protocol;
@@ -39,6 +41,7 @@ pub use delivery::{
     WorkError,
 };
 pub use fanout::{Audience, DeliveryReport, FanOutError};
+pub use hooks::{Admission, Hooks, JoinAttempt, NoHooks, Publication, PublishTarget, Rejection};
 pub use message::{MessageId, MessageIdError};
 pub use ports::{
     ClientNotifier, Clock, ConnectionRepository, JoinError, Joined, MemberPage, NotifyError,

@@ -30,6 +30,8 @@ pub struct Settings {
     pub ttl_margin: Duration,
     /// Whether a `sendmessage` or `publish` is also delivered back to its sender.
     pub echo_to_sender: bool,
+    /// Whether the `typing` action is on; off, it is refused as `unknown_action`.
+    pub typing: bool,
     /// Presence events go only to rooms of at most this many members: above it, each join or
     /// leave would cost a post per member, N² posts for a room's churn. 0 turns presence off.
     pub presence_max_members: usize,
@@ -62,6 +64,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             ttl_margin: Duration::from_secs(10 * 60),
             echo_to_sender: true,
+            typing: true,
             presence_max_members: 100,
             inline_recipients: DEFAULT_INLINE_RECIPIENTS,
             job_safety_margin: Duration::from_secs(5),

@@ -36,6 +36,11 @@ impl TestClient {
         Self::identified(socket).await
     }
 
+    /// A client on a socket the test opened itself (with its own URL or headers).
+    pub async fn from_socket(socket: Client) -> Self {
+        Self::identified(socket).await
+    }
+
     async fn identified(socket: Client) -> Self {
         let mut client = Self {
             socket,

@@ -359,3 +359,26 @@ async fn the_protocol_console_tab_runs_under_its_content_security_policy() {
     screenshot(&page, "protocol-console").await;
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_chat_view_off_the_inspector_shows_no_chat_and_opens_no_socket() {
+    let gw = gateway(&["--chat-view", "false"]).await;
+    let chromium = Chromium::launch().await;
+    let page = chromium.open(&gw.http_url()).await;
+
+    wait_until(
+        &page,
+        "document.body.classList.contains('no-chat') && document.getElementById('chat').hidden",
+        "the chat view is hidden",
+    )
+    .await;
+    wait_until(
+        &page,
+        "document.getElementById('feed-state').textContent.includes('live')",
+        "the inspector's own feed is live",
+    )
+    .await;
+
+    assert_eq!(gw.open_sockets(), 0, "the page opened no WebSocket");
+    screenshot(&page, "inspector-without-chat").await;
+}

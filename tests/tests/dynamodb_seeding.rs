@@ -34,6 +34,7 @@ async fn connections_seeded_in_batches_read_back_list_and_belong_to_rooms_like_s
             principal: (i % 2 == 0).then(|| Principal::parse(format!("user{i}")).unwrap()),
             source_ip: Some("192.0.2.7".into()),
             user_agent: None,
+            metadata: None,
         })
         .collect();
 

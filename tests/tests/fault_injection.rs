@@ -40,6 +40,7 @@ fn live(raw: &str) -> Connection {
         principal: None,
         source_ip: None,
         user_agent: None,
+        metadata: None,
     }
 }
 

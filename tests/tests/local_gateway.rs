@@ -36,6 +36,7 @@ async fn gateway_running(handler: Arc<dyn EventHandler>) -> RunningGateway {
         authorizer: None,
         sockets: Arc::default(),
         browser: BrowserPolicy::default(),
+        chat_view: true,
         delivery: None,
         rooms: None,
         deployed: None,
@@ -188,6 +189,104 @@ async fn a_failing_connect_handler_refuses_the_handshake() {
             other.map(|_| ())
         ),
     }
+}
+
+/// The moderation hook docs/forking.md walks through: a word refused, every message trimmed and
+/// signed with the name `on_connect` kept for the connection, nobody in without a name.
+struct Moderation;
+
+#[async_trait::async_trait]
+impl domain::Hooks for Moderation {
+    async fn on_connect(
+        &self,
+        connect: &domain::ConnectRequest,
+    ) -> Result<domain::Admission, domain::Rejection> {
+        let name = connect.query.get("name").cloned();
+        match name {
+            Some(name) => Ok(domain::Admission {
+                metadata: Some(name),
+            }),
+            None => Err(domain::Rejection::new("connect with ?name=")),
+        }
+    }
+
+    async fn on_publish(
+        &self,
+        publication: &mut domain::Publication<'_>,
+    ) -> Result<(), domain::Rejection> {
+        let text: String = serde_json::from_str(publication.data.get())
+            .map_err(|_| domain::Rejection::new("send text"))?;
+        if text.to_lowercase().contains("darn") {
+            return Err(domain::Rejection::new("please keep it civil"));
+        }
+        let name = publication
+            .sender_metadata()
+            .await
+            .map_err(|e| domain::Rejection::new(e.to_string()))?
+            .unwrap_or_default();
+        let signed = json!({"text": text.trim(), "by": name}).to_string();
+        publication.data = serde_json::value::RawValue::from_string(signed)
+            .map_err(|e| domain::Rejection::new(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// A local gateway whose handler runs `hooks`, replying in process.
+async fn gateway_with_hooks(hooks: Arc<dyn domain::Hooks>) -> RunningGateway {
+    let sockets = Arc::new(local_gateway::Sockets::default());
+    let notifier = local_gateway::InProcessNotifier {
+        sockets: sockets.clone(),
+        max_message_bytes: Limits::default().max_message_bytes,
+    };
+    let service = adapters::wiring::service(
+        InMemoryConnectionRepository::default(),
+        notifier,
+        Settings::default(),
+    )
+    .with_hooks(hooks);
+    start(GatewayConfig {
+        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        notifier_listener: None,
+        stage: "local".into(),
+        api: ApiName::default(),
+        limits: Limits::default(),
+        handler: Arc::new(WebSocketHandler::new(service)),
+        authorizer: None,
+        sockets,
+        browser: BrowserPolicy::default(),
+        chat_view: true,
+        delivery: None,
+        rooms: None,
+        deployed: None,
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_moderation_hook_refuses_a_word_and_rewrites_what_the_room_gets() {
+    let gw = gateway_with_hooks(Arc::new(Moderation)).await;
+    let url = |name: &str| format!("{}?name={name}", gw.ws_url());
+    let (ada, _) = connect_async(url("Ada")).await.unwrap();
+    let (bob, _) = connect_async(url("Bob")).await.unwrap();
+    let mut ada = TestClient::from_socket(ada).await;
+    let mut bob = TestClient::from_socket(bob).await;
+    ada.join("lobby").await;
+    bob.join("lobby").await;
+
+    let refused = ada.publish("lobby", json!("well, DARN it")).await;
+    let ack = ada.publish("lobby", json!("  hello  ")).await;
+
+    assert_eq!(refused["code"], "rejected", "{refused}");
+    assert_eq!(refused["message"], "please keep it civil");
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let heard = bob.next_of_type("message").await;
+    assert_eq!(heard["data"], json!({"text": "hello", "by": "Ada"}));
+    assert_eq!(
+        handshake_status(&gw.ws_url()).await,
+        403,
+        "no name, no entry"
+    );
 }
 
 #[tokio::test]

@@ -64,6 +64,7 @@ async fn room_of_members(repo: &InMemoryConnectionRepository) -> Vec<ConnectionI
             principal: None,
             source_ip: None,
             user_agent: None,
+            metadata: None,
         };
         repo.save(&connection).await.unwrap();
         repo.join(&member, &room("lobby"), 50, now).await.unwrap();

@@ -278,7 +278,16 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
                     headers: event.headers,
                     query: event.query,
                 };
-                self.service.connect(request).await?;
+                match self.service.connect(request).await {
+                    Ok(_) => {}
+                    // The fork's on_connect hook said no: API Gateway refuses the handshake.
+                    Err(domain::ConnectError::Rejected(reason)) => {
+                        tracing::info!(reason, "connect refused by the on_connect hook");
+                        metrics::connection_refused();
+                        return Ok(status(403));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 metrics::connection_opened();
                 tracing::info!("connected");
             }

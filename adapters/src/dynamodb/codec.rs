@@ -18,6 +18,8 @@ pub const CONNECTED_AT: &str = "connectedAt";
 pub const PRINCIPAL: &str = "principal";
 pub const SOURCE_IP: &str = "sourceIp";
 pub const USER_AGENT: &str = "userAgent";
+/// What the `on_connect` hook attached to the connection.
+pub const METADATA: &str = "metadata";
 pub const ROOMS: &str = "rooms";
 /// The rate-limit bucket on the connection item: milli-tokens left, and when (ms) that was so.
 pub const BUCKET_TOKENS: &str = "bucketMilliTokens";
@@ -38,6 +40,7 @@ pub const ATTRIBUTES: &[&str] = &[
     PRINCIPAL,
     SOURCE_IP,
     USER_AGENT,
+    METADATA,
     ROOMS,
     BUCKET_TOKENS,
     BUCKET_AT,
@@ -138,6 +141,7 @@ pub fn connection_item(c: &Connection, list_shards: u16, rooms: &[RoomName]) -> 
         (PRINCIPAL, c.principal.as_ref().map(|p| p.as_str())),
         (SOURCE_IP, c.source_ip.as_deref()),
         (USER_AGENT, c.user_agent.as_deref()),
+        (METADATA, c.metadata.as_deref()),
     ];
     for (name, value) in optional {
         if let Some(value) = value {
@@ -204,6 +208,7 @@ pub fn connection_from(item: &Item) -> Result<Connection, RepositoryError> {
         principal,
         source_ip: string(item, SOURCE_IP),
         user_agent: string(item, USER_AGENT),
+        metadata: string(item, METADATA),
     })
 }
 
@@ -306,6 +311,7 @@ mod tests {
             principal: Some(Principal::parse("alice").unwrap()),
             source_ip: Some("192.0.2.1".into()),
             user_agent: None,
+            metadata: None,
         };
         let rooms = [RoomName::parse("a").unwrap(), RoomName::parse("b").unwrap()];
 

@@ -235,6 +235,7 @@ impl ConnectionRepository for DynamoConnectionRepository {
             ),
             (codec::SOURCE_IP, ":ip", c.source_ip.as_deref()),
             (codec::USER_AGENT, ":ua", c.user_agent.as_deref()),
+            (codec::METADATA, ":md", c.metadata.as_deref()),
         ];
         for (attr, placeholder, value) in optional {
             match value {

@@ -345,6 +345,7 @@ mod tests {
             principal: None,
             source_ip: None,
             user_agent: None,
+            metadata: None,
         })
         .await
         .unwrap();

@@ -33,6 +33,8 @@ pub struct GatewayConfig {
     pub sockets: Arc<Sockets>,
     /// Which other web pages may open a WebSocket.
     pub browser: BrowserPolicy,
+    /// Whether the inspector shows its chat view (a fork that is no chat turns it off).
+    pub chat_view: bool,
     /// The in-memory delivery queue and its workers (`--workers`); `None`: everything inline,
     /// and `@publish` answers 503.
     pub delivery: Option<LocalDelivery>,

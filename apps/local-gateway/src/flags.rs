@@ -80,6 +80,10 @@ pub struct Options {
     /// real ApiGatewayNotifier, as in AWS; `in-process` skips the HTTP hop (faster under load).
     #[arg(long, env = "LOCAL_GATEWAY_NOTIFIER", value_enum, default_value_t = NotifierKind::Http)]
     pub notifier: NotifierKind,
+    /// The inspector's chat view (a chat on the project's own client); `false` for a fork that is
+    /// no chat: the inspector then opens no WebSocket of its own.
+    #[arg(long, env = "LOCAL_GATEWAY_CHAT_VIEW", default_value_t = true, action = clap::ArgAction::Set)]
+    pub chat_view: bool,
     /// Delivery workers on the in-memory queue, as the `fanout` Lambda's concurrency: a
     /// broadcast past --inline-recipients is handed to them, and `POST /{stage}/@publish` feeds
     /// them. 0 turns queued delivery off (every broadcast inline, no @publish).

@@ -62,6 +62,7 @@ impl Gateway {
             authorizer,
             sockets,
             browser,
+            chat_view,
             delivery,
             rooms,
             deployed,
@@ -69,7 +70,7 @@ impl Gateway {
         let addr = listener.local_addr()?;
         let inspector = Arc::new(Inspector::new(rooms));
         let gateway = Self {
-            pages: Arc::new(Pages::new(&stage, limits.idle_timeout)),
+            pages: Arc::new(Pages::new(&stage, limits.idle_timeout, chat_view)),
             api: Api {
                 stage,
                 name: api,

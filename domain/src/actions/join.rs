@@ -34,6 +34,7 @@ impl Action for Join {
     async fn run(self: Box<Self>, cx: &Cx<'_>) -> Step<Outcome> {
         let room = &self.room;
         cx.require_access(room, RoomAccess::Join)?;
+        cx.on_join(room).await?;
         let max = cx.settings.max_rooms_per_connection;
         match cx.repo.join(&cx.sender.id, room, max, cx.clock.now()).await {
             Ok(Joined::Added) => {

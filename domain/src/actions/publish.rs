@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 
 use super::{ACK, Action, ActionSpec};
 use crate::delivery::JobTarget;
+use crate::hooks::PublishTarget;
 use crate::ports::RoomAccess;
 use crate::protocol::spec::field::{DATA, ROOM};
 use crate::room::RoomName;
@@ -36,7 +37,10 @@ impl Action for Publish {
     async fn run(self: Box<Self>, cx: &Cx<'_>) -> Step<Outcome> {
         cx.require_access(&self.room, RoomAccess::Publish)?;
         cx.require_member(&self.room).await?;
-        cx.deliver(JobTarget::Room(self.room), &self.data).await
+        let data = cx
+            .on_publish(PublishTarget::Room(&self.room), self.data)
+            .await?;
+        cx.deliver(JobTarget::Room(self.room), &data).await
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 use super::{ACK, Action, ActionSpec};
 use crate::connection::ConnectionId;
 use crate::delivery::{DeliveryJob, JobTarget};
+use crate::hooks::PublishTarget;
 use crate::message::MessageId;
 use crate::protocol::ErrorCode;
 use crate::protocol::spec::field::DATA;
@@ -42,10 +43,13 @@ impl Action for Send {
     /// (expired, pruned, or never ours) gets nothing, and the sender learns `unknown_connection`
     /// without a post being spent on it.
     async fn run(self: Box<Self>, cx: &Cx<'_>) -> Step<Outcome> {
+        let to = &self.to;
+        let data = cx
+            .on_publish(PublishTarget::Connection(to), self.data)
+            .await?;
         let id = MessageId::random();
         let sent_at = cx.clock.now().as_millis();
-        let frame = cx.encode(&cx.message(&id, None, &self.data, sent_at))?;
-        let to = &self.to;
+        let frame = cx.encode(&cx.message(&id, None, &data, sent_at))?;
         let unknown = || {
             Refusal::new(
                 ErrorCode::UnknownConnection,
@@ -59,11 +63,7 @@ impl Action for Send {
             from: Some(cx.sender.id.clone()),
             principal: cx.sender.principal.clone(),
             sent_at: Some(sent_at),
-            ..DeliveryJob::new(
-                id.clone(),
-                JobTarget::Connection(to.clone()),
-                self.data.clone(),
-            )
+            ..DeliveryJob::new(id.clone(), JobTarget::Connection(to.clone()), data.clone())
         };
         let report = cx.deliver_to(to, &frame, job).await?;
         if report.gone > 0 {

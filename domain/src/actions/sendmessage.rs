@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 
 use super::{ACK, Action, ActionSpec};
 use crate::delivery::JobTarget;
+use crate::hooks::PublishTarget;
 use crate::protocol::spec::field::DATA;
 use crate::service::{Cx, Outcome, Step};
 
@@ -30,7 +31,8 @@ pub struct SendMessage {
 #[async_trait]
 impl Action for SendMessage {
     async fn run(self: Box<Self>, cx: &Cx<'_>) -> Step<Outcome> {
-        cx.deliver(JobTarget::Everyone, &self.data).await
+        let data = cx.on_publish(PublishTarget::Everyone, self.data).await?;
+        cx.deliver(JobTarget::Everyone, &data).await
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

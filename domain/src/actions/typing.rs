@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use super::{ACK, Action, ActionSpec};
 use crate::fanout::Audience;
 use crate::ports::RoomAccess;
-use crate::protocol::Frame;
 use crate::protocol::spec::field::ROOM;
+use crate::protocol::{ErrorCode, Frame};
 use crate::room::RoomName;
-use crate::service::{Cx, Delivered, Outcome, Step};
+use crate::service::{Cx, Delivered, Outcome, Refusal, Step};
 
 pub(super) const SPEC: ActionSpec = ActionSpec {
     name: "typing",
@@ -32,6 +32,13 @@ pub struct Typing {
 #[async_trait]
 impl Action for Typing {
     async fn run(self: Box<Self>, cx: &Cx<'_>) -> Step<Outcome> {
+        if !cx.settings.typing {
+            return Err(Refusal::new(
+                ErrorCode::UnknownAction,
+                "typing is switched off on this service",
+            )
+            .into());
+        }
         let room = &self.room;
         // Typing is speaking: a room the policy makes read-only gets no typing either.
         cx.require_access(room, RoomAccess::Publish)?;

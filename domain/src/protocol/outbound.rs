@@ -47,6 +47,8 @@ error_codes! {
     Forbidden = "forbidden",
     /// The sender is over its rate limit; the frame's `retryAfterMs` says when to try again.
     RateLimited = "rate_limited",
+    /// The service's own rules (its hooks) refused the request; the message says why.
+    Rejected = "rejected",
 }
 
 impl Serialize for ErrorCode {

@@ -8,6 +8,7 @@ use crate::deadline::Deadline;
 use crate::delivery::handover::hand_over;
 use crate::delivery::{DeliveryJob, DeliveryQueue, JobTarget};
 use crate::fanout::{Audience, DeliveryReport, FanOut};
+use crate::hooks::{Hooks, JoinAttempt, Lookup, Publication, PublishTarget, Rejection};
 use crate::message::MessageId;
 use crate::ports::{ClientNotifier, Clock, ConnectionRepository, RoomAccess, RoomPolicy, Sleeper};
 use crate::protocol::{self, ErrorCode, Frame, RequestId};
@@ -27,6 +28,7 @@ pub struct Cx<'a> {
     pub policy: &'a dyn RoomPolicy,
     pub queue: Option<&'a dyn DeliveryQueue>,
     pub settings: &'a Settings,
+    pub hooks: &'a dyn Hooks,
     /// Who sent the request, from API Gateway's request context (never from the body).
     pub sender: &'a Sender,
     pub request_id: Option<&'a RequestId>,
@@ -36,6 +38,43 @@ pub struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// The `on_publish` hook's verdict on the sender's `data` for `target`: the data to deliver
+    /// (maybe rewritten), or `rejected` with the hook's reason.
+    pub async fn on_publish(
+        &self,
+        target: PublishTarget<'_>,
+        data: Box<RawValue>,
+    ) -> Step<Box<RawValue>> {
+        let mut publication = Publication {
+            sender: self.sender,
+            target,
+            data,
+            lookup: self.lookup(),
+        };
+        self.hooks
+            .on_publish(&mut publication)
+            .await
+            .map_err(rejected)?;
+        Ok(publication.data)
+    }
+
+    /// The `on_join` hook's verdict on the sender joining `room`.
+    pub async fn on_join(&self, room: &RoomName) -> Step<()> {
+        let join = JoinAttempt {
+            sender: self.sender,
+            room,
+            lookup: self.lookup(),
+        };
+        self.hooks.on_join(&join).await.map_err(rejected)
+    }
+
+    fn lookup(&self) -> Lookup<'_> {
+        Lookup {
+            repo: self.repo,
+            now: self.clock.now(),
+        }
+    }
+
     /// Refuses with `forbidden` unless the room policy lets the sender do this in `room`.
     pub fn require_access(&self, room: &RoomName, access: RoomAccess) -> Step<()> {
         if self.policy.allows(self.sender, room, access) {
@@ -257,4 +296,9 @@ impl Cx<'_> {
             window: None,
         }
     }
+}
+
+/// A hook's refusal, as the sender hears it.
+fn rejected(rejection: Rejection) -> Stop {
+    Refusal::new(ErrorCode::Rejected, rejection.message).into()
 }

@@ -18,6 +18,7 @@ use crate::connection::{
 };
 use crate::delivery::{DeliveryQueue, QueueError};
 use crate::fanout::{DeliveryReport, Departure, FanOut, FanOutError};
+use crate::hooks::{Hooks, MAX_METADATA_BYTES, NoHooks};
 use crate::ports::{
     ClientNotifier, Clock, ConnectionRepository, OpenRoomPolicy, Removed, RepositoryError,
     RoomPolicy, Sleeper,
@@ -31,6 +32,12 @@ use crate::time::Timestamp;
 pub enum ConnectError {
     #[error("could not store the connection: {0}")]
     Repository(#[from] RepositoryError),
+    /// The `on_connect` hook refused the connection: API Gateway answers 403.
+    #[error("refused by the service's on_connect hook: {0}")]
+    Rejected(String),
+    /// The `on_connect` hook attached more metadata than a connection keeps.
+    #[error("the on_connect hook's metadata is {len} bytes; at most {max} are kept")]
+    MetadataTooLong { len: usize, max: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +81,7 @@ pub struct WebSocketService<R, N> {
     queue: Option<Arc<dyn DeliveryQueue>>,
     settings: Settings,
     unmetered: UnmeteredLimiter,
+    hooks: Arc<dyn Hooks>,
 }
 
 impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
@@ -93,7 +101,13 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             queue: None,
             settings,
             unmetered: UnmeteredLimiter::default(),
+            hooks: Arc::new(NoHooks),
         }
+    }
+
+    /// The fork's own rules at connect, publish and join ([`Hooks`]); the default has none.
+    pub fn with_hooks(self, hooks: Arc<dyn Hooks>) -> Self {
+        Self { hooks, ..self }
     }
 
     /// Where broadcasts larger than `inline_recipients` send the rest. Without one, everything
@@ -121,7 +135,24 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     /// Stores a new connection. Sends nothing: API Gateway opens the socket only after `$connect`
     /// returns, so a post now would fail with 410.
     pub async fn connect(&self, request: ConnectRequest) -> Result<Connection, ConnectError> {
+        let admission = self
+            .hooks
+            .on_connect(&request)
+            .await
+            .map_err(|rejection| ConnectError::Rejected(rejection.message))?;
+        if let Some(len) = admission
+            .metadata
+            .as_ref()
+            .map(String::len)
+            .filter(|len| *len > MAX_METADATA_BYTES)
+        {
+            return Err(ConnectError::MetadataTooLong {
+                len,
+                max: MAX_METADATA_BYTES,
+            });
+        }
         let connection = Connection {
+            metadata: admission.metadata,
             expires_at: request.connected_at.saturating_add(
                 API_GATEWAY_MAX_CONNECTION_DURATION.saturating_add(self.settings.ttl_margin),
             ),
@@ -229,6 +260,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             policy: self.policy.as_ref(),
             queue: self.queue.as_deref(),
             settings: &self.settings,
+            hooks: self.hooks.as_ref(),
             sender,
             request_id,
             deadline,

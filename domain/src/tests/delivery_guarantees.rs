@@ -318,6 +318,7 @@ impl ConnectionRepository for SlowStore {
             principal: None,
             source_ip: None,
             user_agent: None,
+            metadata: None,
         }))
     }
     async fn join(

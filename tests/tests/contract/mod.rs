@@ -31,6 +31,7 @@ pub fn live(raw: &str) -> Connection {
         principal: Some(domain::Principal::parse("user-1").unwrap()),
         source_ip: Some("127.0.0.1".into()),
         user_agent: Some("contract".into()),
+        metadata: None,
     }
 }
 
@@ -77,8 +78,10 @@ where
     repo.save(&live("a")).await.unwrap();
     assert_eq!(repo.get(&id("a"), NOW).await.unwrap(), Some(live("a")));
 
+    // What the on_connect hook attached is kept, and a retried save replaces it.
     let again = Connection {
         user_agent: Some("retried".into()),
+        metadata: Some(r#"{"name":"Ada","role":"moderator"}"#.into()),
         ..live("a")
     };
     repo.save(&again).await.unwrap();

@@ -43,11 +43,12 @@ pub(crate) struct Pages {
 }
 
 impl Pages {
-    /// Told the stage, and the idle timeout the chat view must ping within.
-    pub fn new(stage: &str, idle_timeout: Duration) -> Self {
+    /// Told the stage, the idle timeout the chat view must ping within, and whether there is one.
+    pub fn new(stage: &str, idle_timeout: Duration, chat_view: bool) -> Self {
         let inspector = INDEX_HTML
             .replace("{{stage}}", &crate::chat_page::escape_attribute(stage))
-            .replace("{{idle-timeout-secs}}", &idle_timeout.as_secs().to_string());
+            .replace("{{idle-timeout-secs}}", &idle_timeout.as_secs().to_string())
+            .replace("{{chat-view}}", if chat_view { "on" } else { "off" });
         Self {
             inspector,
             console: crate::chat_page::render(stage),

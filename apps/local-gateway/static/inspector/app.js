@@ -23,7 +23,15 @@ for (const tab of document.querySelectorAll('.tab')) {
   });
 }
 
-const chat = startChat({ url: wsUrl, idleTimeoutSecs: Number(meta('gateway-idle-timeout-secs')) });
+// Without the chat view (--chat-view false) the page opens no WebSocket of its own.
+const chatView = meta('gateway-chat-view') === 'on';
+const chat = chatView
+  ? startChat({ url: wsUrl, idleTimeoutSecs: Number(meta('gateway-idle-timeout-secs')) })
+  : Object.assign(new EventTarget(), { connectionId: null });
+if (!chatView) {
+  $('chat').hidden = true;
+  document.body.classList.add('no-chat');
+}
 chat.addEventListener('identity', () => renderConnections());
 const pokeMetrics = startMetrics($('metrics'));
 

@@ -21,6 +21,7 @@ use crate::{Member, MemberPage, MessageId};
 
 mod connect;
 mod fanout;
+mod hooks;
 mod join_leave;
 mod members;
 mod ping_whoami;
@@ -56,6 +57,7 @@ pub fn connection(raw: &str) -> crate::Connection {
         principal: None,
         source_ip: None,
         user_agent: None,
+        metadata: None,
     }
 }
 

@@ -71,3 +71,24 @@ async fn typing_by_a_non_member_is_refused_and_reaches_nobody() {
     assert_eq!(outbox.recipients_of_type("error"), vec!["a"]);
     assert!(outbox.recipients_of_type("typing").is_empty());
 }
+
+#[tokio::test]
+async fn with_typing_switched_off_typing_is_an_unknown_action_and_reaches_nobody() {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_rooms_of().never();
+    repo.expect_members_of().never();
+    let (notifier, outbox) = accepting_notifier();
+    let settings = Settings {
+        typing: false,
+        ..Settings::default()
+    };
+    let (service, _) = service(repo, notifier, settings);
+
+    let handled = message(&service, "a", r#"{"action":"typing","room":"r1"}"#).await;
+
+    assert_eq!(handled, Handled::Rejected(ErrorCode::UnknownAction));
+    assert_eq!(
+        outbox.frames_to("a")[0]["message"],
+        "typing is switched off on this service"
+    );
+}
