@@ -10,10 +10,12 @@ Fails (exit 1, one line per problem) on:
 - a table without TTL on `ttl`, point-in-time recovery, encryption, on-demand billing, or
   `Retain` on replacement and `Retain` or `RetainExceptOnCreate` on deletion; a log group without
   retention;
-- a role missing an action its code calls (REQUIRED_ACTIONS: `$disconnect`'s GetItem, the queue
-  actions of `fanout`, ...); any wildcard IAM resource beyond the two allowed suffixes (a log
-  group's streams, and `POST /@connections/*` on this API's stage), a stand-alone IAM policy, any
-  action but Query or Scan on an index;
+- a role missing an action its code calls (REQUIRED_ACTIONS, read from infra/iam-calls.json: what
+  each role's function and event source mappings called in the rehearsal, as
+  `./scripts/rehearse --record-calls` writes it; a missing or malformed file is a problem too); any
+  wildcard IAM resource beyond the two allowed suffixes (a log group's streams, and
+  `POST /@connections/*` on this API's stage), a stand-alone IAM policy, any action but Query or
+  Scan on an index;
 - a hard-coded `amazonaws.com` in an endpoint the stack builds: a function's environment or an
   output (AWS::URLSuffix differs in the China partitions); the identity provider's URLs passed in
   as parameters (a Cognito JWKS URL or issuer) are the user's, not the stack's;
@@ -141,31 +143,29 @@ def statements_of(template):
 
 
 # What each role's code calls, so a grant the code needs cannot go missing (the other checks only
-# keep grants from growing). `$disconnect` announces departures: it reads the rooms' members and
-# posts `presence` frames.
-REQUIRED_ACTIONS = {
-    "ConnectRole": {"dynamodb:UpdateItem"},
-    # ... and a member that answers 410 is checked (GetItem: is its $connect still running?)
-    # before it is pruned.
-    "DisconnectRole": {
-        "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query",
-        "execute-api:ManageConnections",
-    },
-    "DefaultRole": {
-        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem",
-        "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "execute-api:ManageConnections",
-        "sqs:SendMessage",
-    },
-    # The event source mappings' calls (on both queues: mapping_grant_problems), and the worker's:
-    # pages, posts, prunes (an orphan membership's is `leave`: a transaction with an UpdateItem),
-    # continuations and hand-overs to the service's own queue, dead letters.
-    "FanoutRole": {
-        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-        "sqs:ChangeMessageVisibility", "sqs:SendMessage", "dynamodb:Query",
-        "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-        "dynamodb:BatchWriteItem", "execute-api:ManageConnections",
-    },
-}
+# keep grants from growing): infra/iam-calls.json, written from the rehearsal's record by
+# `./scripts/rehearse --record-calls` (each role's function's calls, and the event source
+# mappings' with its role; the Lambda service's log calls are not in it), never by hand.
+CALLS_FILE = Path(__file__).resolve().parent / "iam-calls.json"
+
+
+def read_required_actions(path=CALLS_FILE):
+    """({role: {action}}, problem or None) from the calls file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        return {}, f"{path}: {e}: the grants the code needs are unknown (./scripts/rehearse --record-calls)"
+    malformed = f"{path}: not {{role: [action, ...]}} (./scripts/rehearse --record-calls writes it)"
+    if not isinstance(data, dict):
+        return {}, malformed
+    roles = {role: actions for role, actions in data.items() if not role.startswith("//")}
+    for actions in roles.values():
+        if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+            return {}, malformed
+    return {role: set(actions) for role, actions in roles.items()}, None
+
+
+REQUIRED_ACTIONS, CALLS_FILE_PROBLEM = read_required_actions()
 
 
 def granted_actions(template):
@@ -180,9 +180,10 @@ def granted_actions(template):
 def missing_grant_problems(template):
     granted = granted_actions(template)
     roles = resources(template, "AWS::IAM::Role")
-    return [f"{name}: missing {sorted(needed - granted.get(name, set()))}: the code calls them"
-            for name, needed in REQUIRED_ACTIONS.items()
-            if name in roles and needed - granted.get(name, set())]
+    problems = [CALLS_FILE_PROBLEM] if CALLS_FILE_PROBLEM else []
+    return problems + [f"{name}: missing {sorted(needed - granted.get(name, set()))}: the code calls them"
+                       for name, needed in REQUIRED_ACTIONS.items()
+                       if name in roles and needed - granted.get(name, set())]
 
 
 def iam_problems(template):
@@ -526,8 +527,9 @@ def senders_by_queue(sends):
 
 
 # What an event source mapping calls on its queue with its function's role; Lambda refuses to create
-# (or run) one whose role lacks any of them on the queue. ChangeMessageVisibility is the worker's own
-# (REQUIRED_ACTIONS).
+# (or run) one whose role lacks any of them on the queue. ChangeMessageVisibility is required through
+# REQUIRED_ACTIONS only: the rehearsal saw it, the local gateway's mapping making failed records
+# visible again at once with the function's role.
 MAPPING_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
 

@@ -15,13 +15,17 @@ path reads serverless.yml or the Rust configuration):
    authorizer and the event source mappings from the template; the deployment file written
    (contract: the local gateway's --deployment mode runs the real `bootstrap` binaries);
 4. the end-to-end run: token connect, rooms, inline and queued publish, a backend's publish with
-   wsctl, a poison job and a malformed message reaching the dead-letter queue, disconnect and
-   cleanup of the table;
+   wsctl, a poison job and a malformed message reaching the dead-letter queue, a member that
+   vanished without its $disconnect (410) pruned by another's $disconnect, disconnect and cleanup
+   of the table;
 5. IAM as deployed: every recorded call, and the Lambda service's own (log stream, log events),
    evaluated against the roles' policies with @cloud-copilot/iam-simulate (infra/iam);
-6. the EMF metrics the binaries printed against the template's alarms and dashboard; figures.
+6. the EMF metrics the binaries printed against the template's alarms and dashboard;
+7. each role's actions against infra/iam-calls.json (the grants infra/check_template.py requires):
+   an action the file lacks fails, one this run did not call is a note; figures.
 
     python3 infra/rehearse.py --template-dir infra/.serverless-rehearsal --gateway target/debug/local-gateway
+    python3 infra/rehearse.py --template-dir DIR --record-calls   # ... and rewrite infra/iam-calls.json
     python3 infra/rehearse.py --template-dir DIR --iam-only RECORD.jsonl     # IAM of a recorded run only
 
 scripts/rehearse packages the template and runs this. Exit 0 when every step passed, 1 otherwise.
@@ -71,6 +75,7 @@ class Rehearsal:
         self.proxy = None
         self.moto = None
         self.e2e_done = False
+        self.observed_roles = None   # {role: [actions]} of the IAM evaluation
 
     # --- Output --------------------------------------------------------------------------------
     def say(self, text):
@@ -128,6 +133,45 @@ class Rehearsal:
         problems = iam.problems(verdict_list, principals, lambda text: shown(text, names))
         problems += [f"{c.principal}: a request the proxy could not classify ({c.action[1:-1]}, x{c.count})"
                      for c in unclassified]
+        self.observed_roles = iam.role_actions(calls, functions)
+        return problems
+
+    def calls_file_name(self):
+        path = Path(self.args.calls_file).resolve()
+        return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+    def check_calls(self):
+        """The roles' calls against the calls file (infra/iam-calls.json): an action it lacks fails,
+        one this run did not call is a note. With --record-calls, after a run that passed, writes
+        the file instead. Returns the problems."""
+        path, name = Path(self.args.calls_file), self.calls_file_name()
+        observed = self.observed_roles
+        if self.args.record_calls:
+            if self.failures or not self.e2e_done or observed is None:
+                return [f"--record-calls: {name} not written: the run did not pass (its calls would leave "
+                        f"out the paths it did not reach)"]
+            try:
+                old = iam.read_calls(path) if path.is_file() else {}
+            except TemplateError:
+                old = {}
+            path.write_text(iam.calls_text(observed))
+            self.say(f"  written: {name} ({len(observed)} roles, "
+                     f"{sum(len(a) for a in observed.values())} actions)")
+            for line in iam.calls_diff(old, observed) or ["unchanged"]:
+                self.say(f"    {line}")
+            return []
+        problems, notes = iam.compare_calls(observed, iam.read_calls(path), name)
+        for role, actions in observed.items():
+            self.say(f"  {role}: {len(actions)} action(s) called" + (f": {', '.join(actions)}" if actions else ""))
+        if notes and not self.e2e_done and not self.args.iam_only:
+            notes = [f"the run stopped before its last step: {len(notes)} role(s) with actions in {name} "
+                     f"it never reached (not listed)"]
+        for note in notes:
+            self.say(f"  note: {note}")
+        for problem in problems:
+            self.say(f"  {problem}")
+        if not problems:
+            self.say(f"  every action called is in {name}")
         return problems
 
     def iam_only(self):
@@ -137,6 +181,8 @@ class Rehearsal:
             stack = self.make_stack(dynamic=lambda service, key, where: "<not resolved: IAM only>")
             functions = deployment.functions_of(stack, self.state, INFRA)
             problems = self.evaluate_iam(stack, functions, read_record(self.args.iam_only))
+        with self.step(f"the roles' calls against {self.calls_file_name()}"):
+            problems += self.check_calls()
         for p in problems:
             self.say(f"rehearse: IAM: {p}")
         return 1 if problems else 0
@@ -228,6 +274,8 @@ class Rehearsal:
                 steps.step_backend_publish(self, session, members)
             with self.step("dead letters: a poison job, and a malformed backend message"):
                 steps.step_poison(self)
+            with self.step("a member that vanished without its $disconnect: a 410 to presence, pruned"):
+                steps.step_vanished_member(self, session)
             with self.step("disconnect and cleanup: no connection or membership left in the table"):
                 steps.step_cleanup(self, session)
             self.e2e_done = True
@@ -353,6 +401,15 @@ class Rehearsal:
                         self.failures += [f"EMF: {p}" for p in problems]
                     except (TemplateError, ValueError) as e:
                         self.failures.append(f"EMF: {e}")
+        if self.observed_roles is not None or self.args.record_calls:
+            title = (f"--record-calls: {self.calls_file_name()} from this run's calls" if self.args.record_calls
+                     else f"the roles' calls against {self.calls_file_name()}")
+            with self.step(title):
+                try:
+                    self.failures += [f"IAM calls: {p}" for p in self.check_calls()]
+                except TemplateError as e:
+                    self.failures.append(f"IAM calls: {e}")
+        if self.gateway and getattr(self, "functions", None):
             with self.step("figures"):
                 self.figures(lines)
         wall = time.monotonic() - self.started
@@ -411,7 +468,13 @@ def main(argv):
     parser.add_argument("--stack-name", help="default: serverless-state.json's (<service>-<stage>)")
     parser.add_argument("--region", help="default: serverless-state.json's provider.region")
     parser.add_argument("--iam-only", metavar="RECORD", help="evaluate a recorded run's calls against the template only")
+    parser.add_argument("--calls-file", default=str(iam.CALLS_FILE),
+                        help="each role's actions, held to the run's calls (default: infra/iam-calls.json)")
+    parser.add_argument("--record-calls", action="store_true",
+                        help="write --calls-file from this run's calls (only when every step passed)")
     args = parser.parse_args(argv)
+    if args.record_calls and args.iam_only:
+        parser.error("--record-calls needs a whole run (a record alone does not say the run passed)")
     for p in args.param:
         if "=" not in p:
             parser.error(f"--param {p!r}: expected NAME=VALUE")

@@ -251,6 +251,60 @@ def write_zip(path, content, name="bootstrap", mode=0o755):
     return path
 
 
+def serverless_roles():
+    """The AWS::IAM::Role resources infra/serverless.yml declares (its CloudFormation tags read as
+    plain values)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    document = yaml.load((Path(check_template.__file__).resolve().parent / "serverless.yml").read_text(), Loader)
+    declared = document["resources"]["Resources"]
+    return {name for name, r in declared.items() if isinstance(r, dict) and r.get("Type") == "AWS::IAM::Role"}
+
+
+def yaml_available():
+    import importlib.util
+    return importlib.util.find_spec("yaml") is not None
+
+
+class CallsFile(unittest.TestCase):
+    """infra/iam-calls.json, which REQUIRED_ACTIONS comes from (./scripts/rehearse --record-calls)."""
+
+    @unittest.skipUnless(yaml_available(), "PyYAML is missing (the project's .venv has it, with moto)")
+    def test_its_roles_are_the_templates_roles(self):
+        self.assertEqual(sorted(check_template.REQUIRED_ACTIONS), sorted(serverless_roles()))
+
+    def test_it_reads_as_the_rehearsal_writes_it(self):
+        self.assertIsNone(check_template.CALLS_FILE_PROBLEM)
+        data = json.loads(check_template.CALLS_FILE.read_text())
+        keys = list(data)
+        self.assertEqual(keys[0], "//")
+        self.assertEqual(keys[1:], sorted(keys[1:]))
+        for role in keys[1:]:
+            self.assertEqual(data[role], sorted(set(data[role])), role)
+            self.assertTrue(all(":" in action for action in data[role]), role)
+
+    def test_a_missing_or_malformed_file_is_a_problem(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, text in [("absent.json", None), ("broken.json", "{"), ("list.json", '["a"]'),
+                               ("string.json", '{"DefaultRole": "sqs:SendMessage"}')]:
+                with self.subTest(name):
+                    path = Path(tmp) / name
+                    if text is not None:
+                        path.write_text(text)
+                    required, problem = check_template.read_required_actions(path)
+                    self.assertEqual(required, {})
+                    self.assertIn(str(path), problem)
+                    self.assertIn("--record-calls", problem)
+            path = Path(tmp) / "good.json"
+            path.write_text('{"//": "how", "ConnectRole": ["dynamodb:UpdateItem"], "AuthorizerRole": []}')
+            self.assertEqual(check_template.read_required_actions(path),
+                             ({"ConnectRole": {"dynamodb:UpdateItem"}, "AuthorizerRole": set()}, None))
+
+
 class TemplateCheck(unittest.TestCase):
     def test_a_good_template_passes(self):
         self.assertEqual(check_template.check(minimal(), expect_authorizer=True), [])
@@ -322,6 +376,27 @@ class TemplateCheck(unittest.TestCase):
         role_statements(t, "DisconnectRole")[0]["Action"].remove("dynamodb:GetItem")
         self.assertEqual(problems_mentioning("missing", t),
                          ["DisconnectRole: missing ['dynamodb:GetItem']: the code calls them"])
+
+    def test_each_action_the_rehearsal_saw_a_role_call_is_required(self):
+        # infra/iam-calls.json, whatever it holds today: take any one of its actions away from a
+        # role of the good template, and exactly that is named.
+        self.assertTrue(check_template.REQUIRED_ACTIONS, "infra/iam-calls.json names no role")
+        planted = 0
+        for role, actions in sorted(check_template.REQUIRED_ACTIONS.items()):
+            if role not in minimal()["Resources"]:
+                continue
+            for action in sorted(actions):
+                with self.subTest(role=role, action=action):
+                    t = minimal()
+                    for statement in role_statements(t, role):
+                        if isinstance(statement["Action"], list) and action in statement["Action"]:
+                            statement["Action"].remove(action)
+                        elif statement["Action"] == action:
+                            statement["Action"] = []
+                    self.assertEqual(problems_mentioning("missing", t),
+                                     [f"{role}: missing ['{action}']: the code calls them"])
+                    planted += 1
+        self.assertGreater(planted, 10)
 
     def test_a_write_action_on_an_index_arn_fails(self):
         t = minimal()

@@ -13,6 +13,7 @@ skipped, saying so, only when the gateway binary lacks --deployment.
     .venv/bin/python infra/test_rehearse.py
     REHEARSAL_GATEWAY=... REHEARSAL_WSCTL=... REHEARSAL_TEMPLATE_DIR=... .venv/bin/python infra/test_rehearse.py
 """
+import contextlib
 import copy
 import io
 import json
@@ -381,8 +382,9 @@ class ProxyMapping(unittest.TestCase):
         self.assertEqual(actions, [("sqs:GetQueueUrl", queue)])
 
     def test_connections_are_manage_connections_on_the_method_and_id(self):
-        service, _, actions, _ = classify(b"{}", path="/ci/@connections/L0SM9cOF%2FvHc%3D", service="execute-api")
+        service, _, actions, parts = classify(b"{}", path="/ci/@connections/L0SM9cOF%2FvHc%3D", service="execute-api")
         self.assertEqual(service, "execute-api")
+        self.assertEqual(parts, {"stage": "ci", "connectionId": "L0SM9cOF/vHc="})
         self.assertEqual(actions, [("execute-api:ManageConnections",
                                     "arn:aws:execute-api:us-east-1:123456789012:abc123defg/ci/POST/@connections/L0SM9cOF/vHc=")])
         _, _, actions, _ = classify(b"", path="/ci/@connections/x", method="DELETE", service="execute-api")
@@ -403,6 +405,32 @@ class ProxyMapping(unittest.TestCase):
         other["ExpressionAttributeValues"][":pk"]["S"] = "ROOM#poisonous"
         self.assertIsNone(rule("fanout", "dynamodb", "Query", other))
         self.assertIsNone(rule("fanout", "dynamodb", "GetItem", query))
+
+    def test_the_gone_rule_answers_posts_to_its_connection_only(self):
+        rule = proxy.gone_connection("abc=")
+        status, headers, body = rule("disconnect", "execute-api", "POST @connections", {"stage": "ci", "connectionId": "abc="})
+        self.assertEqual((status, headers["x-amzn-ErrorType"]), (410, "GoneException"))
+        self.assertEqual(json.loads(body), {"message": ""})
+        self.assertIsNone(rule("disconnect", "execute-api", "POST @connections", {"stage": "ci", "connectionId": "abd="}))
+        self.assertIsNone(rule("disconnect", "execute-api", "GET @connections", {"stage": "ci", "connectionId": "abc="}))
+        self.assertIsNone(rule("disconnect", "dynamodb", "GetItem", {"Key": {"pk": {"S": "CONN#abc="}}}))
+
+    def test_a_gone_connection_is_answered_410_without_forwarding_and_recorded_as_injected(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            recorder = proxy.RecordingProxy(dict(CTX), {"ASIAKEY": "disconnect"}, Path(tmp) / "record.jsonl",
+                                            "http://127.0.0.1:9")
+            headers = {"Authorization": AUTH.format("execute-api")}
+            # No gateway yet: a forwarded post is answered 502 by the proxy itself.
+            self.assertEqual(recorder.handle("POST", "/ci/@connections/abc%3D", headers, b"{}")[0], 502)
+            recorder.add_rule(proxy.gone_connection("abc="))
+            status, answer_headers, _ = recorder.handle("POST", "/ci/@connections/abc%3D", headers, b"{}")
+            self.assertEqual(status, 410)
+            self.assertIn(("x-amzn-ErrorType", "GoneException"), answer_headers)
+            self.assertEqual(recorder.handle("POST", "/ci/@connections/other", headers, b"{}")[0], 502)
+            records = proxy.read_record(recorder.record_path)
+            self.assertEqual([(r["function"], r["status"], r.get("injected", False)) for r in records],
+                             [("disconnect", 502, False), ("disconnect", 410, True), ("disconnect", 502, False)])
+            self.assertTrue(records[1]["resource"].endswith("/ci/POST/@connections/abc="))
 
     def test_received_messages_in_both_protocols(self):
         answer = json.dumps({"Messages": [{"MessageId": "m1", "Body": "{}", "Attributes": {"ApproximateReceiveCount": "2"}}]})
@@ -599,6 +627,91 @@ class Iam(unittest.TestCase):
                 code = rehearse.main(["--template-dir", str(TEMPLATE_DIR), "--iam-only", str(path), "--work-dir", tmp])
             self.assertEqual(code, 0, out.getvalue())
             self.assertIn("fanout", out.getvalue())
+
+
+# --- infra/iam-calls.json: each role's actions ---------------------------------------------------
+class CallsFile(unittest.TestCase):
+    def functions(self):
+        fn = lambda role: type("Fn", (), {"role": role})()  # noqa: E731
+        return {"default": fn("DefaultRole"), "fanout": fn("FanoutRole"), "authorizer": fn("AuthorizerRole")}
+
+    def test_each_roles_actions_are_its_functions_and_mappings_not_the_logs(self):
+        calls = [iam.Call("default", "dynamodb:Query", "t"), iam.Call("default", "dynamodb:GetItem", "t", count=3),
+                 iam.Call("default", "dynamodb:Query", "t/index/i"),
+                 iam.Call("fanout", "sqs:ReceiveMessage", "q", iam.MAPPING),
+                 iam.Call("fanout", "sqs:GetQueueAttributes", "q", iam.MAPPING_CREATION, 0),
+                 iam.Call("fanout", "logs:PutLogEvents", "g", iam.LAMBDA_SERVICE, 0),
+                 iam.Call("fanout", "<GET />", "<unclassified request>"),
+                 iam.Call("backend", "sqs:SendMessage", "q")]
+        self.assertEqual(iam.role_actions(calls, self.functions()), {
+            "AuthorizerRole": [], "DefaultRole": ["dynamodb:GetItem", "dynamodb:Query"],
+            "FanoutRole": ["sqs:GetQueueAttributes", "sqs:ReceiveMessage"]})
+
+    def test_an_action_the_file_lacks_fails_and_one_never_called_is_a_note(self):
+        recorded = {"DefaultRole": ["dynamodb:GetItem", "dynamodb:DeleteItem"], "AuthorizerRole": [], "OldRole": ["x:Y"]}
+        observed = {"DefaultRole": ["dynamodb:GetItem", "sqs:SendMessage"], "AuthorizerRole": [],
+                    "NewRole": ["dynamodb:Query"], "QuietRole": []}
+        problems, notes = iam.compare_calls(observed, recorded)
+        self.assertEqual(problems, [
+            "DefaultRole: the code now calls sqs:SendMessage, which infra/iam-calls.json lacks: "
+            "./scripts/rehearse --record-calls, and review the diff",
+            "NewRole: not in infra/iam-calls.json, and the code calls dynamodb:Query: "
+            "./scripts/rehearse --record-calls, and review the diff"])
+        self.assertEqual(notes, ["DefaultRole: dynamodb:DeleteItem in infra/iam-calls.json, never called in this run",
+                                 "OldRole: in infra/iam-calls.json, but no function of this template has that role"])
+        self.assertEqual(iam.compare_calls(recorded, recorded), ([], []))
+
+    def test_the_file_is_written_in_a_stable_order_and_read_back(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "calls.json"
+            path.write_text(iam.calls_text({"ZRole": ["b:B", "a:A"], "ARole": []}))
+            text = path.read_text()
+            self.assertEqual(list(json.loads(text)), ["//", "ARole", "ZRole"])
+            self.assertIn('  "ZRole": [\n    "a:A",\n    "b:B"\n  ]\n}\n', text)
+            self.assertEqual(iam.read_calls(path), {"ARole": [], "ZRole": ["a:A", "b:B"]})
+            path.write_text('{"ARole": "a:A"}')
+            with self.assertRaisesRegex(TemplateError, "not a list of actions"):
+                iam.read_calls(path)
+            with self.assertRaisesRegex(TemplateError, "--record-calls writes it"):
+                iam.read_calls(Path(tmp) / "absent.json")
+        self.assertEqual(iam.calls_diff({"A": ["x:X", "y:Y"], "B": []}, {"A": ["y:Y", "z:Z"], "C": ["c:C"]}),
+                         ["A: +z:Z -x:X", "B: role removed (it had no action)", "C: new role: c:C"])
+
+    def rehearsal(self, tmp, **state):
+        args = rehearse.argparse.Namespace(calls_file=str(Path(tmp) / "calls.json"), record_calls=True, work_dir=tmp)
+        r = rehearse.Rehearsal(args)
+        r.say = lambda text: None
+        r.observed_roles = {"DefaultRole": ["dynamodb:GetItem"], "AuthorizerRole": []}
+        r.e2e_done = True
+        for key, value in state.items():
+            setattr(r, key, value)
+        return r, Path(args.calls_file)
+
+    def test_record_calls_writes_only_after_a_run_that_passed(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            r, path = self.rehearsal(tmp, failures=["EMF: something"])
+            [problem] = r.check_calls()
+            self.assertIn("not written: the run did not pass", problem)
+            self.assertFalse(path.exists())
+            r, path = self.rehearsal(tmp, e2e_done=False)
+            self.assertEqual(len(r.check_calls()), 1)
+            r, path = self.rehearsal(tmp)
+            self.assertEqual(r.check_calls(), [])
+            self.assertEqual(iam.read_calls(path), r.observed_roles)
+            r.args.record_calls = False
+            self.assertEqual(r.check_calls(), [])
+            r.observed_roles = {"DefaultRole": ["dynamodb:GetItem", "dynamodb:PutItem"], "AuthorizerRole": []}
+            [problem] = r.check_calls()
+            self.assertIn("DefaultRole: the code now calls dynamodb:PutItem", problem)
+
+    def test_record_calls_needs_a_whole_run(self):
+        with redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with self.assertRaises(SystemExit):
+                rehearse.main(["--iam-only", "record.jsonl", "--record-calls"])
+
+    def test_the_files_roles_are_the_packaged_functions_roles(self):
+        _, functions, _ = resolved()
+        self.assertEqual(sorted(iam.read_calls(iam.CALLS_FILE)), sorted({fn.role for fn in functions.values()}))
 
 
 # --- EMF against the alarms ----------------------------------------------------------------------
@@ -883,6 +996,14 @@ GOOD_RUN = os.environ.get("REHEARSAL_GOOD_RUN")
 GOOD_OUTPUT = os.environ.get("REHEARSAL_GOOD_OUTPUT")
 
 
+def remove_disconnect_get_item(template):
+    """DisconnectRole without dynamodb:GetItem: the check before a presence prune (a 410's member)."""
+    statements = template["Resources"]["DisconnectRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    for statement in statements:
+        if isinstance(statement["Action"], list) and "dynamodb:GetItem" in statement["Action"]:
+            statement["Action"].remove("dynamodb:GetItem")
+
+
 def rename_connect_table(template):
     variables = template["Resources"]["ConnectLambdaFunction"]["Properties"]["Environment"]["Variables"]
     variables["CONNECTION_TABLE"] = variables.pop("CONNECTIONS_TABLE")
@@ -965,7 +1086,10 @@ class Planted(unittest.TestCase):
         code, out, work = self.the_good_run()
         self.assertEqual(code, 0, out[-6000:])
         for line in ("every step passed", "whoami: identity, principal 'alice'", "ack queued: true",
-                     "the poison job reached", "dead-lettered at once", "no connection row or membership left"):
+                     "the poison job reached", "dead-lettered at once",
+                     "disconnect posted presence to vanishing (", "x 410), read its row (",
+                     "and pruned it: its membership gone", "no connection row or membership left",
+                     "every action called is in infra/iam-calls.json"):
             self.assertIn(line, out)
 
     def test_an_iam_action_removed_from_a_role(self):
@@ -977,6 +1101,29 @@ class Planted(unittest.TestCase):
         self.assertEqual(code, 1, out)
         self.assertRegex(out, r"rehearse: IAM: fanout: dynamodb:Query on \S+ \(ConnectionsTable\) is implicitly denied "
                               r"\(no grant\) by FanoutRole")
+
+    def test_the_disconnect_roles_get_item_removed(self):
+        # Only the vanished member's prune calls it: the good run's record must hold that call.
+        code, out, work = self.the_good_run()
+        self.assertEqual(code, 0, out[-3000:])
+        copy_dir = self.copy_with("iam-disconnect", remove_disconnect_get_item)
+        code, out = run_rehearsal(copy_dir, self.tmp / "work-iam-disconnect", "--iam-only", str(work / "record.jsonl"))
+        self.assertEqual(code, 1, out)
+        self.assertRegex(out, r"rehearse: IAM: disconnect: dynamodb:GetItem on \S+ \(ConnectionsTable\) is implicitly "
+                              r"denied \(no grant\) by DisconnectRole")
+
+    def test_an_action_the_calls_file_lacks(self):
+        code, out, work = self.the_good_run()
+        self.assertEqual(code, 0, out[-3000:])
+        calls = iam.read_calls(iam.CALLS_FILE)
+        calls["DisconnectRole"].remove("dynamodb:GetItem")
+        path = self.tmp / "iam-calls-without-get.json"
+        path.write_text(iam.calls_text(calls))
+        code, out = run_rehearsal(TEMPLATE_DIR, self.tmp / "work-calls", "--iam-only", str(work / "record.jsonl"),
+                                  "--calls-file", str(path))
+        self.assertEqual(code, 1, out)
+        self.assertIn("rehearse: IAM: DisconnectRole: the code now calls dynamodb:GetItem, which "
+                      f"{path} lacks: ./scripts/rehearse --record-calls, and review the diff", out)
 
     def test_an_environment_variable_renamed(self):
         failures, out = self.rehearse_planted("env")

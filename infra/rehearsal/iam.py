@@ -3,7 +3,11 @@
 @cloud-copilot/iam-simulate (infra/iam/evaluate.mjs), with the SQS queue policies as the queues'
 resource policies. Any call not allowed fails the rehearsal, naming function, action and resource.
 
-`requests_for` and `report` are pure; `evaluate` runs Node.
+Each role's actions (its function's calls and its event source mappings', not the Lambda service's
+log calls) are held to infra/iam-calls.json, which `--record-calls` writes and
+infra/check_template.py requires the roles to grant.
+
+`requests_for`, `report`, `role_actions` and `compare_calls` are pure; `evaluate` runs Node.
 """
 import json
 import re
@@ -25,6 +29,10 @@ MAPPING = "event source mapping"
 MAPPING_CREATION = "Lambda creating the event source mapping"
 MAPPING_CREATION_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 EVALUATION_TIMEOUT = 120  # s
+CALLS_FILE = Path(__file__).resolve().parent.parent / "iam-calls.json"
+CALLS_COMMENT = ("Written by ./scripts/rehearse --record-calls, not by hand: per role, the IAM actions its "
+                 "function called in the rehearsal and its event source mappings called with it (the Lambda "
+                 "service's log calls left out). infra/check_template.py requires each role to grant them.")
 CONNECTION_ID = re.compile(r"/@connections/.+$")
 
 
@@ -249,3 +257,75 @@ def problems(verdict_list, principals, show=lambda text: text):
             by = f" (called by the {v.call.by} with {who}'s role)" if v.call.by else ""
             out.append(f"{who}: {v.call.action} on {resource} is {kind} by {role}{by}")
     return out
+
+
+# --- infra/iam-calls.json ------------------------------------------------------------------------
+def role_actions(calls, functions):
+    """{role logical id: sorted actions} called with each function's role: by its code, by its event
+    source mappings (as they run and as Lambda creates them); not the Lambda service's log calls.
+    Every function's role is named, with [] when it called nothing."""
+    out = {fn.role: set() for fn in functions.values()}
+    for call in calls:
+        if call.by == LAMBDA_SERVICE or call.action.startswith("<") or call.principal not in functions:
+            continue
+        out[functions[call.principal].role].add(call.action)
+    return {role: sorted(actions) for role, actions in sorted(out.items())}
+
+
+def calls_text(roles):
+    """The file's text: the comment first, then the roles in order, one action a line."""
+    return json.dumps({"//": CALLS_COMMENT, **{role: sorted(roles[role]) for role in sorted(roles)}}, indent=2) + "\n"
+
+
+def read_calls(path):
+    """{role: [actions]} of the file; TemplateError naming the file when it is missing or malformed."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise TemplateError(f"{path}: {e}: ./scripts/rehearse --record-calls writes it") from None
+    if not isinstance(data, dict):
+        raise TemplateError(f"{path}: expected an object {{role: [action, ...]}}")
+    roles = {role: actions for role, actions in data.items() if not role.startswith("//")}
+    bad = [role for role, actions in roles.items()
+           if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions)]
+    if bad:
+        raise TemplateError(f"{path}: expected {{role: [action, ...]}}; not a list of actions: {bad}")
+    return roles
+
+
+def compare_calls(observed, recorded, name="infra/iam-calls.json"):
+    """(problems, notes): an action a role was observed calling that the file lacks is a problem;
+    an action of the file the run never called is a note (not every run takes every path)."""
+    problems, notes = [], []
+    for role, actions in sorted(observed.items()):
+        if role not in recorded:
+            if actions:
+                problems.append(f"{role}: not in {name}, and the code calls {', '.join(actions)}: "
+                                f"./scripts/rehearse --record-calls, and review the diff")
+            continue
+        for action in actions:
+            if action not in recorded[role]:
+                problems.append(f"{role}: the code now calls {action}, which {name} lacks: "
+                                f"./scripts/rehearse --record-calls, and review the diff")
+        unseen = [a for a in recorded[role] if a not in actions]
+        if unseen:
+            notes.append(f"{role}: {', '.join(unseen)} in {name}, never called in this run")
+    for role in sorted(set(recorded) - set(observed)):
+        notes.append(f"{role}: in {name}, but no function of this template has that role")
+    return problems, notes
+
+
+def calls_diff(old, new):
+    """Lines saying what a re-recording changed, role by role."""
+    lines = []
+    for role in sorted(set(old) | set(new)):
+        before, after = set(old.get(role, [])), set(new.get(role, []))
+        if role not in old:
+            lines.append(f"{role}: new role: {', '.join(sorted(after)) or 'no action'}")
+        elif role not in new:
+            lines.append(f"{role}: role removed (it had {', '.join(sorted(before)) or 'no action'})")
+        else:
+            changes = [f"+{a}" for a in sorted(after - before)] + [f"-{a}" for a in sorted(before - after)]
+            if changes:
+                lines.append(f"{role}: {' '.join(changes)}")
+    return lines

@@ -2,7 +2,8 @@
 @connections endpoint. Each request is attributed to a principal by its SigV4 access key id,
 mapped to the IAM actions and resources AWS would authorize it as, recorded (one JSON line per
 action and resource), and forwarded unchanged to moto or to the gateway, whose answer goes back
-unchanged. A rule can answer a request with a failure instead (the rehearsal's poison job).
+unchanged. A rule can answer a request with a failure instead, without forwarding it (the
+rehearsal's poison job; a member whose connection vanished without its $disconnect).
 
 `classify` is pure (unit-tested); `RecordingProxy` is the server.
 """
@@ -78,7 +79,8 @@ def sqs_actions(ctx, operation, params):
 
 def classify(ctx, method, path, headers, body):
     """(service, operation, [(action, resource)], parsed body) of one request. `headers` has
-    lower-case names. Unknown requests give service None."""
+    lower-case names. Unknown requests give service None. An @connections request's "parsed
+    body" is its path's stage and connection id (its body is the frame, which no rule reads)."""
     parsed = urlparse(path)
     query = parse_qs(parsed.query)
     target = headers.get("x-amz-target", "")
@@ -88,7 +90,8 @@ def classify(ctx, method, path, headers, body):
         stage, connection = connections.group(1), unquote(connections.group(2))
         resource = (f"arn:{ctx['partition']}:execute-api:{ctx['region']}:{ctx['account']}:"
                     f"{ctx['api_id']}/{stage}/{method}/@connections/{connection}")
-        return "execute-api", f"{method} @connections", [("execute-api:ManageConnections", resource)], None
+        return ("execute-api", f"{method} @connections", [("execute-api:ManageConnections", resource)],
+                {"stage": stage, "connectionId": connection})
     if target.startswith("DynamoDB_"):
         operation = target.split(".", 1)[1]
         payload = _json(body)
@@ -136,6 +139,26 @@ def fail_room_queries(room, principal=None):
         body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
                            "message": f"Internal server error (injected by the rehearsal: room {room})"}).encode()
         return 500, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": "InternalServerError"}, body
+    return rule
+
+
+# API Gateway's answer to a post to a connection that is gone, as the local gateway's own
+# @connections answers it (apps/local-gateway/src/management.rs).
+GONE = (410, {"Content-Type": "application/json", "x-amzn-ErrorType": "GoneException"},
+        json.dumps({"message": ""}).encode())
+
+
+def gone_connection(connection_id):
+    """A rule: every `POST /{stage}/@connections/{connection_id}` gets API Gateway's 410
+    GoneException, and never reaches the gateway: the connection vanished without its $disconnect
+    (its socket may well be open still)."""
+    def rule(who, service, operation, payload):
+        if service != "execute-api" or operation != "POST @connections":
+            return None
+        if (payload or {}).get("connectionId") != connection_id:
+            return None
+        status, headers, body = GONE
+        return status, dict(headers), body
     return rule
 
 
@@ -191,6 +214,11 @@ class RecordingProxy:
 
     def set_gateway(self, gateway_url):
         self.gateway = urlparse(gateway_url)
+
+    def add_rule(self, rule):
+        """A rule that applies from the next request on (before the earlier ones)."""
+        with self.lock:
+            self.rules.insert(0, rule)
 
     def start(self):
         proxy = self
@@ -257,7 +285,9 @@ class RecordingProxy:
         who = self.principals.get(key, f"<unknown key {key}>" if key else "<unsigned>")
         service, operation, actions, payload = classify(self.ctx, method, path, headers, body)
         injected = None
-        for rule in self.rules:
+        with self.lock:
+            rules = list(self.rules)
+        for rule in rules:
             injected = rule(who, service, operation, payload)
             if injected:
                 break

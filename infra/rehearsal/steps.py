@@ -6,6 +6,7 @@ import subprocess
 import time
 import uuid
 
+from .proxy import gone_connection
 from .wsclient import Client, HandshakeRefused, hs256_token
 
 FRAME_WAIT = 15.0       # s for an answer to a client's frame
@@ -13,6 +14,13 @@ QUEUED_WAIT = 30.0      # s for queued delivery (a poll, a fan-out cold start)
 POISON_WAIT = 150.0     # s for a poison job to use up its receives (SDK retries on each)
 MALFORMED_WAIT = 45.0   # s for a malformed job: the worker dead-letters it on its first receive
 CLEANUP_WAIT = 30.0     # s for every $disconnect to have run
+PRUNE_WAIT = 15.0       # s for $disconnect's presence post, its 410 and the prune
+VANISHED_ROOM = "rehearsal-vanished"
+# The service keeps a connection a 410 names while its $connect may still be running (API Gateway
+# answers 410 until $connect returns): CONNECT_GRACE in domain/src/connection.rs. A member that
+# vanished did so long after its $connect: its row is dated back by CONNECTED_BEFORE_MS.
+CONNECT_GRACE_S = 34
+CONNECTED_BEFORE_MS = 10 * 60 * 1000
 MAX_CLIENTS = 12
 
 
@@ -365,3 +373,97 @@ def step_cleanup(r, session):
     shown = [f"{i['pk']['S']}/{i.get('sk', {}).get('S', '')}" for i in left[:5]]
     raise StepFailed(f"{len(left)} connection rows or memberships left {CLEANUP_WAIT:g} s after the sockets closed: "
                      f"{shown}{diagnosis(r, ['disconnect'])}")
+
+
+def membership_of(r, room, connection_id):
+    """The table's membership row of `connection_id` in `room` (None when there is none)."""
+    answer = r.moto_dynamodb.get_item(TableName=r.table_name, ConsistentRead=True,
+                                      Key={"pk": {"S": f"ROOM#{room}"}, "sk": {"S": f"CONN#{connection_id}"}})
+    return answer.get("Item")
+
+
+def date_back(r, connection_id, millis):
+    """Sets the connection row's connectedAt `millis` earlier, straight on moto (no function's call)."""
+    key = {"pk": {"S": f"CONN#{connection_id}"}, "sk": {"S": "META"}}
+    item = r.moto_dynamodb.get_item(TableName=r.table_name, Key=key, ConsistentRead=True).get("Item")
+    if not item or "N" not in item.get("connectedAt", {}):
+        raise StepFailed(f"no connection row CONN#{connection_id}/META with a numeric connectedAt in {r.table_name} "
+                         f"(found {sorted(item) if item else 'no row'}): the step dates it back to show a "
+                         f"member that vanished long after its $connect; has the table's layout changed?")
+    earlier = int(item["connectedAt"]["N"]) - millis
+    r.moto_dynamodb.update_item(TableName=r.table_name, Key=key, UpdateExpression="SET connectedAt = :t",
+                                ExpressionAttributeValues={":t": {"N": str(earlier)}})
+
+
+def step_vanished_member(r, session):
+    """A member whose connection vanished without its $disconnect: posts to it answer 410, and the
+    presence post of another member's $disconnect prunes it (after checking with a GetItem that
+    its $connect is over)."""
+    presence = r.doc["functions"]["disconnect"]["environment"].get("PRESENCE_MAX_MEMBERS", "100")
+    if presence.strip() == "0":
+        raise StepFailed("disconnect's PRESENCE_MAX_MEMBERS is 0 in the template: presence is off, so no post "
+                         "would find a vanished member")
+    room = VANISHED_ROOM
+    vanishing, staying = session.connect("vanishing"), session.connect("staying")
+    ids = {}
+    for client in (vanishing, staying):
+        answer = session.request(client, {"action": "whoami"}, "identity", f"{client.subject}'s whoami")
+        ids[client.subject] = answer.get("connectionId")
+        if not ids[client.subject]:
+            raise StepFailed(f"{client.subject}'s whoami named no connectionId: {answer}")
+    gone = ids["vanishing"]
+    join(session, vanishing, room)
+    join(session, staying, room)
+    try:
+        vanishing.wait_for(lambda f: f.get("type") == "presence" and f.get("event") == "joined"
+                           and f.get("connectionId") == ids["staying"], FRAME_WAIT,
+                           f"staying's `joined` presence frame at vanishing")
+    except TimeoutError as e:
+        raise StepFailed(f"presence in {room}: {e}{diagnosis(r, ['default'])}") from None
+    r.say(f"  vanishing ({gone}) and staying ({ids['staying']}) joined {room}; vanishing heard staying join")
+    date_back(r, gone, CONNECTED_BEFORE_MS)
+    since = time.time()
+    r.proxy.add_rule(gone_connection(gone))
+    r.say(f"  vanishing vanishes without its $disconnect: its socket stays open, and the proxy answers every "
+          f"POST to @connections/{gone} with 410 GoneException")
+    r.say(f"  its row's connectedAt set {CONNECTED_BEFORE_MS // 60000} min back (a 410 keeps a connection younger "
+          f"than CONNECT_GRACE, {CONNECT_GRACE_S} s: its $connect may still be running)")
+    staying.close()
+    session.clients.remove(staying)
+    start = time.monotonic()
+    deadline = start + PRUNE_WAIT
+    while membership_of(r, room, gone) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pruned = membership_of(r, room, gone) is None
+    waited = time.monotonic() - start
+    with r.proxy.lock:
+        records = [x for x in r.proxy.records if x.get("time", 0) >= since]
+    posts = [x for x in records if x.get("injected") and x.get("service") == "execute-api"
+             and (x.get("resource") or "").endswith(f"/@connections/{gone}")]
+    posters = sorted({x["function"] for x in posts})
+    reads = [x for x in records if x["function"] == "disconnect" and x["action"] == "dynamodb:GetItem"]
+    if not pruned:
+        if not posts:
+            why = (f"no function posted to it (disconnect posts `left` to the members of the rooms of a "
+                   f"connection that closes, rooms of at most {presence} members)")
+        elif not reads:
+            why = f"{', '.join(posters)} got 410 for it {len(posts)} time(s) but disconnect never read its row (GetItem)"
+        else:
+            row = r.moto_dynamodb.get_item(TableName=r.table_name, ConsistentRead=True,
+                                           Key={"pk": {"S": f"CONN#{gone}"}, "sk": {"S": "META"}}).get("Item") or {}
+            age = ""
+            if "N" in row.get("connectedAt", {}):
+                age = f"; its row's connectedAt is {time.time() - int(row['connectedAt']['N']) / 1000:.0f} s old"
+            why = (f"{', '.join(posters)} got 410 for it {len(posts)} time(s) and disconnect read its row "
+                   f"{len(reads)} time(s), yet kept it (a connection younger than CONNECT_GRACE, "
+                   f"{CONNECT_GRACE_S} s, is kept: its $connect may still be running){age}")
+        raise StepFailed(f"the vanished member {gone} was still in {room} {PRUNE_WAIT:g} s after staying closed "
+                         f"its socket: {why}{diagnosis(r, ['disconnect'])}")
+    if "disconnect" not in posters:
+        raise StepFailed(f"the vanished member {gone} left {room}, but disconnect never posted to it (posts "
+                         f"answered 410: {len(posts)}, by {posters}): what removed its membership?")
+    r.say(f"  staying closed its socket: {', '.join(posters)} posted presence to vanishing ({len(posts)} x 410), "
+          f"read its row ({len(reads)} x GetItem) and pruned it: its membership gone after {waited:.1f} s")
+    vanishing.close()
+    session.clients.remove(vanishing)
+    r.say("  vanishing's real socket closed")
