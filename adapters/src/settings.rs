@@ -211,6 +211,14 @@ pub const PRESENCE_MAX_MEMBERS: Setting = shared(
     number(0, 1_000, 100),
 );
 
+/// Each room message's history item costs a write unit per KB and its storage for this long; a
+/// day lets a client that was away overnight catch up (docs/protocol.md, "Room streams").
+pub const HISTORY_TTL_SECONDS: Setting = shared(
+    "HISTORY_TTL_SECONDS",
+    "how long room messages are kept for history and join since; 0 turns history off",
+    number(0, 30 * 24 * 3600, 24 * 3600),
+);
+
 /// Past 20 000 (about 20 s of CPU at 128 MB) the inline part alone could outrun API Gateway's
 /// 29 s.
 pub const INLINE_RECIPIENTS: Setting = shared(
@@ -468,6 +476,7 @@ pub const ALL: &[Setting] = &[
     MAX_ROOMS_PER_CONNECTION,
     ECHO_TO_SENDER,
     TYPING,
+    HISTORY_TTL_SECONDS,
     PRESENCE_MAX_MEMBERS,
     RATE_LIMIT_PER_SECOND,
     RATE_LIMIT_BURST,
@@ -511,6 +520,7 @@ pub fn domain_settings(
         max_rooms_per_connection: MAX_ROOMS_PER_CONNECTION.parsed(get, local)?,
         echo_to_sender: ECHO_TO_SENDER.parsed(get, local)?,
         typing: TYPING.parsed(get, local)?,
+        history_ttl: Duration::from_secs(HISTORY_TTL_SECONDS.parsed(get, local)?),
         presence_max_members: PRESENCE_MAX_MEMBERS.parsed(get, local)?,
         inline_recipients: INLINE_RECIPIENTS.parsed(get, local)?,
         job_safety_margin: Duration::from_millis(JOB_SAFETY_MARGIN_MS.parsed(get, local)?),

@@ -13,7 +13,7 @@ use crate::apigateway::inbound::{Route, WebSocketHandler};
 use crate::apigateway::{NotifierTimeouts, RootsRead, SignedNotifierError};
 use crate::clock::{SystemClock, TokioSleeper};
 use crate::config::ServiceConfig;
-use crate::dynamodb::DynamoConnectionRepository;
+use crate::dynamodb::{DynamoConnectionRepository, DynamoRoomLog};
 use crate::room_policy::DefaultRoomPolicy;
 use crate::sdk_http::{read_sdk_roots_in_background, sdk_loader};
 use crate::settings;
@@ -94,7 +94,9 @@ pub async fn aws_handler(
 ) -> Result<AwsHandler, SignedNotifierError> {
     read_sdk_roots_in_background();
     let sdk = sdk_config().await;
-    let repo = DynamoConnectionRepository::new(dynamodb_client(&sdk, None), config.dynamo.clone());
+    let client = dynamodb_client(&sdk, None);
+    let log = Arc::new(DynamoRoomLog::new(client.clone(), config.dynamo.clone()));
+    let repo = DynamoConnectionRepository::new(client, config.dynamo.clone());
     let roots = if route.posts() {
         RootsRead::InBackground
     } else {
@@ -104,7 +106,7 @@ pub async fn aws_handler(
         config
             .notifier_client
             .build(&sdk, &config.endpoint, NotifierTimeouts::default(), roots)?;
-    let mut service = service(repo, notifier, config.settings.clone());
+    let mut service = service(repo, notifier, config.settings.clone()).with_room_log(log);
     if let Some(url) = &config.internal_queue_url {
         service =
             service.with_delivery_queue(Arc::new(SqsDeliveryQueue::from_sdk(&sdk, url, None)));
@@ -127,7 +129,9 @@ pub async fn aws_worker(
         .dead_letter_queue_url
         .clone()
         .ok_or(MissingQueueUrl(settings::DEAD_LETTER_QUEUE_URL.name))?;
-    let repo = DynamoConnectionRepository::new(dynamodb_client(&sdk, None), config.dynamo.clone());
+    let client = dynamodb_client(&sdk, None);
+    let log = Arc::new(DynamoRoomLog::new(client.clone(), config.dynamo.clone()));
+    let repo = DynamoConnectionRepository::new(client, config.dynamo.clone());
     let notifier = config.notifier_client.build(
         &sdk,
         &config.endpoint,
@@ -141,7 +145,8 @@ pub async fn aws_worker(
         Arc::new(SystemClock),
         Arc::new(TokioSleeper),
         config.settings.clone(),
-    ))
+    )
+    .with_room_log(log))
 }
 
 /// Why the fan-out worker could not be built.

@@ -6,7 +6,7 @@ export interface Member {
   principal: string | null;
 }
 
-export type ErrorCode = 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited' | 'rejected';
+export type ErrorCode = 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited' | 'rejected' | 'room_busy' | 'history_off';
 
 /** data to every live connection */
 export interface SendmessageRequest {
@@ -33,6 +33,8 @@ export interface JoinRequest {
   action: 'join';
   /** the room */
   room: string;
+  /** the last seq of this room the client saw: after the ack, every later message is replayed (or a reset says it cannot be) */
+  since?: number;
   /** echoed in the frame that answers the request */
   requestId?: string;
 }
@@ -77,6 +79,23 @@ export interface MembersRequest {
   requestId?: string;
 }
 
+/** one page of the room's kept messages in seq order, to a member of the room (not_member) the room policy lets read it (forbidden); history_off when the service keeps none */
+export interface HistoryRequest {
+  action: 'history';
+  /** the room */
+  room: string;
+  /** pages go up from the first message after this seq (default: from the oldest kept) */
+  after?: number;
+  /** pages go down from the last message before this seq; with after, pages go up from after and stop before it */
+  before?: number;
+  /** messages in a page, 1 to 100 (default 50); a page also stops at the frame limit */
+  limit?: number;
+  /** the cursor of the previous history frame, for the next page (after and before are then ignored) */
+  cursor?: string;
+  /** echoed in the frame that answers the request */
+  requestId?: string;
+}
+
 /** pong: keeps the socket past API Gateway's 10-minute idle timeout */
 export interface PingRequest {
   action: 'ping';
@@ -102,6 +121,8 @@ export interface MessageFrame {
   principal?: string;
   /** the room it was published to */
   room?: string;
+  /** its place in the room's stream, strictly increasing (room messages only): order and resume by it */
+  seq?: number;
   /** any JSON value, delivered byte for byte */
   data: unknown;
   /** when it was sent, in milliseconds since the epoch (the service's clock) */
@@ -167,6 +188,28 @@ export interface MembersFrame {
   requestId?: string;
 }
 
+/** One page of a room's kept messages, in seq order (upward from after, downward from before), within the frame limit. */
+export interface HistoryFrame {
+  type: 'history';
+  /** the room */
+  room: string;
+  /** message frames, as members received them live */
+  messages: MessageFrame[];
+  /** send it back in the next history request for the next page; absent on the last */
+  cursor?: string;
+  /** the requestId of the request this answers */
+  requestId?: string;
+}
+
+/** A join with since cannot be brought up to date by replay (older than the history keeps, or too far behind): read the room's state again. */
+export interface ResetFrame {
+  type: 'reset';
+  /** the room */
+  room: string;
+  /** the oldest seq the history still keeps, when it keeps any */
+  oldestSeq?: number;
+}
+
 /** The answer to a request with a requestId whose action has no answer of its own. */
 export interface AckFrame {
   type: 'ack';
@@ -188,7 +231,7 @@ export interface AckFrame {
 export interface ErrorFrame {
   type: 'error';
   /** what went wrong */
-  code: 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited' | 'rejected';
+  code: 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited' | 'rejected' | 'room_busy' | 'history_off';
   /** for people, never parse it */
   message: string;
   /** the requestId of the request this answers */
@@ -198,10 +241,10 @@ export interface ErrorFrame {
 }
 
 /** Every request a client can send. */
-export type Request = SendmessageRequest | SendRequest | JoinRequest | LeaveRequest | PublishRequest | TypingRequest | MembersRequest | PingRequest | WhoamiRequest;
+export type Request = SendmessageRequest | SendRequest | JoinRequest | LeaveRequest | PublishRequest | TypingRequest | MembersRequest | HistoryRequest | PingRequest | WhoamiRequest;
 
 /** Every frame the server sends. */
-export type Frame = MessageFrame | PongFrame | IdentityFrame | TypingFrame | PresenceFrame | MembersFrame | AckFrame | ErrorFrame;
+export type Frame = MessageFrame | PongFrame | IdentityFrame | TypingFrame | PresenceFrame | MembersFrame | HistoryFrame | ResetFrame | AckFrame | ErrorFrame;
 
 /** The frame that answers each action's request. */
 export interface Answers {
@@ -212,6 +255,7 @@ export interface Answers {
   publish: AckFrame;
   typing: AckFrame;
   members: MembersFrame;
+  history: HistoryFrame;
   ping: PongFrame;
   whoami: IdentityFrame;
 }
@@ -225,6 +269,7 @@ export declare const ACTIONS: {
   readonly PUBLISH: 'publish';
   readonly TYPING: 'typing';
   readonly MEMBERS: 'members';
+  readonly HISTORY: 'history';
   readonly PING: 'ping';
   readonly WHOAMI: 'whoami';
 };
@@ -235,6 +280,8 @@ export declare const FRAME_TYPES: {
   readonly TYPING: 'typing';
   readonly PRESENCE: 'presence';
   readonly MEMBERS: 'members';
+  readonly HISTORY: 'history';
+  readonly RESET: 'reset';
   readonly ACK: 'ack';
   readonly ERROR: 'error';
 };

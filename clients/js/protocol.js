@@ -12,6 +12,7 @@ export const ACTIONS = Object.freeze({
   PUBLISH: 'publish',
   TYPING: 'typing',
   MEMBERS: 'members',
+  HISTORY: 'history',
   PING: 'ping',
   WHOAMI: 'whoami',
 });
@@ -24,6 +25,8 @@ export const FRAME_TYPES = Object.freeze({
   TYPING: 'typing',
   PRESENCE: 'presence',
   MEMBERS: 'members',
+  HISTORY: 'history',
+  RESET: 'reset',
   ACK: 'ack',
   ERROR: 'error',
 });
@@ -37,15 +40,16 @@ export const ANSWERS = Object.freeze({
   publish: 'ack',
   typing: 'ack',
   members: 'members',
+  history: 'history',
   ping: 'pong',
   whoami: 'identity',
 });
 
 /** Frame types that answer a request by themselves (no `ack` follows them). */
-export const ANSWER_TYPES = Object.freeze(['ack', 'members', 'pong', 'identity', 'error']);
+export const ANSWER_TYPES = Object.freeze(['ack', 'members', 'history', 'pong', 'identity', 'error']);
 
 /** Every `error` frame's `code`. */
-export const ERROR_CODES = Object.freeze(['bad_json', 'unknown_action', 'invalid_field', 'too_large', 'not_member', 'unknown_connection', 'too_many_rooms', 'forbidden', 'rate_limited', 'rejected']);
+export const ERROR_CODES = Object.freeze(['bad_json', 'unknown_action', 'invalid_field', 'too_large', 'not_member', 'unknown_connection', 'too_many_rooms', 'forbidden', 'rate_limited', 'rejected', 'room_busy', 'history_off']);
 
 /** A room name. */
 export const ROOM_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;

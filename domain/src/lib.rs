@@ -8,6 +8,7 @@
 //!   the actions share.
 //! - [`actions`]: every client action, one module each.
 //! - [`hooks`]: where a fork customises connects, messages and joins, in one place.
+//! - [`stream`]: room streams: each room message's `seq`, the history kept, replays.
 //! - [`rate_limit`]: the per-connection token bucket, in integer arithmetic.
 //! - [`ports`]: what the domain needs from storage, API Gateway and the clock.
 //! - `testing` (feature `mocks`): helpers for every crate's tests.
@@ -26,6 +27,7 @@ pub mod rate_limit;
 pub mod room;
 pub mod service;
 pub mod settings;
+pub mod stream;
 pub mod time;
 
 #[cfg(any(test, feature = "mocks"))]

@@ -227,6 +227,8 @@ pub trait ClientNotifier: Send + Sync {
 pub enum RoomAccess {
     Join,
     Publish,
+    /// Read what was published before the member joined (`history`, `join {since}`).
+    ReadHistory,
 }
 
 /// Decides who may enter and speak in which room.

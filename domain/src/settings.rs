@@ -30,6 +30,9 @@ pub struct Settings {
     pub ttl_margin: Duration,
     /// Whether a `sendmessage` or `publish` is also delivered back to its sender.
     pub echo_to_sender: bool,
+    /// How long room messages are kept for `history` and `join {since}`; zero: no history (every
+    /// `since` answers `reset`, `history` answers `history_off`).
+    pub history_ttl: Duration,
     /// Whether the `typing` action is on; off, it is refused as `unknown_action`.
     pub typing: bool,
     /// Presence events go only to rooms of at most this many members: above it, each join or
@@ -65,6 +68,7 @@ impl Default for Settings {
             ttl_margin: Duration::from_secs(10 * 60),
             echo_to_sender: true,
             typing: true,
+            history_ttl: Duration::from_secs(24 * 3600),
             presence_max_members: 100,
             inline_recipients: DEFAULT_INLINE_RECIPIENTS,
             job_safety_margin: Duration::from_secs(5),

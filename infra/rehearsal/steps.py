@@ -363,7 +363,11 @@ def step_cleanup(r, session):
     left = []
     while time.monotonic() < deadline:
         items = table_items(r)
-        left = [i for i in items if i.get("pk", {}).get("S", "").startswith(("CONN#", "ROOM#"))]
+        # Connection rows, and memberships (a room's sort keys that start as a connection's); a
+        # room's stream (its counter, kept messages, once-ids) stays until its TTL by design.
+        left = [i for i in items if i.get("pk", {}).get("S", "").startswith("CONN#")
+                or (i.get("pk", {}).get("S", "").startswith("ROOM#")
+                    and i.get("sk", {}).get("S", "").startswith("CONN#"))]
         if not left:
             kept = [f"{i['pk']['S'][:40]}/{i.get('sk', {}).get('S', '')}" for i in items]
             r.say(f"  {count} sockets closed; no connection row or membership left"

@@ -2,7 +2,9 @@
 
 mod contract;
 
-use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_table_if_missing};
+use adapters::dynamodb::{
+    DynamoConnectionRepository, DynamoRoomLog, DynamoSettings, create_table_if_missing,
+};
 use domain::ConnectionRepository;
 use tests::{dynamodb_client, unique_table};
 
@@ -25,6 +27,20 @@ async fn orphan(repo: std::sync::Arc<DynamoConnectionRepository>, id: domain::Co
 }
 
 pruning_contract!(fresh, orphan);
+
+/// The connection store and the room log on one fresh table, as the Lambdas wire them.
+async fn fresh_pair() -> (DynamoConnectionRepository, DynamoRoomLog) {
+    let client = dynamodb_client().await;
+    let table = unique_table("stream");
+    create_table_if_missing(&client, &table).await.unwrap();
+    let settings = DynamoSettings::new(table);
+    (
+        DynamoConnectionRepository::new(client.clone(), settings.clone()),
+        DynamoRoomLog::new(client, settings),
+    )
+}
+
+room_log_contract!(fresh_pair);
 
 #[tokio::test]
 async fn listing_reads_every_shard_when_connections_are_spread_over_several() {

@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::rate_limit::Bucket;
+use domain::stream::LoggedMessage;
 use domain::{
-    Connection, ConnectionId, Member, PageToken, Principal, RepositoryError, RoomName, Timestamp,
+    Connection, ConnectionId, Member, MessageId, PageToken, Principal, RepositoryError, RoomName,
+    Timestamp,
 };
 
 pub const PK: &str = "pk";
@@ -24,6 +26,12 @@ pub const ROOMS: &str = "rooms";
 /// The rate-limit bucket on the connection item: milli-tokens left, and when (ms) that was so.
 pub const BUCKET_TOKENS: &str = "bucketMilliTokens";
 pub const BUCKET_AT: &str = "bucketAt";
+/// A room stream's counter, and the `seq` a kept message or a once-item holds.
+pub const SEQ: &str = "seq";
+pub const MESSAGE_ID: &str = "messageId";
+pub const FROM: &str = "from";
+pub const DATA: &str = "data";
+pub const SENT_AT: &str = "sentAt";
 pub const META: &str = "META";
 pub const LIST_INDEX: &str = "connections";
 
@@ -44,6 +52,11 @@ pub const ATTRIBUTES: &[&str] = &[
     ROOMS,
     BUCKET_TOKENS,
     BUCKET_AT,
+    SEQ,
+    MESSAGE_ID,
+    FROM,
+    DATA,
+    SENT_AT,
 ];
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -74,8 +87,46 @@ pub fn room_pk(room: &RoomName) -> String {
     format!("ROOM#{room}")
 }
 
+/// What starts the sort key of a room's membership items, and only theirs: a room's partition
+/// also holds its stream (`SEQ`, `MSG#`, `ID#`), which no member query may read as members.
+pub const MEMBER_PREFIX: &str = "CONN#";
+
 pub fn member_sk(id: &ConnectionId) -> String {
-    format!("CONN#{id}")
+    format!("{MEMBER_PREFIX}{id}")
+}
+
+/// The key condition of every query for a room's members.
+pub static MEMBERS_OF_ROOM: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("#{PK} = :pk AND begins_with(#{SK}, :member)"));
+
+/// The values [`MEMBERS_OF_ROOM`] and the live-row filter (`:now`) use.
+pub fn members_of_room_values(room: &RoomName, now: Timestamp) -> Item {
+    HashMap::from([
+        (":pk".to_string(), string_value(room_pk(room))),
+        (":member".to_string(), string_value(MEMBER_PREFIX)),
+        (":now".to_string(), number_value(now.as_millis())),
+    ])
+}
+
+/// A room stream's counter: the last `seq` handed out.
+pub fn stream_counter_key(room: &RoomName) -> Item {
+    HashMap::from([
+        (PK.to_string(), string_value(room_pk(room))),
+        (SK.to_string(), string_value("SEQ")),
+    ])
+}
+
+/// A kept message: sorted by `seq` (zero-padded, so text order is number order).
+pub fn stream_message_sk(seq: u64) -> String {
+    format!("MSG#{seq:020}")
+}
+
+/// Which `seq` a backend's message id took, so a redelivery takes the same.
+pub fn stream_once_key(room: &RoomName, id: &MessageId) -> Item {
+    HashMap::from([
+        (PK.to_string(), string_value(room_pk(room))),
+        (SK.to_string(), string_value(format!("ID#{id}"))),
+    ])
 }
 
 pub fn string_value(value: impl Into<String>) -> AttributeValue {
@@ -222,6 +273,53 @@ pub fn rooms_from(item: &Item) -> Vec<RoomName> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A kept message of a room's stream, until `keep_until`.
+pub fn stream_message_item(
+    room: &RoomName,
+    message: &LoggedMessage,
+    keep_until: Timestamp,
+) -> Item {
+    let mut item = HashMap::from([
+        (PK.to_string(), string_value(room_pk(room))),
+        (SK.to_string(), string_value(stream_message_sk(message.seq))),
+        (SEQ.to_string(), number_value(message.seq)),
+        (MESSAGE_ID.to_string(), string_value(message.id.as_str())),
+        (DATA.to_string(), string_value(message.data.clone())),
+        (SENT_AT.to_string(), number_value(message.sent_at)),
+        (EXPIRES_AT.to_string(), number_value(keep_until.as_millis())),
+        (TTL.to_string(), number_value(keep_until.as_secs_ceil())),
+    ]);
+    if let Some(from) = &message.from {
+        item.insert(FROM.into(), string_value(from.as_str()));
+    }
+    if let Some(principal) = &message.principal {
+        item.insert(PRINCIPAL.into(), string_value(principal.as_str()));
+    }
+    item
+}
+
+pub fn logged_message_from(item: &Item) -> Result<LoggedMessage, RepositoryError> {
+    let id = string(item, MESSAGE_ID).ok_or_else(|| malformed(MESSAGE_ID))?;
+    Ok(LoggedMessage {
+        id: MessageId::parse(id).map_err(|e| malformed(&format!("message id: {e}")))?,
+        seq: number(item, SEQ)?,
+        from: string(item, FROM)
+            .map(ConnectionId::parse)
+            .transpose()
+            .map_err(|e| malformed(&format!("from: {e}")))?,
+        principal: string(item, PRINCIPAL)
+            .map(Principal::parse)
+            .transpose()
+            .map_err(|e| malformed(&format!("principal: {e}")))?,
+        data: string(item, DATA).ok_or_else(|| malformed(DATA))?,
+        sent_at: number(item, SENT_AT)?,
+    })
+}
+
+pub fn seq_of(item: &Item) -> Result<u64, RepositoryError> {
+    number(item, SEQ)
 }
 
 pub fn id_from_member(item: &Item) -> Result<ConnectionId, RepositoryError> {

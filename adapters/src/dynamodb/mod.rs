@@ -10,8 +10,10 @@ mod codec;
 mod errors;
 mod rate_limit;
 mod repository;
+mod room_log;
 mod table;
 
 pub use codec::ATTRIBUTES as ATTRIBUTE_NAMES;
 pub use repository::{DynamoConnectionRepository, DynamoSettings, Seed};
+pub use room_log::DynamoRoomLog;
 pub use table::{IndexSchema, TABLE_SCHEMA, TableSchema, create_table_if_missing};

@@ -425,15 +425,11 @@ impl ConnectionRepository for DynamoConnectionRepository {
             .map(|t| codec::decode_token(&t))
             .transpose()?
             .and_then(|(_, key)| key);
-        let values = HashMap::from([
-            (":pk".to_string(), string_value(codec::room_pk(room))),
-            (":now".to_string(), number_value(now.as_millis())),
-        ]);
         let (items, last) = self
             .query_page(
                 None,
-                &format!("#{PK} = :pk"),
-                values,
+                &codec::MEMBERS_OF_ROOM,
+                codec::members_of_room_values(room, now),
                 start,
                 self.settings.page_size,
             )
@@ -454,15 +450,12 @@ impl ConnectionRepository for DynamoConnectionRepository {
         limit: usize,
         now: Timestamp,
     ) -> Result<MemberPage, RepositoryError> {
-        let values = HashMap::from([
-            (":pk".to_string(), string_value(codec::room_pk(room))),
-            (":now".to_string(), number_value(now.as_millis())),
-        ]);
         // The cursor is a connection id, so a client can only ever resume inside this room.
         let start = after.map(|id| codec::membership_key(&id, room));
         let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let values = codec::members_of_room_values(room, now);
         let (items, last) = self
-            .query_page(None, &format!("#{PK} = :pk"), values, start, limit)
+            .query_page(None, &codec::MEMBERS_OF_ROOM, values, start, limit)
             .await?;
         Ok(MemberPage {
             members: items

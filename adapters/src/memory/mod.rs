@@ -3,7 +3,9 @@
 mod notifier;
 mod queue;
 mod repository;
+mod room_log;
 
 pub use notifier::RecordingNotifier;
 pub use queue::{DEFAULT_MAX_RECEIVES, DeadLetter, Lease, MAX_JOB_BYTES, MemoryQueue};
 pub use repository::InMemoryConnectionRepository;
+pub use room_log::InMemoryRoomLog;

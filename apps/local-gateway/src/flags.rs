@@ -96,6 +96,15 @@ pub struct Options {
     /// timeout): a job still running then is cut off and redelivered.
     #[arg(long, env = "LOCAL_GATEWAY_JOB_DEADLINE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=900_000))]
     pub job_deadline_ms: u64,
+    /// Publishes one room's stream takes a second in memory, past which a publish is refused
+    /// with `room_busy`, as DynamoDB throttles one room's items in AWS (about 500 with history on:
+    /// docs/protocol.md, "Room streams"). 0: no limit. Ignored with --dynamodb-endpoint.
+    #[arg(
+        long,
+        env = "LOCAL_GATEWAY_ROOM_MAX_PUBLISH_PER_SECOND",
+        default_value_t = 500
+    )]
+    pub room_max_publish_per_second: u32,
     /// Use a DynamoDB-compatible server (moto, DynamoDB Local) instead of the in-memory store.
     #[arg(long, env = "LOCAL_GATEWAY_DYNAMODB_ENDPOINT")]
     pub dynamodb_endpoint: Option<String>,

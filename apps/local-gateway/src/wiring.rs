@@ -6,11 +6,14 @@ use std::sync::Arc;
 use adapters::apigateway::inbound::WebSocketHandler;
 use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts, RootsRead};
 use adapters::clock::{SystemClock, TokioSleeper};
-use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_table_if_missing};
-use adapters::memory::{InMemoryConnectionRepository, MemoryQueue};
+use adapters::dynamodb::{
+    DynamoConnectionRepository, DynamoRoomLog, DynamoSettings, create_table_if_missing,
+};
+use adapters::memory::{InMemoryConnectionRepository, InMemoryRoomLog, MemoryQueue};
 use adapters::wiring;
 use domain::delivery::DeliveryWorker;
-use domain::{ClientNotifier, ConnectionRepository, Settings};
+use domain::stream::RoomLog;
+use domain::{ClientNotifier, ConnectionRepository, RateLimit, Settings};
 
 use adapters::settings::{self, Setting};
 use adapters::sqs::{Sources, SqsDeliveryQueue, SqsPoller, sqs_client};
@@ -75,21 +78,31 @@ impl Options {
             }),
         };
         // One store shared by the handler and the inspector, which asks it for rooms.
-        let rooms: Arc<dyn ConnectionRepository> = match &self.dynamodb_endpoint {
-            None => Arc::new(InMemoryConnectionRepository::default()),
-            Some(url) => {
-                let client = wiring::dynamodb_client(&sdk, Some(url));
-                let table = self
-                    .service
-                    .parsed::<String>(&adapters::settings::CONNECTIONS_TABLE)?;
-                create_table_if_missing(&client, &table).await?;
-                let mut dynamo = DynamoSettings::new(table);
-                dynamo.page_size = self.service.parsed(&adapters::settings::PAGE_SIZE)?;
-                dynamo.list_shards = self.service.parsed(&adapters::settings::LIST_SHARDS)?;
-                Arc::new(DynamoConnectionRepository::new(client, dynamo))
-            }
-        };
-        let (handler, delivery) = self.handler(&sdk, rooms.clone(), notifier, settings)?;
+        let (rooms, log): (Arc<dyn ConnectionRepository>, Arc<dyn RoomLog>) =
+            match &self.dynamodb_endpoint {
+                None => (
+                    Arc::new(InMemoryConnectionRepository::default()),
+                    Arc::new(InMemoryRoomLog::with_room_limit(self.room_limit())),
+                ),
+                Some(url) => {
+                    let client = wiring::dynamodb_client(&sdk, Some(url));
+                    let table = self
+                        .service
+                        .parsed::<String>(&adapters::settings::CONNECTIONS_TABLE)?;
+                    create_table_if_missing(&client, &table).await?;
+                    let mut dynamo = DynamoSettings::new(table);
+                    dynamo.page_size = self.service.parsed(&adapters::settings::PAGE_SIZE)?;
+                    dynamo.list_shards = self.service.parsed(&adapters::settings::LIST_SHARDS)?;
+                    (
+                        Arc::new(DynamoConnectionRepository::new(
+                            client.clone(),
+                            dynamo.clone(),
+                        )),
+                        Arc::new(DynamoRoomLog::new(client, dynamo)),
+                    )
+                }
+            };
+        let (handler, delivery) = self.handler(&sdk, rooms.clone(), log, notifier, settings)?;
         Ok(GatewayConfig {
             sockets,
             authorizer: self.authorizer()?,
@@ -149,10 +162,12 @@ impl Options {
         &self,
         sdk: &aws_config::SdkConfig,
         repo: Arc<dyn ConnectionRepository>,
+        log: Arc<dyn RoomLog>,
         notifier: Arc<dyn ClientNotifier>,
         settings: Settings,
     ) -> Result<(Arc<dyn EventHandler>, Option<LocalDelivery>), String> {
-        let service = wiring::service(repo.clone(), notifier.clone(), settings.clone());
+        let service = wiring::service(repo.clone(), notifier.clone(), settings.clone())
+            .with_room_log(log.clone());
         if self.workers == 0 {
             return Ok((Arc::new(WebSocketHandler::new(service)), None));
         }
@@ -164,7 +179,8 @@ impl Options {
             Arc::new(SystemClock),
             Arc::new(TokioSleeper),
             settings,
-        );
+        )
+        .with_room_log(log);
         let workers = usize::try_from(self.workers).unwrap_or(1);
         let service = service.with_delivery_queue(transport.sender());
         let delivery = LocalDelivery::start(transport, worker, workers, self.job_deadline());
@@ -173,6 +189,15 @@ impl Options {
 }
 
 impl Options {
+    /// What one room's stream sustains in memory: `--room-max-publish-per-second`, bursts of as
+    /// many (0: no limit).
+    fn room_limit(&self) -> RateLimit {
+        RateLimit {
+            per_second: self.room_max_publish_per_second,
+            burst: self.room_max_publish_per_second,
+        }
+    }
+
     /// The in-memory queues, or the SQS queues of --internal-queue-url and --backend-queue-url.
     fn transport(&self, sdk: &aws_config::SdkConfig) -> Result<Transport, String> {
         let Some(internal) = self.service.text(&settings::INTERNAL_QUEUE_URL) else {

@@ -11,6 +11,7 @@ use crate::protocol::spec::FieldSpec;
 use crate::protocol::{ErrorCode, Fields, ParseError, RequestId, parse_envelope};
 use crate::service::{Cx, Outcome, Step};
 
+mod history;
 mod join;
 mod leave;
 mod members;
@@ -21,6 +22,7 @@ mod sendmessage;
 mod typing;
 mod whoami;
 
+pub use history::History;
 pub use join::Join;
 pub use leave::Leave;
 pub use members::Members;
@@ -40,6 +42,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     publish::SPEC,
     typing::SPEC,
     members::SPEC,
+    history::SPEC,
     ping::SPEC,
     whoami::SPEC,
 ];

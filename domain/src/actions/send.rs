@@ -49,7 +49,7 @@ impl Action for Send {
             .await?;
         let id = MessageId::random();
         let sent_at = cx.clock.now().as_millis();
-        let frame = cx.encode(&cx.message(&id, None, &data, sent_at))?;
+        let frame = cx.encode(&cx.message(&id, None, None, &data, sent_at))?;
         let unknown = || {
             Refusal::new(
                 ErrorCode::UnknownConnection,

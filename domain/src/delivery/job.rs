@@ -19,7 +19,8 @@
 //! (a connection not to deliver to: the sender, when it asked for no echo), `cursor` (where in
 //! the audience to continue), `recipients` (instead of a cursor: exactly these connections of
 //! the audience, the part of a page a worker handed over at its deadline), `sentAt`
-//! (milliseconds since the epoch) and `attempt` (how many times the job's recipients were handed
+//! (milliseconds since the epoch), `seq` (the message's place in its room's stream) and
+//! `attempt` (how many times the job's recipients were handed
 //! over without getting through: at [`crate::delivery::MAX_ATTEMPTS`] the job is dead-lettered).
 
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,9 @@ pub struct DeliveryJob {
     /// When the message was published (milliseconds since the epoch); `None`: when the queue
     /// first received it.
     pub sent_at: Option<u64>,
+    /// The message's place in its room's stream; `None` until the worker appends a backend's
+    /// room message (then every later job of the message carries it).
+    pub seq: Option<u64>,
     /// Times this job's recipients were handed over after not getting through (0 for a new job).
     pub attempt: u32,
 }
@@ -77,6 +81,7 @@ impl PartialEq for DeliveryJob {
             && self.cursor == other.cursor
             && self.recipients == other.recipients
             && self.sent_at == other.sent_at
+            && self.seq == other.seq
             && self.attempt == other.attempt
     }
 }
@@ -124,6 +129,7 @@ const SERVICE_ONLY: &[&str] = &[
     "cursor",
     "recipients",
     "sentAt",
+    "seq",
     "attempt",
 ];
 
@@ -152,6 +158,8 @@ struct Wire<'a> {
     recipients: Option<Vec<String>>,
     #[serde(rename = "sentAt", default, skip_serializing_if = "Option::is_none")]
     sent_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
     #[serde(default, skip_serializing_if = "is_zero")]
     attempt: u32,
 }
@@ -187,6 +195,7 @@ impl DeliveryJob {
             cursor: None,
             recipients: None,
             sent_at: None,
+            seq: None,
             attempt: 0,
         }
     }
@@ -245,6 +254,7 @@ impl DeliveryJob {
             from: self.from.as_ref(),
             principal: self.principal.as_ref(),
             room,
+            seq: room.map(|_| u64::MAX),
             data: &self.data,
             sent_at: u64::MAX,
         };
@@ -316,6 +326,7 @@ impl DeliveryJob {
             cursor: wire.cursor.map(PageToken::new),
             recipients,
             sent_at: wire.sent_at,
+            seq: wire.seq,
             attempt: wire.attempt,
         })
     }
@@ -341,6 +352,7 @@ impl DeliveryJob {
                 .as_ref()
                 .map(|ids| ids.iter().map(|id| id.as_str().to_owned()).collect()),
             sent_at: self.sent_at,
+            seq: self.seq,
             attempt: self.attempt,
         };
         // Every field is a string, a bool, a number or JSON that was already valid.

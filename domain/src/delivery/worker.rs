@@ -33,6 +33,13 @@ use crate::time::Timestamp;
 use super::handover::{HandedOver, MAX_ATTEMPTS, hand_over};
 use super::job::{DeliveryJob, JobError, JobTarget};
 use super::queue::{DeliveryQueue, QueueError};
+use crate::stream::{AppendError, Keep, NewMessage, ONCE_WINDOW, RoomLog};
+
+/// A job ready to run with its room message's `seq`, or one its room is too busy to take yet.
+enum Sequenced {
+    Ready(DeliveryJob),
+    Busy(DeliveryJob, std::time::Duration),
+}
 
 /// Which queue a message came from: who wrote it decides what it may say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +125,8 @@ pub struct DeliveryWorker<R, N> {
     settings: Settings,
     /// Posts in flight, learned across jobs: every job shares the account's `@connections` quota.
     window: SharedWindow,
+    /// The rooms' streams: a room message that has no `seq` yet (a backend's) takes one here.
+    log: Option<Arc<dyn RoomLog>>,
 }
 
 impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
@@ -139,6 +148,16 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
             clock,
             sleeper,
             settings,
+            log: None,
+        }
+    }
+
+    /// Where rooms' streams are kept: a backend's room message takes its `seq` on its first run,
+    /// and keeps it on every redelivery.
+    pub fn with_room_log(self, log: Arc<dyn RoomLog>) -> Self {
+        Self {
+            log: Some(log),
+            ..self
         }
     }
 
@@ -175,6 +194,18 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
     /// could end within `settings.job_safety_margin` of `deadline`.
     pub async fn run(&self, job: DeliveryJob, deadline: Timestamp) -> Result<JobReport, WorkError> {
         let id = job.id.clone().unwrap_or_else(MessageId::random);
+        let job = match self.sequenced(job, &id).await? {
+            Sequenced::Ready(job) => job,
+            Sequenced::Busy(job, retry_after) => {
+                // The room is over its rate: the whole job comes back after the wait, its place
+                // in the stream still to take.
+                self.queue.enqueue_after(vec![job], retry_after).await?;
+                return Ok(JobReport {
+                    handed_over: 1,
+                    ..JobReport::new(Some(id))
+                });
+            }
+        };
         let frame = match self.frame(&id, &job) {
             Ok(frame) => frame,
             Err(e) => return self.dead_letter(&job.to_json(), Some(id), e.into()).await,
@@ -234,6 +265,36 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
             .hand_over(&job, listed.unstarted, listed.unfinished, &deadline)
             .await?;
         Ok(report.with(handed))
+    }
+
+    /// A room message without its `seq` takes one now, idempotently by message id: a redelivered
+    /// backend job gets the `seq` its first run took.
+    async fn sequenced(&self, job: DeliveryJob, id: &MessageId) -> Result<Sequenced, WorkError> {
+        let (Some(log), JobTarget::Room(room), None) = (&self.log, &job.target, job.seq) else {
+            return Ok(Sequenced::Ready(job));
+        };
+        let now = self.clock.now();
+        let history = (!self.settings.history_ttl.is_zero())
+            .then(|| now.saturating_add(self.settings.history_ttl));
+        let keep = Keep {
+            message_until: history,
+            once_until: Some(now.saturating_add(self.settings.history_ttl.max(ONCE_WINDOW))),
+        };
+        let message = NewMessage {
+            id: id.clone(),
+            from: job.from.clone(),
+            principal: job.principal.clone(),
+            data: job.data.get().to_owned(),
+            sent_at: job.sent_at.unwrap_or(now.as_millis()),
+        };
+        match log.append(room, &message, keep, now).await {
+            Ok(seq) => Ok(Sequenced::Ready(DeliveryJob {
+                seq: Some(seq),
+                ..job
+            })),
+            Err(AppendError::Busy { retry_after }) => Ok(Sequenced::Busy(job, retry_after)),
+            Err(AppendError::Repository(e)) => Err(WorkError::Read(e)),
+        }
     }
 
     /// Too late to start: the whole job goes back as its next attempt, so a job that keeps
@@ -327,6 +388,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
             from: job.from.as_ref(),
             principal: job.principal.as_ref(),
             room,
+            seq: job.seq,
             data: &job.data,
             sent_at: job.sent_at.unwrap_or_default(),
         };

@@ -217,6 +217,20 @@ impl Fields {
         })
     }
 
+    /// A whole number from 0 to `max`.
+    pub fn optional_integer(&self, spec: &FieldSpec, max: u64) -> Result<Option<u64>, ParseError> {
+        let Some(raw) = self.value(spec)? else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<u64>(raw.get()) {
+            Ok(n) if n <= max => Ok(Some(n)),
+            _ => Err(ParseError::new(
+                ErrorCode::InvalidField,
+                format!("{} must be a whole number from 0 to {max}", spec.name),
+            )),
+        }
+    }
+
     pub fn data(&self, spec: &FieldSpec) -> Result<Box<RawValue>, ParseError> {
         Self::present(spec, self.value(spec)?).map(|raw| raw.to_owned())
     }

@@ -18,7 +18,9 @@ pub use outbound::{ErrorCode, FRAMES, Frame, FrameError, PresenceEvent, encode};
 /// Each frame type's declaration, by name: for the actions that answer with one, and for
 /// clients that wait for one.
 pub mod frames {
-    pub use super::outbound::{ACK, ERROR, IDENTITY, MEMBERS, MESSAGE, PONG, PRESENCE, TYPING};
+    pub use super::outbound::{
+        ACK, ERROR, HISTORY, IDENTITY, MEMBERS, MESSAGE, PONG, PRESENCE, RESET, TYPING,
+    };
 }
 
 /// The protocol's version, in every `identity` frame: raised by any change an existing client

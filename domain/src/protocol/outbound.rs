@@ -49,6 +49,11 @@ error_codes! {
     RateLimited = "rate_limited",
     /// The service's own rules (its hooks) refused the request; the message says why.
     Rejected = "rejected",
+    /// The room is publishing faster than its stream sustains; `retryAfterMs` says when to try
+    /// again. Nothing was published.
+    RoomBusy = "room_busy",
+    /// This service keeps no history (`HISTORY_TTL_SECONDS=0`).
+    HistoryOff = "history_off",
 }
 
 impl Serialize for ErrorCode {
@@ -73,6 +78,9 @@ pub enum Frame<'a> {
         principal: Option<&'a Principal>,
         #[serde(skip_serializing_if = "Option::is_none")]
         room: Option<&'a RoomName>,
+        /// Its place in the room's stream; room messages only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
         data: &'a RawValue,
         #[serde(rename = "sentAt")]
         sent_at: u64,
@@ -116,6 +124,23 @@ pub enum Frame<'a> {
         cursor: Option<&'a str>,
         #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
         request_id: Option<&'a RequestId>,
+    },
+    /// One page of a room's history, each message as its `message` frame.
+    History {
+        room: &'a RoomName,
+        messages: &'a [Box<RawValue>],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<&'a str>,
+        #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+        request_id: Option<&'a RequestId>,
+    },
+    /// A `join {since}` cannot bring the member up to date by replay (its `since` is older than
+    /// the history keeps, or too far behind): read the room's state again.
+    Reset {
+        room: &'a RoomName,
+        /// The oldest `seq` still kept, when any is.
+        #[serde(rename = "oldestSeq", skip_serializing_if = "Option::is_none")]
+        oldest_seq: Option<u64>,
     },
     Ack {
         #[serde(rename = "requestId")]
@@ -162,6 +187,8 @@ impl Frame<'_> {
             Frame::Typing { .. } => &TYPING,
             Frame::Presence { .. } => &PRESENCE,
             Frame::Members { .. } => &MEMBERS,
+            Frame::History { .. } => &HISTORY,
+            Frame::Reset { .. } => &RESET,
             Frame::Ack { .. } => &ACK,
             Frame::Error { .. } => &ERROR,
         };
@@ -197,6 +224,11 @@ pub const MESSAGE: FrameSpec = FrameSpec {
         FROM,
         PRINCIPAL,
         FieldSpec::optional("room", Kind::Room, "the room it was published to"),
+        FieldSpec::optional(
+            "seq",
+            Kind::Integer,
+            "its place in the room's stream, strictly increasing (room messages only): order and resume by it",
+        ),
         field::DATA,
         FieldSpec::required(
             "sentAt",
@@ -262,6 +294,36 @@ pub const MEMBERS: FrameSpec = FrameSpec {
         ANSWER_ID,
     ],
 };
+pub const HISTORY: FrameSpec = FrameSpec {
+    name: "history",
+    doc: "One page of a room's kept messages, in seq order (upward from after, downward from before), within the frame limit.",
+    fields: &[
+        field::ROOM,
+        FieldSpec::required(
+            "messages",
+            Kind::Messages,
+            "message frames, as members received them live",
+        ),
+        FieldSpec::optional(
+            "cursor",
+            Kind::Cursor,
+            "send it back in the next history request for the next page; absent on the last",
+        ),
+        ANSWER_ID,
+    ],
+};
+pub const RESET: FrameSpec = FrameSpec {
+    name: "reset",
+    doc: "A join with since cannot be brought up to date by replay (older than the history keeps, or too far behind): read the room's state again.",
+    fields: &[
+        field::ROOM,
+        FieldSpec::optional(
+            "oldestSeq",
+            Kind::Integer,
+            "the oldest seq the history still keeps, when it keeps any",
+        ),
+    ],
+};
 pub const ACK: FrameSpec = FrameSpec {
     name: "ack",
     doc: "The answer to a request with a requestId whose action has no answer of its own.",
@@ -303,7 +365,7 @@ pub const ERROR: FrameSpec = FrameSpec {
 
 /// Every outbound frame type.
 pub const FRAMES: &[FrameSpec] = &[
-    MESSAGE, PONG, IDENTITY, TYPING, PRESENCE, MEMBERS, ACK, ERROR,
+    MESSAGE, PONG, IDENTITY, TYPING, PRESENCE, MEMBERS, HISTORY, RESET, ACK, ERROR,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -14,6 +14,7 @@ use crate::ports::{ClientNotifier, Clock, ConnectionRepository, RoomAccess, Room
 use crate::protocol::{self, ErrorCode, Frame, RequestId};
 use crate::room::RoomName;
 use crate::settings::Settings;
+use crate::stream::{AppendError, Keep, NewMessage, RoomLog, Seq};
 use crate::time::Timestamp;
 
 use super::steps::{Delivered, Outcome, Refusal, Step, Stop};
@@ -29,6 +30,8 @@ pub struct Cx<'a> {
     pub queue: Option<&'a dyn DeliveryQueue>,
     pub settings: &'a Settings,
     pub hooks: &'a dyn Hooks,
+    /// The rooms' streams; `None`: messages get no `seq` and there is no history.
+    pub log: Option<&'a dyn RoomLog>,
     /// Who sent the request, from API Gateway's request context (never from the body).
     pub sender: &'a Sender,
     pub request_id: Option<&'a RequestId>,
@@ -83,6 +86,7 @@ impl Cx<'_> {
         let verb = match access {
             RoomAccess::Join => "enter",
             RoomAccess::Publish => "speak in",
+            RoomAccess::ReadHistory => "read the history of",
         };
         Err(Refusal::new(
             ErrorCode::Forbidden,
@@ -113,6 +117,7 @@ impl Cx<'_> {
         &'a self,
         id: &'a MessageId,
         room: Option<&'a RoomName>,
+        seq: Option<Seq>,
         data: &'a RawValue,
         sent_at: u64,
     ) -> Frame<'a> {
@@ -121,8 +126,56 @@ impl Cx<'_> {
             from: Some(&self.sender.id),
             principal: self.sender.principal.as_ref(),
             room,
+            seq,
             data,
             sent_at,
+        }
+    }
+
+    /// When messages appended now stop being kept; `None`: no history.
+    pub fn history_until(&self) -> Option<Timestamp> {
+        (!self.settings.history_ttl.is_zero())
+            .then(|| self.clock.now().saturating_add(self.settings.history_ttl))
+    }
+
+    /// Appends the sender's new message to `room`'s stream: its `seq`, or `room_busy` when the
+    /// room is over the rate its stream sustains (nothing is published then). `None` without a
+    /// log.
+    pub async fn append(
+        &self,
+        room: &RoomName,
+        id: &MessageId,
+        data: &RawValue,
+        sent_at: u64,
+    ) -> Step<Option<Seq>> {
+        let Some(log) = self.log else {
+            return Ok(None);
+        };
+        let message = NewMessage {
+            id: id.clone(),
+            from: Some(self.sender.id.clone()),
+            principal: self.sender.principal.clone(),
+            data: data.get().to_owned(),
+            sent_at,
+        };
+        let keep = Keep {
+            message_until: self.history_until(),
+            once_until: None,
+        };
+        match log.append(room, &message, keep, self.clock.now()).await {
+            Ok(seq) => Ok(Some(seq)),
+            Err(AppendError::Busy { retry_after }) => Err(Refusal {
+                retry_after: Some(retry_after),
+                ..Refusal::new(
+                    ErrorCode::RoomBusy,
+                    format!(
+                        "room {room} is publishing faster than it can keep in order: retry after {} ms",
+                        retry_after.as_millis()
+                    ),
+                )
+            }
+            .into()),
+            Err(AppendError::Repository(e)) => Err(e.into()),
         }
     }
 
@@ -142,7 +195,13 @@ impl Cx<'_> {
             _ => (None, Audience::Everyone),
         };
         let sent_at = self.clock.now().as_millis();
-        let frame = self.encode(&self.message(&id, room, data, sent_at))?;
+        // Checked before the message takes its place in the room's stream.
+        self.encode(&self.message(&id, room, room.map(|_| Seq::MAX), data, sent_at))?;
+        let seq = match room {
+            Some(room) => self.append(room, &id, data, sent_at).await?,
+            None => None,
+        };
+        let frame = self.encode(&self.message(&id, room, seq, data, sent_at))?;
         let skip = self.echo_skip();
         let fanout = self.fanout();
         let Some(queue) = self.queue else {
@@ -155,6 +214,7 @@ impl Cx<'_> {
             principal: self.sender.principal.clone(),
             skip: skip.cloned(),
             sent_at: Some(sent_at),
+            seq,
             ..DeliveryJob::new(id, target.clone(), data.to_owned())
         };
         let split = crate::delivery::inline::split(
@@ -211,6 +271,22 @@ impl Cx<'_> {
         (!self.settings.echo_to_sender).then_some(&self.sender.id)
     }
 
+    /// Sends the sender the `ack` of a request that had a `requestId`, as [`Self::answer`] does:
+    /// for an action that has more to send after it.
+    pub async fn ack(&self, delivered: &Delivered) {
+        if let Some(request_id) = self.request_id {
+            let ack = Frame::Ack {
+                request_id,
+                delivered: delivered.report.delivered,
+                gone: delivered.report.gone,
+                failed: delivered.report.failed,
+                queued: delivered.queued,
+                requeued: delivered.report.requeued,
+            };
+            self.reply(&ack).await;
+        }
+    }
+
     /// Tells the sender how its request ended. An action whose reply frame is itself the answer
     /// (`ping` -> `pong`, `whoami` -> `identity`, both carrying the `requestId`) gets no `ack`: one
     /// request, one answer.
@@ -221,19 +297,9 @@ impl Cx<'_> {
     ) -> Result<Handled, HandleError> {
         let report = match step {
             Ok(Outcome::Answered) => DeliveryReport::default(),
-            Ok(Outcome::Done(Delivered { report, queued })) => {
-                if let Some(request_id) = self.request_id {
-                    let ack = Frame::Ack {
-                        request_id,
-                        delivered: report.delivered,
-                        gone: report.gone,
-                        failed: report.failed,
-                        queued,
-                        requeued: report.requeued,
-                    };
-                    self.reply(&ack).await;
-                }
-                report
+            Ok(Outcome::Done(delivered)) => {
+                self.ack(&delivered).await;
+                delivered.report
             }
             Err(Stop::Refused(refusal)) => return Ok(self.refuse(refusal).await),
             Err(Stop::Failed(e)) => return Err(e),

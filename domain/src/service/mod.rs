@@ -4,6 +4,7 @@
 
 mod context;
 mod steps;
+mod streams;
 mod unmetered;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::ports::{
 use crate::protocol::{ErrorCode, RequestId};
 use crate::rate_limit::{RateLimit, TokenDecision};
 use crate::settings::Settings;
+use crate::stream::RoomLog;
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +84,7 @@ pub struct WebSocketService<R, N> {
     settings: Settings,
     unmetered: UnmeteredLimiter,
     hooks: Arc<dyn Hooks>,
+    log: Option<Arc<dyn RoomLog>>,
 }
 
 impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
@@ -102,6 +105,16 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             settings,
             unmetered: UnmeteredLimiter::default(),
             hooks: Arc::new(NoHooks),
+            log: None,
+        }
+    }
+
+    /// Where rooms' streams are kept: room messages get `seq`, `history` and `join {since}` work.
+    /// Without one, messages carry no `seq` and history is off.
+    pub fn with_room_log(self, log: Arc<dyn RoomLog>) -> Self {
+        Self {
+            log: Some(log),
+            ..self
         }
     }
 
@@ -261,6 +274,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             queue: self.queue.as_deref(),
             settings: &self.settings,
             hooks: self.hooks.as_ref(),
+            log: self.log.as_deref(),
             sender,
             request_id,
             deadline,

@@ -1,3 +1,7 @@
+use crate::stream::{
+    AppendError, Keep, LogPage, LoggedMessage, NewMessage, ReadFrom, RoomLog, Seq,
+};
+use crate::{RepositoryError, RoomName};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -112,4 +116,99 @@ pub async fn message(service: &TestService, from: &str, body: &str) -> crate::Ha
         .handle_message(&sender(from), body.as_bytes())
         .await
         .unwrap_or_else(|e| panic!("{body}: {e}"))
+}
+
+/// A log of one process: appends in order, reads by range, every message kept forever unless
+/// `oldest` says the ones below it expired.
+#[derive(Default)]
+pub struct FakeLog {
+    pub messages: Mutex<Vec<LoggedMessage>>,
+    pub keeps: Mutex<Vec<Keep>>,
+    /// Messages below this `seq` have expired.
+    pub oldest: Mutex<Seq>,
+    pub busy: bool,
+}
+
+impl FakeLog {
+    pub fn with(count: u64) -> Self {
+        let log = Self::default();
+        for seq in 1..=count {
+            log.messages.lock().unwrap().push(LoggedMessage {
+                id: crate::MessageId::parse(format!("m{seq}")).unwrap(),
+                seq,
+                from: Some(id("x")),
+                principal: None,
+                data: format!("{seq}"),
+                sent_at: seq,
+            });
+        }
+        log
+    }
+}
+
+#[async_trait::async_trait]
+impl RoomLog for FakeLog {
+    async fn append(
+        &self,
+        _: &RoomName,
+        message: &NewMessage,
+        keep: Keep,
+        _: Timestamp,
+    ) -> Result<Seq, AppendError> {
+        if self.busy {
+            return Err(AppendError::Busy {
+                retry_after: Duration::from_millis(250),
+            });
+        }
+        self.keeps.lock().unwrap().push(keep);
+        let mut messages = self.messages.lock().unwrap();
+        if keep.once_until.is_some()
+            && let Some(seen) = messages.iter().find(|m| m.id == message.id)
+        {
+            return Ok(seen.seq);
+        }
+        let seq = messages.len() as Seq + 1;
+        messages.push(LoggedMessage {
+            id: message.id.clone(),
+            seq,
+            from: message.from.clone(),
+            principal: message.principal.clone(),
+            data: message.data.clone(),
+            sent_at: message.sent_at,
+        });
+        Ok(seq)
+    }
+
+    async fn read(
+        &self,
+        _: &RoomName,
+        from: ReadFrom,
+        limit: usize,
+        _: Timestamp,
+    ) -> Result<LogPage, RepositoryError> {
+        let oldest = *self.oldest.lock().unwrap();
+        let kept: Vec<LoggedMessage> = self
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.seq >= oldest)
+            .cloned()
+            .collect();
+        let mut page: Vec<LoggedMessage> = match from {
+            ReadFrom::Oldest => kept,
+            ReadFrom::After(seq) => kept.into_iter().filter(|m| m.seq > seq).collect(),
+            ReadFrom::Before(seq) => kept.into_iter().rev().filter(|m| m.seq < seq).collect(),
+        };
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok(LogPage {
+            messages: page,
+            more,
+        })
+    }
+
+    async fn latest(&self, _: &RoomName) -> Result<Option<Seq>, RepositoryError> {
+        Ok(self.messages.lock().unwrap().last().map(|m| m.seq))
+    }
 }

@@ -13,9 +13,13 @@ use crate::protocol::{API_GATEWAY_MAX_MESSAGE_BYTES, ErrorCode, FRAMES, Frame, P
 use crate::room::Member;
 use crate::testing::room;
 
-/// A value the field accepts.
-fn example(kind: Kind) -> Value {
+/// A value the field of `action` accepts.
+fn example(action: &str, kind: Kind) -> Value {
     match kind {
+        // A cursor is bound to its room and to the answer that sent it.
+        Kind::Cursor if action == "history" => {
+            json!(crate::protocol::cursor::encode(&room("lobby"), "a3"))
+        }
         Kind::Room => json!("lobby"),
         Kind::ConnectionId => json!("L0SM9cOFvHcCIhw="),
         Kind::Principal => json!("alice"),
@@ -40,7 +44,7 @@ fn request(action: &str, fields: &[FieldSpec], leave_out: Option<&str>) -> Vec<u
     let mut body = Map::new();
     body.insert("action".into(), json!(action));
     for field in fields.iter().filter(|f| Some(f.name) != leave_out) {
-        body.insert(field.name.into(), example(field.kind));
+        body.insert(field.name.into(), example(action, field.kind));
     }
     Value::Object(body).to_string().into_bytes()
 }
@@ -115,12 +119,17 @@ fn every_frame() -> Vec<Value> {
         id: connection.clone(),
         principal: Some(principal.clone()),
     }];
+    let history = [serde_json::value::RawValue::from_string(
+        r#"{"type":"message","id":"m-1","room":"r","seq":7,"data":1,"sentAt":1}"#.into(),
+    )
+    .unwrap()];
     let frames = [
         Frame::Message {
             id: &message_id,
             from: Some(&connection),
             principal: Some(&principal),
             room: Some(&lobby),
+            seq: Some(7),
             data: &data,
             sent_at: 1,
         },
@@ -150,6 +159,16 @@ fn every_frame() -> Vec<Value> {
             count: 1,
             cursor: Some("6c6f626279"),
             request_id: Some(&request_id),
+        },
+        Frame::History {
+            room: &lobby,
+            messages: &history,
+            cursor: Some("6c6f626279"),
+            request_id: Some(&request_id),
+        },
+        Frame::Reset {
+            room: &lobby,
+            oldest_seq: Some(3),
         },
         Frame::Ack {
             request_id: &request_id,

@@ -15,6 +15,7 @@ use crate::delivery::{
     DeliveryJob, DeliveryQueue, DeliveryWorker, JobTarget, MessageId, QueueError, Received, Source,
 };
 use crate::ports::{MockClientNotifier, MockConnectionRepository};
+use crate::stream::RoomLog;
 use crate::{Clock, ConnectionId, Page, PageToken, Settings, Timestamp, WebSocketService};
 
 /// What happened, in order: `enqueue:<cursor or recipients>` and `post:<id>@<ms>`.
@@ -505,4 +506,70 @@ async fn a_job_for_one_connection_is_one_post_and_reads_no_audience() {
         )
     );
     assert!(queue.jobs().is_empty(), "nothing to continue");
+}
+
+/// A worker with `log` that runs a backend's room message once, returning what it posted and
+/// what it enqueued.
+async fn run_backend_room_job(
+    log: Arc<FakeLog>,
+) -> (Vec<String>, RecordingQueue, crate::JobReport) {
+    let trace = Log::default();
+    let queue = RecordingQueue {
+        log: trace.clone(),
+        ..RecordingQueue::default()
+    };
+    let clock = Arc::new(SteppingClock {
+        now: AtomicU64::new(NOW),
+    });
+    let worker = DeliveryWorker::new(
+        room_with_two_pages(ids("m", 2)),
+        timed_notifier(trace.clone(), clock.clone(), 1),
+        Arc::new(queue.clone()),
+        clock,
+        Arc::new(RecordingSleeper::default()),
+        Settings::default(),
+    )
+    .with_room_log(log);
+    let report = worker
+        .handle(
+            received(r#"{"room":"lobby","data":"news"}"#, Source::Backend),
+            Timestamp::from_millis(NOW + 60_000),
+        )
+        .await
+        .unwrap();
+    (trace.entries(), queue, report)
+}
+
+#[tokio::test]
+async fn a_backend_room_message_takes_its_seq_once_and_a_redelivery_takes_the_same() {
+    let log = Arc::new(FakeLog::with(4));
+
+    let (_, first, _) = run_backend_room_job(log.clone()).await;
+    let (_, again, _) = run_backend_room_job(log.clone()).await;
+
+    // The continuation job of each run carries the message's seq: 5, both times.
+    assert_eq!(first.jobs()[0].seq, Some(5));
+    assert_eq!(again.jobs()[0].seq, Some(5));
+    assert_eq!(log.latest(&room("lobby")).await.unwrap(), Some(5));
+    let keep = log.keeps.lock().unwrap()[0];
+    assert!(keep.once_until.is_some(), "appended once by its message id");
+}
+
+#[tokio::test]
+async fn a_backend_room_message_for_a_busy_room_comes_back_after_the_wait_with_no_post() {
+    let log = Arc::new(FakeLog {
+        busy: true,
+        ..FakeLog::default()
+    });
+
+    let (trace, queue, report) = run_backend_room_job(log).await;
+
+    assert!(posted_ids(&trace).is_empty());
+    assert_eq!(trace, vec!["enqueue:whole after 0s".to_string()]);
+    let job = &queue.jobs()[0];
+    assert_eq!(
+        (job.seq, job.id.as_ref().map(MessageId::as_str)),
+        (None, Some("sqs-1"))
+    );
+    assert_eq!(report.handed_over, 1);
 }

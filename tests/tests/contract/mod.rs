@@ -15,6 +15,7 @@ use futures::StreamExt;
 
 mod pruning;
 mod rate_limit;
+pub mod room_log;
 pub use pruning::*;
 pub use rate_limit::*;
 

@@ -29,6 +29,7 @@ mod presence;
 mod publish;
 mod requests;
 mod send;
+mod streams;
 mod typing;
 
 pub fn one_page(ids: &[&str]) -> Page<ConnectionId> {
