@@ -5,11 +5,13 @@
 import type {
   AckFrame,
   Frame,
+  HistoryFrame,
   IdentityFrame,
   MembersFrame,
   MessageFrame,
   PongFrame,
   PresenceFrame,
+  ResetFrame,
   TypingFrame,
 } from './protocol.js';
 
@@ -55,11 +57,30 @@ export declare class RequestError extends Error {
 export declare function inboxOf(principal: string): Promise<string>;
 
 export interface ClientEvents {
+  /** Room messages come in `seq` order, each once; others as they come, each once by `id`. */
   message: CustomEvent<MessageFrame>;
+  /** The server could not bring a room up to date after a reconnect: read its state again. */
+  reset: CustomEvent<ResetFrame>;
   typing: CustomEvent<TypingFrame>;
   presence: CustomEvent<PresenceFrame>;
   frame: CustomEvent<Frame>;
   state: CustomEvent<{ state: ConnectionState; error?: unknown }>;
+}
+
+/** One room's messages in `seq` order, each once (the client keeps one per joined room). */
+export declare class RoomOrder {
+  constructor(
+    room: string,
+    io: {
+      deliver: (frame: MessageFrame) => void;
+      fill: (room: string, after: number, before: number) => Promise<MessageFrame[] | null>;
+      gapWaitMs?: number;
+      maxBuffered?: number;
+    },
+  );
+  readonly lastSeq: number | null;
+  offer(frame: MessageFrame): void;
+  reset(): void;
 }
 
 export declare class WsClient extends EventTarget {
@@ -82,6 +103,13 @@ export declare class WsClient extends EventTarget {
   typing(room: string): Promise<AckFrame>;
   /** One page of a room's member list; pass the answer's `cursor` for the next one. */
   members(room: string, cursor?: string): Promise<MembersFrame>;
+  /** The last `seq` of `room` handed to the application (null before the first). */
+  lastSeq(room: string): number | null;
+  /** One page of `room`'s history; pass the answer's `cursor` for the next. */
+  history(
+    room: string,
+    page?: { after?: number; before?: number; limit?: number; cursor?: string },
+  ): Promise<HistoryFrame>;
   whoami(): Promise<IdentityFrame>;
   ping(): Promise<PongFrame>;
   /** Sends `body` with a fresh `requestId`; resolves with the frame that answers it. */

@@ -8,8 +8,11 @@
 // - a keepalive `ping` before API Gateway's 10-minute idle timeout;
 // - promises that settle on the `ack`/`error` (or the action's own answer) with the same
 //   `requestId`, or reject after a timeout;
-// - rooms joined through it are joined again after a reconnect;
-// - `message` frames that carry an `id` are delivered once, even when the server redelivers.
+// - rooms joined through it are joined again after a reconnect, with the last `seq` seen
+//   (`since`), so the server replays what was missed;
+// - `message` frames that carry an `id` are delivered once, even when the server redelivers, and
+//   a room's messages in `seq` order (a bounded reorder buffer, gaps filled from `history`);
+//   a `reset` event says the server could not bring a room up to date.
 
 /**
  * @typedef {object} TokenRequest
@@ -41,14 +44,17 @@ import {
   INBOX_PREFIX,
   ROOM_NAME,
 } from './protocol.js';
+import { RoomOrder } from './room-order.js';
 
 export * from './protocol.js';
+export { RoomOrder } from './room-order.js';
 
 /**
  * @typedef {import('./protocol.js').AckFrame} AckFrame
  * @typedef {import('./protocol.js').MembersFrame} MembersFrame
  * @typedef {import('./protocol.js').IdentityFrame} IdentityFrame
  * @typedef {import('./protocol.js').PongFrame} PongFrame
+ * @typedef {import('./protocol.js').HistoryFrame} HistoryFrame
  * @typedef {import('./protocol.js').Frame} Frame
  */
 
@@ -102,6 +108,8 @@ function base32Lower(bytes) {
 const ANSWERING = new Set(ANSWER_TYPES);
 /** Frame types the client emits as events of their own. */
 const EVENT_TYPES = new Set([FRAME_TYPES.MESSAGE, FRAME_TYPES.TYPING, FRAME_TYPES.PRESENCE]);
+/** History pages one gap fill reads at most (100 messages each). */
+const MAX_FILL_PAGES = 20;
 
 /**
  * Events (an `EventTarget`; each event's `detail` is the frame or the state):
@@ -131,6 +139,8 @@ export class WsClient extends EventTarget {
     this.connectionId = null;
     /** @type {Set<string>} rooms to join again after a reconnect */
     this.rooms = new Set();
+    /** @type {Map<string, RoomOrder>} each joined room's order: its last `seq`, its buffer */
+    this.orders = new Map();
     this.socket = null;
     this.socketOpen = false;
     this.pending = new Map();
@@ -166,6 +176,7 @@ export class WsClient extends EventTarget {
 
   /** @param {string} room @returns {Promise<AckFrame>} */
   async join(room) {
+    this.orderOf(room);
     const ack = await this.request({ action: ACTIONS.JOIN, room });
     this.rooms.add(room);
     return ack;
@@ -174,7 +185,30 @@ export class WsClient extends EventTarget {
   /** @param {string} room @returns {Promise<AckFrame>} */
   async leave(room) {
     this.rooms.delete(room);
+    this.orders.get(room)?.reset();
+    this.orders.delete(room);
     return this.request({ action: ACTIONS.LEAVE, room });
+  }
+
+  /** The last `seq` of `room` handed to the application (null before the first).
+   * @param {string} room @returns {number | null} */
+  lastSeq(room) {
+    return this.orders.get(room)?.lastSeq ?? null;
+  }
+
+  /**
+   * One page of `room`'s history: `{after}` pages up, `{before}` down, both bound a range;
+   * pass the answer's `cursor` for the next page.
+   * @param {string} room
+   * @param {{after?: number, before?: number, limit?: number, cursor?: string}} [page]
+   * @returns {Promise<HistoryFrame>}
+   */
+  history(room, page = {}) {
+    const body = { action: ACTIONS.HISTORY, room };
+    for (const key of ['after', 'before', 'limit', 'cursor']) {
+      if (page[key] !== undefined) body[key] = page[key];
+    }
+    return this.request(body);
   }
 
   /** @param {string} room @param {unknown} data @returns {Promise<AckFrame>} */
@@ -283,7 +317,11 @@ export class WsClient extends EventTarget {
     }, this.options.pingIntervalMs);
     try {
       this.connectionId = (await this.whoami()).connectionId ?? null;
-      await Promise.all([...this.rooms].map((room) => this.request({ action: ACTIONS.JOIN, room })));
+      // Each room again, from the last message the application got: the server replays the rest.
+      await Promise.all([...this.rooms].map((room) => {
+        const since = this.lastSeq(room);
+        return this.request(since === null ? { action: ACTIONS.JOIN, room } : { action: ACTIONS.JOIN, room, since });
+      }));
       // Open means usable: the rooms of before the reconnect are joined again.
       this.setState('open');
       this.opened?.resolve();
@@ -310,6 +348,12 @@ export class WsClient extends EventTarget {
       else waiting.resolve(frame);
       return;
     }
+    const order = typeof frame.room === 'string' ? this.orders.get(frame.room) : undefined;
+    if (frame.type === FRAME_TYPES.MESSAGE && order && typeof frame.seq === 'number') {
+      order.offer(frame); // handed on by its order, exactly once
+      return;
+    }
+    if (frame.type === FRAME_TYPES.RESET && order) order.reset();
     if (frame.type === FRAME_TYPES.MESSAGE && typeof frame.id === 'string') {
       if (this.seenIds.has(frame.id)) return;
       this.seenIds.add(frame.id);
@@ -317,8 +361,46 @@ export class WsClient extends EventTarget {
         this.seenIds.delete(this.seenIds.values().next().value);
       }
     }
+    this.deliver(frame);
+  }
+
+  /** Emits a frame to the application: as `frame`, and as its own type's event. */
+  deliver(frame) {
     this.emit('frame', frame);
     if (EVENT_TYPES.has(frame.type)) this.emit(frame.type, frame);
+    if (frame.type === FRAME_TYPES.RESET) this.emit('reset', frame);
+  }
+
+  /** The order of `room`, made on first need. @param {string} room */
+  orderOf(room) {
+    let order = this.orders.get(room);
+    if (!order) {
+      order = new RoomOrder(room, {
+        deliver: (frame) => this.deliver(frame),
+        fill: (name, after, before) => this.fillFromHistory(name, after, before),
+      });
+      this.orders.set(room, order);
+    }
+    return order;
+  }
+
+  /** Every kept message of `room` between `after` and `before`, or null when history cannot say
+   * (it is off, or the socket is down). */
+  async fillFromHistory(room, after, before) {
+    const found = [];
+    let page = { after, before, limit: 100 };
+    for (let i = 0; i < MAX_FILL_PAGES; i += 1) {
+      let answer;
+      try {
+        answer = await this.history(room, page);
+      } catch {
+        return null;
+      }
+      found.push(...(answer.messages ?? []));
+      if (!answer.cursor) return found;
+      page = { cursor: answer.cursor, limit: 100 };
+    }
+    return found;
   }
 
   scheduleReconnect(error) {

@@ -347,3 +347,103 @@ async fn pings_past_the_unmetered_limit_get_one_refusal_then_no_answer_and_spend
     );
     gw.shutdown().await;
 }
+
+/// Bob reads back what was published while he was away, in both of the ways the protocol offers:
+/// a rejoin with the last `seq` he saw, and history pages.
+async fn a_member_who_was_away_catches_up_by_since_and_by_history(gw: RunningGateway) {
+    let mut alice = TestClient::connect(&gw).await;
+    let mut bob = TestClient::connect(&gw).await;
+    alice.join("news").await;
+    bob.join("news").await;
+    alice.publish("news", json!("before")).await;
+    let last_seen = bob.next_of_type("message").await["seq"].as_u64().unwrap();
+    bob.close().await;
+    for n in 0..3 {
+        alice.publish("news", json!(n)).await;
+    }
+
+    let mut bob = TestClient::connect(&gw).await;
+    let ack = bob
+        .request(json!({"action": "join", "room": "news", "since": last_seen}))
+        .await;
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        missed.push(bob.next_of_type("message").await);
+    }
+    missed.sort_by_key(|m| m["seq"].as_u64());
+    let history = bob
+        .request(json!({"action": "history", "room": "news", "after": last_seen - 1}))
+        .await;
+
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let seqs: Vec<u64> = missed.iter().filter_map(|m| m["seq"].as_u64()).collect();
+    assert_eq!(seqs, vec![last_seen + 1, last_seen + 2, last_seen + 3]);
+    assert_eq!(
+        missed.iter().map(|m| m["data"].clone()).collect::<Vec<_>>(),
+        [json!(0), json!(1), json!(2)]
+    );
+    assert_eq!(history["type"], "history", "{history}");
+    let kept: Vec<Value> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].clone())
+        .collect();
+    assert_eq!(kept, [json!("before"), json!(0), json!(1), json!(2)]);
+    assert_eq!(
+        history["messages"][1]["id"], missed[0]["id"],
+        "the same message, the same id"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_member_who_was_away_catches_up_in_memory() {
+    a_member_who_was_away_catches_up_by_since_and_by_history(gateway(&[]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_was_away_catches_up_with_the_stream_in_dynamodb() {
+    let table = unique_table("streams");
+    let endpoint = dynamodb_endpoint();
+    let gw = gateway(&["--dynamodb-endpoint", &endpoint, "--table", &table]).await;
+    a_member_who_was_away_catches_up_by_since_and_by_history(gw).await;
+}
+
+#[tokio::test]
+async fn a_since_older_than_the_retention_is_a_reset_and_without_history_history_is_refused() {
+    let gw = gateway(&["--history-ttl-seconds", "1"]).await;
+    let mut alice = TestClient::connect(&gw).await;
+    alice.join("brief").await;
+    alice.publish("brief", json!("soon gone")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    alice.publish("brief", json!("kept")).await;
+
+    let mut bob = TestClient::connect(&gw).await;
+    bob.request(json!({"action": "join", "room": "brief", "since": 0}))
+        .await;
+    let reset = bob.next_of_type("reset").await;
+
+    assert_eq!(
+        reset,
+        json!({"type": "reset", "room": "brief", "oldestSeq": 2})
+    );
+    gw.shutdown().await;
+
+    let off = gateway(&["--history-ttl-seconds", "0"]).await;
+    let mut carol = TestClient::connect(&off).await;
+    carol.join("quiet").await;
+    let refused = carol
+        .request(json!({"action": "history", "room": "quiet"}))
+        .await;
+    carol
+        .request(json!({"action": "join", "room": "quiet", "since": 0}))
+        .await;
+
+    assert_eq!(refused["code"], "history_off", "{refused}");
+    assert_eq!(
+        carol.next_of_type("reset").await,
+        json!({"type": "reset", "room": "quiet"})
+    );
+    off.shutdown().await;
+}

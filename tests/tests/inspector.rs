@@ -298,3 +298,18 @@ async fn at_most_a_few_pages_read_the_feed_at_once_and_a_closed_one_frees_its_pl
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_inspector_shows_each_room_s_latest_seq_after_a_publish() {
+    let gw = tests::ws::gateway(&[]).await;
+    let mut alice = tests::client::TestClient::connect(&gw).await;
+    alice.join("lobby").await;
+    for n in 0..3 {
+        alice.publish("lobby", serde_json::json!(n)).await;
+    }
+
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&inspector_snapshot(gw.addr()).await).expect("JSON");
+
+    assert_eq!(snapshot["streams"], serde_json::json!({"lobby": 3}));
+}

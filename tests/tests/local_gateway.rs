@@ -39,6 +39,7 @@ async fn gateway_running(handler: Arc<dyn EventHandler>) -> RunningGateway {
         chat_view: true,
         delivery: None,
         rooms: None,
+        log: None,
         deployed: None,
     })
     .await
@@ -257,6 +258,7 @@ async fn gateway_with_hooks(hooks: Arc<dyn domain::Hooks>) -> RunningGateway {
         chat_view: true,
         delivery: None,
         rooms: None,
+        log: None,
         deployed: None,
     })
     .await

@@ -1,7 +1,7 @@
 //! Crash injection: delivery workers dropped at random points mid-page, their jobs redelivered
 //! by the in-memory queue (as SQS redelivers a message whose worker died before deleting it).
 //! Delivery must end complete: every live member has the message at least once, every copy
-//! carries the same id.
+//! carries the same id and the same place in the room's stream (`seq`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,9 +9,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use adapters::clock::{SystemClock, TokioSleeper};
-use adapters::memory::{InMemoryConnectionRepository, MemoryQueue, RecordingNotifier};
+use adapters::memory::{
+    InMemoryConnectionRepository, InMemoryRoomLog, MemoryQueue, RecordingNotifier,
+};
 use async_trait::async_trait;
 use domain::delivery::{DeliveryWorker, Received, Source};
+use domain::stream::RoomLog;
 use domain::testing::{id, room};
 use domain::{
     ClientNotifier, Clock, Connection, ConnectionId, ConnectionRepository, NotifyError, Settings,
@@ -137,12 +140,13 @@ fn take_one(queue: &MemoryQueue) -> Option<adapters::memory::Lease> {
 }
 
 #[tokio::test]
-async fn workers_killed_mid_page_still_deliver_to_every_member_with_one_id() {
+async fn workers_killed_mid_page_still_deliver_to_every_member_with_one_id_and_one_seq() {
     for seed in 0..12 {
         let repo = Arc::new(InMemoryConnectionRepository::with_page_size(40));
         let members = room_of_members(&repo).await;
         let notifier = Arc::new(Interruptible(RecordingNotifier::new()));
         let queue = MemoryQueue::new(u32::MAX);
+        let log = Arc::new(InMemoryRoomLog::default());
         let worker = DeliveryWorker::new(
             repo.clone(),
             notifier.clone(),
@@ -154,7 +158,8 @@ async fn workers_killed_mid_page_still_deliver_to_every_member_with_one_id() {
                 presence_max_members: 0,
                 ..Settings::default()
             },
-        );
+        )
+        .with_room_log(log.clone());
         let message_id = queue.send_raw(r#"{"room":"lobby","data":{"n":1}}"#);
 
         let crashes = drain_with_crashes(&queue, &worker, &mut fastrand::Rng::with_seed(seed));
@@ -175,6 +180,12 @@ async fn workers_killed_mid_page_still_deliver_to_every_member_with_one_id() {
                 message_id.as_str(),
                 "seed {seed}: the copy to {to}"
             );
+            assert_eq!(frame["seq"], 1, "seed {seed}: the copy to {to}");
         }
+        assert_eq!(
+            log.latest(&room("lobby")).await.unwrap(),
+            Some(1),
+            "seed {seed}: the redeliveries took no second place in the stream"
+        );
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use domain::ConnectionRepository;
+use domain::stream::RoomLog;
 use tokio::net::TcpListener;
 
 use crate::authorizer::Authorizer;
@@ -41,6 +42,8 @@ pub struct GatewayConfig {
     /// The handler's store, asked by the inspector which rooms a connection is in; without it
     /// the inspector shows no rooms.
     pub rooms: Option<Arc<dyn ConnectionRepository>>,
+    /// The rooms' streams, asked by the inspector for each room's latest `seq`.
+    pub log: Option<Arc<dyn RoomLog>>,
     /// Under `--deployment`, its functions and event source mappings, polling beside the gateway.
     pub deployed: Option<Deployed>,
 }

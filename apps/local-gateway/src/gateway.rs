@@ -65,10 +65,11 @@ impl Gateway {
             chat_view,
             delivery,
             rooms,
+            log,
             deployed,
         } = config;
         let addr = listener.local_addr()?;
-        let inspector = Arc::new(Inspector::new(rooms));
+        let inspector = Arc::new(Inspector::new(rooms).with_log(log));
         let gateway = Self {
             pages: Arc::new(Pages::new(&stage, limits.idle_timeout, chat_view)),
             api: Api {

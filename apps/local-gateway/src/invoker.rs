@@ -8,7 +8,7 @@ use std::sync::Arc;
 use adapters::apigateway::inbound::{InboundError, WebSocketHandler};
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
-use domain::actions::{Join, Leave, parse_request};
+use domain::actions::{Join, Leave, Publish, parse_request};
 use domain::connection::API_GATEWAY_INTEGRATION_TIMEOUT;
 use domain::{ClientNotifier, ConnectionRepository, Timestamp};
 use serde_json::Value;
@@ -106,6 +106,8 @@ pub(crate) struct MessageAction {
     pub name: Option<String>,
     /// A `join` or `leave` the domain reads as such: the connection's rooms may have changed.
     pub changes_rooms: bool,
+    /// The room a `publish` the domain reads as such goes to: its stream moves on.
+    pub publishes_to: Option<String>,
 }
 
 impl MessageAction {
@@ -116,12 +118,16 @@ impl MessageAction {
                 Self {
                     name: Some(request.name().to_owned()),
                     changes_rooms: action.is::<Join>() || action.is::<Leave>(),
+                    publishes_to: action
+                        .downcast_ref::<Publish>()
+                        .map(|publish| publish.room.as_str().to_owned()),
                 }
             }
             // Refused by the handler: still shown under the action it names, if any.
             Err(_) => Self {
                 name: action_named_in(body),
                 changes_rooms: false,
+                publishes_to: None,
             },
         }
     }
@@ -191,10 +197,12 @@ impl Invoker {
         let deadline = crate::clock::now().saturating_add(API_GATEWAY_INTEGRATION_TIMEOUT);
         let outcome = self.handler.handle_json(event, deadline).await;
         let duration = started.elapsed();
-        let (action, changes_rooms, closed) = match invocation {
-            Invocation::Message(action) => (action.name, action.changes_rooms, None),
-            Invocation::Connect => (None, false, None),
-            Invocation::Disconnect(close) => (None, false, Some(close)),
+        let (action, changes_rooms, publishes_to, closed) = match invocation {
+            Invocation::Message(action) => {
+                (action.name, action.changes_rooms, action.publishes_to, None)
+            }
+            Invocation::Connect => (None, false, None, None),
+            Invocation::Disconnect(close) => (None, false, None, Some(close)),
         };
         let refresh = changes_rooms && outcome.is_ok();
         self.inspector.invocation(InvocationRecord {
@@ -213,6 +221,9 @@ impl Invoker {
         drop(permit);
         if refresh {
             self.inspector.refresh_rooms(&conn.connection_id).await;
+        }
+        if let Some(room) = publishes_to.filter(|_| outcome.is_ok()) {
+            self.inspector.refresh_stream(&room).await;
         }
         outcome
     }
@@ -321,18 +332,24 @@ mod tests {
             read(r#"{"action":"join","room":"lobby"}"#),
             MessageAction {
                 name: Some("join".into()),
-                changes_rooms: true
+                changes_rooms: true,
+                publishes_to: None,
             }
         );
         assert!(read(r#"{"action":"leave","room":"lobby"}"#).changes_rooms);
         assert_eq!(read(r#"{"action":"ping"}"#).name.as_deref(), Some("ping"));
         assert!(!read(r#"{"action":"typing","room":"lobby"}"#).changes_rooms);
+        assert_eq!(
+            read(r#"{"action":"publish","room":"lobby","data":1}"#).publishes_to,
+            Some("lobby".into())
+        );
         // Refused by the domain, still named.
         assert_eq!(
             read(r#"{"action":"nope"}"#),
             MessageAction {
                 name: Some("nope".into()),
-                changes_rooms: false
+                changes_rooms: false,
+                publishes_to: None,
             }
         );
         assert!(!read(r#"{"action":"join","room":"a/b"}"#).changes_rooms);

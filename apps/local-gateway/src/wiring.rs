@@ -102,7 +102,8 @@ impl Options {
                     )
                 }
             };
-        let (handler, delivery) = self.handler(&sdk, rooms.clone(), log, notifier, settings)?;
+        let (handler, delivery) =
+            self.handler(&sdk, rooms.clone(), log.clone(), notifier, settings)?;
         Ok(GatewayConfig {
             sockets,
             authorizer: self.authorizer()?,
@@ -116,6 +117,7 @@ impl Options {
             handler,
             delivery,
             rooms: Some(rooms),
+            log: Some(log),
             deployed: None,
         })
     }
@@ -152,6 +154,7 @@ impl Options {
             chat_view: self.chat_view,
             delivery: None,
             rooms: None,
+            log: None,
             deployed: Some(Deployed::start(deployment, functions).await),
         })
     }

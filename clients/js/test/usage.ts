@@ -30,6 +30,14 @@ async function chat(): Promise<void> {
     const sentAt: number = event.detail.sentAt;
     console.log(id, sentAt, event.detail.data);
   });
+  client.addEventListener('reset', (event) => {
+    const oldest: number | undefined = event.detail.oldestSeq;
+    console.log(event.detail.room, oldest);
+  });
+  const since: number | null = client.lastSeq('lobby');
+  const kept = await client.history('lobby', { after: since ?? 0, limit: 10 });
+  const seqs: (number | undefined)[] = kept.messages.map((m) => m.seq);
+  console.log(seqs, kept.cursor);
   client.addEventListener('presence', (event) => {
     const joined: boolean = event.detail.event === 'joined';
     console.log(joined);

@@ -3,57 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 
 import { RequestError, WsClient } from '../ws-client.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.LOCAL_GATEWAY_BIN ?? path.join(here, '../../../target/debug/local-gateway');
-const WAIT_MS = 10_000;
-
-/** Starts the gateway; resolves with its WebSocket URL once its banner says it is ready. */
-function startGateway(flags = []) {
-  const port = flags.includes('--port') ? [] : ['--port', '0'];
-  const child = spawn(BIN, [...port, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
-  // Never outlive the test process, even when it dies before its `t.after` hooks run.
-  process.once('exit', () => child.kill('SIGKILL'));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the gateway did not start in time')), WAIT_MS);
-    let out = '';
-    child.on('error', reject);
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const url = /WebSocket:\s+(ws:\/\/\S+)/.exec(out)?.[1];
-      if (url) {
-        clearTimeout(timer);
-        resolve({ url, child, stop: () => stopGateway(child) });
-      }
-    });
-  });
-}
-
-function stopGateway(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.on('exit', resolve);
-    child.kill('SIGTERM');
-  });
-}
-
-/** Resolves with the detail of the next `type` event, or rejects after WAIT_MS. */
-function nextEvent(client, type, wanted = () => true) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${type} event in time`)), WAIT_MS);
-    const listener = (event) => {
-      if (!wanted(event.detail)) return;
-      clearTimeout(timer);
-      client.removeEventListener(type, listener);
-      resolve(event.detail);
-    };
-    client.addEventListener(type, listener);
-  });
-}
+import { BIN, WAIT_MS, nextEvent, startGateway } from '../testing/gateway.mjs';
 
 test('two clients join a room and read each other; an error rejects with its code', async (t) => {
   const gw = await startGateway();

@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use domain::{ConnectionId, ConnectionRepository};
+use domain::stream::RoomLog;
+use domain::{ConnectionId, ConnectionRepository, RoomName};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
@@ -73,7 +74,12 @@ struct Seen {
     invocations: History,
     calls: History,
     next_seq: u64,
+    /// Each room's latest `seq`, as its stream last said (at most [`MAX_STREAMS`] rooms).
+    streams: BTreeMap<String, u64>,
 }
+
+/// Rooms whose latest `seq` the inspector remembers; past it, the oldest name goes.
+const MAX_STREAMS: usize = 1_000;
 
 /// An open connection as the page lists it. A struct, not a JSON map: the gateway holds one per
 /// socket, and 10 000 maps of five fields cost about 10 MiB more (BENCHMARKS.md, section 4).
@@ -111,6 +117,7 @@ pub(crate) struct Inspector {
     /// Where memberships live: asked after each `join`/`leave`, so the page shows what the store
     /// holds rather than what the gateway guessed from the traffic.
     rooms: Option<Arc<dyn ConnectionRepository>>,
+    log: Option<Arc<dyn RoomLog>>,
 }
 
 impl Inspector {
@@ -120,7 +127,33 @@ impl Inspector {
             feed: broadcast::channel(FEED_CAPACITY).0,
             subscribers: Arc::new(Semaphore::new(MAX_SUBSCRIBERS)),
             rooms,
+            log: None,
         }
+    }
+
+    /// Shows each room's latest `seq`, read from `log` after a publish.
+    pub fn with_log(self, log: Option<Arc<dyn RoomLog>>) -> Self {
+        Self { log, ..self }
+    }
+
+    /// Asks the room's stream for its latest `seq`, and tells the pages.
+    pub async fn refresh_stream(&self, room: &str) {
+        let (Some(log), Ok(name)) = (&self.log, RoomName::parse(room)) else {
+            return;
+        };
+        let Ok(Some(latest)) = log.latest(&name).await else {
+            return;
+        };
+        let mut seen = self.seen();
+        if !seen.streams.contains_key(room) && seen.streams.len() >= MAX_STREAMS {
+            let oldest = seen.streams.keys().next().cloned();
+            if let Some(oldest) = oldest {
+                seen.streams.remove(&oldest);
+            }
+        }
+        seen.streams.insert(room.to_owned(), latest);
+        let update = json!({"room": room, "latestSeq": latest});
+        self.send(&mut seen, "stream", update.to_string().into());
     }
 
     fn seen(&self) -> MutexGuard<'_, Seen> {
@@ -246,6 +279,8 @@ fn snapshot(seen: &Seen) -> String {
     seen.invocations.write_json(&mut out);
     out.push_str(r#","calls":"#);
     seen.calls.write_json(&mut out);
+    out.push_str(r#","streams":"#);
+    out.push_str(&json!(seen.streams).to_string());
     out.push('}');
     out
 }

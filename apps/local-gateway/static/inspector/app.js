@@ -35,6 +35,9 @@ if (!chatView) {
 chat.addEventListener('identity', () => renderConnections());
 const pokeMetrics = startMetrics($('metrics'));
 
+/** Each room's latest `seq`, as its stream last said. @type {Map<string, number>} */
+const streams = new Map();
+
 /** @type {Map<string, {id: string, principal: string|null, connectedAt: number, rooms: string[]}>} */
 const connections = new Map();
 
@@ -58,7 +61,8 @@ function renderRooms() {
   const items = [...members].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([room, count]) =>
     el('li', { 'data-room': room },
       el('span', {}, room),
-      el('span', { class: 'muted' }, `${count} member${count === 1 ? '' : 's'}`),
+      el('span', { class: 'muted' }, `${count} member${count === 1 ? '' : 's'}`
+        + (streams.has(room) ? ` · seq ${streams.get(room)}` : '')),
       bar(count / largest)));
   $('rooms').replaceChildren(...items);
   $('rooms-count').textContent = String(members.size);
@@ -154,6 +158,8 @@ const on = (kind, handle) => feed.addEventListener(kind, (e) => handle(JSON.pars
 on('snapshot', (s) => {
   connections.clear();
   for (const c of s.connections) connections.set(c.id, c);
+  streams.clear();
+  for (const [room, seq] of Object.entries(s.streams ?? {})) streams.set(room, seq);
   for (const list of ['invocations', 'calls']) {
     $(list).replaceChildren();
     $(`${list}-empty`).hidden = false;
@@ -168,6 +174,7 @@ on('rooms', (r) => {
   const c = connections.get(r.id);
   if (c) { c.rooms = r.rooms; renderConnections(); }
 });
+on('stream', (s) => { streams.set(s.room, s.latestSeq); renderRooms(); });
 on('invocation', (inv) => { prepend($('invocations'), invocationRow(inv), true); pokeMetrics(); });
 on('call', (call) => { noteRefusal(call); prepend($('calls'), callRow(call), true); });
 setInterval(renderConnections, 30_000); // "connected 2 min ago" moves on
