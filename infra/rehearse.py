@@ -252,7 +252,7 @@ class Rehearsal:
             names = dataplane.ssm_references(self.template)
             self.ssm_values = dataplane.put_ssm_parameters(self.moto_ssm, names)
             for name in names:
-                self.say(f"  SSM {name}: a generated secret (Type String), as README's deploy step puts it")
+                self.say(f"  SSM {name}: a generated secret (Type String), as docs/deploying.md, \"Rehearse, then deploy\", puts it")
             stack = self.make_stack(queue_endpoint=self.proxy.url, dynamic=dataplane.ssm_resolver(self.moto_ssm))
             self.stack = stack
             ctx["account"], ctx["partition"] = stack.account_id, stack.partition

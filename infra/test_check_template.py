@@ -411,7 +411,8 @@ class TemplateCheck(unittest.TestCase):
         self.assertEqual(len(problems_mentioning("AWS::URLSuffix", t)), 2)
 
     def test_a_cognito_jwks_url_and_issuer_given_as_parameters_pass(self):
-        # README's production auth: the identity provider's URLs are the user's, not the stack's.
+        # The production auth of docs/deploying.md, "Authentication": the identity provider's URLs
+        # are the user's, not the stack's.
         t = minimal()
         variables(t, "AuthorizerLambdaFunction").update({
             "JWKS_URL": f"{COGNITO}/.well-known/jwks.json", "JWT_ISSUER": COGNITO,
@@ -542,7 +543,8 @@ class AccountConcurrency(unittest.TestCase):
             "(UnreservedConcurrentExecutions), so at most 29 can be reserved; reserve less or raise the quota"])
 
     def test_any_reservation_on_a_quota_of_100_or_less_fails(self):
-        # README's old production example (defaultReservedConcurrency=100) on a new account.
+        # The reservation docs/deploying.md, "Lambda quotas", sizes (defaultReservedConcurrency=100),
+        # on a new account.
         t = reserve(minimal(), Connect=100)
         problems = check_template.check(t, account_concurrency=10)
         self.assertEqual(len(problems), 1)

@@ -45,6 +45,10 @@ pub struct ServiceConfig {
     /// The `@connections` client (`NOTIFIER_CLIENT`, `signed` or `sdk`): the signed one unless
     /// set; the SDK-based one stays selectable as the reference.
     pub notifier_client: NotifierClient,
+    /// Where lifecycle events go (`EVENT_BUS_NAME`), with `EVENT_SOURCE` as their source; none
+    /// are published without a bus.
+    pub event_bus: Option<String>,
+    pub event_source: String,
 }
 
 impl ServiceConfig {
@@ -98,6 +102,8 @@ impl ServiceConfig {
             dead_letter_queue_url: settings::DEAD_LETTER_QUEUE_URL.read(&get, false)?,
             require_principal: settings::REQUIRE_PRINCIPAL.parsed(&get, false)?,
             notifier_client: settings::NOTIFIER_CLIENT.parsed(&get, false)?,
+            event_bus: settings::EVENT_BUS_NAME.read(&get, false)?,
+            event_source: settings::EVENT_SOURCE.parsed(&get, false)?,
         })
     }
 }

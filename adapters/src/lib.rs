@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod dynamodb;
+pub mod eventbridge;
 pub mod hooks;
 #[cfg(feature = "lambda")]
 pub mod lambda;

@@ -37,6 +37,9 @@ pub mod name {
     pub const DELIVERY_JOBS: &str = "DeliveryJobs";
     pub const DELIVERY_JOBS_FAILED: &str = "DeliveryJobsFailed";
     pub const DELIVERY_CONTINUATIONS: &str = "DeliveryContinuations";
+    pub const SESSION_CONTROLS: &str = "SessionControls";
+    pub const SESSIONS_CLOSED: &str = "SessionsClosed";
+    pub const LIFECYCLE_EVENTS_FAILED: &str = "LifecycleEventsFailed";
 }
 
 /// The dimension (label) names, one declaration each.
@@ -46,6 +49,7 @@ pub mod dimension {
     pub const DECISION: &str = "Decision";
     pub const REASON: &str = "Reason";
     pub const FUNCTION: &str = "Function";
+    pub const CONTROL: &str = "Control";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +178,18 @@ pub const ALL: &[Metric] = &[
         name::DELIVERY_CONTINUATIONS,
         "Jobs a worker enqueued for the rest of an audience (the next page, or what its deadline left).",
     ),
+    Metric::counter(
+        name::SESSION_CONTROLS,
+        "A backend's control messages carried out, by Control (kicked, banned, unban, forget).",
+    ),
+    Metric::counter(
+        name::SESSIONS_CLOSED,
+        "Sockets the service closed after a closing frame, by Reason (kicked, banned, token_expired).",
+    ),
+    Metric::counter(
+        name::LIFECYCLE_EVENTS_FAILED,
+        "Lifecycle events that could not be published (the client's action went on; alarmed).",
+    ),
 ];
 
 /// Tells the installed recorder each metric's unit (CloudWatch shows and converts by it) and
@@ -190,6 +206,20 @@ pub fn describe() {
     }
 }
 
+/// A socket whose token expired, closed after its `closing` frame.
+fn session_expired() {
+    counter!(
+        name::SESSIONS_CLOSED,
+        dimension::REASON => domain::sessions::ClosingCode::TokenExpired.as_str()
+    )
+    .increment(1);
+}
+
+/// A lifecycle event that could not be published.
+pub fn lifecycle_event_failed() {
+    counter!(name::LIFECYCLE_EVENTS_FAILED).increment(1);
+}
+
 pub fn connection_opened() {
     counter!(name::CONNECTIONS_OPENED).increment(1);
 }
@@ -204,6 +234,10 @@ pub fn connection_refused() {
 
 pub fn message_refused(code: ErrorCode) {
     counter!(name::MESSAGES_REFUSED, dimension::ERROR_CODE => code.as_str()).increment(1);
+    // The service closes a socket whose token expired right after this refusal.
+    if code == ErrorCode::TokenExpired {
+        session_expired();
+    }
 }
 
 /// One message whose action ran: `action` comes from the domain's closed set of actions.
@@ -290,6 +324,19 @@ pub fn delivery_jobs(jobs: usize, failed: usize) {
 /// page, or recipients handed over before the deadline).
 pub fn job_done(report: &domain::delivery::JobReport) {
     posts(&report.delivery);
+    if let Some(control) = report.control {
+        counter!(name::SESSION_CONTROLS, dimension::CONTROL => control).increment(1);
+        // A forget closes with `kicked`; the other controls close with their own code.
+        let reason = match control {
+            domain::delivery::worker::CONTROL_FORGET => {
+                domain::sessions::ClosingCode::Kicked.as_str()
+            }
+            other => other,
+        };
+        if report.closed > 0 {
+            counter!(name::SESSIONS_CLOSED, dimension::REASON => reason).increment(report.closed);
+        }
+    }
     delivery_continuations(u64::from(report.continued) + report.handed_over as u64);
     if report.dead_lettered.is_some() {
         counter!(name::DELIVERY_DEAD_LETTERED).increment(1);

@@ -4,9 +4,9 @@
 //! The SDK's default HTTPS client builds a connector, and so reads and parses the system's root
 //! certificates, when each SDK client is built (`validate_base_client_config`, on purpose: the
 //! first request should not pay), and `aws_config`'s credential chain builds an STS client up
-//! front, so it happened before the first event in every process, on the path to it: a third of
-//! the `default` function's start-up CPU (BENCHMARKS.md, section 10). Each SDK client also got a
-//! default client of its own, and parsed the roots into a trust store of its own.
+//! front, so it happened before the first event in every process, on the path to it: about a
+//! third of the `default` function's start-up CPU when that was measured. Each SDK client also
+//! got a default client of its own, and parsed the roots into a trust store of its own.
 //!
 //! - `sdk_loader` gives every client one shared copy of the SDK's own default client, wrapped in
 //!   `ConnectorOnFirstRequest`: building a client builds no connector. Everything else is the SDK's
@@ -20,9 +20,9 @@
 //!   trust store), or waits for that thread rather than decoding them again. Not left to the first
 //!   request: nearly every first event calls DynamoDB, and Lambda's init has been measured by
 //!   users (AWS does not document it) to run with more CPU than the invocations of a small
-//!   function (128 MB buys 1/14 of a vCPU, BENCHMARKS.md section 9), so work moved into the first
-//!   invocation could take many times as long there. (Were init throttled as well, a read at the
-//!   first request would be the better choice: BENCHMARKS.md, section 10, measures both.)
+//!   function (128 MB buys 1/14 of a vCPU, BENCHMARKS.md, "Cold start"), so work moved into the
+//!   first invocation could take many times as long there. (Were init throttled as well, a read at
+//!   the first request would be the better choice: BENCHMARKS.md, "Cold start", measures both.)
 
 use aws_smithy_runtime::client::defaults::default_http_client_plugin_v2;
 use aws_smithy_runtime_api::box_error::BoxError;

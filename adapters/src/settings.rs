@@ -308,7 +308,7 @@ pub const PAGE_SIZE: Setting = shared(
 /// Every listing reads every shard, one Query each even when empty.
 pub const LIST_SHARDS: Setting = shared(
     "LIST_SHARDS",
-    "listing partitions of the connections index (ARCHITECTURE.md: past ~1 000 connects/s)",
+    "listing partitions of the connections index (ARCHITECTURE.md, \"DynamoDB table\": past ~1 000 connects/s)",
     number(1, 256, 1),
 );
 
@@ -447,6 +447,20 @@ pub const METRICS_NAMESPACE: Setting = lambdas(
     Value::Text { default: None },
 );
 
+pub const EVENT_BUS_NAME: Setting = lambdas(
+    "EVENT_BUS_NAME",
+    "the EventBridge bus lifecycle events go to (serverless.yml: lifecycleEvents=on); unset, none are published",
+    Value::Text { default: None },
+);
+
+pub const EVENT_SOURCE: Setting = lambdas(
+    "EVENT_SOURCE",
+    "the lifecycle events' source (serverless.yml: the service and stage)",
+    Value::Text {
+        default: Some("ws-chat"),
+    },
+);
+
 /// Not ours, but set by `infra/serverless.yml`: listed so that every variable it sets is
 /// documented here.
 pub const RUST_LOG: Setting = lambdas(
@@ -501,6 +515,8 @@ pub const ALL: &[Setting] = &[
     JWKS_REFRESH_SECONDS,
     FUNCTION_TIMEOUT_SECONDS,
     METRICS_NAMESPACE,
+    EVENT_BUS_NAME,
+    EVENT_SOURCE,
     RUST_LOG,
     SSL_CERT_FILE,
 ];
@@ -520,6 +536,7 @@ pub fn domain_settings(
         max_rooms_per_connection: MAX_ROOMS_PER_CONNECTION.parsed(get, local)?,
         echo_to_sender: ECHO_TO_SENDER.parsed(get, local)?,
         typing: TYPING.parsed(get, local)?,
+        token_leeway: Duration::from_secs(JWT_LEEWAY_SECONDS.parsed(get, local)?),
         history_ttl: Duration::from_secs(HISTORY_TTL_SECONDS.parsed(get, local)?),
         presence_max_members: PRESENCE_MAX_MEMBERS.parsed(get, local)?,
         inline_recipients: INLINE_RECIPIENTS.parsed(get, local)?,

@@ -13,7 +13,8 @@ use crate::apigateway::inbound::{Route, WebSocketHandler};
 use crate::apigateway::{NotifierTimeouts, RootsRead, SignedNotifierError};
 use crate::clock::{SystemClock, TokioSleeper};
 use crate::config::ServiceConfig;
-use crate::dynamodb::{DynamoConnectionRepository, DynamoRoomLog};
+use crate::dynamodb::{DynamoBans, DynamoConnectionRepository, DynamoRoomLog};
+use crate::eventbridge::{EventBridgeError, EventBridgeEvents};
 use crate::room_policy::DefaultRoomPolicy;
 use crate::sdk_http::{read_sdk_roots_in_background, sdk_loader};
 use crate::settings;
@@ -88,15 +89,12 @@ pub fn service<R: ConnectionRepository, N: ClientNotifier>(
 /// The root certificates its first event will need are read during init, on threads of their
 /// own, beside the path to that event (`sdk_http.rs`): the SDK's always (every route calls
 /// DynamoDB), the notifier's if the route posts.
-pub async fn aws_handler(
-    config: &ServiceConfig,
-    route: Route,
-) -> Result<AwsHandler, SignedNotifierError> {
+pub async fn aws_handler(config: &ServiceConfig, route: Route) -> Result<AwsHandler, WiringError> {
     read_sdk_roots_in_background();
     let sdk = sdk_config().await;
     let client = dynamodb_client(&sdk, None);
     let log = Arc::new(DynamoRoomLog::new(client.clone(), config.dynamo.clone()));
-    let repo = DynamoConnectionRepository::new(client, config.dynamo.clone());
+    let repo = DynamoConnectionRepository::new(client.clone(), config.dynamo.clone());
     let roots = if route.posts() {
         RootsRead::InBackground
     } else {
@@ -106,7 +104,21 @@ pub async fn aws_handler(
         config
             .notifier_client
             .build(&sdk, &config.endpoint, NotifierTimeouts::default(), roots)?;
-    let mut service = service(repo, notifier, config.settings.clone()).with_room_log(log);
+    let bans = Arc::new(DynamoBans::new(client.clone(), config.dynamo.table.clone()));
+    let mut service = service(repo, notifier, config.settings.clone())
+        .with_room_log(log)
+        .with_bans(bans);
+    if let Some(events) = lifecycle_events(&sdk, config)? {
+        service = service.with_lifecycle_events(events);
+    }
+    // `reauth` checks a token as the authorizer does: with auth on, the stack gives `$default`
+    // the authorizer's keys, issuer and audience.
+    if route == Route::Message && crate::auth::AuthConfig::is_on(|name| std::env::var(name).ok()) {
+        let verifier = crate::auth::AuthConfig::from_env()
+            .and_then(|auth| Ok(auth.verifier()?))
+            .map_err(|e| WiringError::Auth(e.to_string()))?;
+        service = service.with_token_verifier(Arc::new(verifier));
+    }
     if let Some(url) = &config.internal_queue_url {
         service =
             service.with_delivery_queue(Arc::new(SqsDeliveryQueue::from_sdk(&sdk, url, None)));
@@ -131,14 +143,15 @@ pub async fn aws_worker(
         .ok_or(MissingQueueUrl(settings::DEAD_LETTER_QUEUE_URL.name))?;
     let client = dynamodb_client(&sdk, None);
     let log = Arc::new(DynamoRoomLog::new(client.clone(), config.dynamo.clone()));
-    let repo = DynamoConnectionRepository::new(client, config.dynamo.clone());
+    let repo = DynamoConnectionRepository::new(client.clone(), config.dynamo.clone());
     let notifier = config.notifier_client.build(
         &sdk,
         &config.endpoint,
         NotifierTimeouts::default(),
         RootsRead::InBackground,
     )?;
-    Ok(DeliveryWorker::new(
+    let bans = Arc::new(DynamoBans::new(client.clone(), config.dynamo.table.clone()));
+    let worker = DeliveryWorker::new(
         repo,
         notifier,
         Arc::new(SqsDeliveryQueue::from_sdk(&sdk, url, None).with_dead_letters(dead_letters)),
@@ -146,7 +159,30 @@ pub async fn aws_worker(
         Arc::new(TokioSleeper),
         config.settings.clone(),
     )
-    .with_room_log(log))
+    .with_room_log(log)
+    .with_bans(bans);
+    Ok(match lifecycle_events(&sdk, config)? {
+        Some(events) => worker.with_lifecycle_events(events),
+        None => worker,
+    })
+}
+
+/// The EventBridge publisher when the stack has a bus (`EVENT_BUS_NAME`); at
+/// `AWS_ENDPOINT_URL_EVENTBRIDGE` when that is set (the SDKs' own variable: the rehearsal's).
+fn lifecycle_events(
+    sdk: &SdkConfig,
+    config: &ServiceConfig,
+) -> Result<Option<Arc<dyn domain::lifecycle::LifecycleEvents>>, EventBridgeError> {
+    let Some(bus) = &config.event_bus else {
+        return Ok(None);
+    };
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").ok();
+    Ok(Some(Arc::new(EventBridgeEvents::new(
+        sdk,
+        endpoint.as_deref(),
+        bus.clone(),
+        config.event_source.clone(),
+    )?)))
 }
 
 /// Why the fan-out worker could not be built.
@@ -156,4 +192,8 @@ pub enum WiringError {
     Queue(#[from] MissingQueueUrl),
     #[error(transparent)]
     Notifier(#[from] SignedNotifierError),
+    #[error(transparent)]
+    Events(#[from] EventBridgeError),
+    #[error("the token verifier for reauth: {0}")]
+    Auth(String),
 }

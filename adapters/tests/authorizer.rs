@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-mod support;
+use crate::support;
 
 use adapters::auth::{
     Audience, AuthorizerError, Backoff, JwksSource, JwtVerifier, Keys, MAX_JWKS_BYTES,

@@ -124,6 +124,8 @@ fn seeds(count: usize) -> Vec<Seed> {
                 source_ip: None,
                 user_agent: None,
                 metadata: None,
+                token_expires_at: None,
+                reauth_grants: None,
             })
         })
         .collect()

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-mod support;
+use crate::support;
 
 use adapters::apigateway::inbound::{InboundError, WebSocketHandler};
 use adapters::memory::{InMemoryConnectionRepository, RecordingNotifier};

@@ -2,7 +2,7 @@
 //! with the real worker behind it, a message that can never be delivered dead-lettered at once,
 //! never reported for a retry.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -100,8 +100,8 @@ fn tidy_the_stacks_default_values_are_within_the_declared_bounds() {
 
 #[test]
 fn tidy_a_deploy_parameter_defaults_to_the_settings_own_default() {
-    // Otherwise the documented default (docs/configuration.md, from the declarations) is not what
-    // a deploy gets.
+    // Otherwise the documented default (docs/configuration.md, "Service settings", generated from
+    // the declarations) is not what a deploy gets.
     let yaml = serverless();
     let mut compared = Vec::new();
     for (place, name, value) in environment(&yaml) {

@@ -1,7 +1,8 @@
-//! The floor the issue measured the notifiers against: hyper's bare HTTP/1 connection API (no
-//! pool of hyper-util's, no timeouts, no error mapping) and one `aws-sigv4` signature per request,
-//! with fixed credentials. Not a notifier anyone should deploy: the `cpu-post` row that shows how
-//! far the real clients are from the cost of HTTP and signing alone, on the same machine.
+//! The floor the notifiers are measured against (BENCHMARKS.md, "CPU per post"): hyper's bare
+//! HTTP/1 connection API (no pool of hyper-util's, no timeouts, no error mapping) and one
+//! `aws-sigv4` signature per request, with fixed credentials. Not a notifier anyone should deploy:
+//! the `cpu-post` row that shows how far the real clients are from the cost of HTTP and signing
+//! alone, on the same machine.
 
 use std::sync::Mutex;
 use std::time::SystemTime;

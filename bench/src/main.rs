@@ -218,6 +218,8 @@ pub fn forever(raw: &str) -> domain::Connection {
         source_ip: None,
         user_agent: None,
         metadata: None,
+        token_expires_at: None,
+        reauth_grants: None,
     }
 }
 

@@ -6,7 +6,7 @@ export interface Member {
   principal: string | null;
 }
 
-export type ErrorCode = 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited' | 'rejected' | 'room_busy' | 'history_off';
+export type ErrorCode = 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited' | 'rejected' | 'room_busy' | 'history_off' | 'token_expired' | 'reauth_refused';
 
 /** data to every live connection */
 export interface SendmessageRequest {
@@ -110,6 +110,15 @@ export interface WhoamiRequest {
   requestId?: string;
 }
 
+/** renew the session with a fresh token for the same principal before the current one expires; reauth_refused if it does not check out */
+export interface ReauthRequest {
+  action: 'reauth';
+  /** a fresh token for the same principal, as the authorizer accepts them */
+  token: string;
+  /** echoed in the frame that answers the request */
+  requestId?: string;
+}
+
 /** A message from a connection (sendmessage, publish, send) or from a backend. */
 export interface MessageFrame {
   type: 'message';
@@ -145,6 +154,8 @@ export interface IdentityFrame {
   principal: string | null;
   /** the protocol this server speaks; docs/UPGRADING.md lists what each version changed */
   protocolVersion: number;
+  /** when this connection's token expires, in milliseconds since the epoch: reauth before it */
+  expiresAt?: number;
   /** the requestId of the request this answers */
   requestId?: string;
 }
@@ -210,6 +221,15 @@ export interface ResetFrame {
   oldestSeq?: number;
 }
 
+/** The service is closing this socket: kicked or banned by the operator, or its token expired. Do not reconnect after kicked or banned. */
+export interface ClosingFrame {
+  type: 'closing';
+  /** why: kicked, banned or token_expired */
+  code: 'kicked' | 'banned' | 'token_expired';
+  /** the operator's words, for people */
+  reason?: string;
+}
+
 /** The answer to a request with a requestId whose action has no answer of its own. */
 export interface AckFrame {
   type: 'ack';
@@ -231,7 +251,7 @@ export interface AckFrame {
 export interface ErrorFrame {
   type: 'error';
   /** what went wrong */
-  code: 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited' | 'rejected' | 'room_busy' | 'history_off';
+  code: 'bad_json' | 'unknown_action' | 'invalid_field' | 'too_large' | 'not_member' | 'unknown_connection' | 'too_many_rooms' | 'forbidden' | 'rate_limited' | 'rejected' | 'room_busy' | 'history_off' | 'token_expired' | 'reauth_refused';
   /** for people, never parse it */
   message: string;
   /** the requestId of the request this answers */
@@ -241,10 +261,10 @@ export interface ErrorFrame {
 }
 
 /** Every request a client can send. */
-export type Request = SendmessageRequest | SendRequest | JoinRequest | LeaveRequest | PublishRequest | TypingRequest | MembersRequest | HistoryRequest | PingRequest | WhoamiRequest;
+export type Request = SendmessageRequest | SendRequest | JoinRequest | LeaveRequest | PublishRequest | TypingRequest | MembersRequest | HistoryRequest | PingRequest | WhoamiRequest | ReauthRequest;
 
 /** Every frame the server sends. */
-export type Frame = MessageFrame | PongFrame | IdentityFrame | TypingFrame | PresenceFrame | MembersFrame | HistoryFrame | ResetFrame | AckFrame | ErrorFrame;
+export type Frame = MessageFrame | PongFrame | IdentityFrame | TypingFrame | PresenceFrame | MembersFrame | HistoryFrame | ResetFrame | ClosingFrame | AckFrame | ErrorFrame;
 
 /** The frame that answers each action's request. */
 export interface Answers {
@@ -258,6 +278,7 @@ export interface Answers {
   history: HistoryFrame;
   ping: PongFrame;
   whoami: IdentityFrame;
+  reauth: AckFrame;
 }
 
 export declare const PROTOCOL_VERSION: 2;
@@ -272,6 +293,7 @@ export declare const ACTIONS: {
   readonly HISTORY: 'history';
   readonly PING: 'ping';
   readonly WHOAMI: 'whoami';
+  readonly REAUTH: 'reauth';
 };
 export declare const FRAME_TYPES: {
   readonly MESSAGE: 'message';
@@ -282,6 +304,7 @@ export declare const FRAME_TYPES: {
   readonly MEMBERS: 'members';
   readonly HISTORY: 'history';
   readonly RESET: 'reset';
+  readonly CLOSING: 'closing';
   readonly ACK: 'ack';
   readonly ERROR: 'error';
 };

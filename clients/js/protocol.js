@@ -15,6 +15,7 @@ export const ACTIONS = Object.freeze({
   HISTORY: 'history',
   PING: 'ping',
   WHOAMI: 'whoami',
+  REAUTH: 'reauth',
 });
 
 /** Every frame's `type`. */
@@ -27,6 +28,7 @@ export const FRAME_TYPES = Object.freeze({
   MEMBERS: 'members',
   HISTORY: 'history',
   RESET: 'reset',
+  CLOSING: 'closing',
   ACK: 'ack',
   ERROR: 'error',
 });
@@ -43,13 +45,14 @@ export const ANSWERS = Object.freeze({
   history: 'history',
   ping: 'pong',
   whoami: 'identity',
+  reauth: 'ack',
 });
 
 /** Frame types that answer a request by themselves (no `ack` follows them). */
 export const ANSWER_TYPES = Object.freeze(['ack', 'members', 'history', 'pong', 'identity', 'error']);
 
 /** Every `error` frame's `code`. */
-export const ERROR_CODES = Object.freeze(['bad_json', 'unknown_action', 'invalid_field', 'too_large', 'not_member', 'unknown_connection', 'too_many_rooms', 'forbidden', 'rate_limited', 'rejected', 'room_busy', 'history_off']);
+export const ERROR_CODES = Object.freeze(['bad_json', 'unknown_action', 'invalid_field', 'too_large', 'not_member', 'unknown_connection', 'too_many_rooms', 'forbidden', 'rate_limited', 'rejected', 'room_busy', 'history_off', 'token_expired', 'reauth_refused']);
 
 /** A room name. */
 export const ROOM_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;

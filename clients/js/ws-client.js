@@ -1,4 +1,4 @@
-// A dependency-free client for this template's WebSocket protocol (README, "The protocol"), for
+// A dependency-free client for this template's WebSocket protocol (docs/protocol.md), for
 // browsers and Node 22 (Node 20: run with --experimental-websocket, or pass `WebSocket`).
 //
 // What every client of an API Gateway WebSocket API needs, written once:

@@ -5,12 +5,16 @@ use async_trait::async_trait;
 
 use crate::connection::Principal;
 use crate::room::RoomGrants;
+use crate::time::Timestamp;
 
 /// Who a token vouches for: its subject, and the private rooms it grants (its `rooms` claim).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub principal: Principal,
     pub grants: RoomGrants,
+    /// When the token stops vouching (its `exp`): the connection it opened is refused after it
+    /// unless it re-authenticates (`reauth`).
+    pub expires_at: Option<Timestamp>,
 }
 
 impl Identity {
@@ -18,6 +22,7 @@ impl Identity {
         Self {
             principal,
             grants: RoomGrants::default(),
+            expires_at: None,
         }
     }
 }

@@ -132,6 +132,11 @@ pub struct Connection {
     pub user_agent: Option<String>,
     /// What the `on_connect` hook attached (at most [`crate::hooks::MAX_METADATA_BYTES`]).
     pub metadata: Option<String>,
+    /// When the token the connection was authorized with expires (the latest `reauth`'s, after
+    /// one); `None` without authentication.
+    pub token_expires_at: Option<Timestamp>,
+    /// The room grants of the latest `reauth`, which replace the authorizer's; `None` before one.
+    pub reauth_grants: Option<RoomGrants>,
 }
 
 impl Connection {
@@ -157,6 +162,8 @@ pub struct ConnectRequest {
     pub user_agent: Option<String>,
     pub headers: BTreeMap<String, String>,
     pub query: BTreeMap<String, String>,
+    /// The authorizer's token's `exp`.
+    pub token_expires_at: Option<Timestamp>,
 }
 
 impl ConnectRequest {
@@ -169,6 +176,7 @@ impl ConnectRequest {
             user_agent: None,
             headers: BTreeMap::new(),
             query: BTreeMap::new(),
+            token_expires_at: None,
         }
     }
 }
@@ -180,6 +188,9 @@ pub struct Sender {
     pub principal: Option<Principal>,
     /// The private rooms the authorizer granted on `$connect` (the token's `rooms` claim).
     pub grants: RoomGrants,
+    /// When the token of `$connect` expires, as the authorizer said (a `reauth` may have pushed
+    /// it later: the connection's row says).
+    pub token_expires_at: Option<Timestamp>,
 }
 
 impl Sender {
@@ -188,11 +199,19 @@ impl Sender {
             id,
             principal,
             grants: RoomGrants::default(),
+            token_expires_at: None,
         }
     }
 
     pub fn with_grants(self, grants: RoomGrants) -> Self {
         Self { grants, ..self }
+    }
+
+    pub fn with_token_expiry(self, token_expires_at: Option<Timestamp>) -> Self {
+        Self {
+            token_expires_at,
+            ..self
+        }
     }
 }
 
@@ -254,6 +273,8 @@ mod tests {
             source_ip: None,
             user_agent: None,
             metadata: None,
+            token_expires_at: None,
+            reauth_grants: None,
         };
         assert!(c.is_live_at(Timestamp::from_millis(9)));
         assert!(!c.is_live_at(Timestamp::from_millis(10)));

@@ -7,8 +7,10 @@
 //! - [`service`]: the use cases `$connect`, `$disconnect` and client messages, and the steps
 //!   the actions share.
 //! - [`actions`]: every client action, one module each.
+//! - [`lifecycle`]: connected, disconnected, joined, left: events for backends.
 //! - [`hooks`]: where a fork customises connects, messages and joins, in one place.
 //! - [`stream`]: room streams: each room message's `seq`, the history kept, replays.
+//! - [`sessions`]: closing sockets, bans, token expiry; the backend's control messages.
 //! - [`rate_limit`]: the per-connection token bucket, in integer arithmetic.
 //! - [`ports`]: what the domain needs from storage, API Gateway and the clock.
 //! - `testing` (feature `mocks`): helpers for every crate's tests.
@@ -20,12 +22,14 @@ pub mod deadline;
 pub mod delivery;
 pub mod fanout;
 pub mod hooks;
+pub mod lifecycle;
 pub mod message;
 pub mod ports;
 pub mod protocol;
 pub mod rate_limit;
 pub mod room;
 pub mod service;
+pub mod sessions;
 pub mod settings;
 pub mod stream;
 pub mod time;

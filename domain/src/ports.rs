@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use crate::connection::{Connection, ConnectionId, Principal, Sender};
 use crate::rate_limit::{RateLimit, TokenDecision};
-use crate::room::{Member, RoomName};
+use crate::room::{Member, RoomGrants, RoomName};
 use crate::time::Timestamp;
 
 /// Where to resume a paged read. Opaque: only the adapter that made it can read it.
@@ -179,6 +179,24 @@ pub trait ConnectionRepository: Send + Sync {
         limit: RateLimit,
         now: Timestamp,
     ) -> Result<TokenDecision, RepositoryError>;
+
+    /// The live connections of `principal`. An adapter MUST keep them findable without a scan:
+    /// `save` of a connection with a principal indexes it, `remove` unindexes it, and an entry
+    /// whose connection expired is never returned.
+    async fn connections_of(
+        &self,
+        principal: &Principal,
+        now: Timestamp,
+    ) -> Result<Vec<ConnectionId>, RepositoryError>;
+
+    /// After a `reauth`: the connection's token now expires at `expires_at` and grants `grants`
+    /// (its `get` answers them from now on). A connection that is gone stays gone.
+    async fn reauth(
+        &self,
+        id: &ConnectionId,
+        expires_at: Timestamp,
+        grants: &RoomGrants,
+    ) -> Result<(), RepositoryError>;
 }
 
 /// Why a post to a connection did not get through.
@@ -338,6 +356,21 @@ impl<T: ConnectionRepository + ?Sized> ConnectionRepository for std::sync::Arc<T
         now: Timestamp,
     ) -> Result<TokenDecision, RepositoryError> {
         (**self).take_principal_token(principal, limit, now).await
+    }
+    async fn connections_of(
+        &self,
+        principal: &Principal,
+        now: Timestamp,
+    ) -> Result<Vec<ConnectionId>, RepositoryError> {
+        (**self).connections_of(principal, now).await
+    }
+    async fn reauth(
+        &self,
+        id: &ConnectionId,
+        expires_at: Timestamp,
+        grants: &RoomGrants,
+    ) -> Result<(), RepositoryError> {
+        (**self).reauth(id, expires_at, grants).await
     }
 }
 

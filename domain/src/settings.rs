@@ -33,6 +33,8 @@ pub struct Settings {
     /// How long room messages are kept for `history` and `join {since}`; zero: no history (every
     /// `since` answers `reset`, `history` answers `history_off`).
     pub history_ttl: Duration,
+    /// Clock skew tolerated on a token's expiry (the authorizer's leeway).
+    pub token_leeway: Duration,
     /// Whether the `typing` action is on; off, it is refused as `unknown_action`.
     pub typing: bool,
     /// Presence events go only to rooms of at most this many members: above it, each join or
@@ -68,6 +70,7 @@ impl Default for Settings {
             ttl_margin: Duration::from_secs(10 * 60),
             echo_to_sender: true,
             typing: true,
+            token_leeway: Duration::from_secs(30),
             history_ttl: Duration::from_secs(24 * 3600),
             presence_max_members: 100,
             inline_recipients: DEFAULT_INLINE_RECIPIENTS,

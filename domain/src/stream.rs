@@ -2,8 +2,8 @@
 //! and is kept for the history's retention, so a member that was away can read what it missed
 //! (`history`) or have it replayed when it joins again (`join {since}`).
 //!
-//! The [`RoomLog`] port keeps the sequence and the messages. What it costs, and the highest rate
-//! one room sustains, is in docs/protocol.md ("Room streams") and BENCHMARKS.md.
+//! The [`RoomLog`] port keeps the sequence and the messages. The highest rate one room sustains,
+//! and why, is in docs/protocol.md, "Room streams".
 
 use std::time::Duration;
 
@@ -107,7 +107,8 @@ pub enum AppendError {
 /// - keep rooms apart, and never let a log item appear as a member of the room (`members_of`,
 ///   `member_list`), whatever the store's key design;
 /// - answer `latest` with the highest `seq` handed out (kept or not), `None` for a room with none;
-/// - refuse with [`AppendError::Busy`] rather than queue when the room is over the rate it sustains.
+/// - refuse with [`AppendError::Busy`] rather than queue when the room is over the rate it sustains;
+/// - make `forget` delete every kept message of the principal in the room, and nothing else.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait RoomLog: Send + Sync {
@@ -129,6 +130,14 @@ pub trait RoomLog: Send + Sync {
     ) -> Result<LogPage, RepositoryError>;
 
     async fn latest(&self, room: &RoomName) -> Result<Option<Seq>, RepositoryError>;
+
+    /// Deletes every kept message of `principal` in `room` (forgetting a person); how many. Their
+    /// numbers become skipped ones: clients see no gap.
+    async fn forget(
+        &self,
+        room: &RoomName,
+        principal: &crate::connection::Principal,
+    ) -> Result<usize, RepositoryError>;
 }
 
 impl LoggedMessage {

@@ -149,8 +149,8 @@ def ssm_references(template):
 
 
 def put_ssm_parameters(ssm, names):
-    """Puts a generated secret under each name, as a user does before deploying (README: Type
-    String). Returns {name: value}."""
+    """Puts a generated secret under each name, as a user does before deploying (Type String:
+    docs/deploying.md, "Rehearse, then deploy"). Returns {name: value}."""
     values = {}
     for name in names:
         values[name] = secrets.token_hex(32)

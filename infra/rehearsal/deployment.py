@@ -1,4 +1,5 @@
-"""The deployment file (contract: /work/notes/rehearsal-contract.md): functions with their resolved
+"""The deployment file (read by the local gateway's deployment mode,
+apps/local-gateway/src/deployment/; docs/local-gateway.md, "The deployment mode"): functions with their resolved
 environment and the overlay of what cannot run on a laptop, routes, the authorizer, the event
 source mappings. Built from the template (and serverless-state.json for each function's artifact
 zip and short name); pure except `unzip_artifacts` and `write`.

@@ -89,19 +89,19 @@ def principals_of(stack, functions, backend_policy=None):
     if backend_policy is not None:
         name, document = backend_policy
         role = f"arn:{stack.partition}:iam::{stack.account_id}:role/rehearsal-backend"
-        out["backend"] = Principal(name="backend", role_logical_id="(README: a backend's grant)", role_arn=role,
+        out["backend"] = Principal(name="backend", role_logical_id="(docs/deploying.md, \"The queues\": a backend's grant)", role_arn=role,
                                    session=f"arn:{stack.partition}:sts::{stack.account_id}:assumed-role/rehearsal-backend/backend",
                                    policies=[{"name": name, "policy": document}])
     return out
 
 
 def backend_policy(stack):
-    """README "Publishing from a backend": grant it sqs:SendMessage on the DeliveryQueueArn output."""
+    """docs/deploying.md, "The queues": grant a backend sqs:SendMessage on the DeliveryQueueArn output."""
     outputs = stack.template.get("Outputs", {})
     if "DeliveryQueueArn" not in outputs:
         return None
     arn = stack.resolve(outputs["DeliveryQueueArn"]["Value"], "Outputs.DeliveryQueueArn")
-    return ("backend (README: sqs:SendMessage on DeliveryQueueArn)",
+    return ("backend (docs/deploying.md: sqs:SendMessage on DeliveryQueueArn)",
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn}]})
 
 

@@ -51,6 +51,6 @@ test('Serverless v4, from its first to a recent release, accepts frameworkVersio
 });
 
 test("infra/package.json's Node.js requirement is osls's", () => {
-  // README "Deploying to AWS" repeats it; npm warns when the running Node.js is outside it.
+  // docs/deploying.md, "Prerequisites", repeats it; npm warns when a Node.js outside it runs.
   assert.equal(packageJson.engines?.node, osls.engines.node);
 });

@@ -1,6 +1,6 @@
 //! The repository contract against the DynamoDB adapter, on the moto server `./scripts/test` starts.
 
-mod contract;
+use crate::contract;
 
 use adapters::dynamodb::{
     DynamoConnectionRepository, DynamoRoomLog, DynamoSettings, create_table_if_missing,

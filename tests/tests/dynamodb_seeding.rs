@@ -35,6 +35,8 @@ async fn connections_seeded_in_batches_read_back_list_and_belong_to_rooms_like_s
             source_ip: Some("192.0.2.7".into()),
             user_agent: None,
             metadata: None,
+            token_expires_at: None,
+            reauth_grants: None,
         })
         .collect();
 

@@ -41,6 +41,8 @@ fn live(raw: &str) -> Connection {
         source_ip: None,
         user_agent: None,
         metadata: None,
+        token_expires_at: None,
+        reauth_grants: None,
     }
 }
 
@@ -292,6 +294,23 @@ impl<R: ConnectionRepository> ConnectionRepository for Failing<R> {
     ) -> Result<domain::TokenDecision, RepositoryError> {
         self.check("take_principal_token")?;
         self.inner.take_principal_token(principal, limit, now).await
+    }
+    async fn connections_of(
+        &self,
+        principal: &domain::Principal,
+        now: Timestamp,
+    ) -> Result<Vec<domain::ConnectionId>, RepositoryError> {
+        self.check("connections_of")?;
+        self.inner.connections_of(principal, now).await
+    }
+    async fn reauth(
+        &self,
+        id: &domain::ConnectionId,
+        expires_at: Timestamp,
+        grants: &domain::RoomGrants,
+    ) -> Result<(), RepositoryError> {
+        self.check("reauth")?;
+        self.inner.reauth(id, expires_at, grants).await
     }
 }
 

@@ -192,8 +192,9 @@ async fn a_failing_connect_handler_refuses_the_handshake() {
     }
 }
 
-/// The moderation hook docs/forking.md walks through: a word refused, every message trimmed and
-/// signed with the name `on_connect` kept for the connection, nobody in without a name.
+/// The moderation hook docs/forking.md walks through ("A moderation hook"): a word refused, every
+/// message trimmed and signed with the name `on_connect` kept for the connection, nobody in
+/// without a name.
 struct Moderation;
 
 #[async_trait::async_trait]

@@ -1,6 +1,6 @@
 //! The delivery queue contract against the in-memory queue.
 
-mod queue_contract;
+use crate::queue_contract;
 
 use std::time::Duration;
 

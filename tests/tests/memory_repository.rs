@@ -1,6 +1,6 @@
 //! The repository contract against the in-memory fake.
 
-mod contract;
+use crate::contract;
 
 use adapters::memory::{InMemoryConnectionRepository, InMemoryRoomLog};
 

@@ -1,6 +1,6 @@
 //! The delivery queue contract against the SQS adapter, on the moto server `./scripts/test` starts.
 
-mod queue_contract;
+use crate::queue_contract;
 
 use adapters::sqs::{REASON_ATTRIBUTE, SqsDeliveryQueue};
 use async_trait::async_trait;

@@ -68,6 +68,8 @@ async fn room_of_members(repo: &InMemoryConnectionRepository) -> Vec<ConnectionI
             source_ip: None,
             user_agent: None,
             metadata: None,
+            token_expires_at: None,
+            reauth_grants: None,
         };
         repo.save(&connection).await.unwrap();
         repo.join(&member, &room("lobby"), 50, now).await.unwrap();

@@ -18,7 +18,7 @@ use domain::{
     RoomGrants, Sender, Timestamp, WebSocketService,
 };
 
-use crate::auth::AUTHORIZER_GRANTS_KEY;
+use crate::auth::{AUTHORIZER_EXPIRY_KEY, AUTHORIZER_GRANTS_KEY};
 use crate::metrics;
 use serde_json::Value;
 
@@ -84,6 +84,8 @@ pub struct WebSocketEvent {
     pub principal: Option<Principal>,
     /// Private rooms the authorizer granted (its context's `rooms`).
     pub grants: RoomGrants,
+    /// When the authorizer's token expires (its context's `exp`, seconds).
+    pub token_expires_at: Option<Timestamp>,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     pub headers: BTreeMap<String, String>,
@@ -102,6 +104,7 @@ impl WebSocketEvent {
     pub fn from_json(json: Value) -> Result<Self, InboundError> {
         let principal = principal_from(&json)?;
         let grants = grants_from(&json)?;
+        let token_expires_at = expiry_from(&json)?;
         let event: ApiGatewayWebsocketProxyRequest =
             serde_json::from_value(json).map_err(|e| InboundError::BadEvent(e.to_string()))?;
         let ctx = &event.request_context;
@@ -156,6 +159,7 @@ impl WebSocketEvent {
             request_id: ctx.request_id.clone(),
             principal,
             grants,
+            token_expires_at,
             source_ip: ctx.identity.source_ip.clone(),
             user_agent,
             headers,
@@ -196,6 +200,42 @@ fn grants_from(json: &Value) -> Result<RoomGrants, InboundError> {
             ))
         })
     })
+}
+
+/// The token's `exp` the authorizer put in its context (see `auth::AUTHORIZER_EXPIRY_KEY`): a
+/// number of seconds, or its text (API Gateway may pass context numbers on as strings).
+fn expiry_from(json: &Value) -> Result<Option<Timestamp>, InboundError> {
+    let authorizer = &json["requestContext"]["authorizer"];
+    let raw = match &authorizer[AUTHORIZER_EXPIRY_KEY] {
+        Value::Null => &authorizer["lambda"][AUTHORIZER_EXPIRY_KEY],
+        value => value,
+    };
+    let seconds = match raw {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_u64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    };
+    seconds
+        .map(|s| Some(Timestamp::from_millis(s.saturating_mul(1000))))
+        .ok_or_else(|| {
+            InboundError::BadEvent(format!(
+                "requestContext.authorizer.{AUTHORIZER_EXPIRY_KEY} is not a number of seconds"
+            ))
+        })
+}
+
+/// The `disconnected` event's reason for what API Gateway said (see
+/// `telemetry::disconnect_reason_kind`).
+fn lifecycle_reason(kind: &str) -> domain::lifecycle::DisconnectReason {
+    use domain::lifecycle::DisconnectReason;
+    match kind {
+        "client" => DisconnectReason::Client,
+        "idle" => DisconnectReason::Idle,
+        "max_duration" => DisconnectReason::Expired,
+        "abnormal" => DisconnectReason::Gone,
+        _ => DisconnectReason::Other,
+    }
 }
 
 fn status(code: i64) -> ApiGatewayProxyResponse {
@@ -277,6 +317,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
                     user_agent: event.user_agent,
                     headers: event.headers,
                     query: event.query,
+                    token_expires_at: event.token_expires_at,
                 };
                 match self.service.connect(request).await {
                     Ok(_) => {}
@@ -286,13 +327,28 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
                         metrics::connection_refused();
                         return Ok(status(403));
                     }
+                    Err(domain::ConnectError::Banned { until }) => {
+                        tracing::info!(
+                            until = until.as_millis(),
+                            "connect refused: the principal is banned"
+                        );
+                        metrics::connection_refused();
+                        return Ok(status(403));
+                    }
                     Err(e) => return Err(e.into()),
                 }
                 metrics::connection_opened();
                 tracing::info!("connected");
             }
             Route::Disconnect => {
-                let removed = self.service.disconnect(&event.connection_id).await?;
+                let reason = crate::telemetry::disconnect_reason_kind(
+                    event.disconnect_status_code,
+                    event.disconnect_reason.as_deref(),
+                );
+                let removed = self
+                    .service
+                    .disconnect_because(&event.connection_id, lifecycle_reason(reason))
+                    .await?;
                 metrics::connection_closed();
                 let reason = crate::telemetry::disconnect_reason_kind(
                     event.disconnect_status_code,
@@ -306,8 +362,9 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketHandler<R, N> {
                 );
             }
             Route::Message => {
-                let sender =
-                    Sender::new(event.connection_id, event.principal).with_grants(event.grants);
+                let sender = Sender::new(event.connection_id, event.principal)
+                    .with_grants(event.grants)
+                    .with_token_expiry(event.token_expires_at);
                 let started = Instant::now();
                 let handled = self
                     .service

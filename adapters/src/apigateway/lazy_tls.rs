@@ -2,8 +2,8 @@
 //! servers), rustls with the system's root certificates for `https://` ones, those roots read
 //! once, by the first https connection or ahead of it on a thread of their own.
 //!
-//! Reading and parsing the roots is a millisecond or two of a cold start (BENCHMARKS.md, section
-//! 2), and the SDK's own HTTPS client keeps its copy to itself (see `sdk_http.rs`). A Lambda whose
+//! Reading and parsing the roots lengthens a cold start (BENCHMARKS.md, "Cold start"), and the
+//! SDK's own HTTPS client keeps its copy to itself (see `sdk_http.rs`). A Lambda whose
 //! events post has them read on a thread of their own during its init, off the path to the first
 //! event (`SignedNotifier::read_roots_in_background`); `$connect`, which never posts, and
 //! plain-http endpoints never read them.

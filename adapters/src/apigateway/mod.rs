@@ -1,10 +1,10 @@
 //! API Gateway: the `@connections` management API (outbound) and the WebSocket event mapping
 //! (inbound).
 
-mod credentials_cache;
+pub(crate) mod credentials_cache;
 mod endpoint;
 pub mod inbound;
-mod lazy_tls;
+pub(crate) mod lazy_tls;
 mod notifier;
 mod notifier_client;
 mod signed_notifier;

@@ -1,5 +1,5 @@
 //! Which `@connections` client a process uses: the signed one by default (a sixth of the SDK's
-//! CPU per post, BENCHMARKS.md "CPU per post"), the SDK-based reference on request.
+//! CPU per post, BENCHMARKS.md, "CPU per post"), the SDK-based reference on request.
 
 use std::fmt;
 use std::str::FromStr;

@@ -296,12 +296,23 @@ pub fn sign_with_aws_sigv4(
     region: &str,
     time: SystemTime,
 ) -> Result<(), String> {
+    sign_for_service(request, identity, region, "execute-api", time)
+}
+
+/// `aws-sigv4`'s general signer for any service (`events` for EventBridge's `PutEvents`).
+pub fn sign_for_service(
+    request: &mut Request<hyper::body::Bytes>,
+    identity: &Identity,
+    region: &str,
+    service: &str,
+    time: SystemTime,
+) -> Result<(), String> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(identity)
         .region(region)
-        .name("execute-api")
+        .name(service)
         .time(time)
         .settings(SigningSettings::default())
         .build()

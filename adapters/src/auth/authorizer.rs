@@ -12,6 +12,8 @@ use crate::metrics::{self, Decision};
 
 /// The authorizer context key that carries a connection's room grants to every later event.
 pub const AUTHORIZER_GRANTS_KEY: &str = "rooms";
+/// The authorizer context key that carries the token's `exp` (seconds) to every later event.
+pub const AUTHORIZER_EXPIRY_KEY: &str = "exp";
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,10 @@ fn policy(principal: &str, effect: &str, method_arn: &str, subject: Option<&Iden
         // API Gateway caps the context at 8 KB and takes only strings, numbers and booleans: the
         // subject is at most 256 bytes, the grants one string of at most 2 KB.
         response["context"] = json!({ "sub": subject.principal.as_str() });
+        if let Some(expires_at) = subject.expires_at {
+            // The token's `exp`, in seconds as JWT writes it: the connection remembers it.
+            response["context"][AUTHORIZER_EXPIRY_KEY] = json!(expires_at.as_secs_ceil());
+        }
         if !subject.grants.is_empty() {
             response["context"][AUTHORIZER_GRANTS_KEY] = json!(subject.grants.encode());
         }

@@ -40,6 +40,8 @@ pub struct JwtVerifier {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Seconds since the epoch; required by the validation.
+    exp: u64,
     client_id: Option<String>,
     token_use: Option<String>,
     /// Private rooms the token grants: a list of names or `prefix*` patterns, or one string of
@@ -209,6 +211,9 @@ impl TokenVerifier for JwtVerifier {
         Ok(Identity {
             principal,
             grants: grants_from(data.claims.rooms.as_ref())?,
+            expires_at: Some(domain::Timestamp::from_millis(
+                data.claims.exp.saturating_mul(1000),
+            )),
         })
     }
 }

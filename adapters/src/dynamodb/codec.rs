@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use domain::rate_limit::Bucket;
 use domain::stream::LoggedMessage;
 use domain::{
-    Connection, ConnectionId, Member, MessageId, PageToken, Principal, RepositoryError, RoomName,
-    Timestamp,
+    Connection, ConnectionId, Member, MessageId, PageToken, Principal, RepositoryError, RoomGrants,
+    RoomName, Timestamp,
 };
 
 pub const PK: &str = "pk";
@@ -22,6 +22,11 @@ pub const SOURCE_IP: &str = "sourceIp";
 pub const USER_AGENT: &str = "userAgent";
 /// What the `on_connect` hook attached to the connection.
 pub const METADATA: &str = "metadata";
+/// When the connection's token expires (ms), and the grants of its latest `reauth`.
+pub const TOKEN_EXPIRES_AT: &str = "tokenExpiresAt";
+pub const REAUTH_GRANTS: &str = "reauthGrants";
+/// A ban's reason.
+pub const REASON: &str = "reason";
 pub const ROOMS: &str = "rooms";
 /// The rate-limit bucket on the connection item: milli-tokens left, and when (ms) that was so.
 pub const BUCKET_TOKENS: &str = "bucketMilliTokens";
@@ -49,6 +54,9 @@ pub const ATTRIBUTES: &[&str] = &[
     SOURCE_IP,
     USER_AGENT,
     METADATA,
+    TOKEN_EXPIRES_AT,
+    REAUTH_GRANTS,
+    REASON,
     ROOMS,
     BUCKET_TOKENS,
     BUCKET_AT,
@@ -108,6 +116,26 @@ pub fn members_of_room_values(room: &RoomName, now: Timestamp) -> Item {
     ])
 }
 
+/// A principal's connection, in the principal's own partition: how `connections_of` finds them.
+pub fn principal_connection_key(principal: &Principal, id: &ConnectionId) -> Item {
+    HashMap::from([
+        (PK.to_string(), string_value(principal_pk(principal))),
+        (SK.to_string(), string_value(member_sk(id))),
+    ])
+}
+
+pub fn principal_pk(principal: &Principal) -> String {
+    format!("PRINCIPAL#{principal}")
+}
+
+/// A principal's ban: an item of its own, expiring with the ban.
+pub fn ban_key(principal: &Principal) -> Item {
+    HashMap::from([
+        (PK.to_string(), string_value(principal_pk(principal))),
+        (SK.to_string(), string_value("BAN")),
+    ])
+}
+
 /// A room stream's counter: the last `seq` handed out.
 pub fn stream_counter_key(room: &RoomName) -> Item {
     HashMap::from([
@@ -147,10 +175,7 @@ pub fn connection_key(id: &ConnectionId) -> Item {
 /// A principal's rate-limit bucket: an item of its own, across the principal's connections.
 pub fn principal_rate_key(principal: &Principal) -> Item {
     HashMap::from([
-        (
-            PK.to_string(),
-            string_value(format!("PRINCIPAL#{principal}")),
-        ),
+        (PK.to_string(), string_value(principal_pk(principal))),
         (SK.to_string(), string_value("RATE")),
     ])
 }
@@ -230,6 +255,14 @@ fn number(item: &Item, name: &str) -> Result<u64, RepositoryError> {
         .ok_or_else(|| malformed(name))
 }
 
+fn optional_number(item: &Item, name: &str) -> Result<Option<u64>, RepositoryError> {
+    if item.contains_key(name) {
+        number(item, name).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 pub fn expires_at(item: &Item) -> Result<Timestamp, RepositoryError> {
     number(item, EXPIRES_AT).map(Timestamp::from_millis)
 }
@@ -260,6 +293,11 @@ pub fn connection_from(item: &Item) -> Result<Connection, RepositoryError> {
         source_ip: string(item, SOURCE_IP),
         user_agent: string(item, USER_AGENT),
         metadata: string(item, METADATA),
+        token_expires_at: optional_number(item, TOKEN_EXPIRES_AT)?.map(Timestamp::from_millis),
+        reauth_grants: string(item, REAUTH_GRANTS)
+            .map(|encoded| RoomGrants::decode(&encoded))
+            .transpose()
+            .map_err(|e| malformed(&format!("{REAUTH_GRANTS}: {e}")))?,
     })
 }
 
@@ -316,6 +354,10 @@ pub fn logged_message_from(item: &Item) -> Result<LoggedMessage, RepositoryError
         data: string(item, DATA).ok_or_else(|| malformed(DATA))?,
         sent_at: number(item, SENT_AT)?,
     })
+}
+
+pub fn reason_of(item: &Item) -> Option<String> {
+    string(item, REASON)
 }
 
 pub fn seq_of(item: &Item) -> Result<u64, RepositoryError> {
@@ -410,6 +452,8 @@ mod tests {
             source_ip: Some("192.0.2.1".into()),
             user_agent: None,
             metadata: None,
+            token_expires_at: None,
+            reauth_grants: None,
         };
         let rooms = [RoomName::parse("a").unwrap(), RoomName::parse("b").unwrap()];
 

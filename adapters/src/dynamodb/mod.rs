@@ -5,6 +5,7 @@
 //! code: `table::TABLE_SCHEMA`, which `adapters/tests/tidy_table_schema.rs` holds
 //! `infra/serverless.yml` to.
 
+mod bans;
 mod batch;
 mod codec;
 mod errors;
@@ -13,6 +14,7 @@ mod repository;
 mod room_log;
 mod table;
 
+pub use bans::DynamoBans;
 pub use codec::ATTRIBUTES as ATTRIBUTE_NAMES;
 pub use repository::{DynamoConnectionRepository, DynamoSettings, Seed};
 pub use room_log::DynamoRoomLog;

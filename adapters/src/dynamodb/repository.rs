@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use domain::{
     Connection, ConnectionId, ConnectionRepository, JoinError, Joined, MemberPage, Page, PageToken,
-    RateLimit, Removed, RepositoryError, RoomName, Timestamp, TokenDecision,
+    Principal, RateLimit, Removed, RepositoryError, RoomName, Timestamp, TokenDecision,
 };
 
 use super::batch::{self, MAX_ROUNDS, pause};
@@ -260,6 +260,19 @@ impl ConnectionRepository for DynamoConnectionRepository {
             .send()
             .await
             .map_err(repository_error)?;
+        if let Some(principal) = &c.principal {
+            // The principal's index entry expires with the connection.
+            let mut entry = codec::principal_connection_key(principal, &c.id);
+            entry.insert(EXPIRES_AT.into(), number_value(c.expires_at.as_millis()));
+            entry.insert(TTL.into(), number_value(c.expires_at.as_secs_ceil()));
+            self.client
+                .put_item()
+                .table_name(self.table())
+                .set_item(Some(entry))
+                .send()
+                .await
+                .map_err(repository_error)?;
+        }
         Ok(())
     }
 
@@ -280,6 +293,15 @@ impl ConnectionRepository for DynamoConnectionRepository {
         };
         let rooms = codec::rooms_from(&old);
         self.delete_memberships(id, &rooms).await?;
+        if let Some(principal) = codec::principal_of(&old).and_then(|p| Principal::parse(p).ok()) {
+            self.client
+                .delete_item()
+                .table_name(self.table())
+                .set_key(Some(codec::principal_connection_key(&principal, id)))
+                .send()
+                .await
+                .map_err(repository_error)?;
+        }
         Ok(Removed {
             connection: codec::connection_from(&old).ok(),
             rooms,
@@ -523,6 +545,73 @@ impl ConnectionRepository for DynamoConnectionRepository {
     ) -> Result<TokenDecision, RepositoryError> {
         let owner = super::rate_limit::Owner::Principal(principal);
         super::rate_limit::take_token(&self.client, self.table(), owner, limit, now).await
+    }
+    async fn connections_of(
+        &self,
+        principal: &Principal,
+        now: Timestamp,
+    ) -> Result<Vec<ConnectionId>, RepositoryError> {
+        let values = HashMap::from([
+            (
+                ":pk".to_string(),
+                string_value(codec::principal_pk(principal)),
+            ),
+            (":member".to_string(), string_value(codec::MEMBER_PREFIX)),
+            (":now".to_string(), number_value(now.as_millis())),
+        ]);
+        let mut ids = Vec::new();
+        let mut start = None;
+        // A principal has a handful of connections: one page, rarely two.
+        for _ in 0..MAX_ROUNDS {
+            let (items, last) = self
+                .query_page(None, &codec::MEMBERS_OF_ROOM, values.clone(), start, 100)
+                .await?;
+            for item in &items {
+                ids.push(codec::id_from_member(item)?);
+            }
+            start = last;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn reauth(
+        &self,
+        id: &ConnectionId,
+        expires_at: Timestamp,
+        grants: &domain::RoomGrants,
+    ) -> Result<(), RepositoryError> {
+        let update = format!(
+            "SET #{} = :exp, #{} = :grants",
+            codec::TOKEN_EXPIRES_AT,
+            codec::REAUTH_GRANTS
+        );
+        let condition = format!("attribute_exists(#{PK})");
+        let updated = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(codec::connection_key(id)))
+            .update_expression(&update)
+            .condition_expression(&condition)
+            .set_expression_attribute_names(Some(codec::names_in(&[&update, &condition])))
+            .expression_attribute_values(":exp", number_value(expires_at.as_millis()))
+            .expression_attribute_values(":grants", string_value(grants.encode()))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(()),
+            // Gone meanwhile: nothing to renew.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(repository_error(e)),
+        }
     }
 }
 

@@ -253,6 +253,56 @@ impl RoomLog for DynamoRoomLog {
         Ok(LogPage { messages, more })
     }
 
+    async fn forget(
+        &self,
+        room: &RoomName,
+        principal: &domain::Principal,
+    ) -> Result<usize, RepositoryError> {
+        // Every kept message of the room is read (the history is bounded by its retention), and
+        // the principal's deleted: one page of up to 1 MB a round.
+        let condition = format!("#{PK} = :pk AND begins_with(#{SK}, :msg)");
+        let mine = format!("#{} = :principal", codec::PRINCIPAL);
+        let values = HashMap::from([
+            (":pk".to_string(), string_value(codec::room_pk(room))),
+            (":msg".to_string(), string_value("MSG#")),
+            (":principal".to_string(), string_value(principal.as_str())),
+        ]);
+        let mut keys = Vec::new();
+        let mut start = None;
+        for _ in 0..10_000 {
+            let out = self
+                .client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression(&condition)
+                .filter_expression(&mine)
+                .set_expression_attribute_names(Some(codec::names_in(&[&condition, &mine])))
+                .set_expression_attribute_values(Some(values.clone()))
+                .projection_expression(format!("#{PK}, #{SK}"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(repository_error)?;
+            for item in out.items.unwrap_or_default() {
+                keys.push(item);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        for key in &keys {
+            self.client
+                .delete_item()
+                .table_name(self.table())
+                .set_key(Some(key.clone()))
+                .send()
+                .await
+                .map_err(repository_error)?;
+        }
+        Ok(keys.len())
+    }
+
     async fn latest(&self, room: &RoomName) -> Result<Option<Seq>, RepositoryError> {
         let out = self
             .client

@@ -37,6 +37,8 @@ struct State {
     buckets: BTreeMap<ConnectionId, Bucket>,
     /// Each principal's bucket, across its connections.
     principal_buckets: BTreeMap<domain::Principal, Bucket>,
+    /// Each principal's connections, as DynamoDB's index items hold them.
+    principals: BTreeMap<domain::Principal, BTreeSet<ConnectionId>>,
 }
 
 impl Default for InMemoryConnectionRepository {
@@ -125,7 +127,15 @@ impl State {
 #[async_trait]
 impl ConnectionRepository for InMemoryConnectionRepository {
     async fn save(&self, connection: &Connection) -> Result<(), RepositoryError> {
-        self.state()
+        let mut state = self.state();
+        if let Some(principal) = &connection.principal {
+            state
+                .principals
+                .entry(principal.clone())
+                .or_default()
+                .insert(connection.id.clone());
+        }
+        state
             .connections
             .insert(connection.id.clone(), connection.clone());
         Ok(())
@@ -134,6 +144,14 @@ impl ConnectionRepository for InMemoryConnectionRepository {
     async fn remove(&self, id: &ConnectionId) -> Result<Removed, RepositoryError> {
         let mut state = self.state();
         let connection = state.connections.remove(id);
+        if let Some(principal) = connection.as_ref().and_then(|c| c.principal.clone())
+            && let Some(ids) = state.principals.get_mut(&principal)
+        {
+            ids.remove(id);
+            if ids.is_empty() {
+                state.principals.remove(&principal);
+            }
+        }
         state.buckets.remove(id);
         let rooms = state.rooms.remove(id).unwrap_or_default();
         for room in &rooms {
@@ -325,6 +343,39 @@ impl ConnectionRepository for InMemoryConnectionRepository {
             Take::Refused { retry_after } => TokenDecision::Refused { retry_after },
         })
     }
+    async fn connections_of(
+        &self,
+        principal: &domain::Principal,
+        now: Timestamp,
+    ) -> Result<Vec<ConnectionId>, RepositoryError> {
+        let state = self.state();
+        Ok(state
+            .principals
+            .get(principal)
+            .into_iter()
+            .flatten()
+            .filter(|id| {
+                state
+                    .connections
+                    .get(*id)
+                    .is_some_and(|c| c.is_live_at(now))
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn reauth(
+        &self,
+        id: &ConnectionId,
+        expires_at: Timestamp,
+        grants: &domain::RoomGrants,
+    ) -> Result<(), RepositoryError> {
+        if let Some(connection) = self.state().connections.get_mut(id) {
+            connection.token_expires_at = Some(expires_at);
+            connection.reauth_grants = Some(grants.clone());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -346,6 +397,8 @@ mod tests {
             source_ip: None,
             user_agent: None,
             metadata: None,
+            token_expires_at: None,
+            reauth_grants: None,
         })
         .await
         .unwrap();

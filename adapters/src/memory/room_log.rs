@@ -141,6 +141,22 @@ impl RoomLog for InMemoryRoomLog {
         Ok(LogPage { messages, more })
     }
 
+    async fn forget(
+        &self,
+        room: &RoomName,
+        principal: &domain::Principal,
+    ) -> Result<usize, RepositoryError> {
+        let mut rooms = self.rooms();
+        let Some(stream) = rooms.get_mut(room) else {
+            return Ok(0);
+        };
+        let before = stream.messages.len();
+        stream
+            .messages
+            .retain(|_, (message, _)| message.principal.as_ref() != Some(principal));
+        Ok(before - stream.messages.len())
+    }
+
     async fn latest(&self, room: &RoomName) -> Result<Option<Seq>, RepositoryError> {
         Ok(self
             .rooms()

@@ -5,9 +5,10 @@
 //! one pool: 256 invocations of 64 posts each could open 16 000 loopback connections. hyper's
 //! pool opens a new connection whenever none is idle, so a burst grew the pool to thousands of
 //! connections, each costing a handshake, two buffers and two tasks, which slowed every post,
-//! which grew the burst: ping p99 swung from milliseconds to seconds (BENCHMARKS.md, "The local
-//! gateway under load"). With this bound the pool never holds more connections than the bound,
-//! and a post beyond it waits for one of them, as a post does behind a busy Lambda.
+//! which grew the burst: ping p99 swung from milliseconds to seconds under `bench gateway-load`
+//! (BENCHMARKS.md, "The local gateway", has the figures with the bound). With this bound the pool
+//! never holds more connections than the bound, and a post beyond it waits for one of them, as a
+//! post does behind a busy Lambda.
 
 use async_trait::async_trait;
 use domain::{ClientNotifier, ConnectionId, NotifyError};

@@ -176,7 +176,7 @@ impl Invoker {
     /// at once, the rest waiting their turn. The event is built only once the invocation may
     /// start: a burst of 10 000 messages waiting for their turn then holds 10 000 message
     /// bodies, not 10 000 events of a few KiB each, whose memory the allocator kept after the
-    /// burst (BENCHMARKS.md, "The local gateway under load").
+    /// burst (`bench gateway-load`: BENCHMARKS.md, "The local gateway").
     pub async fn invoke(
         &self,
         conn: &ConnectionContext,

@@ -34,7 +34,8 @@ pub(crate) enum Refused {
 /// The frames waiting for the writer: a deque behind a lock, and a wake-up. It allocates nothing
 /// until the first frame and grows only to the largest backlog; tokio's unbounded channel, used
 /// before, allocated about 4 KiB per socket up front (a block of 32 slots and padded counters),
-/// 40 MB for 10 000 idle sockets (BENCHMARKS.md, "The local gateway under load").
+/// 40 MB for 10 000 idle sockets (what 10 000 sockets cost now: BENCHMARKS.md, "The local
+/// gateway").
 struct FrameQueue {
     /// `None` once the writer is gone: nothing would ever write a frame queued then.
     frames: Mutex<Option<VecDeque<Outbound>>>,

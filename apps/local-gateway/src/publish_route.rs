@@ -1,6 +1,6 @@
 //! `POST /{stage}/@publish`: a backend publishes without a WebSocket, locally. The body is the
-//! backend queue's message (`{"room": "lobby", "data": ...}`, docs/operating.md "Publishing from
-//! a backend"), put on the local backend queue as `wsctl publish --queue-url` puts it on SQS.
+//! backend queue's message (`{"room": "lobby", "data": ...}`, docs/deploying.md, "Publishing
+//! from a backend"), put on the local backend queue as `wsctl publish --queue-url` puts it on SQS.
 //! Answers 202 `{"id": "<message id>"}`, 400 `{"error": "..."}` naming what is wrong (a field
 //! only the service may set among them), or 413 for a job whose frame would be over the message
 //! limit: refused now rather than dead-lettered later.

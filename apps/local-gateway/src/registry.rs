@@ -68,8 +68,8 @@ impl Sockets {
 }
 
 /// Posts straight to the socket registry, skipping the HTTP round trip to our own `@connections`
-/// API. Faster under load (see BENCHMARKS.md), but it does not exercise `ApiGatewayNotifier`:
-/// opt in with `--notifier in-process`.
+/// API. Faster under load (BENCHMARKS.md, "The local gateway"), but it does not exercise
+/// `ApiGatewayNotifier`: opt in with `--notifier in-process`.
 pub struct InProcessNotifier {
     pub sockets: Arc<Sockets>,
     pub max_message_bytes: usize,

@@ -41,6 +41,7 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[ROOM, AFTER, BEFORE, LIMIT, CURSOR],
     answer: crate::protocol::frames::HISTORY.name,
     metered: true,
+    session: super::SessionNeed::Live,
     parse: |f| {
         let room = f.room(&ROOM)?;
         let limit = f.optional_integer(&LIMIT, HISTORY_PAGE_MAX as u64)?;

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 
 use super::{ACK, Action, ActionSpec};
+use crate::lifecycle::LifecycleKind;
 use crate::ports::{JoinError, Joined, RoomAccess};
 use crate::protocol::ErrorCode;
 use crate::protocol::spec::field::ROOM;
@@ -20,6 +21,7 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[ROOM, SINCE],
     answer: ACK,
     metered: true,
+    session: super::SessionNeed::Fresh,
     parse: |f| {
         Ok(Box::new(Join {
             room: f.room(&ROOM)?,
@@ -53,6 +55,7 @@ impl Action for Join {
                     cx.fanout()
                         .announce_arrival(room, &cx.sender.id, cx.sender.principal.as_ref())
                         .await;
+                    cx.publish_event(LifecycleKind::Joined(room.clone())).await;
                 }
                 let Some(since) = self.since else {
                     return Ok(Outcome::Done(Delivered::default()));

@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 
+use crate::lifecycle::LifecycleKind;
+
 use super::{ACK, Action, ActionSpec};
 use crate::fanout::Departure;
 use crate::protocol::spec::field::ROOM;
@@ -14,6 +16,7 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[ROOM],
     answer: ACK,
     metered: true,
+    session: super::SessionNeed::Live,
     parse: |f| {
         Ok(Box::new(Leave {
             room: f.room(&ROOM)?,
@@ -30,8 +33,9 @@ pub struct Leave {
 impl Action for Leave {
     async fn run(self: Box<Self>, cx: &Cx<'_>) -> Step<Outcome> {
         let room = &self.room;
-        // Only a real departure is announced; the read is skipped when presence is off.
-        let was_member = cx.settings.presence_max_members > 0
+        // Only a real departure is announced (presence, a `left` event); the read is skipped when
+        // nobody would be told.
+        let was_member = (cx.settings.presence_max_members > 0 || cx.events.is_some())
             && cx
                 .repo
                 .rooms_of(&cx.sender.id, cx.clock.now())
@@ -46,6 +50,7 @@ impl Action for Leave {
                 found_connection: true,
             };
             cx.fanout().announce_departures(vec![left]).await;
+            cx.publish_event(LifecycleKind::Left(room.clone())).await;
         }
         Ok(Outcome::Done(Delivered::default()))
     }

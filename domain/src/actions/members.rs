@@ -22,6 +22,7 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[ROOM, CURSOR],
     answer: crate::protocol::frames::MEMBERS.name,
     metered: true,
+    session: super::SessionNeed::Live,
     parse: |f| {
         let room = f.room(&ROOM)?;
         let cursor = f.optional_cursor(&CURSOR, &room)?;

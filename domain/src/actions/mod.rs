@@ -1,6 +1,6 @@
 //! Every client action, one module each: its wire declaration ([`ActionSpec`]: name, fields, the
 //! frame that answers it) and its handler. [`ACTIONS`] is the one list of them; adding an action is
-//! a module here and a line there (README, "Adding an action").
+//! a module here and a line there (docs/forking.md, "Adding an action").
 
 use std::any::Any;
 use std::fmt;
@@ -17,6 +17,7 @@ mod leave;
 mod members;
 mod ping;
 mod publish;
+mod reauth;
 mod send;
 mod sendmessage;
 mod typing;
@@ -28,6 +29,7 @@ pub use leave::Leave;
 pub use members::Members;
 pub use ping::Ping;
 pub use publish::Publish;
+pub use reauth::Reauth;
 pub use send::Send;
 pub use sendmessage::SendMessage;
 pub use typing::Typing;
@@ -45,6 +47,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     history::SPEC,
     ping::SPEC,
     whoami::SPEC,
+    reauth::SPEC,
 ];
 
 /// One client action on the wire: the `action` value that selects it, its fields, what answers
@@ -60,7 +63,20 @@ pub struct ActionSpec {
     /// Whether it spends a rate-limit token. Only actions answered to the sender alone from the
     /// request context, touching no storage, are free (`ping`, `whoami`).
     pub metered: bool,
+    /// What it needs of the sender's session (its token's expiry and grants).
+    pub session: SessionNeed,
     pub(crate) parse: fn(&Fields) -> Result<Box<dyn Action>, ParseError>,
+}
+
+/// What an action needs of the sender's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionNeed {
+    /// A live session, as the event says (its row is read only once the event's expiry passed).
+    Live,
+    /// A live session as the connection's row says now (the latest `reauth`'s grants, expiry).
+    Fresh,
+    /// Answered even after the token expired (`ping`, and `reauth` itself).
+    Any,
 }
 
 /// The `type` of the `ack` frame: what answers most actions.

@@ -12,6 +12,7 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[],
     answer: crate::protocol::frames::PONG.name,
     metered: false,
+    session: super::SessionNeed::Any,
     parse: |_| Ok(Box::new(Ping)),
 };
 

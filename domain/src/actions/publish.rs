@@ -18,6 +18,7 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[ROOM, DATA],
     answer: ACK,
     metered: true,
+    session: super::SessionNeed::Live,
     parse: |f| {
         Ok(Box::new(Publish {
             room: f.room(&ROOM)?,

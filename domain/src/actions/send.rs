@@ -22,6 +22,7 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[TO, DATA],
     answer: ACK,
     metered: true,
+    session: super::SessionNeed::Live,
     parse: |f| {
         Ok(Box::new(Send {
             to: f.connection_id(&TO)?,

@@ -16,6 +16,7 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[DATA],
     answer: ACK,
     metered: true,
+    session: super::SessionNeed::Live,
     parse: |f| {
         Ok(Box::new(SendMessage {
             data: f.data(&DATA)?,

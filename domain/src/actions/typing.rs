@@ -17,6 +17,7 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[ROOM],
     answer: ACK,
     metered: true,
+    session: super::SessionNeed::Live,
     parse: |f| {
         Ok(Box::new(Typing {
             room: f.room(&ROOM)?,

@@ -12,6 +12,7 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[],
     answer: crate::protocol::frames::IDENTITY.name,
     metered: false,
+    session: super::SessionNeed::Fresh,
     parse: |_| Ok(Box::new(WhoAmI)),
 };
 
@@ -25,6 +26,7 @@ impl Action for WhoAmI {
             connection_id: &cx.sender.id,
             principal: cx.sender.principal.as_ref(),
             protocol_version: crate::protocol::PROTOCOL_VERSION,
+            expires_at: cx.sender.token_expires_at.map(|at| at.as_millis()),
             request_id: cx.request_id,
         };
         cx.reply(&frame).await;

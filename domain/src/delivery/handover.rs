@@ -112,7 +112,7 @@ mod tests {
         let under_throttle: u64 = (1..=MAX_ATTEMPTS).map(|a| retry_delay(a).as_secs()).sum();
         assert_eq!(
             under_throttle, 1_023,
-            "the bound README states: about 17 minutes"
+            "the bound docs/protocol.md states (\"Guarantees\"): about 17 minutes"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! One delivery job, and its JSON forms on the queues.
 //!
 //! A backend publishes without a WebSocket by writing the smaller form to the backend queue
-//! (docs/operating.md, "Publishing from a backend"); [`DeliveryJob::from_backend_json`] reads
+//! (docs/deploying.md, "Publishing from a backend"); [`DeliveryJob::from_backend_json`] reads
 //! it, and refuses a field only the service may set:
 //!
 //! ```json

@@ -33,7 +33,14 @@ use crate::time::Timestamp;
 use super::handover::{HandedOver, MAX_ATTEMPTS, hand_over};
 use super::job::{DeliveryJob, JobError, JobTarget};
 use super::queue::{DeliveryQueue, QueueError};
+use crate::lifecycle::LifecycleEvents;
+use crate::service::close_socket;
+use crate::sessions::{Ban, Bans, ClosingCode, Control, ControlError, Target};
 use crate::stream::{AppendError, Keep, NewMessage, ONCE_WINDOW, RoomLog};
+
+/// What a `JobReport::control` names besides the closing codes.
+pub const CONTROL_UNBAN: &str = "unban";
+pub const CONTROL_FORGET: &str = "forget";
 
 /// A job ready to run with its room message's `seq`, or one its room is too busy to take yet.
 enum Sequenced {
@@ -77,6 +84,12 @@ pub struct JobReport {
     pub handed_over: usize,
     /// Why the message was dead-lettered instead of delivered, if it was.
     pub dead_lettered: Option<String>,
+    /// The control message carried out (`kicked`, `banned`, `unban`, `forget`), if it was one.
+    pub control: Option<&'static str>,
+    /// Sockets it closed.
+    pub closed: u64,
+    /// Kept messages a `forget` deleted.
+    pub forgotten_messages: usize,
 }
 
 impl JobReport {
@@ -87,6 +100,9 @@ impl JobReport {
             continued: false,
             handed_over: 0,
             dead_lettered: None,
+            control: None,
+            closed: 0,
+            forgotten_messages: 0,
         }
     }
 }
@@ -106,6 +122,10 @@ pub enum WorkError {
 pub enum Poison {
     #[error("malformed delivery job: {0}")]
     Malformed(#[from] JobError),
+    #[error("malformed control message: {0}")]
+    Control(ControlError),
+    #[error("the control message needs {0}, which this worker was not given")]
+    Unsupported(&'static str),
     #[error("the job's message cannot be sent: {0}")]
     Frame(#[from] FrameError),
     /// It kept arriving too late to start: the safety margin against the function's timeout,
@@ -127,6 +147,9 @@ pub struct DeliveryWorker<R, N> {
     window: SharedWindow,
     /// The rooms' streams: a room message that has no `seq` yet (a backend's) takes one here.
     log: Option<Arc<dyn RoomLog>>,
+    /// Where bans are kept: a backend's `ban`, `unban` and `forget` need it.
+    bans: Option<Arc<dyn Bans>>,
+    events: Option<Arc<dyn LifecycleEvents>>,
 }
 
 impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
@@ -149,6 +172,24 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
             sleeper,
             settings,
             log: None,
+            bans: None,
+            events: None,
+        }
+    }
+
+    /// Where bans are kept, for a backend's `ban`, `unban` and `forget`.
+    pub fn with_bans(self, bans: Arc<dyn Bans>) -> Self {
+        Self {
+            bans: Some(bans),
+            ..self
+        }
+    }
+
+    /// Where the `disconnected` events of the sockets a control message closes go.
+    pub fn with_lifecycle_events(self, events: Arc<dyn LifecycleEvents>) -> Self {
+        Self {
+            events: Some(events),
+            ..self
         }
     }
 
@@ -168,6 +209,16 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
         message: Received<'_>,
         deadline: Timestamp,
     ) -> Result<JobReport, WorkError> {
+        if message.source == Source::Backend && Control::is_control(message.body) {
+            return match Control::from_json(message.body) {
+                Ok(control) => self.control(control, deadline).await,
+                Err(e) => {
+                    let poison = Poison::Control(e);
+                    tracing::warn!(messageId = %message.id, reason = %poison, "malformed control message");
+                    self.dead_letter(message.body, None, poison).await
+                }
+            };
+        }
         let job = match message.source {
             Source::Backend => DeliveryJob::from_backend_json(message.body),
             Source::Service => DeliveryJob::from_json(message.body),
@@ -265,6 +316,103 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
             .hand_over(&job, listed.unstarted, listed.unfinished, &deadline)
             .await?;
         Ok(report.with(handed))
+    }
+
+    /// Carries out a backend's control message: the sockets it closes get a `closing` frame first
+    /// (their rows, memberships and presence as a `$disconnect` would); a ban is kept until its
+    /// end. Idempotent: a redelivery closes nothing twice and bans to the same end.
+    async fn control(&self, control: Control, deadline: Timestamp) -> Result<JobReport, WorkError> {
+        let mut report = JobReport::new(None);
+        let now = self.clock.now();
+        let deadline = Deadline {
+            at: deadline,
+            margin: self.settings.job_safety_margin,
+            clock: self.clock.as_ref(),
+            sleeper: self.sleeper.as_ref(),
+        };
+        let fanout = self.fanout(deadline);
+        let bans = || {
+            self.bans
+                .as_deref()
+                .ok_or(Poison::Unsupported("a ban store"))
+        };
+        let (targets, code, reason) = match &control {
+            Control::Disconnect { target, reason } => {
+                let targets = match target {
+                    Target::Principal(principal) => {
+                        self.repo.connections_of(principal, now).await?
+                    }
+                    Target::Connection(id) => vec![id.clone()],
+                };
+                (targets, ClosingCode::Kicked, reason.clone())
+            }
+            Control::Ban {
+                principal,
+                ban_for,
+                reason,
+            } => {
+                let Ok(bans) = bans() else {
+                    return self
+                        .dead_letter(&control.to_json(), None, Poison::Unsupported("a ban store"))
+                        .await;
+                };
+                let ban = Ban {
+                    until: now.saturating_add(*ban_for),
+                    reason: reason.clone(),
+                };
+                bans.ban(principal, &ban).await?;
+                let targets = self.repo.connections_of(principal, now).await?;
+                (targets, ClosingCode::Banned, reason.clone())
+            }
+            Control::Unban { principal } => {
+                let Ok(bans) = bans() else {
+                    return self
+                        .dead_letter(&control.to_json(), None, Poison::Unsupported("a ban store"))
+                        .await;
+                };
+                bans.unban(principal).await?;
+                report.control = Some(CONTROL_UNBAN);
+                return Ok(report);
+            }
+            Control::Forget { principal, rooms } => {
+                let Ok(bans) = bans() else {
+                    return self
+                        .dead_letter(&control.to_json(), None, Poison::Unsupported("a ban store"))
+                        .await;
+                };
+                let targets = self.repo.connections_of(principal, now).await?;
+                let mut all_rooms: std::collections::BTreeSet<_> = rooms.iter().cloned().collect();
+                for id in &targets {
+                    all_rooms.extend(self.repo.rooms_of(id, now).await?);
+                }
+                for id in &targets {
+                    close_socket(
+                        &fanout,
+                        self.events.as_deref(),
+                        id,
+                        ClosingCode::Kicked,
+                        Some("forgotten"),
+                    )
+                    .await?;
+                    report.closed += 1;
+                }
+                bans.forget(principal).await?;
+                if let Some(log) = &self.log {
+                    for room in &all_rooms {
+                        report.forgotten_messages += log.forget(room, principal).await?;
+                    }
+                }
+                report.control = Some(CONTROL_FORGET);
+                return Ok(report);
+            }
+        };
+        for id in &targets {
+            if close_socket(&fanout, self.events.as_deref(), id, code, reason.as_deref()).await? {
+                report.closed += 1;
+            }
+        }
+        report.control = Some(code.as_str());
+        Ok(report)
     }
 
     /// A room message without its `seq` takes one now, idempotently by message id: a redelivered

@@ -79,8 +79,8 @@ impl Window {
 /// A window that outlives one fan-out: a worker keeps one across its jobs (and invocations, while
 /// its Lambda stays warm). The account's `@connections` quota is shared by every job, so a job
 /// must start from what the jobs before it learned; a window per job started every one of them
-/// wide open, and at 16 workers of mostly short jobs 19 % of posts were 429s (BENCHMARKS.md,
-/// section 8).
+/// wide open, and at 16 workers of mostly short jobs 19 % of posts were 429s when that was
+/// measured; with one window per worker, 3.4 % of attempts (BENCHMARKS.md, "Queued fan-out").
 #[derive(Debug)]
 pub(crate) struct SharedWindow(Mutex<Window>);
 

@@ -217,6 +217,14 @@ impl Fields {
         })
     }
 
+    /// A required string, as it is (a token).
+    pub fn text_field(&self, spec: &FieldSpec) -> Result<String, ParseError> {
+        Self::present(
+            spec,
+            self.text(spec, Ok::<String, std::convert::Infallible>)?,
+        )
+    }
+
     /// A whole number from 0 to `max`.
     pub fn optional_integer(&self, spec: &FieldSpec, max: u64) -> Result<Option<u64>, ParseError> {
         let Some(raw) = self.value(spec)? else {

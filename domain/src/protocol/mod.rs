@@ -19,7 +19,7 @@ pub use outbound::{ErrorCode, FRAMES, Frame, FrameError, PresenceEvent, encode};
 /// clients that wait for one.
 pub mod frames {
     pub use super::outbound::{
-        ACK, ERROR, HISTORY, IDENTITY, MEMBERS, MESSAGE, PONG, PRESENCE, RESET, TYPING,
+        ACK, CLOSING, ERROR, HISTORY, IDENTITY, MEMBERS, MESSAGE, PONG, PRESENCE, RESET, TYPING,
     };
 }
 

@@ -54,6 +54,11 @@ error_codes! {
     RoomBusy = "room_busy",
     /// This service keeps no history (`HISTORY_TTL_SECONDS=0`).
     HistoryOff = "history_off",
+    /// The token this connection was authorized with has expired: a `closing` frame follows and
+    /// the socket closes; `reauth` before it expires to stay.
+    TokenExpired = "token_expired",
+    /// A `reauth` was refused: its token does not check out, or names another principal.
+    ReauthRefused = "reauth_refused",
 }
 
 impl Serialize for ErrorCode {
@@ -96,6 +101,9 @@ pub enum Frame<'a> {
         /// [`super::PROTOCOL_VERSION`]: what this server speaks.
         #[serde(rename = "protocolVersion")]
         protocol_version: u32,
+        /// When the connection's token expires (ms since the epoch); absent without one.
+        #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
         #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
         request_id: Option<&'a RequestId>,
     },
@@ -133,6 +141,12 @@ pub enum Frame<'a> {
         cursor: Option<&'a str>,
         #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
         request_id: Option<&'a RequestId>,
+    },
+    /// The service is closing this socket, and why: the socket closes right after.
+    Closing {
+        code: crate::sessions::ClosingCode,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
     },
     /// A `join {since}` cannot bring the member up to date by replay (its `since` is older than
     /// the history keeps, or too far behind): read the room's state again.
@@ -189,6 +203,7 @@ impl Frame<'_> {
             Frame::Members { .. } => &MEMBERS,
             Frame::History { .. } => &HISTORY,
             Frame::Reset { .. } => &RESET,
+            Frame::Closing { .. } => &CLOSING,
             Frame::Ack { .. } => &ACK,
             Frame::Error { .. } => &ERROR,
         };
@@ -257,6 +272,11 @@ pub const IDENTITY: FrameSpec = FrameSpec {
             Kind::Integer,
             "the protocol this server speaks; docs/UPGRADING.md lists what each version changed",
         ),
+        FieldSpec::optional(
+            "expiresAt",
+            Kind::Integer,
+            "when this connection's token expires, in milliseconds since the epoch: reauth before it",
+        ),
         ANSWER_ID,
     ],
 };
@@ -324,6 +344,18 @@ pub const RESET: FrameSpec = FrameSpec {
         ),
     ],
 };
+pub const CLOSING: FrameSpec = FrameSpec {
+    name: "closing",
+    doc: "The service is closing this socket: kicked or banned by the operator, or its token expired. Do not reconnect after kicked or banned.",
+    fields: &[
+        FieldSpec::required(
+            "code",
+            Kind::Code(crate::sessions::ClosingCode::WIRE),
+            "why: kicked, banned or token_expired",
+        ),
+        FieldSpec::optional("reason", Kind::Text, "the operator's words, for people"),
+    ],
+};
 pub const ACK: FrameSpec = FrameSpec {
     name: "ack",
     doc: "The answer to a request with a requestId whose action has no answer of its own.",
@@ -365,7 +397,7 @@ pub const ERROR: FrameSpec = FrameSpec {
 
 /// Every outbound frame type.
 pub const FRAMES: &[FrameSpec] = &[
-    MESSAGE, PONG, IDENTITY, TYPING, PRESENCE, MEMBERS, HISTORY, RESET, ACK, ERROR,
+    MESSAGE, PONG, IDENTITY, TYPING, PRESENCE, MEMBERS, HISTORY, RESET, CLOSING, ACK, ERROR,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,12 +3,14 @@
 
 use serde_json::value::RawValue;
 
+use crate::auth::TokenVerifier;
 use crate::connection::{ConnectionId, Sender};
 use crate::deadline::Deadline;
 use crate::delivery::handover::hand_over;
 use crate::delivery::{DeliveryJob, DeliveryQueue, JobTarget};
 use crate::fanout::{Audience, DeliveryReport, FanOut};
 use crate::hooks::{Hooks, JoinAttempt, Lookup, Publication, PublishTarget, Rejection};
+use crate::lifecycle::{LifecycleEvent, LifecycleEvents, LifecycleKind};
 use crate::message::MessageId;
 use crate::ports::{ClientNotifier, Clock, ConnectionRepository, RoomAccess, RoomPolicy, Sleeper};
 use crate::protocol::{self, ErrorCode, Frame, RequestId};
@@ -32,6 +34,10 @@ pub struct Cx<'a> {
     pub hooks: &'a dyn Hooks,
     /// The rooms' streams; `None`: messages get no `seq` and there is no history.
     pub log: Option<&'a dyn RoomLog>,
+    /// Where joins and leaves are told to backends.
+    pub events: Option<&'a dyn LifecycleEvents>,
+    /// How `reauth` checks a token; `None`: it is refused.
+    pub verifier: Option<&'a dyn TokenVerifier>,
     /// Who sent the request, from API Gateway's request context (never from the body).
     pub sender: &'a Sender,
     pub request_id: Option<&'a RequestId>,
@@ -75,6 +81,19 @@ impl Cx<'_> {
         Lookup {
             repo: self.repo,
             now: self.clock.now(),
+        }
+    }
+
+    /// Tells backends (when a lifecycle events adapter is wired) that the sender did `kind`.
+    pub async fn publish_event(&self, kind: LifecycleKind) {
+        if let Some(events) = self.events {
+            let event = LifecycleEvent {
+                kind,
+                connection: self.sender.id.clone(),
+                principal: self.sender.principal.clone(),
+                at: self.clock.now(),
+            };
+            events.publish(&event).await;
         }
     }
 

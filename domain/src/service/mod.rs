@@ -3,6 +3,7 @@
 //! and answers the sender, and [`Cx`] holds the steps actions share.
 
 mod context;
+mod sessions;
 mod steps;
 mod streams;
 mod unmetered;
@@ -10,22 +11,26 @@ mod unmetered;
 use std::sync::Arc;
 
 pub use context::Cx;
+pub(crate) use sessions::close_socket;
 pub use steps::{Delivered, Outcome, Refusal, Step, Stop};
 pub use unmetered::{Unmetered, UnmeteredLimiter};
 
-use crate::actions::{Request, parse_request};
+use crate::actions::{Request, SessionNeed, parse_request};
+use crate::auth::TokenVerifier;
 use crate::connection::{
     API_GATEWAY_MAX_CONNECTION_DURATION, ConnectRequest, Connection, ConnectionId, Sender,
 };
 use crate::delivery::{DeliveryQueue, QueueError};
 use crate::fanout::{DeliveryReport, Departure, FanOut, FanOutError};
 use crate::hooks::{Hooks, MAX_METADATA_BYTES, NoHooks};
+use crate::lifecycle::{DisconnectReason, LifecycleEvent, LifecycleEvents, LifecycleKind};
 use crate::ports::{
     ClientNotifier, Clock, ConnectionRepository, OpenRoomPolicy, Removed, RepositoryError,
     RoomPolicy, Sleeper,
 };
 use crate::protocol::{ErrorCode, RequestId};
 use crate::rate_limit::{RateLimit, TokenDecision};
+use crate::sessions::{Bans, ClosingCode};
 use crate::settings::Settings;
 use crate::stream::RoomLog;
 use crate::time::Timestamp;
@@ -37,6 +42,9 @@ pub enum ConnectError {
     /// The `on_connect` hook refused the connection: API Gateway answers 403.
     #[error("refused by the service's on_connect hook: {0}")]
     Rejected(String),
+    /// The principal is banned until `until`: API Gateway answers 403.
+    #[error("the principal is banned until {until:?}")]
+    Banned { until: Timestamp },
     /// The `on_connect` hook attached more metadata than a connection keeps.
     #[error("the on_connect hook's metadata is {len} bytes; at most {max} are kept")]
     MetadataTooLong { len: usize, max: usize },
@@ -85,6 +93,9 @@ pub struct WebSocketService<R, N> {
     unmetered: UnmeteredLimiter,
     hooks: Arc<dyn Hooks>,
     log: Option<Arc<dyn RoomLog>>,
+    bans: Option<Arc<dyn Bans>>,
+    events: Option<Arc<dyn LifecycleEvents>>,
+    verifier: Option<Arc<dyn TokenVerifier>>,
 }
 
 impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
@@ -106,6 +117,34 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             unmetered: UnmeteredLimiter::default(),
             hooks: Arc::new(NoHooks),
             log: None,
+            bans: None,
+            events: None,
+            verifier: None,
+        }
+    }
+
+    /// Where bans are kept: a banned principal's `$connect` is refused.
+    pub fn with_bans(self, bans: Arc<dyn Bans>) -> Self {
+        Self {
+            bans: Some(bans),
+            ..self
+        }
+    }
+
+    /// Where lifecycle events go (connected, disconnected, joined, left).
+    pub fn with_lifecycle_events(self, events: Arc<dyn LifecycleEvents>) -> Self {
+        Self {
+            events: Some(events),
+            ..self
+        }
+    }
+
+    /// How `reauth` checks a token: the authorizer's own verifier (same keys, issuer, audience,
+    /// algorithms). Without one, `reauth` is refused.
+    pub fn with_token_verifier(self, verifier: Arc<dyn TokenVerifier>) -> Self {
+        Self {
+            verifier: Some(verifier),
+            ..self
         }
     }
 
@@ -148,6 +187,12 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
     /// Stores a new connection. Sends nothing: API Gateway opens the socket only after `$connect`
     /// returns, so a post now would fail with 410.
     pub async fn connect(&self, request: ConnectRequest) -> Result<Connection, ConnectError> {
+        // One consistent read per connect with a principal, when bans are kept.
+        if let (Some(bans), Some(principal)) = (&self.bans, &request.principal)
+            && let Some(ban) = bans.ban_of(principal, self.clock.now()).await?
+        {
+            return Err(ConnectError::Banned { until: ban.until });
+        }
         let admission = self
             .hooks
             .on_connect(&request)
@@ -166,6 +211,8 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
         }
         let connection = Connection {
             metadata: admission.metadata,
+            token_expires_at: request.token_expires_at,
+            reauth_grants: None,
             expires_at: request.connected_at.saturating_add(
                 API_GATEWAY_MAX_CONNECTION_DURATION.saturating_add(self.settings.ttl_margin),
             ),
@@ -176,17 +223,58 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             user_agent: request.user_agent,
         };
         self.repo.save(&connection).await?;
+        self.publish_event(
+            LifecycleKind::Connected,
+            &connection.id,
+            connection.principal.clone(),
+        )
+        .await;
         Ok(connection)
     }
 
     /// Forgets a connection and its memberships. Unknown ids are fine: `$disconnect` is
     /// best-effort and may come twice, or after a 410 already pruned the row.
     pub async fn disconnect(&self, id: &ConnectionId) -> Result<Removed, DisconnectError> {
+        self.disconnect_because(id, DisconnectReason::Other).await
+    }
+
+    /// As [`Self::disconnect`], telling backends why (`disconnected`): once, by whoever removed
+    /// the row (after the service closed a socket, API Gateway's `$disconnect` finds it gone).
+    pub async fn disconnect_because(
+        &self,
+        id: &ConnectionId,
+        reason: DisconnectReason,
+    ) -> Result<Removed, DisconnectError> {
         let removed = self.repo.remove(id).await?;
         self.fanout()
             .announce_departures(vec![Departure::of(id, removed.clone())])
             .await;
+        if let Some(connection) = &removed.connection {
+            self.publish_event(
+                LifecycleKind::Disconnected(reason),
+                id,
+                connection.principal.clone(),
+            )
+            .await;
+        }
         Ok(removed)
+    }
+
+    async fn publish_event(
+        &self,
+        kind: LifecycleKind,
+        connection: &ConnectionId,
+        principal: Option<crate::connection::Principal>,
+    ) {
+        if let Some(events) = &self.events {
+            let event = LifecycleEvent {
+                kind,
+                connection: connection.clone(),
+                principal,
+                at: self.clock.now(),
+            };
+            events.publish(&event).await;
+        }
     }
 
     /// Handles one inbound frame from `sender`. Client mistakes are answered with an `error` frame
@@ -227,11 +315,32 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
                 return Ok(cx.refuse(refusal).await);
             }
         };
+        let current = sessions::current(
+            &self.repo,
+            sender,
+            spec.session == SessionNeed::Fresh,
+            self.settings.token_leeway,
+            self.clock.now(),
+        )
+        .await?;
+        let sender = &current.sender;
         let cx = self.cx(sender, request_id.as_ref(), deadline);
         if !spec.metered
             && let Some(limited) = self.unmetered_limited(&cx).await
         {
             return Ok(limited);
+        }
+        if current.expired && spec.session != SessionNeed::Any {
+            let expired = Refusal::new(
+                ErrorCode::TokenExpired,
+                "your token has expired: reconnect with a new one (reauth before it expires to stay)",
+            );
+            let handled = cx.refuse(expired).await;
+            let fanout = self.fanout();
+            let events = self.events.as_deref();
+            sessions::close_socket(&fanout, events, &sender.id, ClosingCode::TokenExpired, None)
+                .await?;
+            return Ok(handled);
         }
         let step = match self.take_token(sender, spec.metered).await {
             Ok(()) => action.run(&cx).await,
@@ -275,6 +384,8 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             settings: &self.settings,
             hooks: self.hooks.as_ref(),
             log: self.log.as_deref(),
+            events: self.events.as_deref(),
+            verifier: self.verifier.as_deref(),
             sender,
             request_id,
             deadline,

@@ -16,8 +16,9 @@ pub fn room(raw: &str) -> RoomName {
     RoomName::parse(raw).unwrap_or_else(|e| panic!("test room name {raw:?}: {e}"))
 }
 
-/// The proptest case count: `default`, or `PROPTEST_CASES` for long fuzzing runs (README,
-/// Hardening). proptest reads that variable itself only when a test sets no count of its own.
+/// The proptest case count: `default`, or `PROPTEST_CASES` for long fuzzing runs
+/// (docs/hardening.md, "Fuzzing"). proptest reads that variable itself only when a test sets no
+/// count of its own.
 pub fn proptest_cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()

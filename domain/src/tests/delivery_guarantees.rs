@@ -319,6 +319,8 @@ impl ConnectionRepository for SlowStore {
             source_ip: None,
             user_agent: None,
             metadata: None,
+            token_expires_at: None,
+            reauth_grants: None,
         }))
     }
     async fn join(
@@ -388,6 +390,21 @@ impl ConnectionRepository for SlowStore {
         _: Timestamp,
     ) -> Result<TokenDecision, RepositoryError> {
         Ok(TokenDecision::Taken)
+    }
+    async fn connections_of(
+        &self,
+        _: &crate::Principal,
+        _: Timestamp,
+    ) -> Result<Vec<ConnectionId>, RepositoryError> {
+        Ok(Vec::new())
+    }
+    async fn reauth(
+        &self,
+        _: &ConnectionId,
+        _: Timestamp,
+        _: &crate::RoomGrants,
+    ) -> Result<(), RepositoryError> {
+        Ok(())
     }
 }
 

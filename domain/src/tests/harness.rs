@@ -208,6 +208,17 @@ impl RoomLog for FakeLog {
         })
     }
 
+    async fn forget(
+        &self,
+        _: &RoomName,
+        principal: &crate::Principal,
+    ) -> Result<usize, RepositoryError> {
+        let mut messages = self.messages.lock().unwrap();
+        let before = messages.len();
+        messages.retain(|m| m.principal.as_ref() != Some(principal));
+        Ok(before - messages.len())
+    }
+
     async fn latest(&self, _: &RoomName) -> Result<Option<Seq>, RepositoryError> {
         Ok(self.messages.lock().unwrap().last().map(|m| m.seq))
     }

@@ -226,7 +226,7 @@ fn nesting_within_the_limit_is_accepted() {
 
 #[test]
 fn every_action_in_the_table_parses_by_its_wire_name_and_the_unknown_action_error_lists_them_all() {
-    let fields = r#""room":"r","data":1,"to":"c""#;
+    let fields = r#""room":"r","data":1,"to":"c","token":"t""#;
     for spec in ACTIONS {
         let body = format!(r#"{{"action":"{}",{fields}}}"#, spec.name);
         let request = parse_request(body.as_bytes(), LIMIT).unwrap();

@@ -140,6 +140,7 @@ fn every_frame() -> Vec<Value> {
             connection_id: &connection,
             principal: Some(&principal),
             protocol_version: 2,
+            expires_at: Some(5),
             request_id: Some(&request_id),
         },
         Frame::Typing {
@@ -169,6 +170,10 @@ fn every_frame() -> Vec<Value> {
         Frame::Reset {
             room: &lobby,
             oldest_seq: Some(3),
+        },
+        Frame::Closing {
+            code: crate::sessions::ClosingCode::Kicked,
+            reason: Some("bye"),
         },
         Frame::Ack {
             request_id: &request_id,

@@ -13,8 +13,10 @@ use domain::{
 };
 use futures::StreamExt;
 
+#[macro_use]
 mod pruning;
 mod rate_limit;
+#[macro_use]
 pub mod room_log;
 pub use pruning::*;
 pub use rate_limit::*;
@@ -33,6 +35,8 @@ pub fn live(raw: &str) -> Connection {
         source_ip: Some("127.0.0.1".into()),
         user_agent: Some("contract".into()),
         metadata: None,
+        token_expires_at: None,
+        reauth_grants: None,
     }
 }
 

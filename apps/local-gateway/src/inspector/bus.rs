@@ -82,7 +82,8 @@ struct Seen {
 const MAX_STREAMS: usize = 1_000;
 
 /// An open connection as the page lists it. A struct, not a JSON map: the gateway holds one per
-/// socket, and 10 000 maps of five fields cost about 10 MiB more (BENCHMARKS.md, section 4).
+/// socket, and 10 000 maps of five fields cost about 10 MiB more when that was measured (what
+/// 10 000 sockets cost now: BENCHMARKS.md, "The local gateway").
 struct OpenConnection {
     principal: Option<String>,
     connected_at: i64,

@@ -15,8 +15,8 @@ pub(crate) mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 pub(crate) use bus::Inspector;
@@ -24,17 +24,49 @@ pub(crate) use record::{CallRecord, InvocationRecord};
 pub(crate) use shown::shown_event;
 
 const INDEX_HTML: &str = include_str!("../../static/inspector/index.html");
-const STYLE_CSS: &str = include_str!("../../static/inspector/style.css");
-const APP_JS: &str = include_str!("../../static/inspector/app.js");
-const CHAT_JS: &str = include_str!("../../static/inspector/chat.js");
-const DOM_JS: &str = include_str!("../../static/inspector/dom.js");
-const METRICS_JS: &str = include_str!("../../static/inspector/metrics.js");
-const CONSOLE_JS: &str = include_str!("../../static/console.js");
-const CONSOLE_CSS: &str = include_str!("../../static/console.css");
-/// The client library the chat view runs, the very file applications import.
-const WS_CLIENT_JS: &str = include_str!("../../../../clients/js/ws-client.js");
-/// The wire names the client and the console read, generated from the domain's declarations.
-const PROTOCOL_JS: &str = include_str!("../../../../clients/js/protocol.js");
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// Every file the inspector and the console load, under `/inspector/`, by the name their pages
+/// and imports use: one table, so a module imported but not served fails a test, not a browser.
+pub(crate) const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "style.css",
+        CSS,
+        include_str!("../../static/inspector/style.css"),
+    ),
+    ("app.js", JS, include_str!("../../static/inspector/app.js")),
+    (
+        "chat.js",
+        JS,
+        include_str!("../../static/inspector/chat.js"),
+    ),
+    ("dom.js", JS, include_str!("../../static/inspector/dom.js")),
+    (
+        "metrics.js",
+        JS,
+        include_str!("../../static/inspector/metrics.js"),
+    ),
+    ("console.js", JS, include_str!("../../static/console.js")),
+    ("console.css", CSS, include_str!("../../static/console.css")),
+    // The client library the chat view runs, the very files applications import.
+    (
+        "ws-client.js",
+        JS,
+        include_str!("../../../../clients/js/ws-client.js"),
+    ),
+    (
+        "room-order.js",
+        JS,
+        include_str!("../../../../clients/js/room-order.js"),
+    ),
+    // The wire names the client and the console read, generated from the domain's declarations.
+    (
+        "protocol.js",
+        JS,
+        include_str!("../../../../clients/js/protocol.js"),
+    ),
+];
 
 /// The inspector page and its protocol console, rendered once for this gateway.
 pub(crate) struct Pages {
@@ -99,42 +131,71 @@ pub(crate) async fn console(State(pages): State<Arc<Pages>>) -> Response {
     pages.console()
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+/// `/inspector/{name}`: a file of [`ASSETS`], or 404.
+pub(crate) async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(served, _, _)| *served == name) {
+        Some((_, content_type, body)) => {
+            ([(header::CONTENT_TYPE, *content_type)], *body).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
-pub(crate) async fn style() -> Response {
-    asset("text/css; charset=utf-8", STYLE_CSS)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub(crate) async fn app() -> Response {
-    asset("text/javascript; charset=utf-8", APP_JS)
-}
+    /// What a page or module loads by a relative or `/inspector/` path.
+    fn loaded_names(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for quote in ['\'', '"'] {
+            for prefix in ["./", "/inspector/"] {
+                let opening = format!("{quote}{prefix}");
+                for (at, _) in text.match_indices(&opening) {
+                    let rest = &text[at + opening.len()..];
+                    if let Some(end) = rest.find(quote) {
+                        let name = &rest[..end];
+                        if name.ends_with(".js") || name.ends_with(".css") {
+                            names.push(name.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        names
+    }
 
-pub(crate) async fn chat() -> Response {
-    asset("text/javascript; charset=utf-8", CHAT_JS)
-}
+    #[test]
+    fn every_file_a_page_or_module_loads_is_served() {
+        let pages = [
+            include_str!("../../static/inspector/index.html"),
+            include_str!("../../static/index.html"),
+        ];
+        let texts = pages
+            .iter()
+            .copied()
+            .chain(ASSETS.iter().map(|(_, _, body)| *body));
+        let mut checked = 0;
+        for text in texts {
+            for name in loaded_names(text) {
+                assert!(
+                    ASSETS.iter().any(|(served, _, _)| *served == name),
+                    "{name} is loaded but not in ASSETS"
+                );
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 6,
+            "only {checked} loads found: is the scan still reading imports?"
+        );
+    }
 
-pub(crate) async fn dom() -> Response {
-    asset("text/javascript; charset=utf-8", DOM_JS)
-}
-
-pub(crate) async fn metrics() -> Response {
-    asset("text/javascript; charset=utf-8", METRICS_JS)
-}
-
-pub(crate) async fn console_js() -> Response {
-    asset("text/javascript; charset=utf-8", CONSOLE_JS)
-}
-
-pub(crate) async fn console_css() -> Response {
-    asset("text/css; charset=utf-8", CONSOLE_CSS)
-}
-
-pub(crate) async fn ws_client() -> Response {
-    asset("text/javascript; charset=utf-8", WS_CLIENT_JS)
-}
-
-pub(crate) async fn protocol() -> Response {
-    asset("text/javascript; charset=utf-8", PROTOCOL_JS)
+    #[test]
+    fn the_scan_sees_an_import_beside_the_module() {
+        assert_eq!(
+            loaded_names("import { RoomOrder } from './room-order.js';"),
+            vec!["room-order.js".to_owned()]
+        );
+    }
 }

@@ -59,6 +59,8 @@ pub fn connection(raw: &str) -> crate::Connection {
         source_ip: None,
         user_agent: None,
         metadata: None,
+        token_expires_at: None,
+        reauth_grants: None,
     }
 }
 
