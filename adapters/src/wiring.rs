@@ -115,7 +115,7 @@ pub async fn aws_handler(config: &ServiceConfig, route: Route) -> Result<AwsHand
     // the authorizer's keys, issuer and audience.
     if route == Route::Message && crate::auth::AuthConfig::is_on(|name| std::env::var(name).ok()) {
         let verifier = crate::auth::AuthConfig::from_env()
-            .and_then(|auth| Ok(auth.verifier()?))
+            .and_then(|auth| auth.verifier())
             .map_err(|e| WiringError::Auth(e.to_string()))?;
         service = service.with_token_verifier(Arc::new(verifier));
     }

@@ -41,6 +41,7 @@ async fn gateway_running(handler: Arc<dyn EventHandler>) -> RunningGateway {
         rooms: None,
         log: None,
         deployed: None,
+        lifecycle: None,
     })
     .await
     .unwrap()
@@ -261,6 +262,7 @@ async fn gateway_with_hooks(hooks: Arc<dyn domain::Hooks>) -> RunningGateway {
         rooms: None,
         log: None,
         deployed: None,
+        lifecycle: None,
     })
     .await
     .unwrap()

@@ -71,6 +71,15 @@ impl SqsDeliveryQueue {
         &self.queue_url
     }
 
+    /// Sends a backend's control message (`disconnect`, `ban`, `unban`, `forget`) as the worker
+    /// reads it (`domain::sessions`).
+    pub async fn send_control(
+        &self,
+        control: &domain::sessions::Control,
+    ) -> Result<(), QueueError> {
+        self.send_batch(&[control.to_json()], Duration::ZERO).await
+    }
+
     /// Sends one batch, resending what SQS did not confirm, up to [`SEND_ATTEMPTS`] calls. Entry
     /// ids are the bodies' positions in the batch, so a retry names the same job the same way.
     async fn send_batch(&self, bodies: &[String], delay: Duration) -> Result<(), QueueError> {

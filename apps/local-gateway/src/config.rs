@@ -13,6 +13,7 @@ use crate::delivery::LocalDelivery;
 use crate::deployment::Deployed;
 use crate::events::ApiName;
 use crate::invoker::EventHandler;
+use crate::lifecycle::LocalLifecycleEvents;
 use crate::limits::Limits;
 use crate::registry::Sockets;
 
@@ -46,4 +47,6 @@ pub struct GatewayConfig {
     pub log: Option<Arc<dyn RoomLog>>,
     /// Under `--deployment`, its functions and event source mappings, polling beside the gateway.
     pub deployed: Option<Deployed>,
+    /// The lifecycle events the handler published, listed by the inspector.
+    pub lifecycle: Option<Arc<LocalLifecycleEvents>>,
 }

@@ -58,6 +58,14 @@ impl Transport {
     }
 
     /// Where `@publish` puts a backend's job.
+    /// Where `@publish` puts a backend's control messages: the backend queue.
+    pub fn control_sender(&self) -> ControlSender {
+        match self {
+            Transport::Memory { backend, .. } => ControlSender::Memory(backend.clone()),
+            Transport::Sqs { backend, .. } => ControlSender::Sqs(backend.clone()),
+        }
+    }
+
     pub fn publisher(&self) -> Arc<dyn DeliveryQueue> {
         match self {
             Transport::Memory { backend, .. } => Arc::new(backend.clone()),
@@ -81,6 +89,29 @@ impl Transport {
 }
 
 /// The queue and its workers. Dropping it stops the workers (a job in progress is released).
+/// The backend queue, for control messages (which are not delivery jobs).
+#[derive(Clone)]
+pub enum ControlSender {
+    Memory(MemoryQueue),
+    Sqs(SqsDeliveryQueue),
+}
+
+impl ControlSender {
+    /// Puts a backend's control message on the backend queue, as `wsctl` puts it on SQS.
+    pub async fn send(
+        &self,
+        control: &domain::sessions::Control,
+    ) -> Result<(), domain::delivery::QueueError> {
+        match self {
+            ControlSender::Memory(queue) => {
+                queue.send_raw(control.to_json());
+                Ok(())
+            }
+            ControlSender::Sqs(queue) => queue.send_control(control).await,
+        }
+    }
+}
+
 pub struct LocalDelivery {
     pub transport: Transport,
     pub workers: usize,

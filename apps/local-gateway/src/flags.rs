@@ -122,6 +122,14 @@ pub struct Options {
     /// (comma-separated names or `prefix*` patterns, e.g. `team-42:*`).
     #[arg(long, value_name = "PATTERNS", requires = "mint_token")]
     pub mint_rooms: Option<String>,
+    /// With --mint-token: the token's lifetime in seconds, short to try expiry and `reauth` by
+    /// hand (the authorizer's leeway, JWT_LEEWAY_SECONDS, still applies)
+    #[arg(long, value_name = "SECONDS", requires = "mint_token", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 86_400))]
+    pub mint_ttl_secs: u64,
+    /// POST every lifecycle event (connected, disconnected, joined, left) to this URL, as JSON in
+    /// the EventBridge event's shape (docs/deploying.md, "Lifecycle events")
+    #[arg(long, env = "LOCAL_GATEWAY_EVENTS_WEBHOOK", value_name = "URL")]
+    pub events_webhook: Option<String>,
     /// The settings the Lambdas read from their environment, as flags of the same names
     /// (`INLINE_RECIPIENTS` is `--inline-recipients`): declared once, in `adapters::settings`.
     #[command(flatten)]

@@ -38,11 +38,15 @@ pub(crate) struct Gateway {
     pub browser: BrowserPolicy,
     /// Where `POST /{stage}/@publish` puts a job; `None` without workers.
     pub publish_queue: Option<Arc<dyn DeliveryQueue>>,
+    /// Where `POST /{stage}/@publish` puts a backend's control message; `None` without workers.
+    pub control_queue: Option<crate::delivery::ControlSender>,
     /// True once shutdown has begun: no new WebSocket, every open one closes with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// One permit per WebSocket open or in its handshake, held until its `$disconnect` is done:
     /// the connection cap, and what shutdown waits for.
     pub connection_slots: Arc<Semaphore>,
+    /// The lifecycle events the handler published (`GET /inspector/lifecycle`).
+    pub lifecycle: Option<Arc<crate::lifecycle::LocalLifecycleEvents>>,
 }
 
 impl Gateway {
@@ -67,6 +71,7 @@ impl Gateway {
             rooms,
             log,
             deployed,
+            lifecycle,
         } = config;
         let addr = listener.local_addr()?;
         let inspector = Arc::new(Inspector::new(rooms).with_log(log));
@@ -89,7 +94,9 @@ impl Gateway {
             sockets,
             browser,
             publish_queue: delivery.as_ref().map(|d| d.transport.publisher()),
+            control_queue: delivery.as_ref().map(|d| d.transport.control_sender()),
             shutdown,
+            lifecycle,
         };
         let listeners = Listeners {
             public: listener,
@@ -133,6 +140,12 @@ impl FromRef<RouterState> for Arc<Gateway> {
 impl FromRef<RouterState> for Arc<Inspector> {
     fn from_ref(state: &RouterState) -> Self {
         state.0.inspector.clone()
+    }
+}
+
+impl FromRef<RouterState> for crate::lifecycle::Recent {
+    fn from_ref(state: &RouterState) -> Self {
+        crate::lifecycle::Recent(state.0.lifecycle.clone())
     }
 }
 

@@ -44,6 +44,7 @@ mod handshake;
 mod inspector;
 mod invoker;
 pub mod lambda;
+pub mod lifecycle;
 mod limits;
 mod management;
 mod metrics_page;

@@ -17,6 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::delivery::{DeliveryJob, MessageId, QueueError};
+use domain::sessions::Control;
 use serde_json::json;
 
 use crate::gateway::Gateway;
@@ -94,8 +95,27 @@ pub async fn publish(
             return refuse(StatusCode::BAD_REQUEST, "the request body broke off");
         }
     };
-    let job = match std::str::from_utf8(&body)
-        .map_err(|_| "the job is not UTF-8".to_string())
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "the job is not UTF-8");
+    };
+    // A control message (disconnect, ban, unban, forget) goes on the same queue, checked first.
+    if Control::is_control(text) {
+        let control = match Control::from_json(text) {
+            Ok(control) => control,
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+        };
+        let Some(controls) = &gateway.control_queue else {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "queued delivery is off");
+        };
+        return match controls.send(&control).await {
+            Ok(()) => answer(
+                StatusCode::ACCEPTED,
+                json!({ "control": control.to_json() }),
+            ),
+            Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
+        };
+    }
+    let job = match Ok::<_, String>(text)
         .and_then(|text| DeliveryJob::from_backend_json(text).map_err(|e| e.to_string()))
     {
         Ok(job) => job,

@@ -140,6 +140,7 @@ fn routes(gateway: Arc<Gateway>) -> Router {
         .route("/inspector", get(inspector::page))
         .route("/inspector/events", get(inspector::stream::events))
         .route("/inspector/console", get(inspector::console))
+        .route("/inspector/lifecycle", get(inspector::lifecycle))
         .route("/inspector/{asset}", get(inspector::asset))
         .route("/{stage}", get(handshake::upgrade))
         .route("/{stage}/@connections/{id}", any(management::connection))

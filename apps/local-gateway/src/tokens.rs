@@ -8,9 +8,6 @@ use std::sync::Arc;
 use crate::authorizer::{Authorizer, InProcess};
 use crate::flags::Options;
 
-/// A minted token's lifetime.
-const MINTED_TOKEN_LIFETIME_SECS: u64 = 3600;
-
 impl Options {
     /// The authorizer's configuration, from the same settings the authorizer Lambda reads.
     fn auth_config(&self) -> Result<AuthConfig, AuthConfigError> {
@@ -24,11 +21,17 @@ impl Options {
 
     /// The authorizer, when a secret or a JWKS URL is configured: off by default for the quick start.
     pub(crate) fn authorizer(&self) -> Result<Option<Arc<dyn Authorizer>>, AuthConfigError> {
+        Ok(self
+            .token_verifier()?
+            .map(|verifier| Arc::new(InProcess(verifier)) as Arc<dyn Authorizer>))
+    }
+
+    /// The authorizer's verifier, which also checks a `reauth`'s token; `None` with auth off.
+    pub(crate) fn token_verifier(&self) -> Result<Option<Arc<dyn TokenVerifier>>, AuthConfigError> {
         if !self.auth_is_on() {
             return Ok(None);
         }
-        let verifier: Arc<dyn TokenVerifier> = Arc::new(self.auth_config()?.verifier()?);
-        Ok(Some(Arc::new(InProcess(verifier))))
+        Ok(Some(Arc::new(self.auth_config()?.verifier()?)))
     }
 
     /// A token the authorizer accepts, for trying auth locally.
@@ -44,7 +47,7 @@ impl Options {
         let mut claims = serde_json::json!({
             "sub": subject,
             "iat": now,
-            "exp": now + MINTED_TOKEN_LIFETIME_SECS,
+            "exp": now + self.mint_ttl_secs,
         });
         if let Some(rooms) = &self.mint_rooms {
             let grants =

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use adapters::apigateway::inbound::WebSocketHandler;
 use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts, RootsRead};
 use adapters::clock::{SystemClock, TokioSleeper};
+use adapters::dynamodb::DynamoBans;
 use adapters::dynamodb::{
     DynamoConnectionRepository, DynamoRoomLog, DynamoSettings, create_table_if_missing,
 };
-use adapters::memory::{InMemoryConnectionRepository, InMemoryRoomLog, MemoryQueue};
+use adapters::memory::{InMemoryBans, InMemoryConnectionRepository, InMemoryRoomLog, MemoryQueue};
 use adapters::wiring;
 use domain::delivery::DeliveryWorker;
+use domain::sessions::Bans;
 use domain::stream::RoomLog;
 use domain::{ClientNotifier, ConnectionRepository, RateLimit, Settings};
 
@@ -25,6 +27,7 @@ use crate::deployment::{Deployed, Deployment};
 use crate::events::ApiName;
 use crate::flags::{NotifierKind, Options};
 use crate::invoker::EventHandler;
+use crate::lifecycle::LocalLifecycleEvents;
 use crate::registry::{InProcessNotifier, Sockets};
 
 impl Options {
@@ -78,32 +81,49 @@ impl Options {
             }),
         };
         // One store shared by the handler and the inspector, which asks it for rooms.
-        let (rooms, log): (Arc<dyn ConnectionRepository>, Arc<dyn RoomLog>) =
-            match &self.dynamodb_endpoint {
-                None => (
-                    Arc::new(InMemoryConnectionRepository::default()),
-                    Arc::new(InMemoryRoomLog::with_room_limit(self.room_limit())),
-                ),
-                Some(url) => {
-                    let client = wiring::dynamodb_client(&sdk, Some(url));
-                    let table = self
-                        .service
-                        .parsed::<String>(&adapters::settings::CONNECTIONS_TABLE)?;
-                    create_table_if_missing(&client, &table).await?;
-                    let mut dynamo = DynamoSettings::new(table);
-                    dynamo.page_size = self.service.parsed(&adapters::settings::PAGE_SIZE)?;
-                    dynamo.list_shards = self.service.parsed(&adapters::settings::LIST_SHARDS)?;
-                    (
-                        Arc::new(DynamoConnectionRepository::new(
-                            client.clone(),
-                            dynamo.clone(),
-                        )),
-                        Arc::new(DynamoRoomLog::new(client, dynamo)),
-                    )
-                }
-            };
-        let (handler, delivery) =
-            self.handler(&sdk, rooms.clone(), log.clone(), notifier, settings)?;
+        let (rooms, log, bans): (
+            Arc<dyn ConnectionRepository>,
+            Arc<dyn RoomLog>,
+            Arc<dyn Bans>,
+        ) = match &self.dynamodb_endpoint {
+            None => (
+                Arc::new(InMemoryConnectionRepository::default()),
+                Arc::new(InMemoryRoomLog::with_room_limit(self.room_limit())),
+                Arc::new(InMemoryBans::default()),
+            ),
+            Some(url) => {
+                let client = wiring::dynamodb_client(&sdk, Some(url));
+                let table = self
+                    .service
+                    .parsed::<String>(&adapters::settings::CONNECTIONS_TABLE)?;
+                create_table_if_missing(&client, &table).await?;
+                let mut dynamo = DynamoSettings::new(table);
+                dynamo.page_size = self.service.parsed(&adapters::settings::PAGE_SIZE)?;
+                dynamo.list_shards = self.service.parsed(&adapters::settings::LIST_SHARDS)?;
+                (
+                    Arc::new(DynamoConnectionRepository::new(
+                        client.clone(),
+                        dynamo.clone(),
+                    )),
+                    Arc::new(DynamoRoomLog::new(client.clone(), dynamo.clone())),
+                    Arc::new(DynamoBans::new(client, dynamo.table)),
+                )
+            }
+        };
+        let lifecycle = Arc::new(LocalLifecycleEvents::new(self.events_webhook.as_deref())?);
+        let sessions = Sessions {
+            bans,
+            events: lifecycle.clone(),
+            verifier: self.token_verifier()?,
+        };
+        let (handler, delivery) = self.handler(
+            &sdk,
+            rooms.clone(),
+            log.clone(),
+            notifier,
+            settings,
+            sessions,
+        )?;
         Ok(GatewayConfig {
             sockets,
             authorizer: self.authorizer()?,
@@ -119,6 +139,7 @@ impl Options {
             rooms: Some(rooms),
             log: Some(log),
             deployed: None,
+            lifecycle: Some(lifecycle),
         })
     }
 
@@ -156,6 +177,7 @@ impl Options {
             rooms: None,
             log: None,
             deployed: Some(Deployed::start(deployment, functions).await),
+            lifecycle: None,
         })
     }
 
@@ -168,9 +190,15 @@ impl Options {
         log: Arc<dyn RoomLog>,
         notifier: Arc<dyn ClientNotifier>,
         settings: Settings,
+        sessions: Sessions,
     ) -> Result<(Arc<dyn EventHandler>, Option<LocalDelivery>), String> {
-        let service = wiring::service(repo.clone(), notifier.clone(), settings.clone())
-            .with_room_log(log.clone());
+        let mut service = wiring::service(repo.clone(), notifier.clone(), settings.clone())
+            .with_room_log(log.clone())
+            .with_bans(sessions.bans.clone())
+            .with_lifecycle_events(sessions.events.clone());
+        if let Some(verifier) = sessions.verifier {
+            service = service.with_token_verifier(verifier);
+        }
         if self.workers == 0 {
             return Ok((Arc::new(WebSocketHandler::new(service)), None));
         }
@@ -183,12 +211,22 @@ impl Options {
             Arc::new(TokioSleeper),
             settings,
         )
-        .with_room_log(log);
+        .with_room_log(log)
+        .with_bans(sessions.bans)
+        .with_lifecycle_events(sessions.events);
         let workers = usize::try_from(self.workers).unwrap_or(1);
         let service = service.with_delivery_queue(transport.sender());
         let delivery = LocalDelivery::start(transport, worker, workers, self.job_deadline());
         Ok((Arc::new(WebSocketHandler::new(service)), Some(delivery)))
     }
+}
+
+/// What the handler and the workers share for sessions: bans, lifecycle events, and the
+/// authorizer's verifier for `reauth` (with auth on).
+struct Sessions {
+    bans: Arc<dyn Bans>,
+    events: Arc<LocalLifecycleEvents>,
+    verifier: Option<Arc<dyn domain::TokenVerifier>>,
 }
 
 impl Options {

@@ -6,6 +6,9 @@
 //!   message id on success; exits 1 with the reason otherwise.
 //! - `wsctl inbox PRINCIPAL`: the private inbox room of a principal (`RoomName::inbox_of`), for a
 //!   backend that publishes to one user.
+//! - `wsctl disconnect|ban|unban|forget`: a control message on the same queue
+//!   (`domain::sessions`, docs/deploying.md, "Controlling sessions from a backend"). Prints the
+//!   message sent.
 
 mod job;
 mod send;
@@ -13,6 +16,7 @@ mod send;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use domain::sessions::{self, Control};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +39,85 @@ enum Command {
         /// The principal, as the authorizer sees it (`auth0|64b1...`, `alice@example.com`).
         principal: String,
     },
+    /// Close a principal's sockets, or one socket: each gets a `closing` frame (`kicked`) first.
+    Disconnect {
+        #[command(flatten)]
+        who: Who,
+        /// Why, shown to the client in the `closing` frame (at most 256 bytes).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        via: Via,
+        #[command(flatten)]
+        aws: Aws,
+    },
+    /// Close a principal's sockets (`banned`) and refuse its new connections (403) for a while.
+    Ban {
+        #[arg(long)]
+        principal: String,
+        /// How long: `90s`, `30m`, `1h`, `7d` (at most a year).
+        #[arg(long = "for", value_parser = duration)]
+        ban_for: std::time::Duration,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        via: Via,
+        #[command(flatten)]
+        aws: Aws,
+    },
+    /// Lift a principal's ban.
+    Unban {
+        #[arg(long)]
+        principal: String,
+        #[command(flatten)]
+        via: Via,
+        #[command(flatten)]
+        aws: Aws,
+    },
+    /// Disconnect a principal and delete what is kept of it: its rows, memberships, ban and
+    /// messages in the rooms it is in and in each --room.
+    Forget {
+        #[arg(long)]
+        principal: String,
+        /// Also redact its messages in this room's history (repeat for more rooms).
+        #[arg(long = "room")]
+        rooms: Vec<String>,
+        #[command(flatten)]
+        via: Via,
+        #[command(flatten)]
+        aws: Aws,
+    },
+}
+
+/// Exactly one of these names whom `disconnect` closes.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct Who {
+    /// Every socket of this principal.
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// One socket, by its API Gateway connection id.
+    #[arg(long)]
+    pub connection: Option<String>,
+}
+
+/// `90s`, `30m`, `1h`, `7d`, or plain seconds.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: a number and a unit (90s, 30m, 1h, 7d)"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit is one of s, m, h, d")),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
 }
 
 #[derive(Args)]
@@ -98,10 +181,117 @@ async fn main() -> ExitCode {
     let publish = match Cli::parse().command {
         Command::Publish(publish) => publish,
         Command::Inbox { principal } => return inbox(&principal),
+        Command::Disconnect {
+            who,
+            reason,
+            via,
+            aws,
+        } => {
+            return control(
+                || {
+                    let target = match (who.principal, who.connection) {
+                        (Some(p), _) => sessions::Target::Principal(principal(p)?),
+                        (_, Some(c)) => sessions::Target::Connection(
+                            domain::ConnectionId::parse(c)
+                                .map_err(|e| format!("--connection: {e}"))?,
+                        ),
+                        _ => return Err("give --principal or --connection".into()),
+                    };
+                    Ok(Control::Disconnect { target, reason })
+                },
+                via,
+                aws,
+            )
+            .await;
+        }
+        Command::Ban {
+            principal: who,
+            ban_for,
+            reason,
+            via,
+            aws,
+        } => {
+            return control(
+                || {
+                    Ok(Control::Ban {
+                        principal: principal(who)?,
+                        ban_for,
+                        reason,
+                    })
+                },
+                via,
+                aws,
+            )
+            .await;
+        }
+        Command::Unban {
+            principal: who,
+            via,
+            aws,
+        } => {
+            return control(
+                || {
+                    Ok(Control::Unban {
+                        principal: principal(who)?,
+                    })
+                },
+                via,
+                aws,
+            )
+            .await;
+        }
+        Command::Forget {
+            principal: who,
+            rooms,
+            via,
+            aws,
+        } => {
+            return control(
+                || {
+                    let rooms = rooms
+                        .into_iter()
+                        .map(|r| domain::RoomName::parse(r).map_err(|e| format!("--room: {e}")))
+                        .collect::<Result<_, _>>()?;
+                    Ok(Control::Forget {
+                        principal: principal(who)?,
+                        rooms,
+                    })
+                },
+                via,
+                aws,
+            )
+            .await;
+        }
     };
     match send::publish(publish).await {
         Ok(id) => {
             println!("{id}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wsctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn principal(text: String) -> Result<domain::Principal, String> {
+    domain::Principal::parse(text).map_err(|e| format!("--principal: {e}"))
+}
+
+/// Builds a control message, checks it as the worker will (a bad one is refused here, never
+/// queued), and sends it.
+async fn control(build: impl FnOnce() -> Result<Control, String>, via: Via, aws: Aws) -> ExitCode {
+    let sent = async {
+        let control = build()?;
+        // The worker's own parser: what it would refuse is refused now.
+        Control::from_json(&control.to_json()).map_err(|e| e.to_string())?;
+        send::control(&control, &via, &aws).await?;
+        Ok::<_, String>(control.to_json())
+    };
+    match sent.await {
+        Ok(json) => {
+            println!("{json}");
             ExitCode::SUCCESS
         }
         Err(e) => {

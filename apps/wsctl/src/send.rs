@@ -25,6 +25,44 @@ pub async fn publish(publish: Publish) -> Result<String, String> {
     }
 }
 
+/// Sends a control message where `via` says.
+pub async fn control(
+    control: &domain::sessions::Control,
+    via: &crate::Via,
+    aws: &Aws,
+) -> Result<(), String> {
+    match (&via.queue_url, &via.local) {
+        (Some(queue_url), _) => {
+            let mut loader = adapters::sdk_http::sdk_loader();
+            if let Some(region) = &aws.region {
+                loader = loader.region(Region::new(region.clone()));
+            }
+            let sdk = loader.load().await;
+            SqsDeliveryQueue::from_sdk(&sdk, queue_url, aws.endpoint_url.as_deref())
+                .send_control(control)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        (None, Some(base)) => {
+            let url = format!("{}/@publish", base.trim_end_matches('/'));
+            let response = reqwest::Client::new()
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(control.to_json())
+                .send()
+                .await
+                .map_err(|e| format!("POST {url}: {e}"))?;
+            let status = response.status();
+            if status != StatusCode::ACCEPTED {
+                let body = response.text().await.unwrap_or_default();
+                return Err(format!("POST {url} answered {status}: {body}"));
+            }
+            Ok(())
+        }
+        (None, None) => Err("give --queue-url or --local".into()),
+    }
+}
+
 async fn to_queue(queue_url: &str, aws: &Aws, job: DeliveryJob) -> Result<(), String> {
     let mut loader = adapters::sdk_http::sdk_loader();
     if let Some(region) = &aws.region {

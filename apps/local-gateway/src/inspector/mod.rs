@@ -131,6 +131,20 @@ pub(crate) async fn console(State(pages): State<Arc<Pages>>) -> Response {
     pages.console()
 }
 
+/// `/inspector/lifecycle`: the last lifecycle events, oldest first, as EventBridge would deliver
+/// them (an empty list under `--deployment`, whose functions publish their own).
+pub(crate) async fn lifecycle(State(recent): State<crate::lifecycle::Recent>) -> Response {
+    let recent = recent
+        .0
+        .as_ref()
+        .map_or_else(|| serde_json::json!([]), |events| events.recent());
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        recent.to_string(),
+    )
+        .into_response()
+}
+
 /// `/inspector/{name}`: a file of [`ASSETS`], or 404.
 pub(crate) async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(served, _, _)| *served == name) {
