@@ -4,6 +4,7 @@
 
 import type {
   AckFrame,
+  ClosingFrame,
   Frame,
   HistoryFrame,
   IdentityFrame,
@@ -39,6 +40,9 @@ export interface ClientOptions {
   backoffMaxMs?: number;
   /** How many message ids are remembered to drop duplicates; default 1 000. */
   dedupeWindow?: number;
+  /** How long before the token's `expiresAt` the client renews it (`reauth`, with a token from
+   * the provider asked with `refresh: true`); default 60 s. */
+  reauthBeforeMs?: number;
 }
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -65,6 +69,11 @@ export interface ClientEvents {
   presence: CustomEvent<PresenceFrame>;
   frame: CustomEvent<Frame>;
   state: CustomEvent<{ state: ConnectionState; error?: unknown }>;
+  /** The service is closing the socket: after `kicked` or `banned` the client stays closed
+   * (state `closed`); after `token_expired` it reconnects with a fresh token. */
+  closing: CustomEvent<ClosingFrame>;
+  /** A renewal before the token's expiry succeeded or was refused. */
+  reauth: CustomEvent<{ ok: boolean; error?: unknown }>;
 }
 
 /** One room's messages in `seq` order, each once (the client keeps one per joined room). */

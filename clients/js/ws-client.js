@@ -128,6 +128,7 @@ export class WsClient extends EventTarget {
       backoffBaseMs: 500,
       backoffMaxMs: 30_000,
       dedupeWindow: 1000,
+      reauthBeforeMs: 60_000,
       ...options,
     };
     if (typeof this.options.WebSocket !== 'function') {
@@ -148,13 +149,16 @@ export class WsClient extends EventTarget {
     this.nextRequest = 1;
     this.attempt = 0;
     this.refreshToken = false;
-    this.timers = { ping: null, reconnect: null };
+    this.timers = { ping: null, reconnect: null, reauth: null };
+    /** The last `closing` frame: after `kicked` or `banned` the client does not reconnect. */
+    this.closedBy = null;
   }
 
   /** Opens the socket; resolves once it is open and rooms are joined again. */
   connect() {
     if (this.state === 'open') return Promise.resolve();
     this.closing = false;
+    this.closedBy = null;
     return new Promise((resolve, reject) => {
       this.opened = { resolve, reject };
       this.open();
@@ -165,6 +169,7 @@ export class WsClient extends EventTarget {
   close() {
     this.closing = true;
     clearTimeout(this.timers.reconnect);
+    clearTimeout(this.timers.reauth);
     clearInterval(this.timers.ping);
     if (this.socket) this.socket.close(1000, 'client closed');
     this.socket = null;
@@ -296,7 +301,14 @@ export class WsClient extends EventTarget {
       this.socket = null;
       this.socketOpen = false;
       clearInterval(this.timers.ping);
+      clearTimeout(this.timers.reauth);
       this.failPending(new Error('the connection closed'));
+      // Kicked or banned: reconnecting would only be refused (403) again and again.
+      if (this.closedBy === 'kicked' || this.closedBy === 'banned') {
+        this.closing = true;
+        this.setState('closed', new Error(`closed by the service: ${this.closedBy}`));
+        return;
+      }
       // Ended before it opened: the handshake was refused, maybe for the token (401).
       if (!opened) this.refreshToken = true;
       if (!this.closing) this.scheduleReconnect();
@@ -316,7 +328,9 @@ export class WsClient extends EventTarget {
       this.ping().catch(() => {}); // a lost pong shows up as a close, and a reconnect
     }, this.options.pingIntervalMs);
     try {
-      this.connectionId = (await this.whoami()).connectionId ?? null;
+      const identity = await this.whoami();
+      this.connectionId = identity.connectionId ?? null;
+      this.scheduleReauth(identity.expiresAt);
       // Each room again, from the last message the application got: the server replays the rest.
       await Promise.all([...this.rooms].map((room) => {
         const since = this.lastSeq(room);
@@ -354,6 +368,11 @@ export class WsClient extends EventTarget {
       return;
     }
     if (frame.type === FRAME_TYPES.RESET && order) order.reset();
+    if (frame.type === FRAME_TYPES.CLOSING) {
+      this.closedBy = frame.code;
+      // An expired token: the next handshake asks the provider for a new one.
+      if (frame.code === 'token_expired') this.refreshToken = true;
+    }
     if (frame.type === FRAME_TYPES.MESSAGE && typeof frame.id === 'string') {
       if (this.seenIds.has(frame.id)) return;
       this.seenIds.add(frame.id);
@@ -369,6 +388,27 @@ export class WsClient extends EventTarget {
     this.emit('frame', frame);
     if (EVENT_TYPES.has(frame.type)) this.emit(frame.type, frame);
     if (frame.type === FRAME_TYPES.RESET) this.emit('reset', frame);
+    if (frame.type === FRAME_TYPES.CLOSING) this.emit('closing', frame);
+  }
+
+  /** Renews the session `reauthBeforeMs` before `expiresAt` (ms since the epoch) with a fresh
+   * token from the provider; again before the new token's expiry. A refused renewal is left to
+   * expiry: the service then closes with `token_expired`, and the reconnect asks for a token. */
+  scheduleReauth(expiresAt) {
+    clearTimeout(this.timers.reauth);
+    if (typeof expiresAt !== 'number') return;
+    const wait = Math.max(0, expiresAt - this.options.reauthBeforeMs - Date.now());
+    this.timers.reauth = setTimeout(async () => {
+      try {
+        const token = await this.options.token({ refresh: true });
+        if (!token) return;
+        await this.request({ action: ACTIONS.REAUTH, token });
+        this.scheduleReauth((await this.whoami()).expiresAt);
+        this.emit('reauth', { ok: true });
+      } catch (error) {
+        this.emit('reauth', { ok: false, error });
+      }
+    }, wait);
   }
 
   /** The order of `room`, made on first need. @param {string} room */

@@ -144,6 +144,24 @@ impl TestClient {
         drop(self);
     }
 
+    /// Whether the server ends the socket (a close frame, or the connection's end) within
+    /// `wait`; frames that come before are kept pending.
+    pub async fn ended_within(&mut self, wait: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    if let Ok(frame) = serde_json::from_str(&text) {
+                        self.pending.push_back(frame);
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// Frames already read but not yet asked for.
     pub fn pending_frames(&self) -> Vec<Value> {
         self.pending.iter().cloned().collect()

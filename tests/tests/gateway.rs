@@ -15,5 +15,6 @@ mod management_api_properties;
 mod memory_queue_contract;
 mod memory_repository;
 mod queued_delivery;
+mod sessions;
 mod tidy;
 mod worker_crash;

@@ -9,6 +9,7 @@ mod queue_contract;
 mod dynamodb_repository;
 mod dynamodb_seeding;
 mod fault_injection;
+mod lifecycle_events_eventbridge;
 mod queued_delivery_sqs;
 mod sqs_dead_letters;
 mod sqs_queue_contract;

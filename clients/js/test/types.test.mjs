@@ -38,7 +38,7 @@ test('the declared methods are exactly the client\'s public ones', () => {
 
 // The implementation's own helpers, not part of the API.
 const INTERNAL = new Set(['open', 'onOpen', 'onFrame', 'scheduleReconnect', 'failPending', 'setState', 'emit',
-  'deliver', 'orderOf', 'fillFromHistory']);
+  'deliver', 'orderOf', 'fillFromHistory', 'scheduleReauth']);
 
 test('docs/asyncapi.yaml is a valid AsyncAPI 3 document', async () => {
   const document = readFileSync(join(root, '..', '..', 'docs', 'asyncapi.yaml'), 'utf8');

@@ -122,3 +122,65 @@ test('message frames with an id already seen are dropped', () => {
 
   assert.deepEqual(seen, [1, 3, 4]);
 });
+
+/** A token the gateway started with `--jwt-secret secret` accepts, for `ttl` seconds. */
+function mint(secret, subject, ttl) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, ['--jwt-secret', secret, '--mint-token', subject, '--mint-ttl-secs', String(ttl)],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => { out += chunk; });
+    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`mint: ${code}`))));
+  });
+}
+
+test('kicked by the operator, the client is told why and does not reconnect', async (t) => {
+  const gw = await startGateway();
+  t.after(gw.stop);
+  const alice = new WsClient({ url: gw.url, backoffBaseMs: 20, backoffMaxMs: 50 });
+  t.after(() => alice.close());
+  await alice.connect();
+  const states = [];
+  alice.addEventListener('state', (e) => states.push(e.detail.state));
+  const closing = nextEvent(alice, 'closing');
+  const closed = nextEvent(alice, 'state', (s) => s.state === 'closed');
+
+  const publish = `${gw.url.replace(/^ws/, 'http')}/@publish`;
+  const answer = await fetch(publish, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ disconnect: { connection: alice.connectionId, reason: 'bye' } }),
+  });
+  assert.equal(answer.status, 202);
+
+  assert.deepEqual(await closing, { type: 'closing', code: 'kicked', reason: 'bye' });
+  await closed;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(states, ['closed'], 'closed for good: no reconnect');
+});
+
+test('the client renews its token before it expires, with a fresh one from the provider', async (t) => {
+  const secret = 'client-test-secret-at-least-32-bytes-long';
+  const gw = await startGateway(['--jwt-secret', secret, '--jwt-leeway-seconds', '0']);
+  t.after(gw.stop);
+  const short = await mint(secret, 'alice', 3);
+  const fresh = await mint(secret, 'alice', 600);
+  const asked = [];
+  const alice = new WsClient({
+    url: gw.url,
+    reauthBeforeMs: 2_000,
+    token: ({ refresh }) => {
+      asked.push(refresh);
+      return refresh ? fresh : short;
+    },
+  });
+  t.after(() => alice.close());
+  const renewed = nextEvent(alice, 'reauth');
+  await alice.connect();
+  const before = (await alice.whoami()).expiresAt;
+
+  assert.deepEqual(await renewed, { ok: true });
+  const after = (await alice.whoami()).expiresAt;
+  assert.ok(after > before + 500_000, `the session runs to the new token's expiry: ${before} -> ${after}`);
+  assert.deepEqual(asked, [false, true]);
+});
