@@ -131,7 +131,7 @@ def as_list(value):
 
 
 ALLOWED_WILDCARD = [
-    re.compile(r"^arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{WebsocketsApi\}/[A-Za-z0-9_-]+/POST/@connections/\*$"),
+    re.compile(r"^arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{WebsocketsApi\}/[A-Za-z0-9_-]+/(POST|DELETE)/@connections/\*$"),
 ]
 
 

@@ -125,7 +125,8 @@ fn tidy_a_deploy_parameter_defaults_to_the_settings_own_default() {
 
 #[test]
 fn tidy_the_local_gateway_reads_every_setting_but_the_deployments_own() {
-    // What only a deployment has: its endpoint, its namespace, the runtime's own variables.
+    // What only a deployment has: its endpoint, its namespace, its EventBridge bus (the local
+    // gateway has --events-webhook instead), the runtime's own variables.
     let lambdas_only: Vec<&str> = ALL
         .iter()
         .filter(|s| s.used_by == UsedBy::Lambdas)
@@ -141,6 +142,8 @@ fn tidy_the_local_gateway_reads_every_setting_but_the_deployments_own() {
             "REQUIRE_PRINCIPAL",
             "FUNCTION_TIMEOUT_SECONDS",
             "METRICS_NAMESPACE",
+            "EVENT_BUS_NAME",
+            "EVENT_SOURCE",
             "RUST_LOG",
             "SSL_CERT_FILE"
         ],

@@ -17,6 +17,8 @@ NOT_TRIGGERED = {
     "PostsGone": ("needs a message's post to a connection that vanished without $disconnect (410); "
                   "the rehearsal's 410 is to a presence post, which no metric counts"),
     "DeliveryContinuations": "needs a room larger than one page (PAGE_SIZE)",
+    "LifecycleEventsFailed": "needs lifecycleEvents=on and EventBridge refusing or not answering",
+    "MessagesRefused": "the alarm reads reauth_refused, which needs a reauth with a bad token",
 }
 
 

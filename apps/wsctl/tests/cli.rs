@@ -2,3 +2,4 @@
 
 mod inbox;
 mod publish;
+mod sessions;

@@ -14,7 +14,7 @@ use tests::sqs::{StackQueues, fresh_queue, receive_bodies, sqs_client, sqs_endpo
 use tests::ws::gateway;
 use tokio::net::TcpListener;
 
-async fn wsctl(args: &[&str]) -> Output {
+pub(crate) async fn wsctl(args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_wsctl"))
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "test")
@@ -26,21 +26,21 @@ async fn wsctl(args: &[&str]) -> Output {
         .expect("wsctl runs")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// (path, content type, body) of each request.
-type Requests = Arc<Mutex<Vec<(String, String, String)>>>;
+pub(crate) type Requests = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// A stand-in for the local gateway that answers every request with `status` and `body`.
-struct StandIn {
-    base: String,
-    requests: Requests,
+pub(crate) struct StandIn {
+    pub(crate) base: String,
+    pub(crate) requests: Requests,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -50,7 +50,7 @@ impl Drop for StandIn {
     }
 }
 
-async fn stand_in(status: StatusCode, answer: &'static str) -> StandIn {
+pub(crate) async fn stand_in(status: StatusCode, answer: &'static str) -> StandIn {
     let requests = Requests::default();
     let seen = requests.clone();
     let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
