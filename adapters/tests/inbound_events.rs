@@ -130,7 +130,7 @@ async fn a_message_is_handled_and_the_reply_goes_through_the_notifier() {
     assert_eq!(
         frames_to(&notifier, "TWegAcC4EowCHnA="),
         vec![
-            json!({"type":"identity","connectionId":"TWegAcC4EowCHnA=","principal":"admin","protocolVersion":2})
+            json!({"type":"identity","connectionId":"TWegAcC4EowCHnA=","principal":"admin","protocolVersion":3})
         ]
     );
 }

@@ -281,7 +281,7 @@ export interface Answers {
   reauth: AckFrame;
 }
 
-export declare const PROTOCOL_VERSION: 2;
+export declare const PROTOCOL_VERSION: 3;
 export declare const ACTIONS: {
   readonly SENDMESSAGE: 'sendmessage';
   readonly SEND: 'send';

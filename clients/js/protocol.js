@@ -1,7 +1,7 @@
 // Generated from domain/src/actions and domain/src/protocol by `UPDATE_GENERATED=1 cargo test -p domain generated`: do not edit.
 
 /** The protocol version every `identity` frame carries (docs/UPGRADING.md). */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Every action's `action` value. */
 export const ACTIONS = Object.freeze({

@@ -370,8 +370,8 @@ export class WsClient extends EventTarget {
     if (frame.type === FRAME_TYPES.RESET && order) order.reset();
     if (frame.type === FRAME_TYPES.CLOSING) {
       this.closedBy = frame.code;
-      // An expired token: the next handshake asks the provider for a new one.
-      if (frame.code === 'token_expired') this.refreshToken = true;
+      // Closed for its token (not kicked or banned): the next handshake asks for a new one.
+      if (frame.code !== 'kicked' && frame.code !== 'banned') this.refreshToken = true;
     }
     if (frame.type === FRAME_TYPES.MESSAGE && typeof frame.id === 'string') {
       if (this.seenIds.has(frame.id)) return;

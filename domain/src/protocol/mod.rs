@@ -25,7 +25,7 @@ pub mod frames {
 
 /// The protocol's version, in every `identity` frame: raised by any change an existing client
 /// must know of (docs/UPGRADING.md says what each version changed).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// API Gateway's limit for one WebSocket message, inbound or outbound (128 KB).
 pub const API_GATEWAY_MAX_MESSAGE_BYTES: usize = 128 * 1024;

@@ -31,7 +31,7 @@ async fn whoami_answers_with_the_connection_id_and_principal_from_the_request_co
     assert_eq!(
         outbox.frames_to("a"),
         vec![
-            json!({"type":"identity","connectionId":"a","principal":"user-a","protocolVersion":2})
+            json!({"type":"identity","connectionId":"a","principal":"user-a","protocolVersion":3})
         ]
     );
 }
