@@ -245,6 +245,8 @@ export interface AckFrame {
   queued: boolean;
   /** recipients of the inline part handed to the queue for another try (throttled, failing, or out of time) */
   requeued: number;
+  /** a join without since: the room's latest seq just before joining (0: none yet); every later message reaches the member, so a client keeps it as its last seq */
+  seq?: number;
 }
 
 /** A request was refused; nothing was done for it. */

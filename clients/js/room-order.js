@@ -36,6 +36,12 @@ export class RoomOrder {
     return this.last;
   }
 
+  /** Where a join without `since` starts this member's stream (its `ack`'s `seq`): every later
+   * message is owed, and a gap above it is filled. Ignored once the order has started. */
+  startAfter(seq) {
+    if (this.last === null && typeof seq === 'number') this.last = seq;
+  }
+
   /** A message of this room as it came. */
   offer(frame) {
     const seq = frame.seq;

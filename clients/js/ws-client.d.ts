@@ -88,6 +88,7 @@ export declare class RoomOrder {
     },
   );
   readonly lastSeq: number | null;
+  startAfter(seq: number | undefined): void;
   offer(frame: MessageFrame): void;
   reset(): void;
 }

@@ -183,6 +183,8 @@ export class WsClient extends EventTarget {
   async join(room) {
     this.orderOf(room);
     const ack = await this.request({ action: ACTIONS.JOIN, room });
+    // The room's stream starts there for this member: a message it misses later is a gap.
+    this.orderOf(room).startAfter(ack.seq);
     this.rooms.add(room);
     return ack;
   }
@@ -334,7 +336,8 @@ export class WsClient extends EventTarget {
       // Each room again, from the last message the application got: the server replays the rest.
       await Promise.all([...this.rooms].map((room) => {
         const since = this.lastSeq(room);
-        return this.request(since === null ? { action: ACTIONS.JOIN, room } : { action: ACTIONS.JOIN, room, since });
+        if (since !== null) return this.request({ action: ACTIONS.JOIN, room, since });
+        return this.request({ action: ACTIONS.JOIN, room }).then((ack) => this.orderOf(room).startAfter(ack.seq));
       }));
       // Open means usable: the rooms of before the reconnect are joined again.
       this.setState('open');
@@ -397,7 +400,12 @@ export class WsClient extends EventTarget {
   scheduleReauth(expiresAt) {
     clearTimeout(this.timers.reauth);
     if (typeof expiresAt !== 'number') return;
-    const wait = Math.max(0, expiresAt - this.options.reauthBeforeMs - Date.now());
+    // `reauthBeforeMs` ahead, or halfway for a token that lives less than twice that; never at
+    // once (a renewal that fails is not retried in a loop) and within what setTimeout can wait.
+    const remaining = expiresAt - Date.now();
+    const before = this.options.reauthBeforeMs;
+    const ahead = remaining > 2 * before ? remaining - before : remaining / 2;
+    const wait = Math.min(Math.max(ahead, 1_000), 2 ** 31 - 1);
     this.timers.reauth = setTimeout(async () => {
       try {
         const token = await this.options.token({ refresh: true });

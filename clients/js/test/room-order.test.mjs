@@ -106,3 +106,14 @@ test('a reset starts the order again from the next message, forgetting what wait
 
   assert.deepEqual(delivered.map((m) => m.seq), [1, 10, 11]);
 });
+
+test('a stream started by a join\'s seq fills a loss right after the join from history', async () => {
+  const log = [1, 2, 3, 4].map((seq) => ({ type: 'message', room: 'r', seq, id: `m${seq}` }));
+  const { order, delivered, settle } = harness(log);
+  order.startAfter(1); // the room held seq 1 when the member joined
+  order.offer(log[3]); // 2 and 3 were lost to a cut connection
+  await settle();
+  assert.deepEqual(delivered.map((m) => m.seq), [2, 3, 4]);
+  order.startAfter(0); // ignored once started
+  assert.equal(order.lastSeq, 4);
+});

@@ -49,6 +49,13 @@ impl Action for Join {
         cx.require_access(room, RoomAccess::Join)?;
         cx.on_join(room).await?;
         let max = cx.settings.max_rooms_per_connection;
+        // Where the room's stream starts for a member that asks for no replay: read before the
+        // membership exists, so a message published in between is a gap the client fills from
+        // history, never one it skips (one read of the room's counter per such join).
+        let start = match (self.since, cx.log) {
+            (None, Some(log)) => Some(log.latest(room).await?.unwrap_or(0)),
+            _ => None,
+        };
         match cx.repo.join(&cx.sender.id, room, max, cx.clock.now()).await {
             Ok(joined) => {
                 if joined == Joined::Added {
@@ -58,7 +65,10 @@ impl Action for Join {
                     cx.publish_event(LifecycleKind::Joined(room.clone())).await;
                 }
                 let Some(since) = self.since else {
-                    return Ok(Outcome::Done(Delivered::default()));
+                    return Ok(Outcome::Done(Delivered {
+                        seq: start,
+                        ..Delivered::default()
+                    }));
                 };
                 // The ack first, then what the member missed: it is a member already, so nothing
                 // published from here on can fall between the two.

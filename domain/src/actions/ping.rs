@@ -12,7 +12,9 @@ pub(super) const SPEC: ActionSpec = ActionSpec {
     fields: &[],
     answer: crate::protocol::frames::PONG.name,
     metered: false,
-    session: super::SessionNeed::Any,
+    // Not exempt from expiry: a client that only pings would stay in its rooms, receiving, until
+    // API Gateway's 2-hour limit.
+    session: super::SessionNeed::Live,
     parse: |_| Ok(Box::new(Ping)),
 };
 

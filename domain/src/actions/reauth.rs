@@ -62,6 +62,11 @@ impl Action for Reauth {
         if &identity.principal != principal {
             return Err(refused("the token names another principal").into());
         }
+        if let Some(bans) = cx.bans
+            && bans.ban_of(principal, cx.clock.now()).await?.is_some()
+        {
+            return Err(refused("this principal is banned").into());
+        }
         let Some(expires_at) = identity.expires_at else {
             return Err(refused("the token has no expiry").into());
         };

@@ -73,6 +73,7 @@ impl Action for Send {
         Ok(Outcome::Done(Delivered {
             queued: report.requeued > 0,
             report,
+            seq: None,
         }))
     }
 

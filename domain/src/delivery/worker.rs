@@ -211,7 +211,9 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
     ) -> Result<JobReport, WorkError> {
         if message.source == Source::Backend && Control::is_control(message.body) {
             return match Control::from_json(message.body) {
-                Ok(control) => self.control(control, deadline).await,
+                // A ban runs from when the queue first took the message: a redelivery bans to
+                // the same end.
+                Ok(control) => self.control(control, message.sent_at, deadline).await,
                 Err(e) => {
                     let poison = Poison::Control(e);
                     tracing::warn!(messageId = %message.id, reason = %poison, "malformed control message");
@@ -321,7 +323,12 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
     /// Carries out a backend's control message: the sockets it closes get a `closing` frame first
     /// (their rows, memberships and presence as a `$disconnect` would); a ban is kept until its
     /// end. Idempotent: a redelivery closes nothing twice and bans to the same end.
-    async fn control(&self, control: Control, deadline: Timestamp) -> Result<JobReport, WorkError> {
+    async fn control(
+        &self,
+        control: Control,
+        sent_at: Timestamp,
+        deadline: Timestamp,
+    ) -> Result<JobReport, WorkError> {
         let mut report = JobReport::new(None);
         let now = self.clock.now();
         let deadline = Deadline {
@@ -357,7 +364,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
                         .await;
                 };
                 let ban = Ban {
-                    until: now.saturating_add(*ban_for),
+                    until: sent_at.saturating_add(*ban_for),
                     reason: reason.clone(),
                 };
                 bans.ban(principal, &ban).await?;

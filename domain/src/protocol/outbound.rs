@@ -168,6 +168,10 @@ pub enum Frame<'a> {
         /// Recipients of the inline part whose posts did not get through at once (throttled,
         /// failing, or out of time) and were handed to the queue for another try.
         requeued: u64,
+        /// A `join` without `since`: the room's latest `seq` just before the member joined
+        /// (0 for a room with none), where its stream starts for this member.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
     },
     Error {
         code: ErrorCode,
@@ -377,6 +381,11 @@ pub const ACK: FrameSpec = FrameSpec {
             "requeued",
             Kind::Integer,
             "recipients of the inline part handed to the queue for another try (throttled, failing, or out of time)",
+        ),
+        FieldSpec::optional(
+            "seq",
+            Kind::Integer,
+            "a join without since: the room's latest seq just before joining (0: none yet); every later message reaches the member, so a client keeps it as its last seq",
         ),
     ],
 };

@@ -38,6 +38,8 @@ pub struct Cx<'a> {
     pub events: Option<&'a dyn LifecycleEvents>,
     /// How `reauth` checks a token; `None`: it is refused.
     pub verifier: Option<&'a dyn TokenVerifier>,
+    /// A banned principal's `reauth` is refused.
+    pub bans: Option<&'a dyn crate::sessions::Bans>,
     /// Who sent the request, from API Gateway's request context (never from the body).
     pub sender: &'a Sender,
     pub request_id: Option<&'a RequestId>,
@@ -259,6 +261,7 @@ impl Cx<'_> {
         Ok(Outcome::Done(Delivered {
             report,
             queued: queued || handed.jobs > 0,
+            seq: None,
         }))
     }
 
@@ -301,6 +304,7 @@ impl Cx<'_> {
                 failed: delivered.report.failed,
                 queued: delivered.queued,
                 requeued: delivered.report.requeued,
+                seq: delivered.seq,
             };
             self.reply(&ack).await;
         }

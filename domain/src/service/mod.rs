@@ -386,6 +386,7 @@ impl<R: ConnectionRepository, N: ClientNotifier> WebSocketService<R, N> {
             log: self.log.as_deref(),
             events: self.events.as_deref(),
             verifier: self.verifier.as_deref(),
+            bans: self.bans.as_deref(),
             sender,
             request_id,
             deadline,

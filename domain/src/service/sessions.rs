@@ -68,7 +68,13 @@ pub(crate) async fn close_socket(
     }
     match fanout.notifier.disconnect(id).await {
         Ok(()) | Err(NotifyError::Gone) => {}
-        Err(e) => tracing::warn!(connectionId = %id, error = %e, "could not close a socket"),
+        // The socket may still be open: keep its row, and let the caller try again (a control
+        // message is redelivered; an expired socket is closed at its next message).
+        Err(e) => {
+            return Err(RepositoryError::Unavailable(format!(
+                "could not close the socket {id}: {e}"
+            )));
+        }
     }
     let removed = fanout.repo.remove(id).await?;
     let principal: Option<Principal> = removed

@@ -21,6 +21,8 @@ pub enum Outcome {
 pub struct Delivered {
     pub report: DeliveryReport,
     pub queued: bool,
+    /// A `join`'s starting `seq` (the `ack`'s `seq`).
+    pub seq: Option<crate::stream::Seq>,
 }
 
 impl Delivered {
@@ -28,6 +30,7 @@ impl Delivered {
         Self {
             report,
             queued: false,
+            seq: None,
         }
     }
 }

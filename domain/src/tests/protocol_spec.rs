@@ -182,6 +182,7 @@ fn every_frame() -> Vec<Value> {
             failed: 0,
             queued: false,
             requeued: 0,
+            seq: Some(7),
         },
         Frame::Error {
             code: ErrorCode::RateLimited,

@@ -43,6 +43,11 @@ pub(crate) const ASSETS: &[(&str, &str, &str)] = &[
     ),
     ("dom.js", JS, include_str!("../../static/inspector/dom.js")),
     (
+        "lifecycle.js",
+        JS,
+        include_str!("../../static/inspector/lifecycle.js"),
+    ),
+    (
         "metrics.js",
         JS,
         include_str!("../../static/inspector/metrics.js"),

@@ -113,7 +113,21 @@ fn redact(value: &mut Value, hidden: impl Fn(&str) -> bool) {
 
 /// `text` cut to [`MAX_SHOWN_BODY`] bytes (on a character boundary), saying how much was cut.
 pub(crate) fn shown_body(text: &str) -> String {
-    shown_text(text, MAX_SHOWN_BODY)
+    shown_text(&without_token(text), MAX_SHOWN_BODY)
+}
+
+/// A `reauth`'s body with its token hidden; any other text as it is.
+fn without_token(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("\"token\"") {
+        return text.into();
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(mut fields)) if fields.contains_key("token") => {
+            fields.insert("token".into(), json!(REDACTED));
+            Value::Object(fields).to_string().into()
+        }
+        _ => text.into(),
+    }
 }
 
 /// `text` cut to `max` bytes (on a character boundary), saying how much was cut.
@@ -131,6 +145,14 @@ pub(crate) fn shown_text(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reauth_body_is_shown_without_its_token() {
+        let shown = shown_body(r#"{"action":"reauth","token":"eyJhbGciOi.secret.sig"}"#);
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains(REDACTED), "{shown}");
+        assert_eq!(shown_body(r#"{"action":"ping"}"#), r#"{"action":"ping"}"#);
+    }
 
     #[test]
     fn a_connect_event_is_shown_without_its_token() {

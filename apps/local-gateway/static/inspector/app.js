@@ -3,6 +3,7 @@
 import { el, shortId, clock, since } from './dom.js';
 import { startChat } from './chat.js';
 import { startMetrics } from './metrics.js';
+import { startLifecycle } from './lifecycle.js';
 import { FRAME_TYPES } from './protocol.js';
 
 const $ = (id) => document.getElementById(id);
@@ -34,6 +35,7 @@ if (!chatView) {
 }
 chat.addEventListener('identity', () => renderConnections());
 const pokeMetrics = startMetrics($('metrics'));
+const pokeLifecycle = startLifecycle($('lifecycle'), $('lifecycle-empty'));
 
 /** Each room's latest `seq`, as its stream last said. @type {Map<string, number>} */
 const streams = new Map();
@@ -175,6 +177,6 @@ on('rooms', (r) => {
   if (c) { c.rooms = r.rooms; renderConnections(); }
 });
 on('stream', (s) => { streams.set(s.room, s.latestSeq); renderRooms(); });
-on('invocation', (inv) => { prepend($('invocations'), invocationRow(inv), true); pokeMetrics(); });
+on('invocation', (inv) => { prepend($('invocations'), invocationRow(inv), true); pokeMetrics(); pokeLifecycle(); });
 on('call', (call) => { noteRefusal(call); prepend($('calls'), callRow(call), true); });
 setInterval(renderConnections, 30_000); // "connected 2 min ago" moves on
