@@ -23,7 +23,7 @@ async function chat(): Promise<void> {
   const next: string | undefined = page.cursor;
   const first: string | undefined = page.members[0]?.connectionId;
   const identity = await client.whoami();
-  const version: 2 = PROTOCOL_VERSION;
+  const version: 3 = PROTOCOL_VERSION;
   const sameVersion: boolean = identity.protocolVersion === version;
   client.addEventListener('message', (event) => {
     const id: string = event.detail.id;
