@@ -21,6 +21,17 @@ async fn fresh(page_size: usize) -> DynamoConnectionRepository {
 
 repository_contract!(fresh);
 
+#[tokio::test]
+async fn dynamodb_bans_hold_to_the_bans_contract() {
+    contract::a_ban_holds_until_its_end_and_unban_and_forget_lift_it(|| async {
+        let client = dynamodb_client().await;
+        let table = unique_table("bans");
+        create_table_if_missing(&client, &table).await.unwrap();
+        adapters::dynamodb::DynamoBans::new(client, table)
+    })
+    .await;
+}
+
 /// Deletes the connection row alone, as a `remove` whose membership batch failed would leave it.
 async fn orphan(repo: std::sync::Arc<DynamoConnectionRepository>, id: domain::ConnectionId) {
     repo.delete_connection_row_only(&id).await.unwrap();

@@ -10,6 +10,14 @@ async fn fresh(page_size: usize) -> InMemoryConnectionRepository {
 
 repository_contract!(fresh);
 
+#[tokio::test]
+async fn memory_bans_hold_to_the_bans_contract() {
+    contract::a_ban_holds_until_its_end_and_unban_and_forget_lift_it(|| async {
+        adapters::memory::InMemoryBans::default()
+    })
+    .await;
+}
+
 async fn orphan(repo: std::sync::Arc<InMemoryConnectionRepository>, id: domain::ConnectionId) {
     repo.remove_connection_row_only(&id);
 }

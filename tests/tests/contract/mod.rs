@@ -18,8 +18,10 @@ mod pruning;
 mod rate_limit;
 #[macro_use]
 pub mod room_log;
+mod sessions;
 pub use pruning::*;
 pub use rate_limit::*;
+pub use sessions::*;
 
 pub const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 const HOUR_MS: u64 = 3_600_000;
@@ -466,7 +468,9 @@ macro_rules! repository_contract {
             a_bucket_lives_and_dies_with_its_connection,
             concurrent_takes_never_spend_the_same_token_twice,
             a_principals_bucket_spans_its_connections_and_outlives_them,
-            concurrent_takes_of_one_principal_never_spend_the_same_token_twice
+            concurrent_takes_of_one_principal_never_spend_the_same_token_twice,
+            a_principals_connections_are_exactly_its_live_ones,
+            a_reauth_replaces_the_rows_expiry_and_grants
         );
     };
     (@tests $fresh:path, $($check:ident),+) => {

@@ -254,7 +254,9 @@ fn spawn(spec: &FunctionSpec, runtime_api: &str) -> std::io::Result<tokio::proce
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    let mut command = tokio::process::Command::new(&spec.bootstrap);
+    // Absolute: a relative path would be read from the task root the child starts in.
+    let bootstrap = std::path::absolute(&spec.bootstrap).unwrap_or_else(|_| spec.bootstrap.clone());
+    let mut command = tokio::process::Command::new(&bootstrap);
     command
         .env_clear()
         .envs(&spec.environment)
