@@ -126,8 +126,9 @@ def delivery():
             {"Effect": "Allow", "Action": ["sqs:SendMessage"],
              "Resource": [queue_arn("InternalQueue"), queue_arn("DeadLetters")]},
             {"Effect": "Allow", "Action": [
-                "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                "dynamodb:BatchWriteItem"], "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
+                "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem",
+                "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
+             "Resource": {"Fn::GetAtt": ["ConnectionsTable", "Arn"]}},
             {"Effect": "Allow", "Action": ["execute-api:ManageConnections"], "Resource": [
                 {"Fn::Sub": CONNECTIONS_ARN % "POST"}]},
         ]}}]}},
@@ -357,11 +358,16 @@ class TemplateCheck(unittest.TestCase):
             statements(t).append({"Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": [arn]})
             self.assertTrue(problems_mentioning("wildcard", t), arn)
 
-    def test_get_and_delete_on_connections_fail_because_no_use_case_calls_them(self):
-        for method in ("GET", "DELETE"):
-            t = minimal()
-            statements(t)[2]["Resource"].append({"Fn::Sub": CONNECTIONS_ARN % method})
-            self.assertEqual(len(problems_mentioning(f"/{method}/@connections", t)), 1, method)
+    def test_get_on_connections_fails_because_no_use_case_reads_a_connection(self):
+        t = minimal()
+        statements(t)[2]["Resource"].append({"Fn::Sub": CONNECTIONS_ARN % "GET"})
+        self.assertEqual(len(problems_mentioning("/GET/@connections", t)), 1)
+
+    def test_delete_on_connections_passes_because_closing_a_socket_needs_it(self):
+        # A backend's disconnect or ban, and an expired token, close the socket (DELETE).
+        t = minimal()
+        statements(t)[2]["Resource"].append({"Fn::Sub": CONNECTIONS_ARN % "DELETE"})
+        self.assertEqual(problems_mentioning("/DELETE/@connections", t), [])
 
     def test_a_role_missing_a_grant_its_code_calls_fails(self):
         t = minimal()

@@ -556,3 +556,40 @@ pub fn domain_settings(
         ..defaults
     })
 }
+
+/// The Markdown table of every setting that `docs/configuration.md` holds between its
+/// `settings:` markers: variable, local gateway flag, default, bounds, what it does.
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| variable | local gateway flag | default | values | what it does |\n|---|---|---|---|---|\n",
+    );
+    for setting in ALL {
+        let flag = match setting.used_by {
+            UsedBy::Both => format!("`--{}`", setting.flag()),
+            UsedBy::Lambdas => "(Lambdas only)".to_string(),
+        };
+        let mut default = setting
+            .default_text(false)
+            .map_or_else(|| "none".to_string(), |d| format!("`{d}`"));
+        if let Some(local) = setting.local_default {
+            default.push_str(&format!(" (locally `{local}`)"));
+        }
+        let values = match setting.value {
+            Value::Number { min, max, .. } => format!("{min} to {max}"),
+            Value::Switch { .. } => "`true`, `false`".to_string(),
+            Value::Choice { choices, .. } => choices
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Value::Text { .. } => "text".to_string(),
+            Value::Secret => "text, never shown".to_string(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {flag} | {default} | {values} | {} |\n",
+            setting.name,
+            setting.doc.replace('|', "\\|")
+        ));
+    }
+    out
+}

@@ -150,3 +150,26 @@ fn tidy_the_local_gateway_reads_every_setting_but_the_deployments_own() {
         "a new setting the local gateway cannot take must say why here"
     );
 }
+
+#[test]
+fn tidy_the_configuration_reference_lists_every_setting_as_declared() {
+    // `UPDATE_GENERATED=1 cargo test -p adapters tidy_the_configuration` rewrites the table.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    const BEGIN: &str = "<!-- settings: generated from adapters/src/settings.rs -->\n";
+    const END: &str = "<!-- settings: end -->\n";
+    let start = doc.find(BEGIN).expect("the begin marker") + BEGIN.len();
+    let end = doc[start..].find(END).map(|i| start + i);
+    let table = adapters::settings::markdown_table();
+    let current = end.map(|end| &doc[start..end]);
+    if current != Some(table.as_str()) && std::env::var_os("UPDATE_GENERATED").is_some() {
+        let rest = end.map_or(&doc[start..], |end| &doc[end + END.len()..]);
+        std::fs::write(path, format!("{}{table}{END}{rest}", &doc[..start])).unwrap();
+        return;
+    }
+    assert_eq!(
+        current,
+        Some(table.as_str()),
+        "docs/configuration.md's settings table is not the declarations': run UPDATE_GENERATED=1 cargo test -p adapters tidy_the_configuration"
+    );
+}

@@ -259,7 +259,12 @@ impl Control {
     }
 
     pub fn to_json(&self) -> String {
-        let value = match self {
+        self.to_value().to_string()
+    }
+
+    /// The control message as JSON.
+    pub fn to_value(&self) -> serde_json::Value {
+        match self {
             Control::Disconnect { target, reason } => {
                 let mut inner = match target {
                     Target::Principal(p) => serde_json::json!({"principal": p.as_str()}),
@@ -288,8 +293,7 @@ impl Control {
                 "principal": principal.as_str(),
                 "rooms": rooms.iter().map(RoomName::as_str).collect::<Vec<_>>(),
             }}),
-        };
-        value.to_string()
+        }
     }
 }
 

@@ -43,6 +43,11 @@ async fn gateway_with_auth(extra: &[&str]) -> RunningGateway {
 async fn control(gw: &RunningGateway, message: Value) {
     let (status, answer) = post_publish(gw, &[JSON], &message.to_string()).await;
     assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        answer,
+        json!({ "queued": message }),
+        "the answer names what was queued"
+    );
 }
 
 /// The `closing` frame a socket gets, then the end of the socket (a close frame or EOF).

@@ -1,9 +1,10 @@
 //! `POST /{stage}/@publish`: a backend publishes without a WebSocket, locally. The body is the
 //! backend queue's message (`{"room": "lobby", "data": ...}`, docs/deploying.md, "Publishing
 //! from a backend"), put on the local backend queue as `wsctl publish --queue-url` puts it on SQS.
-//! Answers 202 `{"id": "<message id>"}`, 400 `{"error": "..."}` naming what is wrong (a field
-//! only the service may set among them), or 413 for a job whose frame would be over the message
-//! limit: refused now rather than dead-lettered later.
+//! Answers 202 `{"id": "<message id>"}` (a control message: `{"queued": <it>}`), 400
+//! `{"error": "..."}` naming what is wrong (a field only the service may set among them), or 413
+//! for a job whose frame would be over the message limit: refused now rather than dead-lettered
+//! later. Control messages (`disconnect`, `ban`, `unban`, `forget`) go on the same queue.
 //!
 //! Local-only, and kept from web pages (see `browser_safety`): a request with an `Origin` (every
 //! browser sends one) gets 403, and one whose content type is not JSON gets 415 (a page can POST
@@ -110,7 +111,7 @@ pub async fn publish(
         return match controls.send(&control).await {
             Ok(()) => answer(
                 StatusCode::ACCEPTED,
-                json!({ "control": control.to_json() }),
+                json!({ "queued": control.to_value() }),
             ),
             Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
         };
