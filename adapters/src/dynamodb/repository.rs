@@ -13,6 +13,10 @@ use domain::{
 };
 
 use super::batch::{self, MAX_ROUNDS, pause};
+
+/// Pages of a principal's index entries `connections_of` reads at most (100 entries a page,
+/// expired ones included until their TTL).
+const CONNECTIONS_OF_MAX_PAGES: usize = 1_000;
 use super::codec::{
     self, CONNECTED_AT, EXPIRES_AT, Item, LIST_PK, LIST_SK, PK, PRINCIPAL, ROOMS, TTL,
     number_value, string_value,
@@ -561,8 +565,10 @@ impl ConnectionRepository for DynamoConnectionRepository {
         ]);
         let mut ids = Vec::new();
         let mut start = None;
-        // A principal has a handful of connections: one page, rarely two.
-        for _ in 0..MAX_ROUNDS {
+        // A principal has a handful of connections: one page, rarely two. Every page is read, to
+        // a bound far above any real principal's, and past it the caller hears so: a ban that
+        // silently missed sockets would be worse than one retried.
+        for _ in 0..CONNECTIONS_OF_MAX_PAGES {
             let (items, last) = self
                 .query_page(None, &codec::MEMBERS_OF_ROOM, values.clone(), start, 100)
                 .await?;
@@ -571,10 +577,12 @@ impl ConnectionRepository for DynamoConnectionRepository {
             }
             start = last;
             if start.is_none() {
-                break;
+                return Ok(ids);
             }
         }
-        Ok(ids)
+        Err(RepositoryError::Unavailable(format!(
+            "more than {CONNECTIONS_OF_MAX_PAGES} pages of connections for one principal"
+        )))
     }
 
     async fn reauth(

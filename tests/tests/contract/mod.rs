@@ -470,7 +470,8 @@ macro_rules! repository_contract {
             a_principals_bucket_spans_its_connections_and_outlives_them,
             concurrent_takes_of_one_principal_never_spend_the_same_token_twice,
             a_principals_connections_are_exactly_its_live_ones,
-            a_reauth_replaces_the_rows_expiry_and_grants
+            a_reauth_replaces_the_rows_expiry_and_grants,
+            a_principal_with_hundreds_of_connections_is_found_on_every_one
         );
     };
     (@tests $fresh:path, $($check:ident),+) => {

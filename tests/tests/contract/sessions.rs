@@ -140,3 +140,26 @@ where
         "forget removes it"
     );
 }
+
+pub async fn a_principal_with_hundreds_of_connections_is_found_on_every_one<R, F, Fut>(fresh: F)
+where
+    R: ConnectionRepository,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let repo = fresh(100).await;
+    let busy = principal("load-test-bot");
+    let mut expected = Vec::new();
+    for n in 0..250 {
+        let mut connection = live(&format!("c{n:03}"));
+        connection.principal = Some(busy.clone());
+        repo.save(&connection).await.unwrap();
+        expected.push(connection.id);
+    }
+    expected.sort();
+    assert_eq!(
+        sorted(repo.connections_of(&busy, NOW).await.unwrap()),
+        expected,
+        "past a page: a ban must reach every socket"
+    );
+}
