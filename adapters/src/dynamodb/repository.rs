@@ -581,7 +581,7 @@ impl ConnectionRepository for DynamoConnectionRepository {
             }
         }
         Err(RepositoryError::Unavailable(format!(
-            "more than {CONNECTIONS_OF_MAX_PAGES} pages of connections for one principal"
+            "connections_of read {CONNECTIONS_OF_MAX_PAGES} pages and found no end"
         )))
     }
 
