@@ -178,32 +178,15 @@ pub struct Aws {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let publish = match Cli::parse().command {
-        Command::Publish(publish) => publish,
+    let (message, via, aws) = match Cli::parse().command {
+        Command::Publish(publish) => return publish_one(publish).await,
         Command::Inbox { principal } => return inbox(&principal),
         Command::Disconnect {
             who,
             reason,
             via,
             aws,
-        } => {
-            return control(
-                || {
-                    let target = match (who.principal, who.connection) {
-                        (Some(p), _) => sessions::Target::Principal(principal(p)?),
-                        (_, Some(c)) => sessions::Target::Connection(
-                            domain::ConnectionId::parse(c)
-                                .map_err(|e| format!("--connection: {e}"))?,
-                        ),
-                        _ => return Err("give --principal or --connection".into()),
-                    };
-                    Ok(Control::Disconnect { target, reason })
-                },
-                via,
-                aws,
-            )
-            .await;
-        }
+        } => (disconnect(who, reason), via, aws),
         Command::Ban {
             principal: who,
             ban_for,
@@ -211,58 +194,55 @@ async fn main() -> ExitCode {
             via,
             aws,
         } => {
-            return control(
-                || {
-                    Ok(Control::Ban {
-                        principal: principal(who)?,
-                        ban_for,
-                        reason,
-                    })
-                },
-                via,
-                aws,
-            )
-            .await;
+            let ban = principal(who).map(|principal| Control::Ban {
+                principal,
+                ban_for,
+                reason,
+            });
+            (ban, via, aws)
         }
         Command::Unban {
             principal: who,
             via,
             aws,
-        } => {
-            return control(
-                || {
-                    Ok(Control::Unban {
-                        principal: principal(who)?,
-                    })
-                },
-                via,
-                aws,
-            )
-            .await;
-        }
+        } => (
+            principal(who).map(|principal| Control::Unban { principal }),
+            via,
+            aws,
+        ),
         Command::Forget {
             principal: who,
             rooms,
             via,
             aws,
-        } => {
-            return control(
-                || {
-                    let rooms = rooms
-                        .into_iter()
-                        .map(|r| domain::RoomName::parse(r).map_err(|e| format!("--room: {e}")))
-                        .collect::<Result<_, _>>()?;
-                    Ok(Control::Forget {
-                        principal: principal(who)?,
-                        rooms,
-                    })
-                },
-                via,
-                aws,
-            )
-            .await;
-        }
+        } => (forget(who, rooms), via, aws),
     };
+    control(message, via, aws).await
+}
+
+fn disconnect(who: Who, reason: Option<String>) -> Result<Control, String> {
+    let target = match (who.principal, who.connection) {
+        (Some(p), _) => sessions::Target::Principal(principal(p)?),
+        (_, Some(c)) => sessions::Target::Connection(
+            domain::ConnectionId::parse(c).map_err(|e| format!("--connection: {e}"))?,
+        ),
+        _ => return Err("give --principal or --connection".into()),
+    };
+    Ok(Control::Disconnect { target, reason })
+}
+
+fn forget(who: String, rooms: Vec<String>) -> Result<Control, String> {
+    let rooms = rooms
+        .into_iter()
+        .map(|r| domain::RoomName::parse(r).map_err(|e| format!("--room: {e}")))
+        .collect::<Result<_, _>>()?;
+    Ok(Control::Forget {
+        principal: principal(who)?,
+        rooms,
+    })
+}
+
+async fn publish_one(publish: Publish) -> ExitCode {
     match send::publish(publish).await {
         Ok(id) => {
             println!("{id}");
@@ -279,11 +259,11 @@ fn principal(text: String) -> Result<domain::Principal, String> {
     domain::Principal::parse(text).map_err(|e| format!("--principal: {e}"))
 }
 
-/// Builds a control message, checks it as the worker will (a bad one is refused here, never
-/// queued), and sends it.
-async fn control(build: impl FnOnce() -> Result<Control, String>, via: Via, aws: Aws) -> ExitCode {
+/// Checks a control message as the worker will (a bad one is refused here, never queued), and
+/// sends it.
+async fn control(control: Result<Control, String>, via: Via, aws: Aws) -> ExitCode {
     let sent = async {
-        let control = build()?;
+        let control = control?;
         // The worker's own parser: what it would refuse is refused now.
         Control::from_json(&control.to_json()).map_err(|e| e.to_string())?;
         send::control(&control, &via, &aws).await?;
