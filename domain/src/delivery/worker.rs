@@ -338,71 +338,53 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
             sleeper: self.sleeper.as_ref(),
         };
         let fanout = self.fanout(deadline);
-        let bans = || {
-            self.bans
-                .as_deref()
-                .ok_or(Poison::Unsupported("a ban store"))
+        if let Control::Disconnect { target, reason } = &control {
+            let targets = match target {
+                Target::Principal(principal) => self.repo.connections_of(principal, now).await?,
+                Target::Connection(id) => vec![id.clone()],
+            };
+            let code = ClosingCode::Kicked;
+            self.close_all(&fanout, &targets, code, reason.as_deref(), &mut report)
+                .await?;
+            report.control = Some(code.as_str());
+            return Ok(report);
+        }
+        // Every other control keeps, lifts or deletes a ban.
+        let Some(bans) = self.bans.as_deref() else {
+            return self
+                .dead_letter(&control.to_json(), None, Poison::Unsupported("a ban store"))
+                .await;
         };
-        let (targets, code, reason) = match &control {
-            Control::Disconnect { target, reason } => {
-                let targets = match target {
-                    Target::Principal(principal) => {
-                        self.repo.connections_of(principal, now).await?
-                    }
-                    Target::Connection(id) => vec![id.clone()],
-                };
-                (targets, ClosingCode::Kicked, reason.clone())
-            }
+        match &control {
             Control::Ban {
                 principal,
                 ban_for,
                 reason,
             } => {
-                let Ok(bans) = bans() else {
-                    return self
-                        .dead_letter(&control.to_json(), None, Poison::Unsupported("a ban store"))
-                        .await;
-                };
                 let ban = Ban {
                     until: sent_at.saturating_add(*ban_for),
                     reason: reason.clone(),
                 };
                 bans.ban(principal, &ban).await?;
                 let targets = self.repo.connections_of(principal, now).await?;
-                (targets, ClosingCode::Banned, reason.clone())
+                let code = ClosingCode::Banned;
+                self.close_all(&fanout, &targets, code, reason.as_deref(), &mut report)
+                    .await?;
+                report.control = Some(code.as_str());
             }
             Control::Unban { principal } => {
-                let Ok(bans) = bans() else {
-                    return self
-                        .dead_letter(&control.to_json(), None, Poison::Unsupported("a ban store"))
-                        .await;
-                };
                 bans.unban(principal).await?;
                 report.control = Some(CONTROL_UNBAN);
-                return Ok(report);
             }
             Control::Forget { principal, rooms } => {
-                let Ok(bans) = bans() else {
-                    return self
-                        .dead_letter(&control.to_json(), None, Poison::Unsupported("a ban store"))
-                        .await;
-                };
                 let targets = self.repo.connections_of(principal, now).await?;
                 let mut all_rooms: std::collections::BTreeSet<_> = rooms.iter().cloned().collect();
                 for id in &targets {
                     all_rooms.extend(self.repo.rooms_of(id, now).await?);
                 }
-                for id in &targets {
-                    close_socket(
-                        &fanout,
-                        self.events.as_deref(),
-                        id,
-                        ClosingCode::Kicked,
-                        Some("forgotten"),
-                    )
+                let reason = Some("forgotten");
+                self.close_all(&fanout, &targets, ClosingCode::Kicked, reason, &mut report)
                     .await?;
-                    report.closed += 1;
-                }
                 bans.forget(principal).await?;
                 if let Some(log) = &self.log {
                     for room in &all_rooms {
@@ -410,16 +392,29 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
                     }
                 }
                 report.control = Some(CONTROL_FORGET);
-                return Ok(report);
             }
-        };
-        for id in &targets {
-            if close_socket(&fanout, self.events.as_deref(), id, code, reason.as_deref()).await? {
+            // Carried out above.
+            Control::Disconnect { .. } => {}
+        }
+        Ok(report)
+    }
+
+    /// Closes each of `targets` with `code` (`closing` frame first), counting the sockets that
+    /// were still open.
+    async fn close_all(
+        &self,
+        fanout: &FanOut<'_>,
+        targets: &[crate::connection::ConnectionId],
+        code: ClosingCode,
+        reason: Option<&str>,
+        report: &mut JobReport,
+    ) -> Result<(), WorkError> {
+        for id in targets {
+            if close_socket(fanout, self.events.as_deref(), id, code, reason).await? {
                 report.closed += 1;
             }
         }
-        report.control = Some(code.as_str());
-        Ok(report)
+        Ok(())
     }
 
     /// A room message without its `seq` takes one now, idempotently by message id: a redelivered
