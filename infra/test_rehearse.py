@@ -71,6 +71,16 @@ def packaged():
     return template, state
 
 
+def service():
+    """The packaged service's name (a fork's, when scripts/test rehearses one)."""
+    return packaged()[1]["service"]["service"]
+
+
+def namespace():
+    """The packaged stack's metrics namespace at stage ci."""
+    return f"{service()}/ci"
+
+
 def stack_of(template, state, **kwargs):
     kwargs.setdefault("queue_endpoint", PROXY_URL)
     kwargs.setdefault("dynamic", lambda service, key, where: SECRET)
@@ -222,7 +232,7 @@ class DataPlane(unittest.TestCase):
 
     def test_ssm_references_are_the_templates(self):
         template, _ = packaged()
-        self.assertEqual(dataplane.ssm_references(template), ["/ws-chat/ci/jwt-secret"])
+        self.assertEqual(dataplane.ssm_references(template), [f"/{service()}/ci/jwt-secret"])
 
 
 class Functions(unittest.TestCase):
@@ -568,7 +578,7 @@ class Iam(unittest.TestCase):
         stack, _, _ = resolved(template, state)
         _, _, _, problems = self.evaluate(self.fanout_records(stack), template, state)
         self.assertEqual(len(problems), 1, problems)
-        self.assertRegex(problems[0], r"^fanout: dynamodb:Query on arn:aws:dynamodb:.*table/ws-chat-ci-ConnectionsTable-\w+ "
+        self.assertRegex(problems[0], rf"^fanout: dynamodb:Query on arn:aws:dynamodb:.*table/{service()}-ci-ConnectionsTable-\w+ "
                                       r"\(ConnectionsTable\) is implicitly denied \(no grant\) by FanoutRole$")
 
     def test_a_get_on_connections_and_a_foreign_table_are_denied(self):
@@ -718,7 +728,7 @@ class CallsFile(unittest.TestCase):
 # --- EMF against the alarms ----------------------------------------------------------------------
 def emf_line(metric, value=1, **dims):
     return json.dumps({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [
-        {"Namespace": "ws-chat/ci", "Dimensions": [sorted(dims)], "Metrics": [{"Name": metric, "Unit": "Count"}]}]},
+        {"Namespace": namespace(), "Dimensions": [sorted(dims)], "Metrics": [{"Name": metric, "Unit": "Count"}]}]},
         **dims, metric: value, "RequestId": "r"})
 
 
@@ -730,7 +740,7 @@ class Metrics(unittest.TestCase):
             _, state = packaged()
         out = io.StringIO()
         with redirect_stdout(out):
-            problems = emf.check(stack_of(template, state), "ws-chat/ci", lines, print)
+            problems = emf.check(stack_of(template, state), namespace(), lines, print)
         return problems, out.getvalue()
 
     def good(self):
@@ -754,7 +764,7 @@ class Metrics(unittest.TestCase):
         delivered["MetricStat"]["Metric"]["MetricName"] = "PostsDelivred"
         problems, _ = self.check(self.good(), template)
         self.assertEqual(len(problems), 1, problems)
-        self.assertIn("ThrottledPostsAlarm reads ws-chat/ci PostsDelivred: no binary emitted it", problems[0])
+        self.assertIn(f"ThrottledPostsAlarm reads {namespace()} PostsDelivred: no binary emitted it", problems[0])
 
     def test_an_alarm_on_the_wrong_dimension_fails(self):
         lines = self.good()
@@ -883,7 +893,7 @@ class RealConnectBinary(unittest.TestCase):
             self.assertEqual(sorted(i["pk"]["S"] for i in items), ["CONN#abcDEF123=", "PRINCIPAL#alice"])
             lines = (tmp / "connect.log").read_text().splitlines()
             found = emf.emitted({"connect": lines})
-            self.assertIn(("ws-chat/ci", "ConnectionsOpened", frozenset()), found)
+            self.assertIn((namespace(), "ConnectionsOpened", frozenset()), found)
         finally:
             if runtime:
                 runtime.stop()
