@@ -6,6 +6,7 @@ mod artifacts;
 mod cold_start;
 mod cpu;
 mod cpu_post;
+mod dynamo_requests;
 mod endpoint_stub;
 mod fanout;
 mod fanout_queue;
@@ -16,6 +17,7 @@ mod management_stub;
 mod precise_sleep;
 mod rate_limit;
 mod rate_window;
+mod room_stream;
 mod sleeping_notifier;
 mod stats;
 
@@ -195,6 +197,27 @@ enum Scenario {
         messages: usize,
         #[arg(long, default_value_t = 5)]
         runs: usize,
+    },
+    /// What room streams cost and sustain: `seq` and history per publish (latency, DynamoDB
+    /// requests, write units, dollars), the highest rate one room takes, and a rejoin's replay of
+    /// the messages a member missed; in memory, and on DynamoDB when an endpoint is given.
+    RoomStream {
+        /// A DynamoDB-compatible server (./scripts/test starts moto and sets this variable);
+        /// without it, memory only.
+        #[arg(long, env = "TEST_DYNAMODB_ENDPOINT")]
+        dynamodb_endpoint: Option<String>,
+        #[arg(long, default_value_t = 300)]
+        messages: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// How long the senders publish to one room in the sustained-rate runs.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 8)]
+        senders: usize,
+        /// Messages a member missed before it rejoins with `since` (at most the replay's 1 000).
+        #[arg(long, default_value_t = 1_000)]
+        missed: u64,
     },
     /// What the rate limit adds per message: latency and DynamoDB requests, against moto.
     RateLimit {
@@ -416,6 +439,35 @@ async fn main() -> Result<(), String> {
         } => {
             let (messages, runs) = if quick { (1_000, 1) } else { (messages, runs) };
             handler::run(messages, room_size, runs).await;
+        }
+        Scenario::RoomStream {
+            dynamodb_endpoint,
+            messages,
+            runs,
+            seconds,
+            senders,
+            missed,
+        } => {
+            let args = if quick {
+                room_stream::Args {
+                    dynamodb_endpoint,
+                    messages: 20,
+                    runs: 1,
+                    seconds: 0.3,
+                    senders: 2,
+                    missed: 20,
+                }
+            } else {
+                room_stream::Args {
+                    dynamodb_endpoint,
+                    messages,
+                    runs,
+                    seconds,
+                    senders,
+                    missed,
+                }
+            };
+            room_stream::run(args).await?;
         }
         Scenario::RateLimit {
             dynamodb_endpoint,

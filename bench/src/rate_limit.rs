@@ -4,55 +4,15 @@
 //! SDK retries would be counted too).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use adapters::dynamodb::{DynamoConnectionRepository, DynamoSettings, create_table_if_missing};
 use adapters::wiring;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use domain::{
     ClientNotifier, ConnectionId, ConnectionRepository, NotifyError, RateLimit, Sender, Settings,
 };
 
-use crate::stats;
-
-/// DynamoDB requests sent, by operation.
-#[derive(Debug, Default, Clone)]
-struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
-
-impl RequestCounter {
-    fn take(&self) -> BTreeMap<String, u64> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-impl Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let operation = cfg
-            .load::<Metadata>()
-            .map_or("unknown", |m| m.name())
-            .to_string();
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(operation)
-            .or_default() += 1;
-        Ok(())
-    }
-}
+use crate::{dynamo_requests, stats};
 
 /// Accepts every post at once: only the store's share of the time is measured.
 struct NullNotifier;
@@ -86,16 +46,7 @@ const MODES: [(&str, RateLimit); 3] = [
 ];
 
 pub async fn run(endpoint: &str, messages: usize, runs: usize) -> Result<(), String> {
-    let counter = RequestCounter::default();
-    let sdk = crate::local_sdk_config().await;
-    let plain = wiring::dynamodb_client(&sdk, Some(endpoint));
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        plain
-            .config()
-            .to_builder()
-            .interceptor(counter.clone())
-            .build(),
-    );
+    let (client, counter) = dynamo_requests::counted_client(endpoint).await;
     let body = br#"{"action":"sendmessage","data":{"text":"hello"}}"#;
     let mut rows = Vec::new();
     for (name, limit) in MODES {

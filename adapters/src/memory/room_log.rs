@@ -20,6 +20,8 @@ struct Stream {
     messages: BTreeMap<Seq, (LoggedMessage, Timestamp)>,
     /// The `seq` each once-id took, until when.
     once: HashMap<MessageId, (Seq, Timestamp)>,
+    /// How many once-ids were left by the last sweep of the expired ones.
+    once_after_sweep: usize,
     bucket: Option<Bucket>,
 }
 
@@ -95,9 +97,19 @@ impl RoomLog for InMemoryRoomLog {
         if let Some(until) = keep.once_until {
             stream.once.insert(message.id.clone(), (seq, until));
         }
-        // What storage's TTL would have deleted by now: kept memory bounded on a long run.
-        stream.messages.retain(|_, (_, until)| *until > now);
-        stream.once.retain(|_, (_, until)| *until > now);
+        // What storage's TTL would have deleted by now, so memory stays bounded on a long run,
+        // at a cost per append that does not grow with what is kept: messages are kept in `seq`
+        // order with one retention, so the expired ones are the oldest; once-ids are swept when
+        // they have doubled since the last sweep.
+        while let Some((_, (_, until))) = stream.messages.first_key_value()
+            && *until <= now
+        {
+            stream.messages.pop_first();
+        }
+        if stream.once.len() >= 2 * stream.once_after_sweep.max(32) {
+            stream.once.retain(|_, (_, until)| *until > now);
+            stream.once_after_sweep = stream.once.len();
+        }
         Ok(seq)
     }
 
