@@ -37,6 +37,8 @@ pub struct Args {
     pub margin: Duration,
     pub throttle_above: u64,
     pub stubs: Vec<StubKind>,
+    /// Only the throttled pass.
+    pub only_throttled: bool,
 }
 
 /// What answers the posts.
@@ -174,8 +176,10 @@ async fn one_run(
     (wall, cpu, tally)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn row(
     label: &str,
+    throttle: Option<u64>,
     workers: usize,
     members: usize,
     wall: Duration,
@@ -197,6 +201,13 @@ fn row(
             "{:.1} %",
             100.0 * t.throttled as f64 / (posts + t.throttled).max(1) as f64
         ),
+        match throttle {
+            Some(rate) => format!(
+                "{:.1} %",
+                100.0 * t.delivered as f64 / wall.as_secs_f64() / rate as f64
+            ),
+            None => "-".into(),
+        },
         t.cut_off.to_string(),
     ]
 }
@@ -216,7 +227,12 @@ pub async fn run(args: Args) -> Result<(), String> {
     let repo = room_of(args.members).await;
     let mut rows = Vec::new();
     for &stub_kind in &args.stubs {
-        for throttle in [None, Some(args.throttle_above)] {
+        let passes: &[Option<u64>] = if args.only_throttled {
+            &[Some(args.throttle_above)]
+        } else {
+            &[None, Some(args.throttle_above)]
+        };
+        for &throttle in passes {
             // Kept alive for the runs: dropping it stops the child.
             let mut _stub = None;
             let notifier: Arc<dyn ClientNotifier> = match stub_kind {
@@ -248,6 +264,7 @@ pub async fn run(args: Args) -> Result<(), String> {
                 let (wall, cpu, tally) = one_run(&repo, notifier.clone(), w, &args).await;
                 rows.push(row(
                     &label,
+                    throttle,
                     w,
                     args.members,
                     wall,
@@ -269,9 +286,16 @@ pub async fn run(args: Args) -> Result<(), String> {
             "longest job / deadline",
             "delivered",
             "429s",
+            "posts/s of the quota",
             "cut off",
         ],
         &rows,
     );
+    if let Some((_, peak)) = stats::rss_kib(std::process::id()) {
+        println!(
+            "\npeak RSS of this process (the room, the queue, the workers): {:.0} MiB",
+            peak as f64 / 1024.0
+        );
+    }
     Ok(())
 }

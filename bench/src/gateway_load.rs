@@ -216,10 +216,14 @@ pub async fn run(binary: &Path, args: Args) -> Result<Vec<String>, String> {
 
     let total = u64::from(args.rate) * args.seconds;
     let frames_before = loaded.seen.frames.load(Ordering::Relaxed);
+    let cpu_before = crate::cpu::cpu_of(loaded.pid);
     let load_started = Instant::now();
     steady_mix(&mut loaded, args.room_size, args.rate, total, 0).await?;
     wait_for_pongs(&loaded.seen, total / 2).await;
     let load_time = load_started.elapsed();
+    let gateway_cpu = crate::cpu::cpu_of(loaded.pid)
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let frames = loaded.seen.frames.load(Ordering::Relaxed) - frames_before;
     let loaded_rss = stats::rss_kib(loaded.pid).map_or(0, |r| r.0);
     let mut rtts = loaded.seen.rtts.lock().expect("rtts").clone();
@@ -241,6 +245,10 @@ pub async fn run(binary: &Path, args: Args) -> Result<Vec<String>, String> {
         format!("{} / {}", rtts.len(), total / 2),
         stats::ms(stats::percentile(&rtts, 50.0)),
         stats::ms(stats::percentile(&rtts, 99.0)),
+        // The gateway's CPU over the steady mix, per message a client sent (publish or ping).
+        gateway_cpu.map_or("-".into(), |cpu| {
+            format!("{:.3}", cpu.as_secs_f64() * 1e3 / total.max(1) as f64)
+        }),
     ])
 }
 
@@ -317,6 +325,7 @@ pub fn print(rows: &[Vec<String>], args: &Args) {
             "pongs",
             "ping p50 ms",
             "ping p99 ms",
+            "gateway CPU ms / message",
         ],
         rows,
     );

@@ -114,6 +114,11 @@ enum Scenario {
             default_value = "http,in-process"
         )]
         stub: Vec<fanout_queue::StubKind>,
+        /// Only the throttled pass (the largest worker count, posts answered 429 above
+        /// --throttle-above): the run that sizes a very large room, without the hours the
+        /// unthrottled passes would take at a million members on 2 cores.
+        #[arg(long)]
+        only_throttled: bool,
     },
     /// The local @connections server the scenarios above start as a child process.
     #[command(hide = true)]
@@ -349,6 +354,7 @@ async fn main() -> Result<(), String> {
             margin_ms,
             throttle_above,
             stub,
+            only_throttled,
         } => {
             let args = if quick {
                 fanout_queue::Args {
@@ -359,6 +365,7 @@ async fn main() -> Result<(), String> {
                     margin: Duration::from_millis(100),
                     throttle_above: 2_000,
                     stubs: stub,
+                    only_throttled,
                 }
             } else {
                 fanout_queue::Args {
@@ -369,6 +376,7 @@ async fn main() -> Result<(), String> {
                     margin: Duration::from_millis(margin_ms),
                     throttle_above,
                     stubs: stub,
+                    only_throttled,
                 }
             };
             fanout_queue::run(args).await?;
