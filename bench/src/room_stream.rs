@@ -382,6 +382,10 @@ pub async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+fn micros(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1e6)
+}
+
 fn median_f64(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
@@ -428,8 +432,8 @@ fn print_cost(args: &Args, rows: &[CostRow]) {
             vec![
                 store.to_string(),
                 stream.name().to_string(),
-                stats::ms(*p50),
-                stats::ms(*p99),
+                micros(*p50),
+                micros(*p99),
                 cell("GetItem"),
                 cell("UpdateItem"),
                 cell("PutItem"),
@@ -451,8 +455,8 @@ fn print_cost(args: &Args, rows: &[CostRow]) {
         &[
             "store",
             "stream",
-            "p50 ms / publish",
-            "p99 ms / publish",
+            "p50 µs / publish",
+            "p99 µs / publish",
             "GetItem",
             "UpdateItem",
             "PutItem",
