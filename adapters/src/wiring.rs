@@ -16,7 +16,7 @@ use crate::config::ServiceConfig;
 use crate::dynamodb::{DynamoBans, DynamoConnectionRepository, DynamoRoomLog};
 use crate::eventbridge::{EventBridgeError, EventBridgeEvents};
 use crate::room_policy::DefaultRoomPolicy;
-use crate::sdk_http::{read_sdk_roots_in_background, sdk_loader};
+use crate::sdk_http::{lambda_sdk_loader, sdk_loader};
 use crate::settings;
 use crate::sqs::{MissingQueueUrl, SqsDeliveryQueue};
 
@@ -25,9 +25,10 @@ use crate::sqs::{MissingQueueUrl, SqsDeliveryQueue};
 pub type AwsHandler = WebSocketHandler<DynamoConnectionRepository, Arc<dyn ClientNotifier>>;
 
 /// The shared SDK configuration: credentials and region from the Lambda environment, and one
-/// SDK HTTPS client for every SDK client (`sdk_http.rs`).
+/// SDK HTTPS client for every SDK client (`sdk_http.rs`), whose connector for `sdk_timeouts` a
+/// thread builds during init.
 pub async fn sdk_config() -> SdkConfig {
-    sdk_loader().load().await
+    lambda_sdk_loader(&sdk_timeouts()).load().await
 }
 
 /// An SDK configuration that cannot reach AWS: dummy credentials, a fixed region, and so only the
@@ -86,11 +87,10 @@ pub fn service<R: ConnectionRepository, N: ClientNotifier>(
 }
 
 /// The handler the Lambda of `route` runs: DynamoDB for storage, `@connections` for replies.
-/// The root certificates its first event will need are read during init, on threads of their
-/// own, beside the path to that event (`sdk_http.rs`): the SDK's always (every route calls
-/// DynamoDB), the notifier's if the route posts.
+/// What its first event will need is built during init, on threads of its own, beside the path
+/// to that event: the SDK's connector always (every route calls DynamoDB; `sdk_http.rs`), the
+/// notifier's root certificates if the route posts.
 pub async fn aws_handler(config: &ServiceConfig, route: Route) -> Result<AwsHandler, WiringError> {
-    read_sdk_roots_in_background();
     let sdk = sdk_config().await;
     let client = dynamodb_client(&sdk, None);
     let log = Arc::new(DynamoRoomLog::new(client.clone(), config.dynamo.clone()));
@@ -131,7 +131,6 @@ pub async fn aws_handler(config: &ServiceConfig, route: Route) -> Result<AwsHand
 pub async fn aws_worker(
     config: &ServiceConfig,
 ) -> Result<DeliveryWorker<DynamoConnectionRepository, Arc<dyn ClientNotifier>>, WiringError> {
-    read_sdk_roots_in_background();
     let sdk = sdk_config().await;
     let url = config
         .internal_queue_url

@@ -86,9 +86,9 @@ fn tidy_attribute_like_words_skip_value_placeholders() {
     );
 }
 
-/// `sdk_http::read_sdk_roots_in_background` warms the root certificates the SDK's HTTP client
-/// keeps in a static of `aws-smithy-http-client`: with two versions of that crate in the build,
-/// it would warm one static while the SDK read the other, and no test would notice.
+/// `sdk_http::lambda_sdk_loader` builds the connector the SDK's default client would, with
+/// `aws-smithy-http-client`'s builder: with two versions of that crate in the build, it could
+/// build with one while the SDK's client is the other's, and no test would notice.
 #[test]
 fn tidy_one_aws_smithy_http_client_in_the_build() {
     let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"))
