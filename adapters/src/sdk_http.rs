@@ -104,7 +104,15 @@ impl Prebuilt {
     fn connector(&self) -> Option<SharedHttpConnector> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let built = match std::mem::replace(&mut *state, PrebuiltState::Built(None)) {
-            PrebuiltState::Building(thread) => thread.join().ok().flatten(),
+            PrebuiltState::Building(thread) => {
+                let built = thread.join().ok().flatten();
+                if built.is_none() {
+                    tracing::warn!(
+                        "no connector was built during init: the first request builds its own"
+                    );
+                }
+                built
+            }
             PrebuiltState::Built(connector) => connector,
         };
         *state = PrebuiltState::Built(built.clone());
