@@ -28,6 +28,7 @@ pub mod name {
     pub const POSTS_THROTTLED: &str = "PostsThrottled";
     pub const POSTS_RETRIED: &str = "PostsRetried";
     pub const POSTS_REQUEUED: &str = "PostsRequeued";
+    pub const POST_CONNECTIONS_OPENED_AHEAD: &str = "PostConnectionsOpenedAhead";
     pub const DELIVERY_GIVEN_UP: &str = "DeliveryGivenUp";
     pub const DELIVERY_DEAD_LETTERED: &str = "DeliveryDeadLettered";
     pub const FANOUT_DURATION: &str = "FanOutDuration";
@@ -140,6 +141,10 @@ pub const ALL: &[Metric] = &[
     Metric::counter(
         name::POSTS_REQUEUED,
         "Recipients handed back to the queue for a later try (throttled or failing past their retries, or out of time).",
+    ),
+    Metric::counter(
+        name::POST_CONNECTIONS_OPENED_AHEAD,
+        "@connections connections a fresh instance opened while it read a page or queued the rest, ahead of the posts that use them.",
     ),
     Metric::counter(
         name::DELIVERY_GIVEN_UP,
@@ -268,6 +273,13 @@ fn posts(report: &DeliveryReport) {
         if count > 0 {
             counter!(metric).increment(count);
         }
+    }
+}
+
+/// Connections the `@connections` client started opening ahead of a fan-out's posts.
+pub fn record_post_connections_ahead(opening: usize) {
+    if opening > 0 {
+        counter!(name::POST_CONNECTIONS_OPENED_AHEAD).increment(opening as u64);
     }
 }
 

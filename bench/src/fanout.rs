@@ -7,16 +7,25 @@
 //! connections inside the timed window (a cold Lambda's first broadcast); `warm` builds one per
 //! row and sends one untimed broadcast first, so the timed runs reuse its pooled connections (a
 //! warm Lambda's case).
+//!
+//! `--via broadcast` (the default) is an invocation without a queue, reading the audience page by
+//! page; `--via job` is a fan-out worker's job continuing a room too large for the sender's
+//! invocation (a cursor job: the `fanout` Lambda's large broadcasts), the room in one page.
+//! `--page-read-ms` makes every page read wait that long, as DynamoDB's `Query` does: a worker
+//! opens its connections during that wait (`ClientNotifier::prepare`).
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::apigateway::{ManagementEndpoint, NotifierClient, NotifierTimeouts, RootsRead};
-use adapters::memory::InMemoryConnectionRepository;
+use adapters::clock::{SystemClock, TokioSleeper};
+use adapters::memory::{InMemoryConnectionRepository, MemoryQueue};
 use adapters::wiring;
+use domain::delivery::{DeliveryJob, DeliveryWorker, JobTarget, MessageId};
 use domain::{
-    ClientNotifier, ConnectionId, ConnectionRepository, Handled, Sender, Settings, WebSocketService,
+    ClientNotifier, Clock, ConnectionId, ConnectionRepository, Handled, PageToken, RoomName,
+    Sender, Settings, WebSocketService,
 };
 
 use crate::{cpu, management_stub, stats};
@@ -31,7 +40,25 @@ pub struct Args {
     pub max_lower_bound: Duration,
     pub notifier: NotifierClient,
     pub pools: Vec<Pool>,
+    pub via: Via,
+    /// How long each page read waits (a remote store's `Query`).
+    pub page_read: Duration,
 }
+
+/// What posts: an invocation's broadcast, or a fan-out worker's job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// `sendmessage` to everyone, in an invocation with no delivery queue.
+    Broadcast,
+    /// A worker's job continuing a room's audience from a cursor, as the sender's invocation
+    /// queues it for a room larger than it posts inline.
+    Job,
+}
+
+/// The room a `--via job` run posts to, and the cursor its job continues from (an id before
+/// every member's).
+const ROOM: &str = "bench";
+const BEFORE_EVERY_MEMBER: &str = "a";
 
 /// Whether a broadcast starts with the notifier's connection pool empty or filled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,19 +97,36 @@ async fn one_run(
     notifier: Arc<dyn ClientNotifier>,
 ) -> Run {
     let gone = (n as f64 * args.gone_share).round() as usize;
-    let repo = Arc::new(InMemoryConnectionRepository::with_page_size(1000));
+    let page_size = match args.via {
+        Via::Broadcast => 1000,
+        Via::Job => n,
+    };
+    let repo = Arc::new(
+        InMemoryConnectionRepository::with_page_size(page_size)
+            .with_page_read_delay(args.page_read),
+    );
+    let room = RoomName::parse(ROOM).expect("a room name");
     for i in 0..n {
         let raw = if i < gone {
             format!("gone-{i}")
         } else {
             format!("live-{i}")
         };
-        repo.save(&crate::forever(&raw)).await.expect("save");
+        let connection = crate::forever(&raw);
+        repo.save(&connection).await.expect("save");
+        if args.via == Via::Job {
+            repo.join(&connection.id, &room, 1, SystemClock.now())
+                .await
+                .expect("join");
+        }
     }
     let settings = Settings {
         fanout_concurrency: NonZeroUsize::new(concurrency).expect("concurrency > 0"),
         ..Settings::default()
     };
+    if args.via == Via::Job {
+        return job_run(repo, notifier, settings, room).await;
+    }
     let service: WebSocketService<_, _> = wiring::service(repo.clone(), notifier, settings);
     let sender = Sender::new(
         ConnectionId::parse(format!("live-{}", n - 1)).expect("id"),
@@ -113,21 +157,64 @@ async fn one_run(
     }
 }
 
+/// A worker's job for `room`, continued from a cursor before every member: the page read, then
+/// every post.
+async fn job_run(
+    repo: Arc<InMemoryConnectionRepository>,
+    notifier: Arc<dyn ClientNotifier>,
+    settings: Settings,
+    room: RoomName,
+) -> Run {
+    let worker = DeliveryWorker::new(
+        repo.clone(),
+        notifier,
+        Arc::new(MemoryQueue::default()),
+        Arc::new(SystemClock),
+        Arc::new(TokioSleeper),
+        settings,
+    );
+    let data =
+        serde_json::value::RawValue::from_string(r#"{"text":"benchmark"}"#.into()).expect("JSON");
+    let job = DeliveryJob {
+        sent_at: Some(SystemClock.now().as_millis()),
+        ..DeliveryJob::new(MessageId::random(), JobTarget::Room(room), data)
+    }
+    .continued_at(PageToken::new(BEFORE_EVERY_MEMBER));
+    let deadline = SystemClock.now().saturating_add(Duration::from_secs(600));
+
+    let started = Instant::now();
+    let cpu_before = cpu::process_cpu();
+    let report = worker.run(job, deadline).await.expect("the job ran");
+    let wall = started.elapsed();
+    let cpu = cpu::process_cpu().saturating_sub(cpu_before);
+
+    Run {
+        wall,
+        cpu,
+        delivered: report.delivery.delivered,
+        gone: report.delivery.gone,
+        rows_left: repo.stored_rows().0,
+    }
+}
+
 pub async fn run(args: Args) -> Result<(), String> {
     let stub = management_stub::spawn(args.delay).await?;
     let endpoint = ManagementEndpoint::parse(&stub.endpoint).expect("endpoint");
     let sdk = crate::local_sdk_config().await;
     println!(
-        "fan-out through the {} notifier: D = {} ms per post, {:.0} % gone, median of {} runs; efficiency = (N x D / concurrency) / measured; cpu = this process's CPU per post (the server runs in a child process)\n",
+        "fan-out through the {} notifier, via {:?}: D = {} ms per post, each page read {} ms, {:.0} % gone, median of {} runs; efficiency = (first page read + N x D / concurrency) / measured; cpu = this process's CPU per post (the server runs in a child process)\n",
         args.notifier,
+        args.via,
         args.delay.as_millis(),
+        args.page_read.as_millis(),
         args.gone_share * 100.0,
         args.runs
     );
     let mut rows = Vec::new();
     for &n in &args.recipients {
         for &c in &args.concurrency {
-            let lower_bound = args.delay.mul_f64(n as f64 / c as f64);
+            // The first page read cannot overlap a post; the later ones do.
+            let lower_bound = args.page_read + args.delay.mul_f64(n as f64 / c as f64);
             if lower_bound > args.max_lower_bound {
                 rows.push(vec![
                     n.to_string(),

@@ -62,6 +62,13 @@ enum Scenario {
         /// multi-thread runtime, as the figures before it were taken).
         #[arg(long)]
         current_thread: bool,
+        /// `broadcast`: an invocation without a queue; `job`: a fan-out worker's job continuing a
+        /// room from a cursor (the `fanout` Lambda's large broadcasts).
+        #[arg(long, value_enum, default_value = "broadcast")]
+        via: fanout::Via,
+        /// Each page read waits this long, as DynamoDB's `Query` does.
+        #[arg(long, default_value_t = 0)]
+        page_read_ms: u64,
     },
     /// CPU per @connections post, for each client on each tokio runtime.
     CpuPost {
@@ -275,6 +282,8 @@ async fn main() -> Result<(), String> {
             concurrency,
             pool,
             current_thread,
+            via,
+            page_read_ms,
         } => {
             let args = if quick {
                 fanout::Args {
@@ -286,6 +295,8 @@ async fn main() -> Result<(), String> {
                     max_lower_bound: Duration::from_secs(5),
                     notifier,
                     pools: pool,
+                    via,
+                    page_read: Duration::from_millis(page_read_ms.min(5)),
                 }
             } else {
                 fanout::Args {
@@ -297,6 +308,8 @@ async fn main() -> Result<(), String> {
                     max_lower_bound: Duration::from_secs(60),
                     notifier,
                     pools: pool,
+                    via,
+                    page_read: Duration::from_millis(page_read_ms),
                 }
             };
             if current_thread {

@@ -271,6 +271,18 @@ impl FanOut<'_> {
         }
     }
 
+    /// Tells the notifier that `posts` posts (at most the window's worth in flight) start once
+    /// the caller's current wait is over, so that it may open their connections meanwhile.
+    pub fn prepare(&self, posts: usize) -> usize {
+        let in_flight = self
+            .window
+            .map_or(self.settings.fanout_concurrency.get(), SharedWindow::limit);
+        match posts.min(in_flight) {
+            0 => 0,
+            posts => self.notifier.prepare(posts),
+        }
+    }
+
     /// Whether a post (or a page read) may start now: always, without a deadline.
     pub fn may_start(&self) -> bool {
         self.deadline

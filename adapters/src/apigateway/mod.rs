@@ -1,6 +1,7 @@
 //! API Gateway: the `@connections` management API (outbound) and the WebSocket event mapping
 //! (inbound).
 
+mod ahead;
 pub(crate) mod credentials_cache;
 mod endpoint;
 pub mod inbound;

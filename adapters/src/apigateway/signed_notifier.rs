@@ -17,6 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use percent_encoding::utf8_percent_encode;
 
+use super::ahead::AheadConnector;
 use super::credentials_cache::CachedCredentials;
 use super::lazy_tls::LazyTlsConnector;
 use super::sigv4::{LABEL, Signer};
@@ -43,10 +44,14 @@ pub enum SignedNotifierError {
     NoHost(String),
 }
 
-type HttpsClient = Client<LazyTlsConnector, Full<Bytes>>;
+type HttpsClient = Client<AheadConnector, Full<Bytes>>;
 
 pub struct SignedNotifier {
     http: HttpsClient,
+    /// The client's connector, which opens connections ahead of posts (`prepare`).
+    connections: AheadConnector,
+    /// The endpoint, where connections are opened ahead to.
+    endpoint: Uri,
     /// `{endpoint}/@connections/`: a post appends the encoded id.
     url_prefix: String,
     /// The endpoint's authority, the `host` header of every request.
@@ -76,29 +81,34 @@ impl SignedNotifier {
         let time = sdk
             .time_source()
             .unwrap_or_else(|| SharedTimeSource::new(SystemTimeSource::new()));
-        let uri = endpoint.as_str().parse::<Uri>().ok();
+        let no_host = || SignedNotifierError::NoHost(endpoint.as_str().to_string());
+        let uri = endpoint.as_str().parse::<Uri>().map_err(|_| no_host())?;
         let host = uri
-            .as_ref()
-            .and_then(|uri| HeaderValue::try_from(uri.authority()?.as_str()).ok())
-            .ok_or_else(|| SignedNotifierError::NoHost(endpoint.as_str().to_string()))?;
+            .authority()
+            .and_then(|authority| HeaderValue::try_from(authority.as_str()).ok())
+            .ok_or_else(no_host)?;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(timeouts.connect));
         http.set_nodelay(true);
         http.enforce_http(false);
         // https in AWS; plain http for the local gateway and test servers.
         let connector = LazyTlsConnector::new(http);
-        let https = uri.and_then(|uri| uri.scheme().cloned()) == Some(http::uri::Scheme::HTTPS);
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let attempt_timeout = timeouts.connect + timeouts.read;
+        let connections = AheadConnector::new(connector.clone(), attempt_timeout);
         Ok(Self {
             http: Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .build(connector.clone()),
+                .build(connections.clone()),
+            connections,
+            endpoint: uri,
             url_prefix: format!("{}/@connections/", endpoint.as_str()),
             host,
             signer: Signer::new(region.as_ref(), SIGNING_NAME),
             credentials: CachedCredentials::new(provider, time.clone()),
             time,
-            attempt_timeout: timeouts.connect + timeouts.read,
+            attempt_timeout,
             tls: connector,
             https,
         })
@@ -200,10 +210,19 @@ impl ClientNotifier for SignedNotifier {
     async fn disconnect(&self, id: &ConnectionId) -> Result<(), NotifyError> {
         self.call(Method::DELETE, id, Bytes::new()).await
     }
+
+    fn prepare(&self, posts: usize) -> usize {
+        let opening = self.connections.open_ahead(&self.endpoint, posts);
+        crate::metrics::record_post_connections_ahead(opening);
+        opening
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     async fn notifier_for(url: &str) -> SignedNotifier {
@@ -231,6 +250,90 @@ mod tests {
         reading.join().expect("the thread ends");
 
         assert!(notifier.tls.roots_attempted());
+    }
+
+    /// A keep-alive `@connections` stand-in on a free port answering 200 to every request, and
+    /// the connections it accepted.
+    async fn answering_server() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let url = format!(
+            "http://{}/stage",
+            listener.local_addr().expect("its address")
+        );
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counting = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counting.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // One request: its headers, then the body its content-length says.
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+                            }
+                            continue;
+                        };
+                        let headers = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                        let length: usize = headers
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buffer.len() < end + 4 + length {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+                            }
+                            continue;
+                        }
+                        buffer.drain(..end + 4 + length);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if socket.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    async fn post_at_once(notifier: &SignedNotifier, count: usize) {
+        let ids: Vec<ConnectionId> = (0..count)
+            .map(|i| ConnectionId::parse(format!("c{i}=")).expect("an id"))
+            .collect();
+        let posts = ids.iter().map(|id| notifier.send(id, b"{}"));
+        for posted in futures::future::join_all(posts).await {
+            posted.expect("a 200");
+        }
+    }
+
+    #[tokio::test]
+    async fn prepared_for_a_fan_out_a_fresh_notifier_opens_its_connections_ahead_and_no_more() {
+        let (url, accepted) = answering_server().await;
+        let notifier = notifier_for(&url).await;
+
+        assert_eq!(notifier.prepare(8), 8);
+        for _ in 0..400 {
+            if accepted.load(Ordering::SeqCst) == 8 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 8, "opened before any post");
+        post_at_once(&notifier, 8).await;
+
+        assert_eq!(accepted.load(Ordering::SeqCst), 8);
+        assert_eq!(notifier.prepare(8), 0, "a warm pool holds them already");
+        post_at_once(&notifier, 8).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 8);
     }
 
     #[tokio::test]

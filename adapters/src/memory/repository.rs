@@ -19,6 +19,9 @@ use domain::{
 pub struct InMemoryConnectionRepository {
     state: Mutex<State>,
     page_size: usize,
+    /// How long each page read of an audience waits before answering (benchmarks model a
+    /// remote store's `Query` with it); zero by default.
+    page_read_delay: std::time::Duration,
 }
 
 /// One membership row, as DynamoDB stores it.
@@ -52,6 +55,20 @@ impl InMemoryConnectionRepository {
         Self {
             state: Mutex::new(State::default()),
             page_size: page_size.max(1),
+            page_read_delay: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Each page read of an audience (`members_of`, `all_connections`) answers after `delay`, as
+    /// a remote store's would: for benchmarks of what overlaps a page read.
+    pub fn with_page_read_delay(mut self, delay: std::time::Duration) -> Self {
+        self.page_read_delay = delay;
+        self
+    }
+
+    async fn page_read_wait(&self) {
+        if !self.page_read_delay.is_zero() {
+            tokio::time::sleep(self.page_read_delay).await;
         }
     }
 
@@ -238,6 +255,7 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         page: Option<PageToken>,
         now: Timestamp,
     ) -> Result<Page<ConnectionId>, RepositoryError> {
+        self.page_read_wait().await;
         let start = start_after(page)?;
         let state = self.state();
         let Some(members) = state.members.get(room) else {
@@ -287,6 +305,7 @@ impl ConnectionRepository for InMemoryConnectionRepository {
         page: Option<PageToken>,
         now: Timestamp,
     ) -> Result<Page<ConnectionId>, RepositoryError> {
+        self.page_read_wait().await;
         let start = start_after(page)?;
         let state = self.state();
         let keys = state

@@ -21,6 +21,7 @@ pub const DEFAULT_MAX_POSTS_IN_FLIGHT: usize = 64;
 pub struct BoundedNotifier<N> {
     inner: N,
     in_flight: Semaphore,
+    max_in_flight: usize,
 }
 
 impl<N> BoundedNotifier<N> {
@@ -28,6 +29,7 @@ impl<N> BoundedNotifier<N> {
         Self {
             inner,
             in_flight: Semaphore::new(max_in_flight.max(1)),
+            max_in_flight: max_in_flight.max(1),
         }
     }
 }
@@ -43,6 +45,11 @@ impl<N: ClientNotifier> ClientNotifier for BoundedNotifier<N> {
     async fn disconnect(&self, id: &ConnectionId) -> Result<(), NotifyError> {
         let _permit = self.in_flight.acquire().await;
         self.inner.disconnect(id).await
+    }
+
+    /// No more connections than posts may be in flight.
+    fn prepare(&self, posts: usize) -> usize {
+        self.inner.prepare(posts.min(self.max_in_flight))
     }
 }
 
@@ -83,6 +90,21 @@ mod tests {
         async fn disconnect(&self, _id: &ConnectionId) -> Result<(), NotifyError> {
             self.hold().await
         }
+
+        fn prepare(&self, posts: usize) -> usize {
+            self.most.fetch_max(posts, Ordering::SeqCst);
+            posts
+        }
+    }
+
+    #[test]
+    fn connections_are_prepared_for_no_more_posts_than_the_bound() {
+        let gated = Arc::new(GatedNotifier::default());
+        let bounded = BoundedNotifier::new(gated.clone(), 4);
+
+        assert_eq!(bounded.prepare(3), 3);
+        assert_eq!(bounded.prepare(256), 4);
+        assert_eq!(gated.most.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test]

@@ -298,6 +298,14 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
         if !fanout.may_start() {
             return self.too_late(job, report, &deadline).await;
         }
+        // Connections open while the page is read and the rest queued: a job with a list knows
+        // its recipients; one with a cursor is the rest of an audience too large to post inline.
+        // (A new job's audience may be a room of two: it prepares none.)
+        fanout.prepare(match (&job.recipients, &job.cursor) {
+            (Some(recipients), _) => recipients.len(),
+            (None, Some(_)) => usize::MAX,
+            (None, None) => 0,
+        });
         let Some(page) = fanout.within(self.page(&fanout, audience, &job)).await else {
             return self.too_late(job, report, &deadline).await;
         };

@@ -247,6 +247,8 @@ impl Cx<'_> {
         .await?;
         let queued = !split.jobs.is_empty();
         if queued {
+            // The inline part's connections open while the rest is queued.
+            fanout.prepare(split.inline.len());
             queue.enqueue(split.jobs).await.map_err(HandleError::from)?;
         }
         let listed = fanout

@@ -42,14 +42,35 @@ pub fn sender(raw: &str) -> Sender {
     )
 }
 
-/// Every frame the mock notifier accepted: (recipient, decoded JSON).
+/// Every frame the mock notifier accepted: (recipient, decoded JSON); and what it was told to
+/// prepare for.
 #[derive(Clone, Default)]
-pub struct Outbox(Arc<Mutex<Vec<(String, Value)>>>);
+pub struct Outbox(Arc<Mutex<Vec<(String, Value)>>>, Arc<Mutex<Vec<Prepared>>>);
+
+/// One `prepare`: for how many posts, and how many frames had been sent before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepared {
+    pub posts: usize,
+    pub after_frames: usize,
+}
 
 impl Outbox {
     pub fn record(&self, to: &ConnectionId, frame: &[u8]) {
         let json = serde_json::from_slice(frame).expect("frames are JSON");
         self.0.lock().unwrap().push((to.to_string(), json));
+    }
+
+    pub fn record_prepare(&self, posts: usize) {
+        let after_frames = self.0.lock().unwrap().len();
+        self.1.lock().unwrap().push(Prepared {
+            posts,
+            after_frames,
+        });
+    }
+
+    /// Each `prepare` the notifier was given, in order.
+    pub fn prepared(&self) -> Vec<Prepared> {
+        self.1.lock().unwrap().clone()
     }
 
     pub fn frames_to(&self, to: &str) -> Vec<Value> {
@@ -88,6 +109,11 @@ pub fn accepting_notifier() -> (MockClientNotifier, Outbox) {
     notifier.expect_send().returning(move |to, frame| {
         recorded.record(to, frame);
         Ok(())
+    });
+    let recorded = outbox.clone();
+    notifier.expect_prepare().returning(move |posts| {
+        recorded.record_prepare(posts);
+        posts
     });
     (notifier, outbox)
 }

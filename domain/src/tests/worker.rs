@@ -338,6 +338,7 @@ async fn an_audience_that_fits_the_inline_threshold_is_not_queued() {
 
     assert_eq!(outbox.recipients_of_type("message").len(), 5);
     assert!(queue.jobs().is_empty());
+    assert_eq!(outbox.prepared(), [], "no wait to open connections in");
     let ack = outbox.first_of_type("m000", "ack");
     assert_eq!(
         (ack["delivered"].as_u64(), ack["queued"].as_bool()),
@@ -351,6 +352,14 @@ async fn one_recipient_over_the_threshold_is_queued_and_the_ack_counts_the_inlin
 
     let inline = outbox.recipients_of_type("message");
     assert_eq!(inline, ["m000", "m001", "m002", "m003"]);
+    // The inline part's connections open while the rest is queued, before the first post.
+    assert_eq!(
+        outbox.prepared(),
+        [Prepared {
+            posts: 4,
+            after_frames: 0
+        }]
+    );
     let jobs = queue.jobs();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].recipients, Some(vec![id("m004")]));
@@ -448,9 +457,10 @@ async fn a_broadcast_whose_rest_cannot_be_queued_is_a_service_error_and_posts_no
             next: None,
         })
     });
+    let (notifier, outbox) = accepting_notifier();
     let service = WebSocketService::new(
         repo,
-        MockClientNotifier::new(),
+        notifier,
         Arc::new(FixedClock),
         Arc::new(RecordingSleeper::default()),
         Settings {
@@ -471,6 +481,7 @@ async fn a_broadcast_whose_rest_cannot_be_queued_is_a_service_error_and_posts_no
         matches!(result, Err(crate::HandleError::Queue(_))),
         "{result:?}"
     );
+    assert!(outbox.recipients_of_type("message").is_empty());
 }
 
 #[tokio::test]
@@ -572,4 +583,92 @@ async fn a_backend_room_message_for_a_busy_room_comes_back_after_the_wait_with_n
         (None, Some("sqs-1"))
     );
     assert_eq!(report.handed_over, 1);
+}
+
+/// A worker whose room's pages hold `page` members (and more after them), running `job`; the
+/// notifier accepts every post and records what it is told to prepare for.
+async fn prepared_by_worker(job: DeliveryJob, page: usize, concurrency: usize) -> Outbox {
+    let mut repo = MockConnectionRepository::new();
+    repo.expect_members_of().returning(move |_, _, _| {
+        Ok(Page {
+            items: ids("m", page),
+            next: Some(PageToken::new("after")),
+        })
+    });
+    let (notifier, outbox) = accepting_notifier();
+    let worker = DeliveryWorker::new(
+        repo,
+        notifier,
+        Arc::new(RecordingQueue::default()),
+        Arc::new(FixedClock),
+        Arc::new(RecordingSleeper::default()),
+        Settings {
+            fanout_concurrency: NonZeroUsize::new(concurrency).unwrap(),
+            presence_max_members: 0,
+            ..Settings::default()
+        },
+    );
+    let body = job.to_json();
+    worker
+        .handle(
+            received(&body, Source::Service),
+            Timestamp::from_millis(NOW + 60_000),
+        )
+        .await
+        .unwrap();
+    outbox
+}
+
+fn room_job() -> DeliveryJob {
+    DeliveryJob {
+        sent_at: Some(NOW),
+        ..DeliveryJob::new(
+            MessageId::parse("m-1").unwrap(),
+            JobTarget::Room(room("lobby")),
+            serde_json::value::RawValue::from_string("1".into()).unwrap(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_job_continuing_a_large_audience_prepares_a_window_of_connections_before_its_page() {
+    let job = room_job().continued_at(PageToken::new("m-start"));
+
+    let outbox = prepared_by_worker(job, 300, 64).await;
+
+    assert_eq!(
+        outbox.prepared(),
+        [Prepared {
+            posts: 64,
+            after_frames: 0
+        }]
+    );
+    assert_eq!(outbox.recipients_of_type("message").len(), 300);
+}
+
+#[tokio::test]
+async fn a_job_with_its_recipients_listed_prepares_for_them_alone() {
+    let job = room_job().handed_over_to(ids("h", 3));
+
+    let outbox = prepared_by_worker(job, 300, 64).await;
+
+    assert_eq!(
+        outbox.prepared(),
+        [Prepared {
+            posts: 3,
+            after_frames: 0
+        }]
+    );
+    assert_eq!(
+        outbox.recipients_of_type("message"),
+        ["h000", "h001", "h002"]
+    );
+}
+
+#[tokio::test]
+async fn a_new_job_whose_audience_may_be_small_prepares_nothing() {
+    let outbox = prepared_by_worker(room_job(), 2, 64).await;
+
+    assert_eq!(outbox.prepared(), []);
+    assert_eq!(outbox.recipients_of_type("message").len(), 2);
 }

@@ -1,0 +1,353 @@
+//! The signed notifier's connections, opened ahead of its posts when told that a fan-out is
+//! coming (`ClientNotifier::prepare`).
+//!
+//! hyper's pool opens a connection when a request finds none idle, so a fresh instance's first
+//! fan-out opened every one of them inside its posts: at 256 in flight, 256 TCP (in AWS, TLS)
+//! handshakes between the first post and the last one to start (BENCHMARKS.md, "Fan-out"). The
+//! domain knows better moments: while it waits for a page of members, or for the queue to take
+//! the rest of an audience. `AheadConnector::open_ahead` starts connections then, as tasks of
+//! their own; the pool's next new connections are taken from them, in order, and a post whose
+//! connection is still opening waits for it rather than opening another.
+//!
+//! Every connection it hands out is counted while it lives (in the pool or in use), so a warm
+//! instance, whose pool already holds its connections, opens none ahead.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::Uri;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_rustls::MaybeHttpsStream;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tower_service::Service;
+
+use super::lazy_tls::LazyTlsConnector;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+/// Most connections one `open_ahead` keeps open or opening: API Gateway's quota is 10 000
+/// requests a second, and no fan-out window comes near this.
+const MOST_AHEAD: usize = 1_024;
+
+/// A connection opened ahead and never taken is dropped after this: the posts it was opened for
+/// did not come, and the server may have closed it. Below the pool's own idle timeout.
+const AHEAD_FOR_AT_MOST: Duration = Duration::from_secs(60);
+
+/// A connection being opened, or open, for a post to come.
+struct Ahead {
+    opened_at: Instant,
+    authority: Option<http::uri::Authority>,
+    connecting: JoinHandle<Result<Stream, BoxError>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    ahead: Mutex<VecDeque<Ahead>>,
+    /// Connections handed to the pool and not yet dropped.
+    alive: AtomicUsize,
+}
+
+impl Shared {
+    fn ahead(&self) -> std::sync::MutexGuard<'_, VecDeque<Ahead>> {
+        // A panic while holding it leaves a plain queue behind, still usable.
+        self.ahead.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The oldest connection opened ahead for `uri`'s authority that is not too old.
+    fn take(&self, uri: &Uri) -> Option<JoinHandle<Result<Stream, BoxError>>> {
+        let mut ahead = self.ahead();
+        while let Some(next) = ahead.pop_front() {
+            if next.opened_at.elapsed() > AHEAD_FOR_AT_MOST {
+                next.connecting.abort();
+                continue;
+            }
+            if next.authority.as_ref() == uri.authority() {
+                return Some(next.connecting);
+            }
+            // Another endpoint's: not this request's, and no other request will want it.
+            next.connecting.abort();
+        }
+        None
+    }
+}
+
+/// `LazyTlsConnector`, serving first the connections opened ahead.
+#[derive(Clone)]
+pub(crate) struct AheadConnector {
+    inner: LazyTlsConnector,
+    /// Bounds opening one connection ahead (connect and handshake).
+    open_within: Duration,
+    shared: Arc<Shared>,
+}
+
+impl AheadConnector {
+    pub(crate) fn new(inner: LazyTlsConnector, open_within: Duration) -> Self {
+        Self {
+            inner,
+            open_within,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Starts opening connections to `uri`'s endpoint, so that with those alive and those
+    /// already opening there are `count` (at most [`MOST_AHEAD`]). Returns how many it started;
+    /// none outside a tokio runtime.
+    pub(crate) fn open_ahead(&self, uri: &Uri, count: usize) -> usize {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return 0;
+        };
+        let mut ahead = self.shared.ahead();
+        ahead.retain(|a| {
+            let fresh = a.opened_at.elapsed() <= AHEAD_FOR_AT_MOST;
+            if !fresh {
+                a.connecting.abort();
+            }
+            fresh
+        });
+        let have = self.shared.alive.load(Ordering::Relaxed) + ahead.len();
+        let opening = count.min(MOST_AHEAD).saturating_sub(have);
+        for _ in 0..opening {
+            let (mut inner, uri, within) = (self.inner.clone(), uri.clone(), self.open_within);
+            ahead.push_back(Ahead {
+                opened_at: Instant::now(),
+                authority: uri.authority().cloned(),
+                connecting: runtime.spawn(async move {
+                    match tokio::time::timeout(within, inner.call(uri)).await {
+                        Ok(opened) => opened,
+                        Err(_) => Err(format!("not open within {within:?}").into()),
+                    }
+                }),
+            });
+        }
+        opening
+    }
+
+    /// Connections handed out and still alive, and those opening or open ahead (for tests).
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (
+            self.shared.alive.load(Ordering::Relaxed),
+            self.shared.ahead().len(),
+        )
+    }
+}
+
+impl Service<Uri> for AheadConnector {
+    type Response = Counted;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Counted, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let taken = self.shared.take(&uri);
+        let mut inner = self.inner.clone();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            // One that failed to open is replaced by a new attempt, as if none had been ahead.
+            if let Some(Ok(Ok(stream))) = match taken {
+                Some(connecting) => Some(connecting.await),
+                None => None,
+            } {
+                return Ok(Counted::new(stream, shared));
+            }
+            let stream = inner.call(uri).await?;
+            Ok(Counted::new(stream, shared))
+        })
+    }
+}
+
+/// A connection, counted alive until hyper drops it.
+pub(crate) struct Counted {
+    stream: Stream,
+    shared: Arc<Shared>,
+}
+
+impl Counted {
+    fn new(stream: Stream, shared: Arc<Shared>) -> Self {
+        shared.alive.fetch_add(1, Ordering::Relaxed);
+        Self { stream, shared }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.shared.alive.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Connection for Counted {
+    fn connected(&self) -> Connected {
+        self.stream.connected()
+    }
+}
+
+impl Read for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl Write for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A listener on a free port that accepts and holds every connection, counting them.
+    async fn listener() -> (Uri, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let uri: Uri = format!("http://{}/", listener.local_addr().expect("its address"))
+            .parse()
+            .expect("a URI");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counting = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counting.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        (uri, accepted)
+    }
+
+    fn connector() -> AheadConnector {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        AheadConnector::new(LazyTlsConnector::new(http), Duration::from_secs(2))
+    }
+
+    async fn accepted_reaches(accepted: &AtomicUsize, count: usize) {
+        for _ in 0..200 {
+            if accepted.load(Ordering::SeqCst) >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!(
+            "{} connections accepted, {count} expected",
+            accepted.load(Ordering::SeqCst)
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_opened_ahead_are_the_next_ones_taken_and_no_more_are_opened() {
+        let (uri, accepted) = listener().await;
+        let mut connector = connector();
+
+        assert_eq!(connector.open_ahead(&uri, 3), 3);
+        accepted_reaches(&accepted, 3).await;
+        let taken = [
+            connector.call(uri.clone()).await.expect("one"),
+            connector.call(uri.clone()).await.expect("two"),
+            connector.call(uri.clone()).await.expect("three"),
+        ];
+
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        assert_eq!(connector.counts(), (3, 0));
+        drop(taken);
+        assert_eq!(connector.counts(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn connections_alive_or_opening_count_towards_what_is_asked() {
+        let (uri, accepted) = listener().await;
+        let mut connector = connector();
+        let _in_the_pool = connector.call(uri.clone()).await.expect("one");
+
+        assert_eq!(connector.open_ahead(&uri, 3), 2);
+        assert_eq!(connector.open_ahead(&uri, 3), 0);
+        assert_eq!(connector.open_ahead(&uri, 1), 0);
+        accepted_reaches(&accepted, 3).await;
+        assert_eq!(connector.counts(), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_failed_to_open_ahead_is_replaced_by_a_new_attempt() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|socket| socket.local_addr())
+            .expect("a free port")
+            .port();
+        let uri: Uri = format!("http://127.0.0.1:{port}/").parse().expect("a URI");
+        let mut connector = connector();
+        assert_eq!(connector.open_ahead(&uri, 1), 1);
+        for _ in 0..200 {
+            if connector
+                .shared
+                .ahead()
+                .iter()
+                .all(|a| a.connecting.is_finished())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Refused while nothing listened; now something does.
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("the port again");
+
+        let stream = connector.call(uri).await.expect("a new connection");
+        let (_accepted, _) = listener.accept().await.expect("the new attempt");
+
+        assert!(matches!(stream.stream, MaybeHttpsStream::Http(_)));
+        assert_eq!(connector.counts(), (1, 0));
+    }
+
+    #[test]
+    fn outside_a_runtime_nothing_is_opened() {
+        let uri: Uri = "http://127.0.0.1:9/".parse().expect("a URI");
+
+        assert_eq!(connector().open_ahead(&uri, 8), 0);
+    }
+}
