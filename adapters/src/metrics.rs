@@ -144,7 +144,7 @@ pub const ALL: &[Metric] = &[
     ),
     Metric::counter(
         name::POST_CONNECTIONS_OPENED_AHEAD,
-        "@connections connections a fresh instance opened while it read a page or queued the rest, ahead of the posts that use them.",
+        "@connections connections opened ahead of a fan-out's posts, while it read a page or queued the rest (a cold or shrunken pool).",
     ),
     Metric::counter(
         name::DELIVERY_GIVEN_UP,
@@ -276,10 +276,10 @@ fn posts(report: &DeliveryReport) {
     }
 }
 
-/// Connections the `@connections` client started opening ahead of a fan-out's posts.
-pub fn record_post_connections_ahead(opening: usize) {
-    if opening > 0 {
-        counter!(name::POST_CONNECTIONS_OPENED_AHEAD).increment(opening as u64);
+/// Connections the `@connections` client opened ahead of a fan-out's posts.
+pub fn record_post_connections_ahead(opened: usize) {
+    if opened > 0 {
+        counter!(name::POST_CONNECTIONS_OPENED_AHEAD).increment(opened as u64);
     }
 }
 

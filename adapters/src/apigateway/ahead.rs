@@ -1,22 +1,28 @@
 //! The signed notifier's connections, opened ahead of its posts when told that a fan-out is
 //! coming (`ClientNotifier::prepare`).
 //!
-//! hyper's pool opens a connection when a request finds none idle, so a fresh instance's first
-//! fan-out opened every one of them inside its posts: at 256 in flight, 256 TCP (in AWS, TLS)
-//! handshakes between the first post and the last one to start (BENCHMARKS.md, "Fan-out"). The
-//! domain knows better moments: while it waits for a page of members, or for the queue to take
-//! the rest of an audience. `AheadConnector::open_ahead` starts connections then, as tasks of
-//! their own; the pool's next new connections are taken from them, in order, and a post whose
-//! connection is still opening waits for it rather than opening another.
+//! hyper's pool opens a connection when a request finds none idle, so without this a fresh
+//! instance's first fan-out opens every one of them inside its posts: at 256 in flight, 256 TCP
+//! (in AWS, TLS) handshakes between the first post and the last one to start (BENCHMARKS.md, "A
+//! cold pool"). The domain knows better moments: while it waits for a page of members, or for
+//! the queue to take the rest of an audience. `AheadConnector::open_ahead` starts connections
+//! then, as tasks of their own; the pool's next new connections are taken from them, in order,
+//! and a post whose connection is still opening waits for it rather than opening another.
 //!
-//! Every connection it hands out is counted while it lives (in the pool or in use), so a warm
-//! instance, whose pool already holds its connections, opens none ahead.
+//! Every connection is counted from the moment it is being opened until hyper drops it (in the
+//! pool or in use), so a warm instance, whose pool already holds its connections, opens none
+//! ahead, and two fan-outs at once do not open a window each.
+//!
+//! Limits: a connection opened ahead is handed to hyper as a new one, so should the server have
+//! closed it meanwhile, the post on it fails (a transient error the domain retries) where a pooled
+//! one would have been retried by hyper; hence the short [`AHEAD_FOR_AT_MOST`]. A taken
+//! connection whose request hyper gives up on is dropped, not put back.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -35,26 +41,56 @@ use super::lazy_tls::LazyTlsConnector;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
 
-/// Most connections one `open_ahead` keeps open or opening: API Gateway's quota is 10 000
-/// requests a second, and no fan-out window comes near this.
-const MOST_AHEAD: usize = 1_024;
+/// Most connections `open_ahead` has alive or opening: a Lambda has 1 024 file descriptors, and
+/// no fan-out window goes past this (the default is 64).
+const MOST_AHEAD: usize = 256;
 
-/// A connection opened ahead and never taken is dropped after this: the posts it was opened for
-/// did not come, and the server may have closed it. Below the pool's own idle timeout.
-const AHEAD_FOR_AT_MOST: Duration = Duration::from_secs(60);
+/// A connection opened ahead and not taken by then is dropped: the posts it was opened for (which
+/// follow one page read or one queue send) did not come, and the server may close it.
+const AHEAD_FOR_AT_MOST: Duration = Duration::from_secs(10);
 
 /// A connection being opened, or open, for a post to come.
 struct Ahead {
     opened_at: Instant,
     authority: Option<http::uri::Authority>,
     connecting: JoinHandle<Result<Stream, BoxError>>,
+    /// Set by the task when it could not open it: not worth waiting for, nor counting.
+    failed: Arc<AtomicBool>,
+}
+
+impl Ahead {
+    /// Whether it may still serve a post; aborted when not.
+    fn usable(&self) -> bool {
+        let usable =
+            self.opened_at.elapsed() <= AHEAD_FOR_AT_MOST && !self.failed.load(Ordering::Relaxed);
+        if !usable {
+            self.connecting.abort();
+        }
+        usable
+    }
 }
 
 #[derive(Default)]
 struct Shared {
     ahead: Mutex<VecDeque<Ahead>>,
-    /// Connections handed to the pool and not yet dropped.
+    /// Connections being opened by a request, or handed to the pool and not yet dropped.
     alive: AtomicUsize,
+}
+
+/// One connection counted in `alive` while it lives.
+struct Alive(Arc<Shared>);
+
+impl Alive {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.alive.fetch_add(1, Ordering::Relaxed);
+        Self(shared.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.alive.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Shared {
@@ -67,8 +103,7 @@ impl Shared {
     fn take(&self, uri: &Uri) -> Option<JoinHandle<Result<Stream, BoxError>>> {
         let mut ahead = self.ahead();
         while let Some(next) = ahead.pop_front() {
-            if next.opened_at.elapsed() > AHEAD_FOR_AT_MOST {
-                next.connecting.abort();
+            if !next.usable() {
                 continue;
             }
             if next.authority.as_ref() == uri.authority() {
@@ -107,26 +142,28 @@ impl AheadConnector {
             return 0;
         };
         let mut ahead = self.shared.ahead();
-        ahead.retain(|a| {
-            let fresh = a.opened_at.elapsed() <= AHEAD_FOR_AT_MOST;
-            if !fresh {
-                a.connecting.abort();
-            }
-            fresh
-        });
+        ahead.retain(Ahead::usable);
         let have = self.shared.alive.load(Ordering::Relaxed) + ahead.len();
         let opening = count.min(MOST_AHEAD).saturating_sub(have);
         for _ in 0..opening {
             let (mut inner, uri, within) = (self.inner.clone(), uri.clone(), self.open_within);
+            let failed = Arc::new(AtomicBool::new(false));
+            let failing = failed.clone();
             ahead.push_back(Ahead {
                 opened_at: Instant::now(),
                 authority: uri.authority().cloned(),
                 connecting: runtime.spawn(async move {
-                    match tokio::time::timeout(within, inner.call(uri)).await {
+                    let opened = match tokio::time::timeout(within, inner.call(uri)).await {
                         Ok(opened) => opened,
                         Err(_) => Err(format!("not open within {within:?}").into()),
+                    };
+                    match &opened {
+                        Ok(_) => crate::metrics::record_post_connections_ahead(1),
+                        Err(_) => failing.store(true, Ordering::Relaxed),
                     }
+                    opened
                 }),
+                failed,
             });
         }
         opening
@@ -152,19 +189,26 @@ impl Service<Uri> for AheadConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
+        // Counted from now: a prepare while this opens must not open another for the same post.
+        let alive = Alive::new(&self.shared);
         let taken = self.shared.take(&uri);
         let mut inner = self.inner.clone();
-        let shared = self.shared.clone();
         Box::pin(async move {
             // One that failed to open is replaced by a new attempt, as if none had been ahead.
             if let Some(Ok(Ok(stream))) = match taken {
                 Some(connecting) => Some(connecting.await),
                 None => None,
             } {
-                return Ok(Counted::new(stream, shared));
+                return Ok(Counted {
+                    stream,
+                    _alive: alive,
+                });
             }
             let stream = inner.call(uri).await?;
-            Ok(Counted::new(stream, shared))
+            Ok(Counted {
+                stream,
+                _alive: alive,
+            })
         })
     }
 }
@@ -172,20 +216,8 @@ impl Service<Uri> for AheadConnector {
 /// A connection, counted alive until hyper drops it.
 pub(crate) struct Counted {
     stream: Stream,
-    shared: Arc<Shared>,
-}
-
-impl Counted {
-    fn new(stream: Stream, shared: Arc<Shared>) -> Self {
-        shared.alive.fetch_add(1, Ordering::Relaxed);
-        Self { stream, shared }
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.shared.alive.fetch_sub(1, Ordering::Relaxed);
-    }
+    /// Held for its drop.
+    _alive: Alive,
 }
 
 impl Connection for Counted {
@@ -297,6 +329,48 @@ mod tests {
         assert_eq!(connector.counts(), (3, 0));
         drop(taken);
         assert_eq!(connector.counts(), (0, 0));
+        assert_eq!(
+            connector.open_ahead(&uri, 2),
+            2,
+            "a pool that shrank opens again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_a_post_is_opening_counts_as_one_already() {
+        let (uri, _) = listener().await;
+        let mut connector = connector();
+
+        let opening = connector.call(uri.clone());
+
+        assert_eq!(connector.open_ahead(&uri, 1), 0);
+        drop(opening);
+        assert_eq!(connector.open_ahead(&uri, 1), 1);
+    }
+
+    #[tokio::test]
+    async fn connections_that_failed_to_open_ahead_count_for_nothing() {
+        let closed: Uri = {
+            let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            let uri = format!("http://{}/", socket.local_addr().expect("its address"));
+            drop(socket);
+            uri.parse().expect("a URI")
+        };
+        let connector = connector();
+        assert_eq!(connector.open_ahead(&closed, 2), 2);
+        for _ in 0..200 {
+            if connector
+                .shared
+                .ahead()
+                .iter()
+                .all(|a| a.connecting.is_finished())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        assert_eq!(connector.open_ahead(&closed, 2), 2, "tried again");
     }
 
     #[tokio::test]

@@ -212,9 +212,7 @@ impl ClientNotifier for SignedNotifier {
     }
 
     fn prepare(&self, posts: usize) -> usize {
-        let opening = self.connections.open_ahead(&self.endpoint, posts);
-        crate::metrics::record_post_connections_ahead(opening);
-        opening
+        self.connections.open_ahead(&self.endpoint, posts)
     }
 }
 

@@ -298,14 +298,14 @@ impl<R: ConnectionRepository, N: ClientNotifier> DeliveryWorker<R, N> {
         if !fanout.may_start() {
             return self.too_late(job, report, &deadline).await;
         }
-        // Connections open while the page is read and the rest queued: a job with a list knows
-        // its recipients; one with a cursor is the rest of an audience too large to post inline.
-        // (A new job's audience may be a room of two: it prepares none.)
-        fanout.prepare(match (&job.recipients, &job.cursor) {
-            (Some(recipients), _) => recipients.len(),
-            (None, Some(_)) => usize::MAX,
-            (None, None) => 0,
-        });
+        // A job with a cursor is the rest of an audience too large to post inline: a window of
+        // connections opens while its page is read and the next job queued. (Its room's last
+        // page may need fewer: the rest stay for the instance's next jobs. A job with its
+        // recipients listed has no wait to open them in, and a new job's audience may be a
+        // room of two: neither prepares.)
+        if job.recipients.is_none() && job.cursor.is_some() {
+            fanout.prepare(usize::MAX);
+        }
         let Some(page) = fanout.within(self.page(&fanout, audience, &job)).await else {
             return self.too_late(job, report, &deadline).await;
         };

@@ -37,6 +37,8 @@ struct RecordingQueue {
     log: Log,
     jobs: Arc<Mutex<Vec<DeliveryJob>>>,
     dead: Arc<Mutex<Vec<String>>>,
+    /// When set, each enqueue first logs `prepared:<n>`, the prepares the notifier had by then.
+    prepares: Option<Outbox>,
 }
 
 #[async_trait]
@@ -50,6 +52,10 @@ impl DeliveryQueue for RecordingQueue {
         jobs: Vec<DeliveryJob>,
         delay: Duration,
     ) -> Result<(), QueueError> {
+        if let Some(outbox) = &self.prepares {
+            self.log
+                .push(format!("prepared:{}", outbox.prepared().len()));
+        }
         for job in &jobs {
             let what = match (&job.cursor, &job.recipients) {
                 (Some(cursor), _) => format!("cursor={}", cursor.as_str()),
@@ -308,7 +314,10 @@ async fn publish_with_threshold(members: usize, inline: usize) -> (Outbox, Recor
         })
     });
     let (notifier, outbox) = accepting_notifier();
-    let queue = RecordingQueue::default();
+    let queue = RecordingQueue {
+        prepares: Some(outbox.clone()),
+        ..RecordingQueue::default()
+    };
     let settings = Settings {
         inline_recipients: inline,
         presence_max_members: 0,
@@ -353,6 +362,7 @@ async fn one_recipient_over_the_threshold_is_queued_and_the_ack_counts_the_inlin
     let inline = outbox.recipients_of_type("message");
     assert_eq!(inline, ["m000", "m001", "m002", "m003"]);
     // The inline part's connections open while the rest is queued, before the first post.
+    assert_eq!(queue.log.entries(), ["prepared:1", "enqueue:recipients=1"]);
     assert_eq!(
         outbox.prepared(),
         [Prepared {
@@ -585,17 +595,25 @@ async fn a_backend_room_message_for_a_busy_room_comes_back_after_the_wait_with_n
     assert_eq!(report.handed_over, 1);
 }
 
-/// A worker whose room's pages hold `page` members (and more after them), running `job`; the
-/// notifier accepts every post and records what it is told to prepare for.
-async fn prepared_by_worker(job: DeliveryJob, page: usize, concurrency: usize) -> Outbox {
+/// What a worker running `job` told its notifier to prepare for, and how many prepares it had
+/// made at each page read; its room's pages hold `page` members (and more after them).
+async fn prepared_by_worker(
+    job: DeliveryJob,
+    page: usize,
+    concurrency: usize,
+) -> (Outbox, Vec<usize>) {
+    let (notifier, outbox) = accepting_notifier();
     let mut repo = MockConnectionRepository::new();
+    let prepares = outbox.clone();
+    let at_reads = Arc::new(Mutex::new(Vec::new()));
+    let reads = at_reads.clone();
     repo.expect_members_of().returning(move |_, _, _| {
+        reads.lock().unwrap().push(prepares.prepared().len());
         Ok(Page {
             items: ids("m", page),
             next: Some(PageToken::new("after")),
         })
     });
-    let (notifier, outbox) = accepting_notifier();
     let worker = DeliveryWorker::new(
         repo,
         notifier,
@@ -616,7 +634,8 @@ async fn prepared_by_worker(job: DeliveryJob, page: usize, concurrency: usize) -
         )
         .await
         .unwrap();
-    outbox
+    let at_reads = at_reads.lock().unwrap().clone();
+    (outbox, at_reads)
 }
 
 fn room_job() -> DeliveryJob {
@@ -634,8 +653,9 @@ fn room_job() -> DeliveryJob {
 async fn a_job_continuing_a_large_audience_prepares_a_window_of_connections_before_its_page() {
     let job = room_job().continued_at(PageToken::new("m-start"));
 
-    let outbox = prepared_by_worker(job, 300, 64).await;
+    let (outbox, prepares_at_reads) = prepared_by_worker(job, 300, 64).await;
 
+    assert_eq!(prepares_at_reads, [1], "prepared before the page was read");
     assert_eq!(
         outbox.prepared(),
         [Prepared {
@@ -647,18 +667,13 @@ async fn a_job_continuing_a_large_audience_prepares_a_window_of_connections_befo
 }
 
 #[tokio::test]
-async fn a_job_with_its_recipients_listed_prepares_for_them_alone() {
+async fn a_job_with_its_recipients_listed_has_no_wait_to_prepare_in_and_prepares_nothing() {
     let job = room_job().handed_over_to(ids("h", 3));
 
-    let outbox = prepared_by_worker(job, 300, 64).await;
+    let (outbox, prepares_at_reads) = prepared_by_worker(job, 300, 64).await;
 
-    assert_eq!(
-        outbox.prepared(),
-        [Prepared {
-            posts: 3,
-            after_frames: 0
-        }]
-    );
+    assert_eq!(outbox.prepared(), []);
+    assert_eq!(prepares_at_reads, [] as [usize; 0], "nothing read");
     assert_eq!(
         outbox.recipients_of_type("message"),
         ["h000", "h001", "h002"]
@@ -667,8 +682,9 @@ async fn a_job_with_its_recipients_listed_prepares_for_them_alone() {
 
 #[tokio::test]
 async fn a_new_job_whose_audience_may_be_small_prepares_nothing() {
-    let outbox = prepared_by_worker(room_job(), 2, 64).await;
+    let (outbox, prepares_at_reads) = prepared_by_worker(room_job(), 2, 64).await;
 
     assert_eq!(outbox.prepared(), []);
+    assert_eq!(prepares_at_reads, [0]);
     assert_eq!(outbox.recipients_of_type("message").len(), 2);
 }
