@@ -299,6 +299,33 @@ mod tests {
         AheadConnector::new(LazyTlsConnector::new(http), Duration::from_secs(2))
     }
 
+    /// A port nothing listens on: bound, then freed.
+    fn freed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|socket| socket.local_addr())
+            .expect("a free port")
+            .port()
+    }
+
+    fn uri_of(port: u16) -> Uri {
+        format!("http://127.0.0.1:{port}/").parse().expect("a URI")
+    }
+
+    /// Waits (boundedly) until every connection opened ahead has opened or failed.
+    async fn until_every_ahead_ended(connector: &AheadConnector) {
+        for _ in 0..200 {
+            if connector
+                .shared
+                .ahead()
+                .iter()
+                .all(|a| a.connecting.is_finished())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     async fn accepted_reaches(accepted: &AtomicUsize, count: usize) {
         for _ in 0..200 {
             if accepted.load(Ordering::SeqCst) >= count {
@@ -350,25 +377,10 @@ mod tests {
 
     #[tokio::test]
     async fn connections_that_failed_to_open_ahead_count_for_nothing() {
-        let closed: Uri = {
-            let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-            let uri = format!("http://{}/", socket.local_addr().expect("its address"));
-            drop(socket);
-            uri.parse().expect("a URI")
-        };
+        let closed = uri_of(freed_port());
         let connector = connector();
         assert_eq!(connector.open_ahead(&closed, 2), 2);
-        for _ in 0..200 {
-            if connector
-                .shared
-                .ahead()
-                .iter()
-                .all(|a| a.connecting.is_finished())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until_every_ahead_ended(&connector).await;
 
         assert_eq!(connector.open_ahead(&closed, 2), 2, "tried again");
     }
@@ -388,24 +400,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_that_failed_to_open_ahead_is_replaced_by_a_new_attempt() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|socket| socket.local_addr())
-            .expect("a free port")
-            .port();
-        let uri: Uri = format!("http://127.0.0.1:{port}/").parse().expect("a URI");
+        let port = freed_port();
+        let uri = uri_of(port);
         let mut connector = connector();
         assert_eq!(connector.open_ahead(&uri, 1), 1);
-        for _ in 0..200 {
-            if connector
-                .shared
-                .ahead()
-                .iter()
-                .all(|a| a.connecting.is_finished())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until_every_ahead_ended(&connector).await;
         // Refused while nothing listened; now something does.
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
