@@ -240,10 +240,10 @@ pub trait ClientNotifier: Send + Sync {
     async fn disconnect(&self, id: &ConnectionId) -> Result<(), NotifyError>;
 
     /// About `posts` posts will be in flight once something the caller is about to await (a
-    /// page read, a queue send) is done: an adapter with a connection pool may open connections for them in
-    /// the meantime, up to `posts` with those it already holds, so that a fresh instance's first
-    /// fan-out does not open them inside its posts. A hint, never an error: returns how many it
-    /// started opening (the default: none).
+    /// page read, a queue send) is done: an adapter with a connection pool may open connections
+    /// for them in the meantime, up to `posts` with those it already holds, so that a fresh
+    /// instance's first fan-out does not open them inside its posts. A hint, never an error:
+    /// returns how many it started opening (the default: none).
     fn prepare(&self, posts: usize) -> usize {
         let _ = posts;
         0

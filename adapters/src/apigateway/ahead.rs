@@ -195,10 +195,9 @@ impl Service<Uri> for AheadConnector {
         let mut inner = self.inner.clone();
         Box::pin(async move {
             // One that failed to open is replaced by a new attempt, as if none had been ahead.
-            if let Some(Ok(Ok(stream))) = match taken {
-                Some(connecting) => Some(connecting.await),
-                None => None,
-            } {
+            if let Some(connecting) = taken
+                && let Ok(Ok(stream)) = connecting.await
+            {
                 return Ok(Counted {
                     stream,
                     _alive: alive,
@@ -267,7 +266,7 @@ impl Write for Counted {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use hyper_util::client::legacy::connect::HttpConnector;
@@ -326,7 +325,8 @@ mod tests {
         }
     }
 
-    async fn accepted_reaches(accepted: &AtomicUsize, count: usize) {
+    /// Waits (boundedly) until `accepted` reaches `count`, failing the test if it does not.
+    pub(in crate::apigateway) async fn accepted_reaches(accepted: &AtomicUsize, count: usize) {
         for _ in 0..200 {
             if accepted.load(Ordering::SeqCst) >= count {
                 return;

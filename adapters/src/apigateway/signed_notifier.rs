@@ -319,13 +319,9 @@ mod tests {
         let notifier = notifier_for(&url).await;
 
         assert_eq!(notifier.prepare(8), 8);
-        for _ in 0..400 {
-            if accepted.load(Ordering::SeqCst) == 8 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 8, "opened before any post");
+        // Opened before any post.
+        crate::apigateway::ahead::tests::accepted_reaches(&accepted, 8).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 8);
         post_at_once(&notifier, 8).await;
 
         assert_eq!(accepted.load(Ordering::SeqCst), 8);
